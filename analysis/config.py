@@ -1,0 +1,198 @@
+"""Analysis constants: one source of truth for cuts, eras, cross sections and the signal grid.
+
+Everything that is a number of the physics (SPEC.md sec. 2, 4, 8, 9, 10) lives here; the
+branch names of the data contract live in :mod:`analysis.contract`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+# --- Eras and luminosity (SPEC.md sec. 2) ----------------------------------------------
+ERAS: tuple[str, ...] = ("2016", "2017", "2018")
+LUMI_FB: dict[str, float] = {"2016": 36.3, "2017": 41.5, "2018": 59.8}
+LUMI_UNCERTAINTY = 0.016
+
+# --- Detector constants (SPEC.md sec. 3) -----------------------------------------------
+BFIELD_TESLA = 3.8
+#: Radius (cm) of a track with pT = 1 GeV and |q| = 1e in 3.8 T: 1 GeV / (e c 3.8 T).
+R1_CM = 1.0e11 / (299792458.0 * BFIELD_TESLA)  # = 87.78 cm
+PION_MASS = 0.13957039  # GeV
+TAU_MASS = 1.77686
+Z_MASS = 91.1876
+Z_WIDTH = 2.4952
+W_MASS = 80.379
+W_WIDTH = 2.085
+TOP_MASS = 172.5
+
+
+# --- Object selection (SPEC.md sec. 2) -------------------------------------------------
+@dataclass(frozen=True)
+class ObjectCuts:
+    jet_pt: float = 30.0
+    jet_eta: float = 2.4
+    jet_eta_wide: float = 5.0
+    jet_pt_rs: float = 15.0
+    muon_pt: float = 10.0
+    muon_eta: float = 2.4
+    electron_pt: float = 10.0
+    electron_eta: float = 2.5
+    photon_pt: float = 15.0
+    photon_eta: float = 2.5
+    rel_iso: float = 0.2
+    tau_pt: float = 20.0
+    tau_eta: float = 2.3
+    track_pt_max: float = 20.0
+    track_eta: float = 2.4
+    track_dz_max: float = 1.0  # cm
+    track_jet_dr: float = 0.4
+    #: loose working point of the b-tag score (DeepCSV loose)
+    btag_loose: float = 0.2217
+
+
+@dataclass(frozen=True)
+class BaselineCuts:
+    met: float = 300.0
+    leading_jet_pt: float = 100.0
+    mht: float = 300.0
+    min_dphi: float = 0.5
+    n_dphi_jets: int = 4
+    max_jets: int = 5  # fewer than this many jets
+    ht5_over_ht: float = 2.0
+
+
+OBJECT_CUTS = ObjectCuts()
+BASELINE_CUTS = BaselineCuts()
+
+#: HEM 15/16 failure (2018 only): jets in this (eta, phi) window near H_T^miss veto the event.
+HEM_ETA = (-3.2, -1.2)
+HEM_PHI = (-1.77, -0.67)
+HEM_DPHI = 0.5
+HEM_ERAS = ("2018",)
+
+#: Noise filters (Flag_ branches); ecalBadCalib is not used in 2016.
+NOISE_FILTERS = (
+    "globalSuperTightHalo2016Filter",
+    "EcalDeadCellTriggerPrimitiveFilter",
+    "BadPFMuonDzFilter",
+    "ecalBadCalibFilter",
+)
+NOISE_FILTERS_SKIP = {"2016": ("ecalBadCalibFilter",)}
+
+
+# --- Cleaned Drell-Yan control region (SPEC.md sec. 5) ---------------------------------
+@dataclass(frozen=True)
+class DrellYanCuts:
+    muon_pt: float = 30.0
+    rel_iso: float = 0.2
+    mass_low: float = 75.0
+    mass_high: float = 105.0
+    ptz: float = 200.0
+    muon_cleaning_dr: float = 0.05
+    jet_cleaning_dr: float = 0.4
+    ptz_weight_met: float = 200.0
+
+
+DY_CUTS = DrellYanCuts()
+
+# --- Classifier and signal regions (SPEC.md sec. 4) ------------------------------------
+CLASSIFIER_DMS: tuple[float, ...] = (0.3, 0.6, 1.0)
+TRACK_CLASSES: tuple[str, ...] = ("signal", "pv_prompt", "pv_secondary", "spurious", "tau")
+LOGIT_EPSILON = 1e-6
+N_SR_BINS_PER_CATEGORY = 4
+
+# --- Signal model (SPEC.md sec. 10; thesis Table 2.1) ----------------------------------
+#: chargino mass (GeV) -> (list of Delta m+- in GeV, cross section in pb)
+SIGNAL_GRID: dict[float, tuple[tuple[float, ...], float]] = {
+    100.0: ((0.16, 0.26, 0.36, 0.46, 0.56, 0.76, 0.96, 1.26, 1.76), 16.79721),
+    115.0: ((0.17, 0.27, 0.37, 0.47, 0.57, 0.77, 0.97, 1.27, 1.77), 10.83394),
+    140.0: ((0.18, 0.28, 0.38, 0.48, 0.58, 0.78, 0.98, 1.28, 1.78), 5.16630),
+    160.0: ((0.19, 0.29, 0.39, 0.49, 0.59, 0.79, 0.99, 1.29, 1.79), 3.10902),
+    180.0: ((0.19, 0.29, 0.39, 0.49, 0.59, 0.79, 0.99, 1.29, 1.79), 2.04076),
+    200.0: ((0.20, 0.30, 0.40, 0.50, 0.60, 0.80, 1.00, 1.30, 1.80), 1.33561),
+    250.0: ((0.21, 0.31, 0.41, 0.51, 0.61, 0.81, 1.01, 1.31, 1.81), 0.57731),
+    300.0: ((0.22, 0.32, 0.42, 0.52, 0.62, 0.82, 1.02, 1.32, 1.82), 0.28486),
+    500.0: ((0.22, 0.32, 0.42, 0.52, 0.62, 0.82, 1.02, 1.32, 1.82), 0.03385),
+}
+#: benchmark points (m_chargino, dm) of the default sample
+SIGNAL_BENCHMARKS: tuple[tuple[float, float], ...] = ((115.0, 0.27), (140.0, 0.58), (200.0, 1.00))
+
+#: c*tau of the chargino (cm) at the reference Delta m (SPEC.md sec. 10)
+CHARGINO_CTAU_REF_CM = 1.1
+CHARGINO_DM_REF = 0.3
+
+
+def chargino_ctau_cm(dm: float | np.ndarray) -> float | np.ndarray:
+    """Proper decay length c*tau (cm) of the chargino for a mass splitting dm (GeV).
+
+    c*tau = 1.1 cm * (dm / 300 MeV)^-3 * (1 - m_pi^2 / dm^2)^-1/2 (SPEC.md sec. 10).
+    Defined for dm > m_pi.
+    """
+    dm = np.asarray(dm, dtype=np.float64)
+    if np.any(dm <= PION_MASS):
+        raise ValueError(f"chargino decay to a pion needs dm > m_pi = {PION_MASS} GeV, got {dm}")
+    out = CHARGINO_CTAU_REF_CM * (dm / CHARGINO_DM_REF) ** -3 / np.sqrt(1.0 - PION_MASS**2 / dm**2)
+    return float(out) if out.ndim == 0 else out
+
+
+def signal_xsec_pb(m_chargino: float) -> float:
+    """Higgsino production cross section (pb) at a chargino mass, log-interpolated in Table 2.1."""
+    masses = np.array(sorted(SIGNAL_GRID))
+    if not masses[0] <= m_chargino <= masses[-1]:
+        raise ValueError(
+            f"chargino mass {m_chargino} GeV outside the signal grid "
+            f"[{masses[0]:g}, {masses[-1]:g}] GeV"
+        )
+    xs = np.log([SIGNAL_GRID[m][1] for m in masses])
+    return float(np.exp(np.interp(m_chargino, masses, xs)))
+
+
+# --- Rebalance and Smear (SPEC.md sec. 8) ----------------------------------------------
+RS_N_SMEAR = 100
+RS_N_BOOTSTRAP = 10
+RS_MAX_REBALANCED_MHT = 100.0
+RS_BASELINE_MHT = 250.0
+#: Jet response templates P(pT_reco / pT_gen) (seed 004 sec. 2.4.1): binning in gen-jet pT (GeV),
+#: gen-jet |eta| and response. The response binning must be uniform (fast kernel lookup).
+RS_TEMPLATE_PT_EDGES: tuple[float, ...] = (
+    15.0, 20.0, 30.0, 40.0, 60.0, 80.0, 110.0, 150.0, 200.0, 300.0, 500.0, 1000.0, 3000.0
+)
+RS_TEMPLATE_ABSETA_EDGES: tuple[float, ...] = (0.0, 0.8, 1.5, 2.5, 3.0, 5.0)
+RS_RESPONSE_EDGES: tuple[float, ...] = tuple(float(x) for x in np.linspace(0.0, 3.0, 301))
+#: width (response units) of the Gaussian kernel that smooths the templates (seed 004 App. A,
+#: "articulateSplines"): far below the 5-20% core width, mass-preserving, so tails survive.
+RS_TEMPLATE_SMOOTH_SIGMA = 0.01
+#: template matching and isolation (seed 004 eqs. 2.3-2.4): DeltaR(reco, gen) < 0.4 and
+#: sum pT of the other jets within DeltaR < 0.5 below 1% of the jet pT (gen and reco side).
+RS_MATCH_DR = 0.4
+RS_ISOLATION_DR = 0.5
+RS_ISOLATION_PT_FRACTION = 0.01
+#: pdf floor, relative to the maximum of each table, keeping log-likelihoods finite.
+RS_PDF_FLOOR_REL = 1.0e-6
+#: priors (seed 004 sec. 2.4.2): true hard MHT (GeV) and DeltaPhi(hard MHT, leading jet),
+#: the latter conditional on coarse hard-MHT bins; b-jet categories 0, 1, >= 2.
+RS_PRIOR_MHT_EDGES: tuple[float, ...] = tuple(float(x) for x in np.linspace(0.0, 300.0, 61))
+RS_PRIOR_DPHI_EDGES: tuple[float, ...] = tuple(float(x) for x in np.linspace(0.0, np.pi, 33))
+RS_PRIOR_DPHI_MHT_EDGES: tuple[float, ...] = (0.0, 15.0, 30.0, 50.0, 80.0, 300.0)
+RS_N_BJET_CATEGORIES = 3
+#: jets entering the R&S fit and the prior's hard MHT: pT > OBJECT_CUTS.jet_pt_rs, |eta| < 5.
+RS_JET_ETA_MAX = 5.0
+#: initialization (seed 004 eq. 2.10): target hard MHT = max(30, min(90, HT / 3)) GeV by
+#: rescaling one jet with |c_init - 1| < 0.8.
+RS_INIT_MHT_MIN = 30.0
+RS_INIT_MHT_MAX = 90.0
+RS_INIT_HT_FRACTION = 1.0 / 3.0
+RS_INIT_MAX_RESPONSE_SHIFT = 0.8
+#: rebalancing optimizer (projected L-BFGS on log of the jet scale factors)
+RS_FIT_MAX_ITER = 200
+RS_FIT_GTOL = 1.0e-4  # max |d(-log posterior) / d log(c)| at convergence
+RS_FIT_FTOL = 1.0e-10  # relative change of -log posterior at convergence
+RS_FIT_MEMORY = 6
+#: response systematics (seed 004 sec. 4 item 2): one-sigma widening of the Gaussian core
+#: and scaling of the non-Gaussian tail fraction (placeholders until measured in data).
+RS_SYST_CORE_WIDTH_SCALE = 1.10
+RS_SYST_TAIL_FRACTION_SCALE = 1.50
+#: half-width (in core sigmas) of the window in which the Gaussian core is estimated
+RS_CORE_WINDOW_NSIGMA = 2.0

@@ -1,0 +1,198 @@
+"""Detector response of the toy generator for the hard objects: jets, leptons, taus,
+photons, p_T^miss, triggers and noise filters.
+
+Tracks, vertices and PF candidates (the soft component) are in :mod:`.soft`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy.special import ndtr
+
+from .. import config as cfg
+from .. import contract as dc
+from .hard import ELECTRON_MASS, INVISIBLE_PDG, MUON_MASS, HardEvents
+from .jagged import Jagged
+from .kinematics import wrap_phi
+from .truth import Detector
+
+GENJET_MIN_PT = 10.0
+RECO_JET_MIN_PT = 15.0
+MUON_MIN_PT = 3.0
+ELECTRON_MIN_PT = 5.0
+FLAG_NAMES = (
+    "goodVertices", "globalSuperTightHalo2016Filter", "HBHENoiseFilter", "HBHENoiseIsoFilter",
+    "EcalDeadCellTriggerPrimitiveFilter", "BadPFMuonFilter", "BadPFMuonDzFilter",
+    "eeBadScFilter", "ecalBadCalibFilter",
+)
+TRIGGER_MET_THRESHOLD = (125.0, 25.0)  # turn-on midpoint and width in MET-no-mu (GeV)
+TRIGGER_HT_THRESHOLD = (1050.0, 30.0)
+TRIGGER_MU_PT = 24.0
+
+
+def _sum_vec(j: Jagged, pt: np.ndarray, phi: np.ndarray, mask: np.ndarray | None = None):
+    w = pt if mask is None else np.where(mask, pt, 0.0)
+    idx = j.event_index()
+    n = j.n_events
+    return (np.bincount(idx, w * np.cos(phi), n), np.bincount(idx, w * np.sin(phi), n))
+
+
+def jets(hard: HardEvents, det: Detector, hem: np.ndarray, rng) -> tuple[Jagged, Jagged, tuple]:
+    """GenJet and reco Jet collections; returns (genjet, jet, reco sum (px, py) of all jets)."""
+    g = hard.genjets
+    r = det.jets.sample(g["pt"], g["eta"], rng)
+    eta = g["eta"] + rng.normal(0.0, 0.02, g["pt"].size)
+    phi = wrap_phi(g["phi"] + rng.normal(0.0, 0.02, g["pt"].size))
+    in_hem = (
+        np.repeat(hem, g.counts) & (eta > cfg.HEM_ETA[0]) & (eta < cfg.HEM_ETA[1])
+        & (phi > cfg.HEM_PHI[0]) & (phi < cfg.HEM_PHI[1])
+    )
+    pt = g["pt"] * r * np.where(in_hem, det.hem_response, 1.0)
+    sum_all = _sum_vec(g, pt, phi)
+    # GenJet: gen jets above threshold (they are pt-sorted already)
+    gkeep = g["pt"] > GENJET_MIN_PT
+    genjet = g.filter(gkeep)
+    gen_local = np.cumsum(np.concatenate([[0], gkeep.astype(np.int64)]))[:-1]
+    gen_local = gen_local - np.repeat(gen_local[g.offsets[:-1]] if g.counts.sum() else np.zeros(g.n_events, np.int64), g.counts)
+    gen_idx = np.where(gkeep, gen_local, -1)
+    keep = (pt > RECO_JET_MIN_PT) & (np.abs(eta) < 4.7)
+    flav = g["flavour"].astype(np.int64)
+    k = pt.size
+    btag = np.where(flav == 5, rng.beta(5.0, 1.5, k), rng.beta(0.6, 12.0, k))
+    chf = rng.beta(6.0, 4.0, k) * 0.85
+    nhf = (1.0 - chf) * rng.uniform(0.1, 0.6, k)
+    jet_id = np.where(rng.random(k) < det.jet_id_fail, 2, 6)
+    reco = Jagged(g.counts, {
+        "pt": pt, "eta": eta, "phi": phi, "mass": g["mass"] * r, "btagDeepB": btag,
+        "jetId": jet_id, "chHEF": chf, "neHEF": nhf, "hadronFlavour": np.where(flav == 5, 5, 0),
+        "genJetIdx": gen_idx,
+    }).filter(keep)
+    reco, _ = reco.sort_within(reco["pt"])
+    genjet = Jagged(genjet.counts, {k2: genjet[k2] for k2 in ("pt", "eta", "phi", "mass")} | {
+        "partonFlavour": genjet["flavour"].astype(np.int64)})
+    return genjet, reco, sum_all
+
+
+def leptons(hard: HardEvents, det: Detector, rng):
+    """Muon and Electron collections from the final-state e/mu of GenPart.
+
+    Leptons outside the acceptance are lost and count as invisible in p_T^miss; inside the
+    acceptance they are measured (and enter p_T^miss as visible) even when the
+    identification fails.
+    """
+    gp = hard.genpart
+    apdg = np.abs(gp["pdgId"])
+    final = gp["status"] == 1
+    out = {}
+    visible = []
+    for name, pdg, eta_max, min_pt, eff, res, mass in (
+        ("Muon", dc.PDG_MUON, cfg.OBJECT_CUTS.muon_eta, MUON_MIN_PT, det.muon_eff, 0.015, MUON_MASS),
+        ("Electron", dc.PDG_ELECTRON, cfg.OBJECT_CUTS.electron_eta, ELECTRON_MIN_PT, det.electron_eff, 0.025, ELECTRON_MASS),
+    ):
+        sel = final & (apdg == pdg)
+        k = gp["pt"].size
+        pt = gp["pt"] * (1.0 + res * rng.standard_normal(k))
+        in_acc = sel & (np.abs(gp["eta"]) < eta_max)
+        visible.append(_sum_vec(gp, pt, gp["phi"], in_acc))
+        reco = in_acc & (pt > min_pt) & (rng.random(k) < eff)
+        charge = -np.sign(gp["pdgId"]).astype(np.int32)
+        iso = rng.exponential(0.02, k)
+        fields = {
+            "pt": pt, "eta": gp["eta"] + rng.normal(0, 0.001, k), "phi": gp["phi"],
+            "mass": np.full(k, mass), "charge": charge, "pdgId": gp["pdgId"].astype(np.int32),
+            "pfRelIso03_all": iso, "dxy": rng.normal(0, 0.002, k), "dz": rng.normal(0, 0.003, k),
+            "genPartIdx": gp.local_index().astype(np.int32),
+        }
+        if name == "Muon":
+            fields |= {"looseId": np.ones(k, bool), "mediumId": rng.random(k) < 0.98, "tightId": rng.random(k) < 0.95}
+        else:
+            fields |= {"cutBased": rng.choice([2, 3, 4], k, p=[0.1, 0.2, 0.7]).astype(np.int32)}
+        col = Jagged(gp.counts, fields).filter(reco)
+        col, _ = col.sort_within(col["pt"])
+        out[name] = col
+    vis = (visible[0][0] + visible[1][0], visible[0][1] + visible[1][1])
+    return out["Muon"], out["Electron"], vis
+
+
+def taus(hard: HardEvents, det: Detector, rng) -> Jagged:
+    t = hard.taus_h
+    k = t["pt"].size
+    pt = t["pt"] * (1.0 + 0.08 * rng.standard_normal(k))
+    keep = (pt > cfg.OBJECT_CUTS.tau_pt) & (np.abs(t["eta"]) < cfg.OBJECT_CUTS.tau_eta) & (rng.random(k) < det.tau_eff)
+    col = Jagged(t.counts, {
+        "pt": pt, "eta": t["eta"], "phi": t["phi"], "mass": np.full(k, cfg.TAU_MASS),
+        "charge": t["charge"].astype(np.int32), "decayMode": np.where(t["prongs"] == 3, 10, 0).astype(np.int32),
+        "idDeepTau2017v2p1VSjet": np.full(k, 255, np.uint8),
+    }).filter(keep)
+    return col
+
+
+def photons(n: int, rng) -> Jagged:
+    """Photons from neutral mesons in jets (mostly non-isolated) and a few isolated ones."""
+    counts = rng.poisson(0.12, n)
+    k = counts.sum()
+    iso = np.where(rng.random(k) < 0.2, rng.exponential(0.05, k), 0.2 + rng.exponential(0.6, k))
+    return Jagged(counts.astype(np.int64), {
+        "pt": 15.0 + rng.exponential(15.0, k), "eta": rng.uniform(-2.5, 2.5, k),
+        "phi": rng.uniform(-np.pi, np.pi, k), "mass": np.zeros(k), "pfRelIso03_all": iso,
+        "cutBased": rng.choice([1, 2, 3], k).astype(np.int32),
+    })
+
+
+def invisible_sum(hard: HardEvents):
+    gp = hard.genpart
+    inv = (gp["status"] == 1) & np.isin(np.abs(gp["pdgId"]), INVISIBLE_PDG)
+    return _sum_vec(gp, gp["pt"], gp["phi"], inv)
+
+
+def missing_pt(hard: HardEvents, det: Detector, jet_sum, lepton_vis, flags_failed, rng):
+    """Reco p_T^miss = -(all jets + measured leptons + unclustered energy), and GenMET.
+
+    The unclustered energy U balances the event exactly at generator level; it is measured
+    with response ``unclustered_response`` and a resolution ~ sqrt(|U| + 50 GeV). Events
+    failing a noise filter carry an extra fake deposit.
+    """
+    gp, g = hard.genpart, hard.genjets
+    n = g.n_events
+    inv = invisible_sum(hard)
+    gj = _sum_vec(g, g["pt"], g["phi"])
+    gl = _sum_vec(gp, gp["pt"], gp["phi"], (gp["status"] == 1) & np.isin(np.abs(gp["pdgId"]), (11, 13)))
+    ux, uy = -(gj[0] + gl[0] + inv[0]), -(gj[1] + gl[1] + inv[1])
+    sigma = det.unclustered_resolution * np.sqrt(np.hypot(ux, uy) + 50.0)
+    rx = det.unclustered_response * ux + sigma * rng.standard_normal(n)
+    ry = det.unclustered_response * uy + sigma * rng.standard_normal(n)
+    fake = np.where(flags_failed, rng.exponential(150.0, n), 0.0)
+    fphi = rng.uniform(-np.pi, np.pi, n)
+    mx = -(jet_sum[0] + lepton_vis[0] + rx) + fake * np.cos(fphi)
+    my = -(jet_sum[1] + lepton_vis[1] + ry) + fake * np.sin(fphi)
+    sumet = g["pt"].sum() / max(n, 1) + np.hypot(ux, uy)
+    return {
+        "MET_pt": np.hypot(mx, my), "MET_phi": np.arctan2(my, mx), "MET_sumEt": sumet,
+        "GenMET_pt": np.hypot(*inv), "GenMET_phi": np.arctan2(inv[1], inv[0]),
+    }
+
+
+def noise_flags(n: int, era: str, det: Detector, rng) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    flags = {f"Flag_{name}": rng.random(n) >= det.noise_filter_fail for name in FLAG_NAMES}
+    used = [f"Flag_{f}" for f in cfg.NOISE_FILTERS if f not in cfg.NOISE_FILTERS_SKIP.get(era, ())]
+    failed = ~np.logical_and.reduce([flags[f] for f in used])
+    return flags, failed
+
+
+def triggers(met: dict, muons: Jagged, jets_: Jagged, rng) -> dict[str, np.ndarray]:
+    n = met["MET_pt"].size
+    mx = met["MET_pt"] * np.cos(met["MET_phi"]) + _sum_vec(muons, muons["pt"], muons["phi"])[0]
+    my = met["MET_pt"] * np.sin(met["MET_phi"]) + _sum_vec(muons, muons["pt"], muons["phi"])[1]
+    metnomu = np.hypot(mx, my)
+    u = rng.random((3, n))
+    central = (jets_["pt"] > cfg.OBJECT_CUTS.jet_pt) & (np.abs(jets_["eta"]) < 2.5)
+    ht = np.bincount(jets_.event_index(), np.where(central, jets_["pt"], 0.0), n)
+    good_mu = (muons["pt"] > TRIGGER_MU_PT) & (muons["pfRelIso03_all"] < 0.15)
+    has_mu = np.bincount(muons.event_index(), good_mu, n) > 0
+    m0, w = TRIGGER_MET_THRESHOLD
+    h0, hw = TRIGGER_HT_THRESHOLD
+    return {
+        f"HLT_{dc.HLT_MET}": u[0] < 0.98 * ndtr((metnomu - m0) / w),
+        f"HLT_{dc.HLT_SINGLEMUON}": has_mu & (u[1] < 0.92),
+        f"HLT_{dc.HLT_JETHT}": u[2] < ndtr((ht - h0) / hw),
+    }

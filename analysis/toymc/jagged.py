@@ -1,0 +1,105 @@
+"""A minimal jagged-array container for the generator: per-event counts plus flat fields.
+
+The generator builds collections piece by piece (hard process, decays, soft particles) and
+needs only a few operations, all vectorized: build from fixed-width rows with a mask,
+concatenate per event, select events, and index within events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass
+class Jagged:
+    counts: np.ndarray  # int64, one per event
+    fields: dict[str, np.ndarray]  # flat arrays of length counts.sum()
+
+    @property
+    def offsets(self) -> np.ndarray:
+        out = np.zeros(self.counts.size + 1, dtype=np.int64)
+        np.cumsum(self.counts, out=out[1:])
+        return out
+
+    @property
+    def n_events(self) -> int:
+        return self.counts.size
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self.fields[name]
+
+    def __setitem__(self, name: str, values: np.ndarray) -> None:
+        if values.shape[0] != self.counts.sum():
+            raise ValueError(f"field {name}: {values.shape[0]} values for {self.counts.sum()} items")
+        self.fields[name] = values
+
+    def event_index(self) -> np.ndarray:
+        """Event index of each flat item."""
+        return np.repeat(np.arange(self.counts.size), self.counts)
+
+    def local_index(self) -> np.ndarray:
+        """Index of each flat item within its event."""
+        return np.arange(self.counts.sum()) - np.repeat(self.offsets[:-1], self.counts)
+
+    @classmethod
+    def empty(cls, n_events: int, names: dict[str, np.dtype]) -> Jagged:
+        return cls(np.zeros(n_events, np.int64), {k: np.zeros(0, v) for k, v in names.items()})
+
+    @classmethod
+    def from_counts(cls, counts: np.ndarray, **fields: np.ndarray) -> Jagged:
+        return cls(np.asarray(counts, dtype=np.int64), dict(fields))
+
+    @classmethod
+    def from_rows(cls, mask: np.ndarray, **fields: np.ndarray) -> Jagged:
+        """From fixed-width 2D arrays (n_events, width) keeping entries where ``mask``."""
+        counts = mask.sum(axis=1).astype(np.int64)
+        return cls(counts, {k: np.asarray(v)[mask] for k, v in fields.items()})
+
+    def select(self, event_mask: np.ndarray) -> Jagged:
+        """Keep the events where ``event_mask`` is true."""
+        item_mask = np.repeat(event_mask, self.counts)
+        return Jagged(self.counts[event_mask], {k: v[item_mask] for k, v in self.fields.items()})
+
+    def filter(self, item_mask: np.ndarray) -> Jagged:
+        """Keep the items where ``item_mask`` is true (events are kept)."""
+        counts = np.bincount(self.event_index()[item_mask], minlength=self.n_events)
+        return Jagged(counts.astype(np.int64), {k: v[item_mask] for k, v in self.fields.items()})
+
+    def reorder(self, order: np.ndarray) -> Jagged:
+        """Apply a flat permutation that keeps items within their events."""
+        return Jagged(self.counts, {k: v[order] for k, v in self.fields.items()})
+
+    def sort_within(self, key: np.ndarray, descending: bool = True) -> tuple[Jagged, np.ndarray]:
+        """Sort items within each event by ``key``; returns the sorted copy and the permutation."""
+        k = -key if descending else key
+        order = np.lexsort((k, self.event_index()))
+        return self.reorder(order), order
+
+
+def concatenate(parts: list[Jagged]) -> tuple[Jagged, list[np.ndarray]]:
+    """Concatenate collections event by event (all parts must have the same fields).
+
+    Returns the result and, for each part, the flat position of its items in the result
+    (to remap cross-references).
+    """
+    n = parts[0].n_events
+    counts = np.sum([p.counts for p in parts], axis=0).astype(np.int64)
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    shift = offsets[:-1].copy()
+    positions = []
+    for p in parts:
+        pos = np.repeat(shift, p.counts) + p.local_index()
+        positions.append(pos)
+        shift = shift + p.counts
+    names = parts[0].fields.keys()
+    fields = {}
+    for name in names:
+        first = parts[0].fields[name]
+        out = np.empty(counts.sum(), dtype=first.dtype)
+        for p, pos in zip(parts, positions):
+            out[pos] = p.fields[name]
+        fields[name] = out
+    return Jagged(counts, fields), positions

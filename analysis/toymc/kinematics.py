@@ -1,0 +1,76 @@
+"""Vectorized relativistic kinematics for the generator: four-vectors as (px, py, pz, E).
+
+All functions act on flat numpy arrays; nothing loops in Python.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+TWO_PI = 2.0 * np.pi
+
+
+def wrap_phi(phi: np.ndarray) -> np.ndarray:
+    """Wrap angles to [-pi, pi)."""
+    return (phi + np.pi) % TWO_PI - np.pi
+
+
+def from_ptetaphim(pt, eta, phi, m):
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    return px, py, pz, np.sqrt(px**2 + py**2 + pz**2 + m**2)
+
+
+def from_ptyphim(pt, y, phi, m):
+    """Four-vector from pT, rapidity y, phi and mass."""
+    mt = np.sqrt(pt**2 + m**2)
+    return pt * np.cos(phi), pt * np.sin(phi), mt * np.sinh(y), mt * np.cosh(y)
+
+
+def to_ptetaphim(px, py, pz, e):
+    pt = np.hypot(px, py)
+    p = np.sqrt(pt**2 + pz**2)
+    eta = np.arcsinh(np.divide(pz, pt, out=np.full_like(pz, 0.0), where=pt > 0))
+    eta = np.where(pt > 0, eta, np.sign(pz) * 10.0)
+    m = np.sqrt(np.maximum(e**2 - p**2, 0.0))
+    return pt, eta, np.arctan2(py, px), m
+
+
+def boost(px, py, pz, e, bx, by, bz):
+    """Boost four-vectors by velocity (bx, by, bz)."""
+    b2 = bx**2 + by**2 + bz**2
+    gamma = 1.0 / np.sqrt(np.maximum(1.0 - b2, 1e-300))
+    bp = bx * px + by * py + bz * pz
+    g2 = np.where(b2 > 0, (gamma - 1.0) / np.where(b2 > 0, b2, 1.0), 0.0)
+    f = g2 * bp + gamma * e
+    return px + f * bx, py + f * by, pz + f * bz, gamma * (e + bp)
+
+
+def two_body_momentum(m, m1, m2):
+    """Momentum of the daughters in the rest frame of a parent of mass m (cancellation-safe)."""
+    a = (m - m1 - m2) * (m + m1 + m2)
+    b = (m - m1 + m2) * (m + m1 - m2)
+    return np.sqrt(np.maximum(a * b, 0.0)) / (2.0 * m)
+
+
+def two_body_decay(parent, m, m1, m2, rng: np.random.Generator):
+    """Isotropic two-body decay of parents (px, py, pz, E) of mass m into masses m1, m2.
+
+    Returns the two daughters' four-vectors in the lab frame.
+    """
+    n = parent[0].size
+    p = two_body_momentum(m, m1, m2) * np.ones(n)
+    cos_t = rng.uniform(-1.0, 1.0, n)
+    sin_t = np.sqrt(1.0 - cos_t**2)
+    ph = rng.uniform(-np.pi, np.pi, n)
+    dx, dy, dz = p * sin_t * np.cos(ph), p * sin_t * np.sin(ph), p * cos_t
+    e1 = np.sqrt(p**2 + m1**2)
+    e2 = np.sqrt(p**2 + m2**2)
+    px, py, pz, e = parent
+    bx, by, bz = px / e, py / e, pz / e
+    d1 = boost(dx, dy, dz, e1, bx, by, bz)
+    d2 = boost(-dx, -dy, -dz, e2, bx, by, bz)
+    return d1, d2
+
+
+def delta_r(eta1, phi1, eta2, phi2):
+    return np.hypot(eta1 - eta2, wrap_phi(phi1 - phi2))
