@@ -134,7 +134,7 @@ def photons(n: int, rng) -> Jagged:
     iso = np.where(rng.random(k) < 0.2, rng.exponential(0.05, k), 0.2 + rng.exponential(0.6, k))
     return Jagged(counts.astype(np.int64), {
         "pt": 15.0 + rng.exponential(15.0, k), "eta": rng.uniform(-2.5, 2.5, k),
-        "phi": rng.uniform(-np.pi, np.pi, k), "mass": np.zeros(k), "pfRelIso03_all": iso,
+        "phi": rng.uniform(-np.pi, np.pi, k), "pfRelIso03_all": iso,
         "cutBased": rng.choice([1, 2, 3], k).astype(np.int32),
     })
 

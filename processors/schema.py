@@ -1,0 +1,99 @@
+"""NanoEvents schema of the data contract: NanoAOD plus the track extension (SPEC.md sec. 1).
+
+:class:`SoftTrackSchema` is coffea's ``NanoAODSchema`` with behaviours and cross-references
+for the collections our generator adds: ``Track`` (a charged candidate with the pion mass;
+``Track.matched_gen`` and ``Track.matched_sv`` resolve ``genPartIdx`` and ``svIdx``),
+``PFCand`` (``PFCand.matched_track`` resolves ``trkIdx``), ``OtherPV`` and ``SV`` as
+vertices. ``GenPart`` keeps its NanoAOD behaviour and gains the production vertex fields
+vx, vy, vz. Real NanoAOD files, which lack the extension, open with it unchanged.
+"""
+
+from __future__ import annotations
+
+import awkward
+from coffea.nanoevents import NanoAODSchema
+from coffea.nanoevents.methods import base, candidate, nanoaod, vector
+from coffea.nanoevents.methods.base import dask_property
+from coffea.nanoevents.schemas.nanoaod import transforms
+
+from analysis.config import PION_MASS
+
+behavior: dict = dict(nanoaod.behavior)
+behavior.update(awkward._util.copy_behaviors("PtEtaPhiMCandidate", "Track", behavior))
+behavior.update(awkward._util.copy_behaviors("PtEtaPhiMCandidate", "PFCandidate", behavior))
+
+
+@awkward.mixin_class(behavior)
+class Track(candidate.PtEtaPhiMCandidate, base.NanoCollection):
+    """A reconstructed track of the contract's Track collection."""
+
+    @dask_property
+    def matched_gen(self):
+        """The generator particle of the truth link genPartIdx (simulation only)."""
+        return self._events().GenPart._apply_global_index(self.genPartIdxG)
+
+    @matched_gen.dask
+    def matched_gen(self, dask_array):
+        return dask_array._events().GenPart._apply_global_index(dask_array.genPartIdxG)
+
+    @dask_property
+    def matched_sv(self):
+        """The secondary vertex of svIdx."""
+        return self._events().SV._apply_global_index(self.svIdxG)
+
+    @matched_sv.dask
+    def matched_sv(self, dask_array):
+        return dask_array._events().SV._apply_global_index(dask_array.svIdxG)
+
+
+@awkward.mixin_class(behavior)
+class PFCandidate(candidate.PtEtaPhiMCandidate, base.NanoCollection):
+    """A particle-flow candidate of the contract's PFCand collection."""
+
+    @dask_property
+    def matched_track(self):
+        """The track of a charged candidate (trkIdx)."""
+        return self._events().Track._apply_global_index(self.trkIdxG)
+
+    @matched_track.dask
+    def matched_track(self, dask_array):
+        return dask_array._events().Track._apply_global_index(dask_array.trkIdxG)
+
+
+# awkward.mixin_class defines TrackArray/TrackRecord etc. in this module's namespace
+TrackArray.MomentumClass = vector.LorentzVectorArray  # noqa: F821
+TrackRecord.MomentumClass = vector.LorentzVectorRecord  # noqa: F821
+PFCandidateArray.MomentumClass = vector.LorentzVectorArray  # noqa: F821
+PFCandidateRecord.MomentumClass = vector.LorentzVectorRecord  # noqa: F821
+
+
+class SoftTrackSchema(NanoAODSchema):
+    """NanoAODSchema with the soft-track extension of analysis/contract.py."""
+
+    mixins = {
+        **NanoAODSchema.mixins,
+        "Track": "Track",
+        "PFCand": "PFCandidate",
+        "OtherPV": "Vertex",
+        # our SV has a position and covariance but no four-momentum: a Vertex
+        "SV": "Vertex",
+    }
+    all_cross_references = {
+        **NanoAODSchema.all_cross_references,
+        "Track_genPartIdx": "GenPart",
+        "Track_svIdx": "SV",
+        "PFCand_trkIdx": "Track",
+    }
+    full_like_items = {
+        **NanoAODSchema.full_like_items,
+        # tracks carry the charged-pion mass so that they are Lorentz vectors
+        "Track_mass": (transforms.full_like_from_offsets_form, ("oTrack", PION_MASS)),
+        "PFCand_mass": (transforms.full_like_from_offsets_form, ("oPFCand", 0.0)),
+    }
+    #: NanoAOD cross-references whose target collection a file lacks (LowPtElectron, FatJet
+    #: in our files) are dropped silently instead of one warning each.
+    warn_missing_crossrefs = False
+
+    @classmethod
+    def behavior(cls):
+        return behavior
