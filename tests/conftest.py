@@ -1,0 +1,28 @@
+"""Shared fixtures: small generated samples (session scope, fixed seeds) and the real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
+
+
+@pytest.fixture(scope="session")
+def small_sample(tmp_path_factory) -> tuple[Path, dict]:
+    """Every process and stream of 2018, 1500 events each (seed 7), with its fileset."""
+    from commands.generate import generate_samples
+
+    out = tmp_path_factory.mktemp("toy")
+    procs = ["zjets_nunu", "wjets_lnu", "ttjets", "dy_mumu", "qcd", "signal", "data_met", "data_singlemuon", "data_jetht"]
+    generate_samples(out, ["2018"], procs, [(115.0, 0.27)], 1500, 7)
+    return out, json.loads((out / "fileset.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def real_data() -> Path:
+    if not REAL_DATA.is_dir():
+        pytest.skip(f"real NanoAOD files not found at {REAL_DATA}")
+    return REAL_DATA
