@@ -193,7 +193,10 @@ def smear_helix(params, det: Detector, rng):
 
 def covariance_branches(sig: np.ndarray, det: Detector) -> dict[str, np.ndarray]:
     corr = np.array(det.tracks.correlation)
-    return {b: sig[:, i] * sig[:, j] * corr[i, j] for b, (i, j) in zip(dc.TRACK_COV_BRANCHES, dc.TRACK_COV_PAIRS)}
+    return {
+        b: (sig[:, i] * sig[:, j] * corr[i, j]).astype(np.float32)
+        for b, (i, j) in zip(dc.TRACK_COV_BRANCHES, dc.TRACK_COV_PAIRS)
+    }
 
 
 @njit(cache=True)
@@ -258,67 +261,55 @@ def tracks_and_pf(genpart: Jagged, vtx: Vertices, hard: HardEvents, det: Detecto
     rho = np.hypot(genpart["vx"], genpart["vy"])
     eff = tm.efficiency(genpart["pt"], rho)
     reco_g = charged & (np.abs(genpart["eta"]) < tm.max_abs_eta) & (rng.random(eff.size) < eff)
-    src_g = {
-        "pt": genpart["pt"], "eta": genpart["eta"], "phi": genpart["phi"], "charge": q.astype(np.float64),
-        "vx": genpart["vx"], "vy": genpart["vy"], "vz": genpart["vz"],
-        "genPartIdx": genpart.local_index().astype(np.float64), "kind": np.zeros(eff.size),
-        "gflat": np.arange(eff.size, dtype=np.float64),
-    }
-    gtr = Jagged(genpart.counts, src_g).filter(reco_g)
+    g = np.nonzero(reco_g)[0]
+    gparams = helix_at_beamline(genpart["pt"][g], genpart["eta"][g], genpart["phi"][g], q[g].astype(np.float64),
+                                genpart["vx"][g], genpart["vy"][g], genpart["vz"][g])
     # (2) pileup tracks
     pu = vtx.pu_true
     per_pu = rng.poisson(det.pileup.tracks_per_pu, pu["x"].size)
-    ev_pu = np.repeat(pu.event_index(), per_pu)
     k = per_pu.sum()
     ppt = soft_pt(k, rng)
     keep = rng.random(k) < tm.efficiency(ppt)
-    putr = Jagged(np.bincount(ev_pu[keep], minlength=n).astype(np.int64), {
-        "pt": ppt[keep], "eta": rng.uniform(-2.5, 2.5, k)[keep], "phi": rng.uniform(-np.pi, np.pi, k)[keep],
-        "charge": rng.choice([-1.0, 1.0], k)[keep], "vx": np.repeat(pu["x"], per_pu)[keep],
-        "vy": np.repeat(pu["y"], per_pu)[keep], "vz": np.repeat(pu["z"], per_pu)[keep],
-        "genPartIdx": np.full(keep.sum(), -1.0), "kind": np.ones(keep.sum()), "gflat": np.full(keep.sum(), -1.0),
-    })
-    parts = [gtr, putr]
-    merged, _ = concatenate(parts)
-    params = helix_at_beamline(merged["pt"], merged["eta"], merged["phi"], merged["charge"],
-                               merged["vx"], merged["vy"], merged["vz"])
+    src = np.repeat(np.arange(pu["x"].size), per_pu)[keep]
+    m_pu = keep.sum()
+    pparams = helix_at_beamline(ppt[keep], rng.uniform(-2.5, 2.5, m_pu), rng.uniform(-np.pi, np.pi, m_pu),
+                                rng.choice([-1.0, 1.0], m_pu), pu["x"][src], pu["y"][src], pu["z"][src])
     # (3) spurious tracks: random helices
     ns = rng.poisson(SPURIOUS_MEAN * det.model.spurious_track_rate, n)
     ks = ns.sum()
     ev_s = np.repeat(np.arange(n), ns)
     s_pt = 0.1 + rng.exponential(0.6, ks)
-    s_q = rng.choice([-1.0, 1.0], ks)
-    s_params = (s_q / s_pt, np.arctan(np.sinh(rng.uniform(-2.5, 2.5, ks))), rng.uniform(-np.pi, np.pi, ks),
-                rng.laplace(0.0, 0.15, ks), vtx.true_pv[2][ev_s] + rng.laplace(0.0, 1.5, ks))
-    # combine: merged (genuine) then spurious, event by event
-    spur = Jagged(ns.astype(np.int64), {
-        **{f"p{i}": s_params[i] for i in range(5)}, "genPartIdx": np.full(ks, -1.0),
-        "kind": np.full(ks, 2.0), "gflat": np.full(ks, -1.0)})
-    gen = Jagged(merged.counts, {
-        **{f"p{i}": params[i] for i in range(5)}, "genPartIdx": merged["genPartIdx"],
-        "kind": merged["kind"], "gflat": merged["gflat"]})
-    allt, _ = concatenate([gen, spur])
-    meas, sig = smear_helix(tuple(allt[f"p{i}"] for i in range(5)), det, rng)
-    kind = allt["kind"].astype(np.int64)
+    sparams = (rng.choice([-1.0, 1.0], ks) / s_pt, np.arctan(np.sinh(rng.uniform(-2.5, 2.5, ks))),
+               rng.uniform(-np.pi, np.pi, ks), rng.laplace(0.0, 0.15, ks), vtx.true_pv[2][ev_s] + rng.laplace(0.0, 1.5, ks))
+    # all tracks, flat, then grouped by event (genuine, pileup, spurious within an event)
+    event = np.concatenate([genpart.event_index()[g], pu.event_index()[src], ev_s])
+    params = tuple(np.concatenate([gparams[i], pparams[i], sparams[i]]) for i in range(5))
+    kind = np.concatenate([np.zeros(g.size, np.int8), np.ones(m_pu, np.int8), np.full(ks, 2, np.int8)])
+    gen_local = np.concatenate([genpart.local_index()[g], np.full(m_pu + ks, -1)])
+    gflat = np.concatenate([g, np.full(m_pu + ks, -1)])
+    meas, sig = smear_helix(params, det, rng)
     spurious = kind == 2
-    sig = np.where(spurious[:, None], sig * 1.5, sig)
+    sig[spurious] *= 1.5
     q_pt, lam, phi, d0, z0 = meas
-    m = q_pt.size
     pt = 1.0 / np.abs(q_pt)
+    eta = np.arcsinh(np.tan(lam))
+    keep = (pt > tm.min_pt) & (np.abs(eta) < tm.max_abs_eta)
+    order = np.nonzero(keep)[0]
+    order = order[np.argsort(event[order], kind="stable")]
+    m = order.size
+    spurious = spurious[order]
+    pt, phi, d0 = pt[order], phi[order], d0[order]
     fields = {
-        "pt": pt, "eta": np.arcsinh(np.tan(lam)), "phi": phi, "charge": np.sign(q_pt).astype(np.int32),
-        "refX": -d0 * np.sin(phi), "refY": d0 * np.cos(phi), "refZ": z0,
-        **covariance_branches(sig, det),
-        "highPurity": np.where(spurious, rng.random(m) < 0.35, rng.random(m) < np.where(pt < 0.3, 0.9, 0.97)),
-        "isPFcand": np.where(spurious, rng.random(m) < 0.6, rng.random(m) < 0.95),
+        "pt": pt, "eta": eta[order], "phi": phi, "charge": np.sign(q_pt[order]).astype(np.int32),
+        "refX": -d0 * np.sin(phi), "refY": d0 * np.cos(phi), "refZ": z0[order],
+        **covariance_branches(sig[order], det),
+        "highPurity": rng.random(m) < np.where(spurious, 0.35, np.where(pt < 0.3, 0.9, 0.97)),
+        "isPFcand": rng.random(m) < np.where(spurious, 0.6, 0.95),
         "nValidHits": np.where(spurious, 5 + rng.poisson(2, m), 8 + rng.poisson(6, m)).astype(np.int32),
-        "chi2ndof": np.where(spurious, rng.gamma(2.0, 1.5, m), rng.gamma(5.0, 0.2, m)),
-        "genPartIdx": allt["genPartIdx"].astype(np.int32), "_gflat": allt["gflat"].astype(np.int64),
+        "chi2ndof": np.where(spurious, rng.gamma(2.0, 1.5, m), rng.gamma(5.0, 0.2, m)).astype(np.float32),
+        "genPartIdx": gen_local[order].astype(np.int32), "_gflat": gflat[order],
     }
-    col = Jagged(allt.counts, fields)
-    keep = (col["pt"] > tm.min_pt) & (np.abs(col["eta"]) < tm.max_abs_eta)
-    col = col.filter(keep)
-    col, _ = col.sort_within(col["pt"])
+    col = Jagged(np.bincount(event[order], minlength=n).astype(np.int64), fields)
     # straight-line IPs w.r.t. the reco PV and their errors
     ev = col.event_index()
     pvx, pvy, pvz = (vtx.pv[f"PV_{c}"][ev] for c in "xyz")
@@ -397,5 +388,4 @@ def pf_candidates(tracks: Jagged, hard: HardEvents, rng) -> Jagged:
         "trkIdx": np.full(k, -1, np.int32),
     })
     pf, _ = concatenate([ch, neu])
-    pf, _ = pf.sort_within(pf["pt"])
     return pf

@@ -1,0 +1,53 @@
+"""Throughput of the toy generator on one core (issue 2).
+
+Measures, after a warm-up (numba JIT), events per second of
+  - the hard process + detector response of hard objects (jets, leptons, MET, triggers),
+  - full events (plus vertices, tracks with helix covariance, PF candidates, isolation),
+  - writing to ROOT (LZ4),
+for every background process, and prints a table. Run: ``python benchmarks/bench_generate.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from analysis.toymc.processes import BACKGROUNDS  # noqa: E402
+from analysis.toymc.sample import _hard_stage, generate_mc, make_rng  # noqa: E402
+from analysis.toymc.truth import SIM_DETECTOR  # noqa: E402
+from commands.generate import write_root  # noqa: E402
+
+N = int(os.environ.get("BENCH_EVENTS", "20000"))
+
+
+def rate(fn, n, repeat=3):
+    best = min(_timed(fn) for _ in range(repeat))
+    return n / best
+
+
+def _timed(fn):
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def main() -> None:
+    generate_mc("zjets_nunu", "2018", 200, 0)  # JIT warm-up
+    print(f"{'process':<12} {'hard+det ev/s':>14} {'full ev/s':>10} {'write ev/s':>11} {'tracks/ev':>10}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for p in BACKGROUNDS:
+            hard = rate(lambda p=p: _hard_stage(p, N, "2018", SIM_DETECTOR, make_rng(1, p)), N)
+            full = rate(lambda p=p: generate_mc(p, "2018", N, 1), N)
+            branches, _ = generate_mc(p, "2018", N, 1)
+            write = rate(lambda b=branches: write_root(Path(tmp) / "b.root", b), N, repeat=1)
+            print(f"{p:<12} {hard:>14,.0f} {full:>10,.0f} {write:>11,.0f} {branches['Track'].counts.mean():>10.1f}")
+
+
+if __name__ == "__main__":
+    main()
