@@ -103,6 +103,16 @@ TRACK_CLASSES: tuple[str, ...] = ("signal", "pv_prompt", "pv_secondary", "spurio
 LOGIT_EPSILON = 1e-6
 N_SR_BINS_PER_CATEGORY = 4
 
+#: Signal-region lower edges of the 4 max-logit bins per Delta m category (the last bin is
+#: open). Provisional until derived with ``run.py sr-edges`` (Asimov significance with 20%
+#: background uncertainty, flat-S binning, tightest bin split in two; SPEC.md sec. 4).
+SR_LOGIT_EDGES: dict[float, tuple[float, ...]] = {0.3: (3.0, 5.0, 7.0, 9.0), 0.6: (3.0, 5.0, 7.0, 9.0), 1.0: (3.0, 5.0, 7.0, 9.0)}
+N_SIGNAL_REGIONS = len(CLASSIFIER_DMS) * N_SR_BINS_PER_CATEGORY
+
+# --- Systematic variations (SPEC.md sec. 6) ---------------------------------------------
+#: flat relative jet energy scale uncertainty of the up/down variations
+JES_UNCERTAINTY = 0.03
+
 # --- Signal model (SPEC.md sec. 10; thesis Table 2.1) ----------------------------------
 #: chargino mass (GeV) -> (list of Delta m+- in GeV, cross section in pb)
 SIGNAL_GRID: dict[float, tuple[tuple[float, ...], float]] = {
@@ -196,3 +206,73 @@ RS_SYST_CORE_WIDTH_SCALE = 1.10
 RS_SYST_TAIL_FRACTION_SCALE = 1.50
 #: half-width (in core sigmas) of the window in which the Gaussian core is estimated
 RS_CORE_WINDOW_NSIGMA = 2.0
+#: above this quantile of the true hard MHT the prior follows a fitted exponential tail
+RS_PRIOR_TAIL_QUANTILE = 0.99
+#: the likelihood's pdf floor falls as exp(-slope * |r - r_peak|) away from the peak (1/response)
+RS_PDF_FLOOR_SLOPE = 10.0
+#: the likelihood (not the smearing) smooths each template further by this fraction of its
+#: 68% half-width, against spurious local maxima from statistical wiggles in the tails
+RS_LIKELIHOOD_SMOOTH_FRACTION = 0.3
+
+
+# --- Statistics (SPEC.md sec. 9; summary sec. 5; seeds 002, 003) -----------------------
+#: background components of the fit (summary Table 2: PV-associated, spurious, W->tau nu)
+STATS_BACKGROUNDS: tuple[str, ...] = ("pv", "spurious", "tau")
+#: relative (log-normal) normalization uncertainty per background: the ~10% scale-factor
+#: uncertainty of summary sec. 5; backgrounds not listed get STATS_DEFAULT_NORM_UNC
+STATS_BACKGROUND_NORM_UNC: dict[str, float] = {"pv": 0.10, "spurious": 0.10, "tau": 0.10}
+STATS_DEFAULT_NORM_UNC = 0.10
+#: overall signal modeling uncertainty (summary sec. 5: tau-enriched CR, 10%)
+STATS_SIGNAL_UNCERTAINTY = 0.10
+#: processor categories of the "dataset" axis -> fit background (track classes, SPEC.md sec. 4)
+STATS_PROCESS_MAP: dict[str, str] = {
+    "pv_prompt": "pv",
+    "pv_secondary": "pv",
+    "spurious": "spurious",
+    "tau": "tau",
+}
+STATS_CHANNEL = "signal_regions"
+STATS_POI = "mu"
+STATS_MEASUREMENT = "softtrack"
+STATS_DATA_NAME = "data"
+STATS_SIGNAL_PREFIX = "signal_"
+#: CLs level of the upper limits (95% CL) and the asymptotic test statistic
+STATS_CLS_LEVEL = 0.05
+STATS_TEST_STAT = "qtilde"
+#: POI range: [0, max(STATS_POI_MIN_UPPER, STATS_POI_UPPER_SIGMAS * sigma_mu)], sigma_mu the
+#: Asimov estimate 1/sqrt(sum s^2/b); keeps the free fit unbounded in practice for weak points
+STATS_POI_MIN_UPPER = 10.0
+STATS_POI_UPPER_SIGMAS = 50.0
+#: relative precision of the root finding of the upper limits on mu
+STATS_LIMIT_RTOL = 1e-6
+#: signal-region binning (SPEC.md sec. 4): Asimov significance with this relative
+#: background uncertainty, flat-S bins above an optimised threshold, tightest bin split
+SR_BACKGROUND_REL_UNC = 0.20
+SR_FLAT_S_BINS = 3  # equal-signal bins before the tightest one is split in two
+SR_MIN_BACKGROUND_ENTRIES = 10  # unweighted background MC entries required in every bin
+SR_THRESHOLD_SCAN_POINTS = 60  # candidate lower edges: signal-score quantiles scanned
+SR_THRESHOLD_MAX_QUANTILE = 0.95  # highest signal quantile tried as the lower edge
+
+
+# --- Models (SPEC.md sec. 4 and 7; thesis ch. 4 and Part I; models/) --------------------
+#: soft-track classifier architecture (thesis Table 4.3): hidden layers, activation slope,
+#: dropout; batch-norm momentum 0.7 in the Keras convention = 0.3 in the torch convention
+CLASSIFIER_HIDDEN_LAYERS: tuple[int, ...] = (256, 256, 256)
+CLASSIFIER_LEAKY_SLOPE = 0.1
+CLASSIFIER_DROPOUT = 0.2
+CLASSIFIER_BN_MOMENTUM = 0.3
+CLASSIFIER_BN_EPS = 1.0e-3
+#: extra classifier inputs after the track features: Delta m (GeV) and the one-hot era
+CLASSIFIER_DM_INPUT = "dm"
+CLASSIFIER_ERA_INPUTS: tuple[str, ...] = tuple(f"era_{era}" for era in ERAS)
+#: refined track variables (SPEC.md sec. 7): branch names of the data contract; the refiner
+#: works on log10 of each (thesis sec. 6.2.2 refines log10 pT, log10 dxyErr, log10 dzErr)
+REFINER_VARIABLES: tuple[str, ...] = ("pt", "dxyErr", "dzErr")
+#: refiner architecture (thesis Table 6.2 uses 5 blocks of 512; smaller default for CPU)
+REFINER_BLOCKS = 3
+REFINER_HIDDEN = 64
+REFINER_LEAKY_SLOPE = 0.01
+REFINER_ENSEMBLE = 5
+#: ONNX export and evaluation (DESIGN.md practical notes): opset, rows per onnxruntime call
+ONNX_OPSET = 17
+ONNX_BATCH_ROWS = 10_000

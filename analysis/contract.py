@@ -83,8 +83,12 @@ TRACK_FIELDS: dict[str, tuple[str, str, str]] = {
     "svIdx": ("int32", "", "index into SV, -1 = none"),
     "pfIso03": ("float32", "GeV", "absolute PF isolation in a cone DeltaR < 0.3"),
     "genPartIdx": ("int32", "", "truth link into GenPart, -1 = none (simulation only)"),
+    "genOrigin": ("int8", "", "generator truth of the track's origin (simulation only): see TRACK_ORIGINS"),
 }
-TRACK_SIM_ONLY: tuple[str, ...] = ("genPartIdx",)
+TRACK_SIM_ONLY: tuple[str, ...] = ("genPartIdx", "genOrigin")
+#: values of Track_genOrigin: the primary interaction (incl. the hard process and its
+#: decays), a pileup interaction (no GenPart entry), or a spurious (fake) track
+TRACK_ORIGINS: dict[str, int] = {"primary": 0, "pileup": 1, "spurious": 2}
 
 PFCAND_FIELDS: dict[str, tuple[str, str, str]] = {
     "pt": ("float32", "GeV", "transverse momentum"),

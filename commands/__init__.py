@@ -12,7 +12,10 @@ import importlib
 #: module names under commands/, in the order --help lists them
 COMMANDS: tuple[str, ...] = (
     "generate",
+    "process",
     "limits",
+    "sr_edges",
+    "abcd",
 )
 
 

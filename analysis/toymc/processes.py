@@ -88,8 +88,8 @@ PROCESSES: dict[str, ProcessSpec] = {
         PowerSpectrum(60.0, 2.4, 120.0), "pT(ttbar) > 120 GeV",
     ),
     "dy_mumu": ProcessSpec(
-        "dy_mumu", "Z/gamma*(->mu mu)+jets", _DY_LL / 3.0, PowerSpectrum(BOSON_A, DY_POWER, 100.0),
-        "pT(Z) > 100 GeV",
+        "dy_mumu", "Z/gamma*(->mu mu)+jets", _DY_LL / 3.0, PowerSpectrum(BOSON_A, DY_POWER, 150.0),
+        "pT(Z) > 150 GeV",
     ),
 }
 
@@ -100,8 +100,8 @@ PROCESSES["qcd"] = ProcessSpec(
 )
 
 #: signal: higgsino pairs recoiling against ISR with pT(ISR) above the cut
-SIGNAL_ISR = PowerSpectrum(80.0, 2.7, 100.0)
-SIGNAL_FILTER = "pT(ISR) > 100 GeV"
+SIGNAL_ISR = PowerSpectrum(80.0, 2.7, 250.0)
+SIGNAL_FILTER = "pT(ISR) > 250 GeV"
 
 #: pair composition of higgsino production (chi1+ chi1-, chi1+- chi2^0, chi1+- chi1^0, chi1^0 chi2^0)
 SIGNAL_PAIR_FRACTIONS = (0.25, 0.35, 0.25, 0.15)
@@ -118,7 +118,7 @@ DATA_STREAMS: dict[str, tuple[str, tuple[str, ...]]] = {
 
 
 def signal_xsec_filtered_pb(m_chargino: float) -> float:
-    """Signal cross section (pb) inside the generator filter (pT(ISR) > 100 GeV)."""
+    """Signal cross section (pb) inside the generator filter (SIGNAL_FILTER)."""
     inclusive = SIGNAL_ISR.fraction_above(0.0)
     return signal_xsec_pb(m_chargino) * SIGNAL_ISR.fraction_above(SIGNAL_ISR.cut) / inclusive
 

@@ -284,11 +284,13 @@ def tracks_and_pf(genpart: Jagged, vtx: Vertices, hard: HardEvents, det: Detecto
     # all tracks, flat, then grouped by event (genuine, pileup, spurious within an event)
     event = np.concatenate([genpart.event_index()[g], pu.event_index()[src], ev_s])
     params = tuple(np.concatenate([gparams[i], pparams[i], sparams[i]]) for i in range(5))
-    kind = np.concatenate([np.zeros(g.size, np.int8), np.ones(m_pu, np.int8), np.full(ks, 2, np.int8)])
+    origin = dc.TRACK_ORIGINS
+    kind = np.concatenate([np.full(g.size, origin["primary"], np.int8), np.full(m_pu, origin["pileup"], np.int8),
+                           np.full(ks, origin["spurious"], np.int8)])
     gen_local = np.concatenate([genpart.local_index()[g], np.full(m_pu + ks, -1)])
     gflat = np.concatenate([g, np.full(m_pu + ks, -1)])
     meas, sig = smear_helix(params, det, rng)
-    spurious = kind == 2
+    spurious = kind == origin["spurious"]
     sig[spurious] *= 1.5
     q_pt, lam, phi, d0, z0 = meas
     pt = 1.0 / np.abs(q_pt)
@@ -307,7 +309,8 @@ def tracks_and_pf(genpart: Jagged, vtx: Vertices, hard: HardEvents, det: Detecto
         "isPFcand": rng.random(m) < np.where(spurious, 0.6, 0.95),
         "nValidHits": np.where(spurious, 5 + rng.poisson(2, m), 8 + rng.poisson(6, m)).astype(np.int32),
         "chi2ndof": np.where(spurious, rng.gamma(2.0, 1.5, m), rng.gamma(5.0, 0.2, m)).astype(np.float32),
-        "genPartIdx": gen_local[order].astype(np.int32), "_gflat": gflat[order],
+        "genPartIdx": gen_local[order].astype(np.int32), "genOrigin": kind[order],
+        "_gflat": gflat[order],
     }
     col = Jagged(np.bincount(event[order], minlength=n).astype(np.int64), fields)
     # straight-line IPs w.r.t. the reco PV and their errors
@@ -334,7 +337,7 @@ def tracks_and_pf(genpart: Jagged, vtx: Vertices, hard: HardEvents, det: Detecto
                                  (pf["charge"] == 0) | (pf["fromPV"] >= 2), pf["trkIdx"], PF_ISO_CONE)
     del col.fields["_gflat"]
     if is_data:
-        del col.fields["genPartIdx"]
+        del col.fields["genPartIdx"], col.fields["genOrigin"]
     return col, sv, pf
 
 

@@ -1,0 +1,94 @@
+"""Physics objects (SPEC.md sec. 2): jets, leptons, photons, taus and candidate tracks.
+
+Functions take awkward arrays of NanoAOD-like collections (records with at least the named
+fields) and return masks or derived quantities; no file I/O, no histogramming.
+"""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+
+from .config import OBJECT_CUTS
+
+#: NanoAOD jetId bits: 2 = tight, 4 = tight lepton veto
+JET_ID_TIGHT_LEPVETO = 4
+
+
+def delta_phi(a, b):
+    """phi difference wrapped to [-pi, pi)."""
+    return (a - b + np.pi) % (2 * np.pi) - np.pi
+
+
+def delta_r(eta1, phi1, eta2, phi2):
+    return np.hypot(eta1 - eta2, delta_phi(phi1, phi2))
+
+
+def jet_id(jets) -> ak.Array:
+    """Tight lepton-veto jet ID."""
+    return (jets.jetId & JET_ID_TIGHT_LEPVETO) != 0
+
+
+def selected_jets(jets, pt_min: float = OBJECT_CUTS.jet_pt, eta_max: float = OBJECT_CUTS.jet_eta) -> ak.Array:
+    """Jets above ``pt_min`` within |eta| < ``eta_max`` passing the tight lepton-veto ID."""
+    return jets[(jets.pt > pt_min) & (abs(jets.eta) < eta_max) & jet_id(jets)]
+
+
+def btagged(jets, cuts=OBJECT_CUTS) -> ak.Array:
+    return jets.btagDeepB > cuts.btag_loose
+
+
+def isolated_muons(muons, cuts=OBJECT_CUTS):
+    return muons[(muons.pt > cuts.muon_pt) & (abs(muons.eta) < cuts.muon_eta) & (muons.pfRelIso03_all < cuts.rel_iso)]
+
+
+def isolated_electrons(electrons, cuts=OBJECT_CUTS):
+    return electrons[(electrons.pt > cuts.electron_pt) & (abs(electrons.eta) < cuts.electron_eta)
+                     & (electrons.pfRelIso03_all < cuts.rel_iso)]
+
+
+def isolated_photons(photons, cuts=OBJECT_CUTS):
+    return photons[(photons.pt > cuts.photon_pt) & (abs(photons.eta) < cuts.photon_eta)
+                   & (photons.pfRelIso03_all < cuts.rel_iso)]
+
+
+def selected_taus(taus, cuts=OBJECT_CUTS):
+    return taus[(taus.pt > cuts.tau_pt) & (abs(taus.eta) < cuts.tau_eta)]
+
+
+def vector_sum(pt, phi):
+    """Per-event vector sum (px, py) of a jagged collection."""
+    return ak.sum(pt * np.cos(phi), axis=1), ak.sum(pt * np.sin(phi), axis=1)
+
+
+def hard_mht(jets, eta_max: float = OBJECT_CUTS.jet_eta_wide, pt_min: float = OBJECT_CUTS.jet_pt):
+    """H_T^miss vector (magnitude, phi): minus the vector sum of jets pT > 30, |eta| < 5."""
+    sel = (jets.pt > pt_min) & (abs(jets.eta) < eta_max)
+    px, py = vector_sum(jets.pt[sel], jets.phi[sel])
+    return np.hypot(px, py), np.arctan2(-py, -px)
+
+
+def ht(jets, eta_max: float = OBJECT_CUTS.jet_eta, pt_min: float = OBJECT_CUTS.jet_pt):
+    sel = (jets.pt > pt_min) & (abs(jets.eta) < eta_max)
+    return ak.sum(jets.pt[sel], axis=1)
+
+
+def min_dphi(jets_sorted, phi_ref, n: int = 4):
+    """min |DeltaPhi(phi_ref, jet)| over the leading n jets (10 when there are none)."""
+    lead = jets_sorted[:, :n]
+    d = abs(delta_phi(lead.phi, phi_ref))
+    return ak.fill_none(ak.min(d, axis=1), 10.0)
+
+
+def candidate_tracks_mask(tracks, jets, cuts=OBJECT_CUTS) -> ak.Array:
+    """Candidate tracks (SPEC.md sec. 2): high purity, PF, pT < 20, |eta| < 2.4, |dz| < 1 cm,
+    DeltaR > 0.4 to every jet with pT > 30 GeV. No lower pT cut."""
+    base = (
+        tracks.highPurity & tracks.isPFcand & (tracks.pt < cuts.track_pt_max)
+        & (abs(tracks.eta) < cuts.track_eta) & (abs(tracks.dz) < cuts.track_dz_max)
+    )
+    hard = jets[jets.pt > cuts.jet_pt]
+    pairs = ak.cartesian({"t": tracks[["eta", "phi"]], "j": hard[["eta", "phi"]]}, nested=True)
+    dr = delta_r(pairs.t.eta, pairs.t.phi, pairs.j.eta, pairs.j.phi)
+    far = ak.fill_none(ak.min(dr, axis=2), np.inf) > cuts.track_jet_dr
+    return base & far

@@ -1,0 +1,83 @@
+"""Run a region processor (signal, dy, single_lepton) over a fileset.
+
+The output (coffea.util.save) is a dict with keys ``histograms`` (hist.Hist by name),
+``cutflow`` (dataset -> ordered step -> {"events", "weighted"}), ``chunks`` (processed and
+skipped, with reasons), ``provenance`` (versions, config hash, model hashes), ``notices``
+and ``datasets`` (their metadata). The histograms are also written portably beside it as
+OUT.histograms.json.gz (UHI JSON: ``hist.Hist(obj)`` reads each back).
+
+Executors: ``futures`` (default, local processes), ``iterative`` (one process), ``dask``
+(a distributed.LocalCluster with --workers workers, or an existing cluster with
+``--scheduler tcp://host:8786`` as on an analysis facility).
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+from pathlib import Path
+
+from analysis.errors import ConfigError
+
+NAME = "process"
+HELP = "run a region processor (signal, dy, single_lepton) over a fileset"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from processors.runner import EXECUTORS, PROCESSORS
+
+    p.add_argument("--processor", required=True, choices=sorted(PROCESSORS), help="region to run")
+    p.add_argument("--fileset", required=True, type=Path, help="fileset JSON (see run.py generate)")
+    p.add_argument("--out", required=True, type=Path, help="output file (.coffea)")
+    p.add_argument("--executor", default="futures", choices=EXECUTORS, help="default futures")
+    p.add_argument("--workers", type=int, default=2, help="local workers (default 2)")
+    p.add_argument("--chunksize", type=int, default=50_000, help="events per chunk (default 50000)")
+    p.add_argument("--scheduler", default=None, help="address of an existing dask scheduler (with --executor dask)")
+    p.add_argument("--max-chunks", type=int, default=None, help="process at most N chunks per file")
+    p.add_argument("--skip-bad-files", action="store_true", help="skip unreadable files/chunks and record why")
+    p.add_argument("--no-systematics", action="store_true", help="nominal only")
+    p.add_argument("--models", type=Path, default=None, help="directory of the ONNX models (default: shipped)")
+    p.add_argument("--no-scores", action="store_true", help="do not evaluate the track models")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+
+
+def save_output(output: dict, out: Path) -> None:
+    import uhi.io.json as uhi_json
+    from coffea.util import save
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    save(output, str(out))
+    with gzip.open(out.with_suffix(".histograms.json.gz"), "wt") as f:
+        json.dump(output["histograms"], f, default=uhi_json.default)
+
+
+def load_scorer(args):
+    if args.no_scores or args.processor == "dy" and False:
+        return None
+    try:
+        from processors.scoring import TrackScorer
+    except ImportError:
+        return None
+    return TrackScorer.from_directory(args.models)
+
+
+def main(args) -> int:
+    from processors.fileset import load_fileset
+    from processors.runner import RunOptions, run_processor
+
+    if args.scheduler and args.executor != "dask":
+        raise ConfigError("--scheduler needs --executor dask")
+    fileset = load_fileset(args.fileset)
+    opts = RunOptions(executor=args.executor, workers=args.workers, chunksize=args.chunksize,
+                      max_chunks=args.max_chunks, scheduler=args.scheduler, skip_bad_files=args.skip_bad_files,
+                      status=not args.quiet, systematics=not args.no_systematics)
+    output = run_processor(args.processor, fileset, opts, scorer=load_scorer(args))
+    save_output(output, args.out)
+    for notice in output["notices"]:
+        print(f"notice: {notice}")
+    for skip in output["chunks"]["skipped"]:
+        print(f"skipped: {skip['file']}: {skip['reason']}")
+    n = sum(c["events"] for c in output["chunks"]["processed"])
+    print(f"processed {n} events in {len(output['chunks']['processed'])} chunks -> {args.out}")
+    return 0

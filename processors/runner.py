@@ -1,0 +1,186 @@
+"""Run a region processor over a fileset with coffea's executors (iterative, futures, dask),
+checking inputs first and recording processed and skipped chunks.
+
+Bad input: a missing file, a file that is not ROOT or is truncated, a file without the
+``Events`` tree: with ``skip_bad_files`` it is skipped and the reason recorded in the output,
+otherwise the run stops with one clear message. Chunks that fail while processing are
+retried by the executor, then treated the same way.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+import time
+from dataclasses import dataclass, field
+
+import uproot
+from coffea import processor
+
+from analysis import config as cfg
+from analysis.errors import ConfigError, InputFileError
+
+from .dy import DrellYanProcessor
+from .schema import SoftTrackSchema
+from .signal import SignalProcessor, SingleLeptonProcessor
+
+PROCESSORS = {"signal": SignalProcessor, "dy": DrellYanProcessor, "single_lepton": SingleLeptonProcessor}
+EXECUTORS = ("futures", "iterative", "dask")
+#: exceptions that mean "this input is bad" (as opposed to a bug in the code)
+BAD_INPUT_ERRORS = (OSError, ValueError, KeyError, uproot.exceptions.KeyInFileError, InputFileError)
+
+
+@dataclass
+class RunOptions:
+    executor: str = "futures"
+    workers: int = 2
+    chunksize: int = 50_000
+    max_chunks: int | None = None
+    scheduler: str | None = None
+    skip_bad_files: bool = False
+    retries: int = 2
+    status: bool = True
+    systematics: bool = True
+    extra: dict = field(default_factory=dict)
+
+
+def check_file(path: str, tree: str) -> str | None:
+    """None if the file opens and has the tree with entries' branches readable, else the reason."""
+    try:
+        with uproot.open(path) as f:
+            if tree not in f:
+                return f"no {tree!r} tree in {path}"
+            t = f[tree]
+            t.num_entries  # noqa: B018 - touches the header
+            if len(t.keys()) == 0:
+                return f"tree {tree!r} in {path} has no branches"
+    except FileNotFoundError:
+        return f"file {path} not found"
+    except Exception as err:  # noqa: BLE001 - any failure to open is a bad file
+        return f"cannot read {path}: {type(err).__name__}: {err}"
+    return None
+
+
+def preflight(fileset: dict, skip_bad_files: bool) -> tuple[dict, list[dict]]:
+    good, skipped = {}, []
+    for name, entry in fileset.items():
+        files = {}
+        for path, tree in entry["files"].items():
+            reason = check_file(path, tree)
+            if reason is None:
+                files[path] = tree
+            elif skip_bad_files:
+                skipped.append({"dataset": name, "file": path, "reason": reason})
+            else:
+                raise InputFileError(f"{reason} (dataset {name}); fix the fileset or pass --skip-bad-files")
+        if files:
+            good[name] = {"files": files, "metadata": entry["metadata"]}
+    return good, skipped
+
+
+class _Guarded(processor.ProcessorABC):
+    """Wraps a processor: a chunk failing on bad input is recorded as skipped (or re-raised
+    as an InputFileError naming the file and entries)."""
+
+    def __init__(self, inner: processor.ProcessorABC, skip: bool):
+        self.inner, self.skip = inner, skip
+
+    def process(self, events):
+        try:
+            return self.inner.process(events)
+        except BAD_INPUT_ERRORS as err:
+            meta = events.metadata
+            where = f"{meta.get('filename')} entries {meta.get('entrystart')}-{meta.get('entrystop')}"
+            if not self.skip:
+                raise InputFileError(f"processing {where} failed: {type(err).__name__}: {err}") from err
+            return {"skipped_chunks": [{"dataset": meta.get("dataset"), "file": meta.get("filename"),
+                                        "entrystart": meta.get("entrystart"), "entrystop": meta.get("entrystop"),
+                                        "reason": f"{type(err).__name__}: {err}"}]}
+
+    def postprocess(self, accumulator):
+        return accumulator
+
+
+def normalization_lumi(fileset: dict, stream: str) -> dict[str, float]:
+    """Luminosity per era for simulation: the pseudo-data stream's (if in the fileset), else config."""
+    lumi = dict(cfg.LUMI_FB)
+    for entry in fileset.values():
+        meta = entry["metadata"]
+        if meta["is_data"] and meta["process"] == f"data_{stream}" and "lumi_fb" in meta:
+            lumi[meta["era"]] = float(meta["lumi_fb"])
+    return lumi
+
+
+def make_executor(opts: RunOptions):
+    if opts.executor == "iterative":
+        return processor.IterativeExecutor(status=opts.status), None
+    if opts.executor == "futures":
+        return processor.FuturesExecutor(workers=opts.workers, status=opts.status, retries=opts.retries), None
+    if opts.executor == "dask":
+        from distributed import Client, LocalCluster
+
+        if opts.scheduler:
+            client = Client(opts.scheduler)
+            cluster = None
+        else:
+            cluster = LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=True,
+                                   dashboard_address=None)
+            client = Client(cluster)
+        return processor.DaskExecutor(client=client, status=opts.status, retries=opts.retries), (client, cluster)
+    raise ConfigError(f"unknown executor {opts.executor!r}: choose from {', '.join(EXECUTORS)}")
+
+
+def provenance(name: str, opts: RunOptions, scorer=None) -> dict:
+    import awkward
+    import coffea
+    import hist
+    import numpy
+
+    config_text = json.dumps({k: repr(getattr(cfg, k)) for k in dir(cfg) if k.isupper()}, sort_keys=True)
+    prov = {
+        "processor": name, "executor": opts.executor, "workers": opts.workers, "chunksize": opts.chunksize,
+        "python": platform.python_version(), "coffea": coffea.__version__, "awkward": awkward.__version__,
+        "uproot": uproot.__version__, "hist": hist.__version__, "numpy": numpy.__version__,
+        "config_hash": hashlib.sha256(config_text.encode()).hexdigest()[:16],
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    if scorer is not None and hasattr(scorer, "hashes"):
+        prov["models"] = scorer.hashes()
+    return prov
+
+
+def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None) -> dict:
+    """Run processor ``name`` over ``fileset``; returns the output dict (histograms,
+    cutflow, chunks, provenance, notices)."""
+    if name not in PROCESSORS:
+        raise ConfigError(f"unknown processor {name!r}: choose from {', '.join(PROCESSORS)}")
+    if opts.chunksize <= 0 or opts.workers <= 0:
+        raise ConfigError("--chunksize and --workers must be positive")
+    cls = PROCESSORS[name]
+    proc = cls(lumi_fb=normalization_lumi(fileset, cls.stream), scorer=scorer, systematics=opts.systematics)
+    selected = {k: v for k, v in fileset.items() if proc.accepts(v["metadata"])}
+    if not selected:
+        raise ConfigError(f"no dataset of the fileset is read by the {name} processor")
+    good, skipped = preflight(selected, opts.skip_bad_files)
+    executor, handles = make_executor(opts)
+    try:
+        runner = processor.Runner(executor, schema=SoftTrackSchema, chunksize=opts.chunksize,
+                                  maxchunks=opts.max_chunks, skipbadfiles=False)
+        result = runner(good, _Guarded(proc, opts.skip_bad_files), treename="Events") if good else {}
+    finally:
+        if handles is not None:
+            client, cluster = handles
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    chunks = sorted(result.get("chunks", []), key=lambda c: (c["dataset"], c["file"], c["entrystart"]))
+    skipped_chunks = sorted(result.get("skipped_chunks", []), key=lambda c: (c["dataset"], c["file"], c["entrystart"]))
+    return {
+        "histograms": result.get("histograms", {}),
+        "cutflow": {k: result.get("cutflow", {})[k] for k in sorted(result.get("cutflow", {}))},
+        "chunks": {"processed": chunks, "skipped": skipped + skipped_chunks},
+        "provenance": provenance(name, opts, scorer),
+        "notices": sorted(result.get("notices", set())),
+        "datasets": {k: v["metadata"] for k, v in selected.items()},
+    }
