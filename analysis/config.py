@@ -215,22 +215,47 @@ RS_PDF_FLOOR_SLOPE = 10.0
 RS_LIKELIHOOD_SMOOTH_FRACTION = 0.3
 
 
+#: --- R&S processors and closure (issue 7; seed 004 sec. 2.2, 3.2, 4) ---
+#: processes whose events are R&S seeds: simulated QCD (closure) and the jet-HT pseudo-data
+RS_SEED_PROCESSES: tuple[str, ...] = ("qcd", "data_jetht")
+#: global seed of the smearing and bootstrap random streams of the prediction
+RS_PREDICTION_SEED = 4004
+#: smeared events are skimmed on their hard MHT (GeV, eq. 2.6) before the awkward selection:
+#: every selection filled requires hard MHT above this (the seed-004 baseline 250 GeV, the
+#: SPEC baseline 300 GeV), so the skim is exact for the filled histograms
+RS_PREDICTION_SKIM_MHT = 200.0
+#: seed events smeared per batch (memory: batch x n_smear x jets)
+RS_SMEAR_BATCH_EVENTS = 4000
+#: seed 004 sec. 3.2.1 pre-selection: hard MHT > 120 GeV, >= 1 jet (pT > 30, |eta| < 2.4),
+#: no b-tagged jet, no electron or muon, HT > hard MHT; sec. 3.2.2 baseline adds hard MHT > 250
+RS_PRESELECTION_MHT = 120.0
+RS_PRESELECTION_MIN_JETS = 1
+#: closure binning (seed 004 Fig. 4): hard MHT (GeV), min DeltaPhi, N_jets, H_T (GeV)
+RS_CLOSURE_BINS: dict[str, tuple[float, ...]] = {
+    "mht": (250.0, 300.0, 350.0, 400.0, 500.0, 700.0, 1500.0),
+    "min_dphi": (0.0, 0.1, 0.2, 0.3, 0.5, 0.8, 1.2, 3.2),
+    "n_jets": (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 12.0),
+    "ht": (0.0, 500.0, 750.0, 1000.0, 1250.0, 1500.0, 2000.0, 4000.0),
+}
+#: closure acceptance (issue 7): |prediction / simulation - 1| within this in the baseline
+RS_CLOSURE_TOLERANCE = 0.20
+#: seed 004 Fig. 2 check: seed events with hard MHT above this and >= 2 jets; response bins
+RS_FIG2_MHT = 200.0
+RS_FIG2_RESPONSE_EDGES: tuple[float, ...] = tuple(float(x) for x in np.linspace(0.0, 2.0, 81))
+#: "well measured" window of the Fig. 2 numbers: |response - 1| below this
+RS_FIG2_CORE_WINDOW = 0.1
+#: closure command defaults: QCD events per part (templates, prediction), era
+RS_CLOSURE_EVENTS = 40_000
+RS_CLOSURE_ERA = "2018"
+
 # --- Statistics (SPEC.md sec. 9; summary sec. 5; seeds 002, 003) -----------------------
-#: background components of the fit (summary Table 2: PV-associated, spurious, W->tau nu)
-STATS_BACKGROUNDS: tuple[str, ...] = ("pv", "spurious", "tau")
-#: relative (log-normal) normalization uncertainty per background: the ~10% scale-factor
-#: uncertainty of summary sec. 5; backgrounds not listed get STATS_DEFAULT_NORM_UNC
+#: relative (log-normal) normalization uncertainty per fit background (summary Table 2:
+#: PV-associated, spurious, W->tau nu): the ~10% scale-factor uncertainty of summary sec. 5;
+#: backgrounds not listed get STATS_DEFAULT_NORM_UNC
 STATS_BACKGROUND_NORM_UNC: dict[str, float] = {"pv": 0.10, "spurious": 0.10, "tau": 0.10}
 STATS_DEFAULT_NORM_UNC = 0.10
 #: overall signal modeling uncertainty (summary sec. 5: tau-enriched CR, 10%)
 STATS_SIGNAL_UNCERTAINTY = 0.10
-#: processor categories of the "dataset" axis -> fit background (track classes, SPEC.md sec. 4)
-STATS_PROCESS_MAP: dict[str, str] = {
-    "pv_prompt": "pv",
-    "pv_secondary": "pv",
-    "spurious": "spurious",
-    "tau": "tau",
-}
 STATS_CHANNEL = "signal_regions"
 STATS_POI = "mu"
 STATS_MEASUREMENT = "softtrack"
@@ -276,3 +301,41 @@ REFINER_ENSEMBLE = 5
 #: ONNX export and evaluation (DESIGN.md practical notes): opset, rows per onnxruntime call
 ONNX_OPSET = 17
 ONNX_BATCH_ROWS = 10_000
+
+
+# --- Corrections (SPEC.md sec. 5, 6; thesis sec. 6.1-6.2; summary sec. 4; corrections/) ---
+#: one gzipped correctionlib CorrectionSet for all eras ("era" is the first input of every
+#: correction); written by ``run.py corrections`` and shipped under corrections/
+CORRECTIONS_FILENAME = "softtrack_corrections.json.gz"
+#: version of every Correction in the set (bump when a derivation changes)
+CORRECTIONS_VERSION = 1
+#: systematic labels of the corrections that carry an uncertainty
+CORRECTION_SYSTEMATICS: tuple[str, ...] = ("nominal", "up", "down")
+#: track classes of the normalization scale factors -> generator origin of the simulated
+#: tracks (Track_genOrigin, analysis.contract.TRACK_ORIGINS); pileup tracks are the third
+#: template of the fit, normalized by the pileup reweighting (thesis sec. 6.2.1)
+TRACK_SF_CLASSES: dict[str, str] = {"pv": "primary", "spurious": "spurious"}
+TRACK_SF_PILEUP_ORIGIN = "pileup"
+#: coarse log10(|dz| / cm) regions of the template fit: PV region below the first edge,
+#: spurious region above the last one (dz > 0.63 cm, thesis eq. 6.3). The PV region is
+#: |dz| < 0.1 cm rather than the thesis' 0.001 cm (eq. 6.2): the fraction of PV tracks below
+#: 0.001 cm scales with 1/sigma(dz), so a dz-resolution mis-modelling (injected: 6%) biases
+#: a ratio taken there; below 0.1 cm the PV class is contained whatever its resolution.
+TRACK_SF_LOG10DZ_EDGES: tuple[float, ...] = (-1.0, -0.2)
+#: the thesis' single-bin regions (eqs. 6.2, 6.3), reported as a diagnostic
+TRACK_SF_THESIS_PV_LOG10DZ = -3.0
+TRACK_SF_THESIS_SPURIOUS_LOG10DZ = -0.2
+#: pT(Z) weights (SPEC.md sec. 5): adjacent 20 GeV bins of generator pT(Z) are merged until
+#: the relative statistical uncertainty of the weight is below this
+PTZ_WEIGHT_MAX_REL_UNC = 0.10
+#: p_T^miss reweighting (thesis sec. 6.2.3): line fit range (GeV), frozen outside
+MET_WEIGHT_FIT_RANGE: tuple[float, float] = (300.0, 1000.0)
+#: sideband of the max-logit observables (thesis sec. 6.2.1, Table 6.1)
+SIDEBAND_LOGIT_RANGE: tuple[float, float] = (5.0, 7.0)
+#: residual-shape line fits above these max logits (thesis sec. 6.2.2, Tables 6.3, 6.4):
+#: nominal from the loose fit, systematic = difference to the tight fit
+RESIDUAL_SHAPE_FIT_MIN: tuple[float, float] = (5.0, 7.0)
+#: pileup weights: true-interaction bins (width 1) and the relative up/down variation of
+#: the pseudo-data profile scale (the CMS minimum-bias cross section uncertainty, 4.6%)
+PILEUP_NTRUE_MAX = 100
+PILEUP_SCALE_UNCERTAINTY = 0.046

@@ -16,6 +16,7 @@ from coffea import processor
 
 from analysis import config as cfg
 from analysis import objects as obj
+from analysis.errors import InputFileError
 from analysis.contract import HLT_JETHT, HLT_MET, HLT_SINGLEMUON, TRACK_ORIGINS
 from analysis.selection import baseline_steps, event_observables, noise_filters
 
@@ -98,6 +99,9 @@ class RegionProcessor(processor.ProcessorABC):
         if meta["is_data"]:
             return np.ones(len(events))
         era = str(meta["era"])
+        if "genWeight" not in events.fields:
+            raise InputFileError(f"branch genWeight missing from {meta.get('filename')}: a simulation dataset "
+                                 "needs it (is the dataset data? set is_data in the fileset)")
         norm = float(meta["xsec_pb"]) * 1000.0 * self.lumi_fb[era] / float(meta["sum_genweight"])
         return norm * ak.to_numpy(events.genWeight).astype(np.float64)
 

@@ -167,7 +167,16 @@ def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None) -> di
     try:
         runner = processor.Runner(executor, schema=SoftTrackSchema, chunksize=opts.chunksize,
                                   maxchunks=opts.max_chunks, skipbadfiles=False)
-        result = runner(good, _Guarded(proc, opts.skip_bad_files), treename="Events") if good else {}
+        try:
+            result = runner(good, _Guarded(proc, opts.skip_bad_files), treename="Events") if good else {}
+        except Exception as err:
+            # executors wrap worker exceptions; surface ours with its message
+            cause = err
+            while cause is not None and not isinstance(cause, InputFileError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:
+                raise InputFileError(str(cause)) from None
+            raise
     finally:
         if handles is not None:
             client, cluster = handles

@@ -1,0 +1,186 @@
+"""Asimov significance and the flat-S signal-region binning (SPEC.md sec. 4; seed 003).
+
+Z_A of a counting experiment with background uncertainty sigma_b (Cowan, "Discovery
+sensitivity for a counting experiment with background uncertainty", quoted in seed 003,
+"Boundary Optimization - FOM Details"):
+
+    Z_A = sqrt(2 [ (s+b) ln((s+b)(b+sigma_b^2) / (b^2 + (s+b) sigma_b^2))
+                   - (b^2 / sigma_b^2) ln(1 + sigma_b^2 s / (b (b + sigma_b^2))) ])
+
+which tends to sqrt(2 ((s+b) ln(1+s/b) - s)) for sigma_b -> 0. Bins combine in
+quadrature (seed 003: Z^A_k = sqrt(sum_i Z^A_{k,i}^2)).
+
+The SR edges of one Delta m category (SPEC.md sec. 4: "Asimov significance with 20%
+background uncertainty, flat-S binning, tightest bin split in two"):
+
+1. for each candidate lower edge t (signal-score quantiles), split the signal above t
+   into ``SR_FLAT_S_BINS`` bins of equal signal yield (flat S) and compute the combined
+   Z_A with sigma_b = ``SR_BACKGROUND_REL_UNC`` * b; a candidate is valid only if every
+   bin holds at least ``SR_MIN_BACKGROUND_ENTRIES`` background MC entries (Z_A grows
+   without bound as b -> 0, so an empty-background bin is not an optimum but an MC
+   fluctuation);
+2. take the t of largest Z_A;
+3. split the tightest (highest-score) bin in two at its signal median: 4 bins, returned
+   as their 4 lower edges (the last bin is open above, as in summary Table 2).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analysis.config import (
+    N_SR_BINS_PER_CATEGORY,
+    SR_BACKGROUND_REL_UNC,
+    SR_FLAT_S_BINS,
+    SR_MIN_BACKGROUND_ENTRIES,
+    SR_THRESHOLD_MAX_QUANTILE,
+    SR_THRESHOLD_SCAN_POINTS,
+)
+from analysis.errors import ConfigError
+
+
+def asimov_significance(
+    s: np.ndarray | float, b: np.ndarray | float, sigma_b: np.ndarray | float = 0.0
+) -> np.ndarray | float:
+    """Median discovery significance Z_A per bin (Cowan's formula, seed 003).
+
+    Parameters
+    ----------
+    s, b : array_like
+        Expected signal and background (b > 0).
+    sigma_b : array_like
+        Absolute background uncertainty (0: the known-background formula).
+    """
+    s, b, sb = np.broadcast_arrays(*(np.asarray(x, dtype=np.float64) for x in (s, b, sigma_b)))
+    if np.any(b <= 0):
+        raise ValueError("asimov_significance needs b > 0 in every bin")
+    z2 = np.empty_like(s)
+    known = sb == 0
+    z2[known] = 2.0 * ((s[known] + b[known]) * np.log1p(s[known] / b[known]) - s[known])
+    u = ~known
+    s_, b_, v = s[u], b[u], sb[u] ** 2
+    z2[u] = 2.0 * (
+        (s_ + b_) * np.log((s_ + b_) * (b_ + v) / (b_ * b_ + (s_ + b_) * v))
+        - (b_ * b_ / v) * np.log1p(v * s_ / (b_ * (b_ + v)))
+    )
+    z = np.sqrt(np.clip(z2, 0.0, None))
+    return float(z) if z.ndim == 0 else z
+
+
+def combined_asimov_significance(s: np.ndarray, b: np.ndarray, rel_unc: float = SR_BACKGROUND_REL_UNC) -> float:
+    """Z_A of several bins combined in quadrature, sigma_b = rel_unc * b in each."""
+    b = np.asarray(b, dtype=np.float64)
+    return float(np.sqrt(np.sum(asimov_significance(s, b, rel_unc * b) ** 2)))
+
+
+def _weighted_quantiles(values: np.ndarray, weights: np.ndarray, q: np.ndarray) -> np.ndarray:
+    order = np.argsort(values)
+    v, w = values[order], weights[order]
+    cdf = np.cumsum(w)
+    cdf /= cdf[-1]
+    return v[np.clip(np.searchsorted(cdf, q, side="left"), 0, v.size - 1)]
+
+
+def _bin_sums(scores, weights, edges) -> tuple[np.ndarray, np.ndarray]:
+    """Weighted sums and entry counts in [e0, e1), ..., [e_last, inf)."""
+    idx = np.searchsorted(edges, scores, side="right") - 1
+    sel = idx >= 0
+    n = len(edges)
+    return (
+        np.bincount(idx[sel], weights=weights[sel], minlength=n),
+        np.bincount(idx[sel], minlength=n),
+    )
+
+
+def flat_s_edges(
+    signal_score: np.ndarray,
+    signal_weight: np.ndarray,
+    background_score: np.ndarray,
+    background_weight: np.ndarray,
+    *,
+    rel_unc: float = SR_BACKGROUND_REL_UNC,
+    n_flat: int = SR_FLAT_S_BINS,
+    min_entries: int = SR_MIN_BACKGROUND_ENTRIES,
+) -> tuple[np.ndarray, float]:
+    """The 4 lower SR edges of one category and their combined Z_A (module docstring).
+
+    Parameters
+    ----------
+    signal_score, signal_weight : arrays (n_signal,)
+        Event score (the category's max logit, SPEC.md sec. 4) and weight of signal events.
+    background_score, background_weight : arrays (n_background,)
+        The same for background events.
+
+    Returns
+    -------
+    edges : array (N_SR_BINS_PER_CATEGORY,)
+        Increasing lower edges; the last bin is open above.
+    z_asimov : float
+        Combined Z_A of the 4 bins.
+
+    Raises
+    ------
+    ConfigError
+        If no lower edge leaves enough background MC entries in every bin.
+    """
+    ss, sw = np.asarray(signal_score, float), np.asarray(signal_weight, float)
+    bs, bw = np.asarray(background_score, float), np.asarray(background_weight, float)
+    if ss.shape != sw.shape or bs.shape != bw.shape:
+        raise ConfigError("score and weight arrays must have the same length")
+    if ss.size == 0 or bs.size == 0 or sw.sum() <= 0:
+        raise ConfigError("flat-S binning needs signal (positive total weight) and background events")
+    best: tuple[float, np.ndarray] | None = None
+    for q in np.linspace(0.0, SR_THRESHOLD_MAX_QUANTILE, SR_THRESHOLD_SCAN_POINTS):
+        t = _weighted_quantiles(ss, sw, np.array([q]))[0]
+        above = ss >= t
+        if above.sum() < n_flat:
+            continue
+        inner = _weighted_quantiles(ss[above], sw[above], np.arange(1, n_flat) / n_flat)
+        edges = np.concatenate([[t], inner])
+        if np.any(np.diff(edges) <= 0):
+            continue
+        s_sum, _ = _bin_sums(ss, sw, edges)
+        b_sum, b_n = _bin_sums(bs, bw, edges)
+        if np.any(b_n < min_entries) or np.any(b_sum <= 0):
+            continue
+        z = combined_asimov_significance(s_sum, b_sum, rel_unc)
+        if best is None or z > best[0]:
+            best = (z, edges)
+    if best is None:
+        raise ConfigError(
+            f"no SR lower edge leaves >= {min_entries} background MC entries in each of "
+            f"{n_flat} flat-S bins; provide more background events"
+        )
+    edges = best[1]
+    tight = ss >= edges[-1]
+    split = _weighted_quantiles(ss[tight], sw[tight], np.array([0.5]))[0]
+    edges = np.append(edges, split)
+    if edges.size != N_SR_BINS_PER_CATEGORY or np.any(np.diff(edges) <= 0):
+        raise ConfigError(f"could not split the tightest bin at {split:g}: too few signal events")
+    s_sum, _ = _bin_sums(ss, sw, edges)
+    b_sum, _ = _bin_sums(bs, bw, edges)
+    b_sum = np.where(b_sum > 0, b_sum, np.min(b_sum[b_sum > 0]))
+    return edges, combined_asimov_significance(s_sum, b_sum, rel_unc)
+
+
+def sr_edges_by_category(
+    signal: dict[str, np.ndarray],
+    background: dict[str, np.ndarray],
+    categories: tuple[float, ...],
+    **kwargs,
+) -> dict[float, tuple[np.ndarray, float]]:
+    """:func:`flat_s_edges` for each Delta m category.
+
+    ``signal`` and ``background`` hold arrays ``score``, ``weight`` and ``category`` (the
+    index into ``categories`` of each event's category, SPEC.md sec. 4).
+    """
+    out = {}
+    for i, dm in enumerate(categories):
+        s_sel = np.asarray(signal["category"]) == i
+        b_sel = np.asarray(background["category"]) == i
+        out[dm] = flat_s_edges(
+            np.asarray(signal["score"])[s_sel], np.asarray(signal["weight"])[s_sel],
+            np.asarray(background["score"])[b_sel], np.asarray(background["weight"])[b_sel],
+            **kwargs,
+        )
+    return out

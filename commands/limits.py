@@ -1,0 +1,182 @@
+"""CLs upper limits on the signal strength for each signal point (SPEC.md sec. 9).
+
+Asymptotic CLs with the q~_mu test statistic; observed and expected (+-1, +-2 sigma) 95%
+CL upper limits on mu; one HistFactory workspace per signal point, written to
+``<OUT stem>_workspaces/<signal>.json`` beside OUT (``pyhf cls`` runs on each as it is).
+
+Input, one of:
+
+--yields FILE.json      {"regions": [...], "observed": [...],
+                         "backgrounds": {NAME: {"yields", "stat", "norm_unc"}},
+                         "signals": {NAME: {"yields", "stat"}},
+                         "lumi_unc": 0.016, "signal_unc": 0.10}
+                        (norm_unc, signal_unc relative, log-normal; stat absolute)
+--histograms FILE.coffea  coffea.util.save output: {"histograms": {"sr": hist.Hist}} with
+                        axes dataset/process (StrCat), systematic (StrCat: nominal,
+                        <name>Up, <name>Down) and sr (Integer 0..11); signals are the
+                        categories "<prefix>m<M>_dm<DM>", e.g. signal_m115_dm0p27
+
+Output OUT.json: {"signals": {NAME: {"observed": mu, "expected": [m2, m1, median, p1, p2],
+"cls_obs_mu1", "cls_exp_mu1", "workspace", "m", "dm", ...}}, "workspace": DIR, ...}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from analysis.config import (
+    STATS_CLS_LEVEL,
+    STATS_DATA_NAME,
+    STATS_SIGNAL_PREFIX,
+    STATS_TEST_STAT,
+)
+from analysis.errors import ConfigError, InputFileError, YieldsError
+
+NAME = "limits"
+HELP = "CLs upper limits on mu per signal point (asymptotic, qtilde) and the exclusion contour"
+SR_HISTOGRAM = "sr"
+PLOT_STEM = "exclusion"
+MIN_CONTOUR_POINTS = 3
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    src = parser.add_mutually_exclusive_group(required=True)
+    src.add_argument("--yields", type=Path, metavar="FILE.json", help="standalone yields file")
+    src.add_argument("--histograms", type=Path, metavar="FILE.coffea",
+                     help="processor output (coffea.util.save) with the 'sr' histogram")
+    parser.add_argument("--out", type=Path, default=Path("limits.json"), metavar="OUT.json",
+                        help="output JSON (default: %(default)s); workspaces go beside it")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
+                        help="parallel processes over signal points (default: %(default)s)")
+    parser.add_argument("--cls-target", type=float, default=STATS_CLS_LEVEL,
+                        help="CLs level of the upper limit (default: %(default)s, i.e. 95%% CL)")
+    parser.add_argument("--plot", type=Path, metavar="DIR",
+                        help=f"draw the exclusion contour into DIR/{PLOT_STEM}.png/.pdf")
+    parser.add_argument("--signal-prefix", default=STATS_SIGNAL_PREFIX,
+                        help="name prefix of the signal categories (default: %(default)s)")
+    parser.add_argument("--histogram", default=SR_HISTOGRAM,
+                        help="key of the signal-region histogram (default: %(default)s)")
+    parser.add_argument("--data-name", default=STATS_DATA_NAME,
+                        help="data category of the histogram (default: %(default)s)")
+    parser.add_argument("--blind", action="store_true",
+                        help="histograms: use the background-only Asimov counts as data")
+    parser.add_argument("--process-map", nargs="+", default=None, metavar="CATEGORY=BACKGROUND",
+                        help="histograms: map categories to fit backgrounds (several may share "
+                             "one); default: every non-signal, non-data category is a background")
+
+
+def _load_json(path: Path) -> Any:
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise InputFileError(f"yields file {path} does not exist") from None
+    except json.JSONDecodeError as err:
+        raise YieldsError(f"yields file {path} is not valid JSON: {err}") from None
+
+
+def _process_map(items: list[str] | None) -> dict[str, str] | None:
+    if items is None:
+        return None
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key or not value:
+            raise ConfigError(f"--process-map entry {item!r} is not CATEGORY=BACKGROUND")
+        out[key] = value
+    return out
+
+
+def specs_from_histograms(args: argparse.Namespace) -> dict[str, dict]:
+    """One workspace spec per signal category of the processor output file."""
+    from coffea.util import load
+
+    from analysis.stats.workspace import _process_axis, workspace_from_histograms
+
+    if not args.histograms.is_file():
+        raise InputFileError(f"histogram file {args.histograms} does not exist")
+    try:
+        output = load(args.histograms)
+    except Exception as err:  # corrupt file: any unpickling/decompression error
+        raise InputFileError(f"cannot read {args.histograms}: {err}") from None
+    hists = output.get("histograms") if isinstance(output, dict) else None
+    if not isinstance(hists, dict) or args.histogram not in hists:
+        raise InputFileError(
+            f"{args.histograms} has no histograms[{args.histogram!r}]; expected a dict with key "
+            "'histograms' holding the processor's histograms"
+        )
+    h = hists[args.histogram]
+    categories = list(h.axes[_process_axis(h)])
+    signals = [c for c in categories if c.startswith(args.signal_prefix)]
+    if not signals:
+        raise ConfigError(f"no signal categories ({args.signal_prefix}*) in {categories}")
+    data = None if args.blind else args.data_name
+    if data is not None and data not in categories:
+        raise ConfigError(f"data category {data!r} not in {categories}; pass --data-name or --blind")
+    process_map = _process_map(args.process_map)
+    return {
+        s: workspace_from_histograms(h, s, process_map=process_map, data=data,
+                                     signal_prefix=args.signal_prefix)
+        for s in signals
+    }
+
+
+def main(args: argparse.Namespace) -> int:
+    from analysis.stats.contour import limits_on_grid, plot_exclusion
+    from analysis.stats.limits import upper_limits_grid
+    from analysis.stats.workspace import parse_signal_point, workspaces_from_yields
+
+    if not 0.0 < args.cls_target < 1.0:
+        raise ConfigError(f"--cls-target must be in (0, 1), got {args.cls_target}")
+    if args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    start = time.perf_counter()
+    specs = (workspaces_from_yields(_load_json(args.yields)) if args.yields is not None
+             else specs_from_histograms(args))
+    ws_dir = args.out.parent / f"{args.out.stem}_workspaces"
+    ws_dir.mkdir(parents=True, exist_ok=True)
+    ws_paths = {}
+    for name, spec in specs.items():
+        ws_paths[name] = ws_dir / f"{name}.json"
+        ws_paths[name].write_text(json.dumps(spec, indent=1))
+    results = upper_limits_grid(specs, level=args.cls_target, workers=args.workers)
+    signals: dict[str, dict] = {}
+    for name, res in results.items():
+        entry = res.to_json()
+        entry["workspace"] = str(ws_paths[name])
+        try:
+            entry["m"], entry["dm"] = parse_signal_point(name, args.signal_prefix)
+        except ConfigError:
+            pass  # free-form signal names in a yields file: no grid point
+        signals[name] = entry
+    out = {
+        "signals": signals,
+        "workspace": str(ws_dir),
+        "cls_target": args.cls_target,
+        "test_stat": STATS_TEST_STAT,
+        "calculator": "asymptotics",
+        "seconds": time.perf_counter() - start,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(out, indent=1))
+    for name, entry in signals.items():
+        verdict = "excluded" if entry["observed"] < 1.0 else "not excluded"
+        print(f"{name:32s} observed mu_up = {entry['observed']:8.4g}  expected = "
+              f"{entry['expected'][2]:8.4g} [{entry['expected'][1]:.3g}, {entry['expected'][3]:.3g}]  {verdict}")
+    if args.plot is not None:
+        on_grid = {k: v for k, v in signals.items() if "m" in v}
+        if len(on_grid) < MIN_CONTOUR_POINTS:
+            raise ConfigError(
+                f"--plot needs >= {MIN_CONTOUR_POINTS} signals named {args.signal_prefix}m<M>_dm<DM>, "
+                f"got {len(on_grid)}"
+            )
+        points, observed, expected = limits_on_grid(on_grid, lambda n: (on_grid[n]["m"], on_grid[n]["dm"]))
+        for path in plot_exclusion(points, observed, expected, args.plot / PLOT_STEM):
+            print(f"wrote {path}")
+    print(f"wrote {args.out} ({len(signals)} signal points, {out['seconds']:.1f} s)")
+    return 0

@@ -1,0 +1,498 @@
+"""Rebalance and Smear processors (SPEC.md sec. 8; seed 004 sec. 2-4; issue 7).
+
+- :class:`RSTemplatesProcessor` (``rs_templates``): from simulated QCD, the response histogram
+  of DeltaR < 0.4 matched, isolated gen/reco jets per (pT_gen, |eta_gen|) bin (seed 004
+  eqs. 2.3-2.4) and the sufficient statistics of the priors on the true hard MHT and on
+  DeltaPhi(hard MHT, leading jet) by b-jet count (sec. 2.4.2). All accumulators are plain
+  hist histograms that merge exactly; :func:`build_templates` turns them into the kernels'
+  templates and priors.
+- :class:`RSPredictionProcessor` (``rs``): rebalance every seed event (sec. 2.5), smear it n
+  times with weight 1/n (sec. 2.2), and run the smeared events through the ordinary
+  selection (``analysis.selection.event_observables`` and ``baseline_steps``) plus the
+  seed-004 pre-selection/baseline (sec. 3.2); bootstrap replicas (sec. 2.2, 4 item 1) and the
+  response systematics core width up / tail fraction up (sec. 4 item 2). With simulation it
+  also fills the same histograms directly from the seed events (the closure reference) and
+  the Fig. 2 response of reco and rebalanced jets to their gen jets.
+
+Processors are thin: the physics is in ``analysis.rebalance_smear`` and
+``analysis.rs_observables``. :func:`run_rs` runs either over a fileset with the executors of
+``processors.runner``.
+"""
+
+from __future__ import annotations
+
+import os
+
+import awkward as ak
+import hist
+import numpy as np
+
+from analysis import rebalance_smear as rs
+from analysis import rs_observables as rso
+from analysis.config import (
+    OBJECT_CUTS,
+    RS_CLOSURE_BINS,
+    RS_FIG2_MHT,
+    RS_FIG2_RESPONSE_EDGES,
+    RS_MAX_REBALANCED_MHT,
+    RS_N_BJET_CATEGORIES,
+    RS_N_BOOTSTRAP,
+    RS_N_SMEAR,
+    RS_PREDICTION_SEED,
+    RS_PREDICTION_SKIM_MHT,
+    RS_PRIOR_DPHI_EDGES,
+    RS_PRIOR_DPHI_MHT_EDGES,
+    RS_PRIOR_MHT_EDGES,
+    RS_RESPONSE_EDGES,
+    RS_SEED_PROCESSES,
+    RS_SYST_CORE_WIDTH_SCALE,
+    RS_SYST_TAIL_FRACTION_SCALE,
+    RS_TEMPLATE_ABSETA_EDGES,
+    RS_TEMPLATE_PT_EDGES,
+)
+from analysis.errors import ConfigError, InputFileError
+from analysis.selection import baseline_steps, event_observables, noise_filters
+
+from . import collections as col
+from .base import TRIGGERS, RegionProcessor
+from .histograms import DATASET, SYSTEMATIC, new_histograms
+
+#: response variations of seed 004 sec. 4 item 2 (name -> vary_response arguments)
+RS_VARIATIONS: dict[str, dict[str, float]] = {
+    "nominal": {},
+    "coreUp": {"core_width_scale": RS_SYST_CORE_WIDTH_SCALE},
+    "tailUp": {"tail_fraction_scale": RS_SYST_TAIL_FRACTION_SCALE},
+}
+#: regions of the R&S histograms: the SPEC.md sec. 2 baseline and the seed-004 baseline
+RS_REGIONS = ("baseline", "seed004")
+#: observables of the standard histograms (processors/histograms.py) filled by R&S
+EVENT_OBSERVABLES = ("met", "mht", "ht", "n_jets", "leading_jet_pt", "min_dphi")
+#: dataset suffix of the prediction (the direct simulation keeps the dataset name)
+PREDICTION_SUFFIX = "_rs"
+
+
+def _flat(x) -> np.ndarray:
+    return ak.to_numpy(ak.flatten(x)).astype(np.float64)
+
+
+def _file_id(meta: dict) -> str:
+    """Identifier of the input file for the random streams: its base name, so that the result
+    does not depend on where the file lies (seed 004 sec. 2.2 reproducibility, DESIGN.md)."""
+    return os.path.basename(str(meta.get("filename", meta.get("dataset", ""))))
+
+
+def _chunk_record(meta: dict, n: int) -> dict:
+    return {"dataset": meta["dataset"], "file": meta.get("filename", ""),
+            "entrystart": int(meta.get("entrystart", 0)), "entrystop": int(meta.get("entrystop", n)),
+            "events": n}
+
+
+# =========================================================================================
+# Templates
+# =========================================================================================
+def new_template_histograms() -> dict[str, hist.Hist]:
+    """Accumulators of the templates processor (exact merging across chunks)."""
+    pt = hist.axis.Variable(RS_TEMPLATE_PT_EDGES, name="pt", label="gen-jet $p_T$ [GeV]", flow=False)
+    eta = hist.axis.Variable(RS_TEMPLATE_ABSETA_EDGES, name="abseta", label=r"gen-jet $|\eta|$", flow=False)
+    resp = hist.axis.Variable(RS_RESPONSE_EDGES, name="response", label="$p_T^{reco}/p_T^{gen}$", flow=False)
+    nb = hist.axis.Integer(0, RS_N_BJET_CATEGORIES, name="nb", label="b-tagged jets (last: >=)", flow=False)
+    mht = hist.axis.Variable(RS_PRIOR_MHT_EDGES, name="mht", label="true hard $H_T^{miss}$ [GeV]",
+                             underflow=False, overflow=True)
+    mht_c = hist.axis.Variable(RS_PRIOR_DPHI_MHT_EDGES, name="mht", label="true hard $H_T^{miss}$ [GeV]", flow=False)
+    dphi = hist.axis.Variable(RS_PRIOR_DPHI_EDGES, name="dphi", label=r"$\Delta\phi(H_T^{miss}, j_1)$", flow=False)
+    return {
+        "response": hist.Hist(pt, eta, resp, storage=hist.storage.Double()),
+        "prior_sumw": hist.Hist(nb, mht, storage=hist.storage.Double()),
+        "prior_sumwx": hist.Hist(nb, mht, storage=hist.storage.Double()),
+        "prior_count": hist.Hist(nb, mht, storage=hist.storage.Double()),
+        "prior_dphi": hist.Hist(nb, mht_c, dphi, storage=hist.storage.Double()),
+    }
+
+
+class RSTemplatesProcessor(RegionProcessor):
+    """Response templates and priors from simulated QCD (seed 004 sec. 2.4; issue 7 item 1).
+
+    Reads ``Jet`` (all reco jets) and ``GenJet``. Weights: the normalized event weight of the
+    region processors (only shapes are used). Gen jets below the first template pT edge are
+    not used (their matched reco jets sit on the 15 GeV reco threshold)."""
+
+    region = "rs_templates"
+    stream = "jetht"
+
+    def accepts(self, metadata: dict) -> bool:
+        return (not metadata["is_data"]) and metadata["process"] == "qcd"
+
+    def process(self, events):
+        meta = dict(events.metadata)
+        dataset = meta["dataset"]
+        n = len(events)
+        if "GenJet" not in events.fields:
+            raise InputFileError(f"GenJet missing from {meta.get('filename')}: R&S templates need simulation")
+        weight = self.event_weight(events, meta)
+        jets = col.jets(events)
+        gen = events.GenJet
+        roff = rso.offsets_from_counts(ak.to_numpy(ak.num(jets)))
+        goff = rso.offsets_from_counts(ak.to_numpy(ak.num(gen)))
+        pairs = rs.select_template_jets(_flat(jets.pt), _flat(jets.eta), _flat(jets.phi), roff,
+                                        _flat(gen.pt), _flat(gen.eta), _flat(gen.phi), goff)
+        h = new_template_histograms()
+        pte = np.asarray(RS_TEMPLATE_PT_EDGES)
+        use = pairs["gen_pt"] >= pte[0]
+        gpt = np.clip(pairs["gen_pt"][use], pte[0], np.nextafter(pte[-1], 0))
+        aeta = np.clip(np.abs(pairs["gen_eta"][use]), 0.0, np.nextafter(RS_TEMPLATE_ABSETA_EDGES[-1], 0))
+        h["response"].fill(pt=gpt, abseta=aeta, response=pairs["reco_pt"][use] / pairs["gen_pt"][use],
+                           weight=weight[pairs["event"][use]])
+        # priors: true hard MHT and DeltaPhi from gen jets, category from reco b tags
+        mht, dphi = rso.prior_event_values(_flat(gen.pt), _flat(gen.eta), _flat(gen.phi), goff)
+        nb = np.minimum(rso.bjet_count(_flat(jets.pt), _flat(jets.eta), _flat(jets.btagDeepB), roff),
+                        RS_N_BJET_CATEGORIES - 1)
+        ok = np.isfinite(dphi) & np.isfinite(weight)
+        h["prior_sumw"].fill(nb=nb[ok], mht=mht[ok], weight=weight[ok])
+        h["prior_sumwx"].fill(nb=nb[ok], mht=mht[ok], weight=weight[ok] * mht[ok])
+        h["prior_count"].fill(nb=nb[ok], mht=mht[ok])
+        # np.histogram2d closes the last bin on the right; hist does not: move x == edge inside
+        dphi_in = np.where(dphi[ok] == RS_PRIOR_DPHI_EDGES[-1], np.nextafter(np.pi, 0), dphi[ok])
+        h["prior_dphi"].fill(nb=nb[ok], mht=mht[ok], dphi=dphi_in, weight=weight[ok])
+        cutflow = {"events": {"events": n, "weighted": float(weight.sum())},
+                   "template_pairs": {"events": int(use.sum()), "weighted": float(weight[pairs["event"][use]].sum())},
+                   "prior_events": {"events": int(ok.sum()), "weighted": float(weight[ok].sum())}}
+        return {"rs_templates": h, "cutflow": {dataset: cutflow}, "chunks": [_chunk_record(meta, n)],
+                "notices": set()}
+
+
+def build_templates(acc: dict[str, hist.Hist]) -> tuple[rs.JetResponseTemplates, rs.RebalancePriors]:
+    """Templates and priors from the merged accumulators of :class:`RSTemplatesProcessor`."""
+    templates = rso.templates_from_histogram(acc["response"].values())
+    priors = rso.priors_from_histograms(
+        acc["prior_sumw"].values(flow=True), acc["prior_sumwx"].values(flow=True),
+        acc["prior_count"].values(flow=True), acc["prior_dphi"].values(),
+    )
+    return templates, priors
+
+
+# =========================================================================================
+# Prediction
+# =========================================================================================
+def new_rs_histograms(n_bootstrap: int) -> dict[str, hist.Hist]:
+    """R&S histograms beside the standard ones: per region (SPEC baseline, seed-004 baseline)
+    in the closure binning, their bootstrap replicas, the Fig. 2 responses and the counters."""
+    region = hist.axis.StrCategory(list(RS_REGIONS), name="region")
+    replica = hist.axis.Integer(0, n_bootstrap, name="replica", flow=False)
+    out = {}
+    for name, edges in RS_CLOSURE_BINS.items():
+        ax = hist.axis.Variable(edges, name=name)
+        out[f"rs_{name}"] = hist.Hist(DATASET, region, SYSTEMATIC, ax, storage=hist.storage.Weight())
+        out[f"rs_bootstrap_{name}"] = hist.Hist(DATASET, region, replica, ax, storage=hist.storage.Double())
+    out["rs_response"] = hist.Hist(
+        DATASET, hist.axis.StrCategory(["leading", "subleading"], name="jet"),
+        hist.axis.StrCategory(["reco", "rebalanced"], name="kind"),
+        hist.axis.Variable(RS_FIG2_RESPONSE_EDGES, name="response", label="$p_T/p_T^{gen}$"),
+        storage=hist.storage.Weight(),
+    )
+    out["rs_counters"] = hist.Hist(DATASET, SYSTEMATIC, hist.axis.StrCategory([], name="counter", growth=True),
+                                   storage=hist.storage.Double())
+    return out
+
+
+class _SeedJets:
+    """Flat R&S jets (pT > 15, |eta| < 5) of the seed events with the fields the selection uses."""
+
+    def __init__(self, jets):
+        sel = jets[_rs_mask(jets)]
+        self.counts = ak.to_numpy(ak.num(sel))
+        self.offsets = rso.offsets_from_counts(self.counts)
+        self.pt, self.eta, self.phi = _flat(sel.pt), _flat(sel.eta), _flat(sel.phi)
+        self.mass = _flat(sel.mass) if "mass" in sel.fields else np.zeros_like(self.pt)
+        self.btag = _flat(sel.btagDeepB)
+        self.jet_id = ak.to_numpy(ak.flatten(sel.jetId)).astype(np.int64)
+        self.local = ak.to_numpy(ak.flatten(ak.local_index(jets)[_rs_mask(jets)])).astype(np.int64)
+
+
+def _rs_mask(jets):
+    pt = jets.pt
+    eta = jets.eta
+    nan = ~(np.isfinite(pt) & np.isfinite(eta))
+    return ((pt > OBJECT_CUTS.jet_pt_rs) & (abs(eta) < 5.0)) | nan
+
+
+def _jets_record(pt, eta, phi, mass, jet_id, btag, offsets) -> ak.Array:
+    """Awkward jets (pT-ordered, as event_observables expects) from flat arrays."""
+    counts = np.diff(offsets)
+    jets = ak.unflatten(ak.zip({"pt": pt, "eta": eta, "phi": phi, "mass": mass, "jetId": jet_id,
+                                "btagDeepB": btag}), counts)
+    return jets[ak.argsort(jets.pt, axis=1, ascending=False)]
+
+
+class RSPredictionProcessor(RegionProcessor):
+    """R&S QCD prediction from seed events (SPEC.md sec. 8; seed 004 sec. 2-4; issue 7 item 2).
+
+    Parameters
+    ----------
+    lumi_fb, scorer, systematics :
+        As :class:`processors.base.RegionProcessor` (scorer unused; ``systematics`` fills the
+        response variations coreUp and tailUp, each rebalanced and smeared with the varied
+        templates, seed 004 sec. 4 item 2).
+    rs_templates : str
+        correctionlib file of :func:`analysis.rebalance_smear.write_correctionset` (read
+        lazily on each worker; only the path is pickled).
+    rs_seed, rs_n_smear, rs_n_bootstrap :
+        Global seed of the smearing/bootstrap streams, smearing iterations (weight 1/n), and
+        Poisson bootstrap replicas (>= 2).
+    rs_direct : bool
+        Also fill the histograms directly from the seed events (dataset name unchanged) and,
+        in simulation, the Fig. 2 responses: the closure reference.
+    rs_max_rebalanced_mht : float
+        Rebalanced events above this hard MHT (GeV) are dropped (seed 004 sec. 2.5).
+
+    Output: ``histograms`` (the standard histograms of processors/histograms.py for the SPEC
+    baseline, dataset ``<dataset>_rs`` for the prediction with systematics nominal/coreUp/
+    tailUp, ``<dataset>`` for the direct events; plus ``rs_<obs>``, ``rs_bootstrap_<obs>``,
+    ``rs_response`` and ``rs_counters``), ``cutflow``, ``chunks``, ``notices``.
+    """
+
+    region = "rs"
+    stream = "jetht"
+
+    def __init__(self, lumi_fb=None, scorer=None, systematics: bool = True, *, rs_templates=None,
+                 rs_seed: int = RS_PREDICTION_SEED, rs_n_smear: int = RS_N_SMEAR,
+                 rs_n_bootstrap: int = RS_N_BOOTSTRAP, rs_direct: bool = True,
+                 rs_max_rebalanced_mht: float = RS_MAX_REBALANCED_MHT):
+        super().__init__(lumi_fb=lumi_fb, scorer=None, systematics=systematics)
+        if rs_templates is None:
+            raise ConfigError("the rs processor needs R&S templates: pass --rs-templates FILE "
+                              "(made by python run.py rs-templates)")
+        if int(rs_n_smear) < 1 or int(rs_n_bootstrap) < 2:
+            raise ConfigError(f"need rs_n_smear >= 1 and rs_n_bootstrap >= 2, got {rs_n_smear}, {rs_n_bootstrap}")
+        self.rs_templates = str(rs_templates)
+        if not os.path.isfile(self.rs_templates):
+            raise InputFileError(f"R&S template file '{self.rs_templates}' does not exist: build it with "
+                                 "python run.py rs-templates")
+        self.rs_seed = int(rs_seed)
+        self.rs_n_smear = int(rs_n_smear)
+        self.rs_n_bootstrap = int(rs_n_bootstrap)
+        self.rs_direct = bool(rs_direct)
+        self.rs_max_rebalanced_mht = float(rs_max_rebalanced_mht)
+        self._inputs = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_inputs"] = None  # the templates travel as a path, loaded lazily on the worker
+        return state
+
+    def inputs(self) -> dict[str, tuple[rs.JetResponseTemplates, rs.RebalancePriors]]:
+        """Templates and priors per response variation (loaded once per worker)."""
+        if self._inputs is None:
+            templates, priors = rs.read_correctionset(self.rs_templates)
+            self._inputs = {name: (rs.vary_response(templates, **kw) if kw else templates, priors)
+                            for name, kw in RS_VARIATIONS.items()}
+        return self._inputs
+
+    def accepts(self, metadata: dict) -> bool:
+        """Seed datasets: simulated QCD (closure) and the jet-HT pseudo-data stream."""
+        return metadata["process"] in RS_SEED_PROCESSES
+
+    # -- the chunk --------------------------------------------------------------------------
+    def process(self, events):
+        meta = dict(events.metadata)
+        dataset, era, is_data = meta["dataset"], str(meta["era"]), bool(meta["is_data"])
+        n = len(events)
+        pred = dataset + PREDICTION_SUFFIX
+        hists = {k: v for k, v in new_histograms(with_scores=False).items()}
+        hists.update(new_rs_histograms(self.rs_n_bootstrap))
+        cutflow: dict[str, dict] = {}
+        out = {"histograms": hists, "cutflow": cutflow, "chunks": [_chunk_record(meta, n)], "notices": set()}
+        weight = self.event_weight(events, meta)
+        jets = col.jets(events)
+        mu, el, ph, ta = col.leptons(events)
+        met_pt, met_phi = col.met(events)
+        # seed-level steps: noise filters (and, for data seeds, the jet-HT trigger)
+        seed_ok = np.ones(n, bool)
+        steps = [("all", seed_ok.copy())]
+        if "Flag" in events.fields:
+            steps.append(("noise_filters", noise_filters(events.Flag, era)))
+        trigger = TRIGGERS[self.stream]
+        if is_data:
+            if "HLT" in events.fields and trigger in events.HLT.fields:
+                steps.append(("trigger", ak.to_numpy(events.HLT[trigger])))
+            else:
+                out["notices"].add(f"{dataset}: seed trigger HLT_{trigger} not in file, not required")
+        for _, m in steps:
+            seed_ok &= m
+
+        if self.rs_direct:
+            o = event_observables(jets, mu, el, ph, ta, met_pt, met_phi, era)
+            self._fill(hists, cutflow, dataset, "nominal", o, weight, steps, None)
+
+        seeds = _SeedJets(jets)
+        nb = rso.bjet_count(seeds.pt, seeds.eta, seeds.btag, seeds.offsets)
+        entry = int(meta.get("entrystart", 0)) + np.arange(n, dtype=np.int64)
+        file_id = _file_id(meta)
+        boot = rs.bootstrap_weights(self.rs_seed, file_id, entry, self.rs_n_bootstrap)
+        variations = RS_VARIATIONS if self.systematics else {"nominal": {}}
+        for syst in variations:
+            templates, priors = self.inputs()[syst]
+            reb = rs.rebalance(seeds.pt, seeds.eta, seeds.phi, seeds.offsets, nb, templates, priors,
+                               max_rebalanced_mht=self.rs_max_rebalanced_mht)
+            keep = reb.keep & seed_ok
+            for key, value in reb.summary.items():
+                hists["rs_counters"].fill(dataset=pred, systematic=syst, counter=key, weight=value)
+            hists["rs_counters"].fill(dataset=pred, systematic=syst, counter="seed_selected", weight=int(seed_ok.sum()))
+            if syst == "nominal" and self.rs_direct and not is_data and "GenJet" in events.fields:
+                self._fill_response(events, hists, pred, seeds, reb, jets, mu, el, ph, ta, met_pt, met_phi,
+                                    era, weight)
+            self._predict(hists, cutflow, pred, syst, seeds, reb, keep, weight, boot, templates, file_id,
+                          entry, (mu, el, ph, ta), met_pt, met_phi, era, steps)
+        return out
+
+    def _predict(self, hists, cutflow, pred, syst, seeds, reb, keep, weight, boot, templates, file_id, entry,
+                 leptons, met_pt, met_phi, era, steps):
+        mu, el, ph, ta = leptons
+        n_smeared, w_smeared = 0, 0.0
+        parts = []
+        for batch, w_tot, n_tot in rso.smear_skimmed(
+            reb.pt, seeds.eta, seeds.phi, seeds.offsets, keep, templates, seed=self.rs_seed,
+            file_id=file_id, entry=entry, n_smear=self.rs_n_smear, event_weight=weight,
+        ):
+            n_smeared += n_tot
+            w_smeared += w_tot
+            parts.append(batch)
+        hists["rs_counters"].fill(dataset=pred, systematic=syst, counter="smeared_events", weight=n_smeared)
+        if parts:
+            b = rso.SmearedBatch(*(np.concatenate([getattr(p, f) for p in parts]) if f != "offsets" else
+                                   rso.offsets_from_counts(np.concatenate([np.diff(p.offsets) for p in parts]))
+                                   for f in ("pt", "eta", "phi", "source", "offsets", "event_index", "weight")))
+        else:
+            b = rso.SmearedBatch(*(np.zeros(0) for _ in range(3)), np.zeros(0, np.int64), np.zeros(1, np.int64),
+                                 np.zeros(0, np.int64), np.zeros(0))
+        hists["rs_counters"].fill(dataset=pred, systematic=syst, counter="smeared_skimmed", weight=b.weight.size)
+        src = b.source.astype(np.int64)
+        sm_jets = _jets_record(b.pt, b.eta, b.phi, seeds.mass[src] * np.divide(
+            b.pt, seeds.pt[src], out=np.ones_like(b.pt), where=seeds.pt[src] > 0),
+            seeds.jet_id[src], seeds.btag[src], b.offsets)
+        ev = b.event_index.astype(np.int64)
+        mpt, mphi = rso.met_after_smearing(met_pt[ev], met_phi[ev], seeds.pt[src], seeds.phi[src], b.pt, b.phi,
+                                           b.offsets)
+        o = event_observables(sm_jets, mu[ev], el[ev], ph[ev], ta[ev], mpt, mphi, era)
+        pre = []
+        running = np.ones(len(weight), bool)
+        for name, m in steps:
+            running &= m
+            pre.append((f"seed_{name}", int(running.sum()), float(weight[running].sum())))
+        pre += [("rebalanced_kept", int(keep.sum()), float(weight[keep].sum())),
+                ("smeared", n_smeared, w_smeared), ("skim_mht", b.weight.size, float(b.weight.sum()))]
+        self._fill(hists, cutflow if syst == "nominal" else None, pred, syst, o, b.weight, None,
+                   boot[ev] if syst == "nominal" else None, pre=pre)
+
+    def _fill(self, hists, cutflow, dataset, syst, o, weight, steps, boot, pre=()):
+        """Fill the standard histograms (SPEC baseline) and the R&S region histograms."""
+        n = len(o.met)
+        base_mask = np.ones(n, bool)
+        if steps is not None:  # direct events: seed-level steps apply event by event
+            for _, m in steps:
+                base_mask &= m
+        regions = {"baseline": baseline_steps(o), "seed004": rso.seed004_steps(o)}
+        if cutflow is not None:
+            for region, rsteps in regions.items():
+                key = dataset if region == "baseline" else f"{dataset}_seed004"
+                flow: dict[str, dict] = {}
+                if steps is not None:
+                    running = np.ones(n, bool)
+                    for name, m in steps:
+                        running &= m
+                        flow[name] = {"events": int(running.sum()), "weighted": float(weight[running].sum())}
+                else:
+                    running = np.ones(n, bool)
+                    for name, ne, we in pre:
+                        flow[name] = {"events": int(ne), "weighted": float(we)}
+                for name, m in rsteps:
+                    running &= m
+                    flow[name] = {"events": int(running.sum()), "weighted": float(weight[running].sum())}
+                cutflow[key] = flow
+        for region, rsteps in regions.items():
+            sel = base_mask & np.logical_and.reduce([m for _, m in rsteps])
+            w = weight[sel]
+            values = {"met": o.met, "mht": o.mht, "ht": o.ht, "n_jets": o.n_jets,
+                      "leading_jet_pt": o.leading_jet_pt, "min_dphi": o.min_dphi}
+            if region == "baseline":
+                for name in EVENT_OBSERVABLES:
+                    hists[name].fill(dataset=dataset, systematic=syst, **{name: values[name][sel]}, weight=w)
+            for name in RS_CLOSURE_BINS:
+                v = values[name][sel].astype(np.float64)
+                hists[f"rs_{name}"].fill(dataset=dataset, region=region, systematic=syst, **{name: v}, weight=w)
+                if boot is not None:
+                    bw = boot[sel]
+                    nb_ = bw.shape[1]
+                    hists[f"rs_bootstrap_{name}"].fill(
+                        dataset=dataset, region=region, replica=np.tile(np.arange(nb_), v.size),
+                        **{name: np.repeat(v, nb_)}, weight=(w[:, None] * bw).ravel())
+
+    def _fill_response(self, events, hists, pred, seeds, reb, jets, mu, el, ph, ta, met_pt, met_phi, era, weight):
+        """Seed 004 Fig. 2: response of the leading and subleading R&S jets to their gen jets,
+        before and after rebalancing, in seed events with hard MHT > RS_FIG2_MHT and >= 2 jets."""
+        if "genJetIdx" not in events.Jet.fields:
+            return
+        o = event_observables(jets, mu, el, ph, ta, met_pt, met_phi, era)
+        ev_ok = (o.mht > RS_FIG2_MHT) & (o.n_jets >= 2) & (reb.status == rs.STATUS_CONVERGED)
+        gidx_all = events.Jet.genJetIdx[_rs_mask(events.Jet)]
+        gidx = ak.to_numpy(ak.flatten(gidx_all)).astype(np.int64)
+        gen_pt = events.GenJet.pt
+        gcount = ak.to_numpy(ak.num(gen_pt))
+        goff = rso.offsets_from_counts(gcount)
+        gflat = _flat(gen_pt)
+        ev_of_jet = np.repeat(np.arange(len(seeds.counts)), seeds.counts)
+        valid = (gidx >= 0) & (gidx < gcount[ev_of_jet])
+        gpt = np.where(valid, gflat[np.clip(goff[ev_of_jet] + gidx, 0, max(gflat.size - 1, 0))] if gflat.size else 0.0,
+                       np.nan)
+        # rank of each jet by reco pT within its event (jets are pT-ordered in NanoAOD, but be safe)
+        order = np.lexsort((-seeds.pt, ev_of_jet))
+        rank = np.empty(order.size, np.int64)
+        rank[order] = np.arange(order.size) - np.repeat(seeds.offsets[:-1], seeds.counts)
+        for r, label in ((0, "leading"), (1, "subleading")):
+            m = (rank == r) & ev_ok[ev_of_jet] & valid & (gpt > 0)
+            w = weight[ev_of_jet[m]]
+            hists["rs_response"].fill(dataset=pred, jet=label, kind="reco", response=seeds.pt[m] / gpt[m], weight=w)
+            hists["rs_response"].fill(dataset=pred, jet=label, kind="rebalanced", response=reb.pt[m] / gpt[m],
+                                      weight=w)
+
+    def postprocess(self, accumulator):
+        return accumulator
+
+
+# =========================================================================================
+# Running
+# =========================================================================================
+def run_rs(processor_obj, fileset: dict, opts) -> dict:
+    """Run an R&S processor instance over ``fileset`` with the executors and input checks of
+    ``processors.runner`` (:class:`processors.runner.RunOptions`); returns the merged output
+    with ``provenance`` added. Datasets the processor does not accept are left out."""
+    from coffea import processor
+
+    from .runner import _Guarded, make_executor, preflight, provenance
+    from .schema import SoftTrackSchema
+
+    selected = {k: v for k, v in fileset.items() if processor_obj.accepts(v["metadata"])}
+    if not selected:
+        raise ConfigError(f"no dataset of the fileset is read by the {processor_obj.region} processor "
+                          f"(needs processes {', '.join(RS_SEED_PROCESSES)})")
+    if opts.chunksize <= 0 or opts.workers <= 0:
+        raise ConfigError("--chunksize and --workers must be positive")
+    good, skipped = preflight(selected, opts.skip_bad_files)
+    executor, handles = make_executor(opts)
+    try:
+        runner = processor.Runner(executor, schema=SoftTrackSchema, chunksize=opts.chunksize,
+                                  maxchunks=opts.max_chunks, skipbadfiles=False)
+        result = runner(good, _Guarded(processor_obj, opts.skip_bad_files), treename="Events") if good else {}
+    finally:
+        if handles is not None:
+            client, cluster = handles
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    result = dict(result)
+    chunks = sorted(result.pop("chunks", []), key=lambda c: (c["dataset"], c["file"], c["entrystart"]))
+    skipped_chunks = result.pop("skipped_chunks", [])
+    result["chunks"] = {"processed": chunks, "skipped": skipped + skipped_chunks}
+    result["notices"] = sorted(result.get("notices", set()))
+    result["provenance"] = provenance(processor_obj.region, opts)
+    result["datasets"] = {k: v["metadata"] for k, v in selected.items()}
+    return result
