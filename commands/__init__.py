@@ -13,9 +13,14 @@ import importlib
 COMMANDS: tuple[str, ...] = (
     "generate",
     "process",
+    "corrections",
     "limits",
+    "train",
     "sr_edges",
     "abcd",
+    "rs_templates",
+    "rs_predict",
+    "rs_closure",
 )
 
 

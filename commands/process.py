@@ -25,9 +25,10 @@ HELP = "run a region processor (signal, dy, single_lepton) over a fileset"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from processors.runner import EXECUTORS, PROCESSORS
+    from analysis.config import RS_N_BOOTSTRAP, RS_N_SMEAR, RS_PREDICTION_SEED
+    from processors.runner import EXECUTORS, PROCESSOR_NAMES
 
-    p.add_argument("--processor", required=True, choices=sorted(PROCESSORS), help="region to run")
+    p.add_argument("--processor", required=True, choices=PROCESSOR_NAMES, help="region to run (rs: R&S QCD prediction)")
     p.add_argument("--fileset", required=True, type=Path, help="fileset JSON (see run.py generate)")
     p.add_argument("--out", required=True, type=Path, help="output file (.coffea)")
     p.add_argument("--executor", default="futures", choices=EXECUTORS, help="default futures")
@@ -40,6 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--models", type=Path, default=None, help="directory of the ONNX models (default: shipped)")
     p.add_argument("--no-scores", action="store_true", help="do not evaluate the track models")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    rs = p.add_argument_group("Rebalance and Smear (--processor rs)")
+    rs.add_argument("--rs-templates", type=Path, default=None, help="templates file of run.py rs-templates")
+    rs.add_argument("--rs-seed", type=int, default=RS_PREDICTION_SEED, help="seed of smearing and bootstrap")
+    rs.add_argument("--n-smear", type=int, default=RS_N_SMEAR, help=f"smearings per seed event (default {RS_N_SMEAR})")
+    rs.add_argument("--n-bootstrap", type=int, default=RS_N_BOOTSTRAP, help=f"bootstrap replicas (default {RS_N_BOOTSTRAP})")
 
 
 def save_output(output: dict, out: Path) -> None:
@@ -53,7 +59,7 @@ def save_output(output: dict, out: Path) -> None:
 
 
 def load_scorer(args):
-    if args.no_scores or args.processor == "dy" and False:
+    if args.no_scores or args.processor == "rs":
         return None
     try:
         from processors.scoring import TrackScorer
@@ -68,10 +74,17 @@ def main(args) -> int:
 
     if args.scheduler and args.executor != "dask":
         raise ConfigError("--scheduler needs --executor dask")
+    extra = {}
+    if args.processor == "rs":
+        from commands.rs_predict import rs_kwargs
+
+        if args.rs_templates is None:
+            raise ConfigError("--processor rs needs --rs-templates FILE (made by run.py rs-templates)")
+        extra = rs_kwargs(args)
     fileset = load_fileset(args.fileset)
     opts = RunOptions(executor=args.executor, workers=args.workers, chunksize=args.chunksize,
                       max_chunks=args.max_chunks, scheduler=args.scheduler, skip_bad_files=args.skip_bad_files,
-                      status=not args.quiet, systematics=not args.no_systematics)
+                      status=not args.quiet, systematics=not args.no_systematics, extra=extra)
     output = run_processor(args.processor, fileset, opts, scorer=load_scorer(args))
     save_output(output, args.out)
     for notice in output["notices"]:

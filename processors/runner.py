@@ -26,7 +26,15 @@ from .schema import SoftTrackSchema
 from .signal import SignalProcessor, SingleLeptonProcessor
 
 PROCESSORS = {"signal": SignalProcessor, "dy": DrellYanProcessor, "single_lepton": SingleLeptonProcessor}
+
+
+def _register_rs() -> None:
+    # processors/rs.py imports helpers from this module: register it lazily
+    from .rs import RSPredictionProcessor
+
+    PROCESSORS["rs"] = RSPredictionProcessor
 EXECUTORS = ("futures", "iterative", "dask")
+PROCESSOR_NAMES = ("signal", "dy", "single_lepton", "rs")
 #: exceptions that mean "this input is bad" (as opposed to a bug in the code)
 BAD_INPUT_ERRORS = (OSError, ValueError, KeyError, uproot.exceptions.KeyInFileError, InputFileError)
 
@@ -153,12 +161,15 @@ def provenance(name: str, opts: RunOptions, scorer=None) -> dict:
 def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None) -> dict:
     """Run processor ``name`` over ``fileset``; returns the output dict (histograms,
     cutflow, chunks, provenance, notices)."""
+    if name == "rs" and "rs" not in PROCESSORS:
+        _register_rs()
     if name not in PROCESSORS:
         raise ConfigError(f"unknown processor {name!r}: choose from {', '.join(PROCESSORS)}")
     if opts.chunksize <= 0 or opts.workers <= 0:
         raise ConfigError("--chunksize and --workers must be positive")
     cls = PROCESSORS[name]
-    proc = cls(lumi_fb=normalization_lumi(fileset, cls.stream), scorer=scorer, systematics=opts.systematics)
+    proc = cls(lumi_fb=normalization_lumi(fileset, cls.stream), scorer=scorer, systematics=opts.systematics,
+               **opts.extra)
     selected = {k: v for k, v in fileset.items() if proc.accepts(v["metadata"])}
     if not selected:
         raise ConfigError(f"no dataset of the fileset is read by the {name} processor")
