@@ -26,6 +26,15 @@ The five helix parameters at the reference point, in this order, are
                d0 = -refX sin(phi0) + refY cos(phi0) [cm]
     4 z0       refZ                                  [cm]
 
+The magnetic field points along +z: positive tracks curve clockwise (phi decreasing with
+time). The reference point is the PCA to the beam line on the same turn as the production
+point (|t| <= pi from it; every turn has one, shifted in z by 2 pi R tan(lambda)), so it is
+redundant with (phi, d0): refX = -d0 sin(phi), refY = d0 cos(phi). A variation of phi or d0
+moves the reference point with the along-track offset held fixed (analysis.helix).
+``Track_dxy`` and ``Track_dz`` follow CMS ``reco::Track::dxy(v)``/``dz(v)``:
+dxy = -(x0 - vx) sin(phi) + (y0 - vy) cos(phi),
+dz = (z0 - vz) - [(x0 - vx) cos(phi) + (y0 - vy) sin(phi)] tan(lambda).
+
 Their 5x5 covariance is stored as the 15 branches ``Track_covIJ`` (I <= J), upper triangle
 in row-major order: cov00 cov01 cov02 cov03 cov04 cov11 cov12 cov13 cov14 cov22 cov23
 cov24 cov33 cov34 cov44 (see :data:`TRACK_COV_BRANCHES`, :func:`cov_index`).

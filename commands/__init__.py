@@ -13,6 +13,7 @@ import importlib
 COMMANDS: tuple[str, ...] = (
     "generate",
     "process",
+    "plots",
     "corrections",
     "limits",
     "train",
