@@ -125,6 +125,8 @@ GENPART_EXTRA_FIELDS: dict[str, tuple[str, str, str]] = {
 # --- Fill values for undefined quantities ----------------------------------------------
 #: a log10 of a quantity that is undefined (no such vertex) or zero
 FILL_LOG10 = -6.0
+#: a log10 feature w.r.t. a vertex that does not exist (no pileup / associated vertex)
+FILL_LOG10_UNDEFINED = -10.0
 #: a DeltaR to an object that does not exist
 FILL_DR = 10.0
 #: a distance between vertices when one is missing

@@ -1,0 +1,240 @@
+"""The soft-track classifier's per-track feature table (SPEC.md sec. 3; thesis Table 4.2).
+
+:data:`FEATURE_NAMES` lists the 37 observables in the order the classifier takes them;
+:func:`track_feature_table` computes them for the tracks of a chunk as a flat numpy record
+array. The four vertex choices are
+
+    (a) ``pv``     the leading primary vertex,
+    (b) ``pu``     the closest pileup vertex (smallest straight-line |dz|),
+    (c) ``assoc``  the vertex associated in reconstruction (Track_vtxIdx),
+    (d) ``other``  the closest vertex (PV or pileup) other than the associated one.
+
+Fill values (documented, never NaN): logarithms of quantities that are zero or tiny are
+floored at :data:`LOG10_FLOOR` (1e-6 of the unit); a quantity that is undefined because the
+vertex does not exist (no pileup vertex, no associated vertex) gets
+:data:`~analysis.contract.FILL_LOG10_UNDEFINED`; a distance to a missing vertex
+:data:`~analysis.contract.FILL_DISTANCE`; a DeltaR to a missing object
+:data:`~analysis.contract.FILL_DR`.
+"""
+
+from __future__ import annotations
+
+import awkward as ak
+import numba as nb
+import numpy as np
+
+from . import contract as dc
+from .config import OBJECT_CUTS
+from .helix import impact_parameters
+
+LOG10_FLOOR = 1e-6
+#: track pT threshold of the "closest track" DeltaR features (GeV)
+NEIGHBOUR_TRACK_PT = 5.0
+SOFT_JET_PT = 15.0
+VERTICES = ("pv", "pu", "assoc", "other")
+
+FEATURE_NAMES: tuple[str, ...] = (
+    "pt", "abs_eta", "abs_dphi_met", "abs_dphi_leading_jet", "abs_deta_leading_jet",
+    "log10_dxy_pv", "log10_dz_pv", "log10_dxy_pu", "log10_dz_pu",
+    "log10_dxy_err", "log10_dz_err",
+    *(f"log10_{q}_{v}" for v in VERTICES for q in ("ipxy", "ipz", "ipxy_sig", "ipz_sig")),
+    "delta_xy_pv_assoc_pv", "delta_z_pv_assoc_pv", "delta_xy_pv_sv", "delta_z_pv_sv",
+    "pf_iso_abs",
+    "dr_jet30", "dr_jet15", "dr_track5_first", "dr_track5_second",
+    "met",
+)
+assert len(FEATURE_NAMES) == 37
+
+#: fields the table needs from each collection
+TRACK_INPUTS = ("pt", "eta", "phi", "charge", "refX", "refY", "refZ", "dxy", "dz", "dxyErr", "dzErr",
+                "vtxIdx", "svIdx", "pfIso03", *dc.TRACK_COV_BRANCHES)
+
+
+def _log10(x: np.ndarray) -> np.ndarray:
+    return np.log10(np.maximum(np.abs(x), LOG10_FLOOR))
+
+
+@nb.njit(cache=True)
+def _vertex_choices(t_off, ref_x, ref_y, ref_z, phi, tanl, vtx_idx, pv_z, v_off, v_x, v_y, v_z):
+    """Per track: index (into OtherPV, -1 none) of the closest pileup vertex, and the
+    combined index (0 = PV, k = OtherPV[k-1], -1 none) of the closest vertex other than the
+    associated one; closeness by straight-line |dz|."""
+    n = ref_x.size
+    pu = np.full(n, -1, np.int64)
+    other = np.full(n, -1, np.int64)
+    for e in range(t_off.size - 1):
+        for i in range(t_off[e], t_off[e + 1]):
+            c, s = np.cos(phi[i]), np.sin(phi[i])
+            best_pu, best_other = 1e300, 1e300
+            # the PV as a candidate of (d)
+            if vtx_idx[i] != 0:
+                dz = abs(ref_z[i] - pv_z[e] - (ref_x[i] * c + ref_y[i] * s) * tanl[i])
+                best_other, other[i] = dz, 0
+            for k in range(v_off[e + 1] - v_off[e]):
+                j = v_off[e] + k
+                dx, dy = ref_x[i] - v_x[j], ref_y[i] - v_y[j]
+                dz = abs(ref_z[i] - v_z[j] - (dx * c + dy * s) * tanl[i])
+                if dz < best_pu:
+                    best_pu, pu[i] = dz, k
+                if k + 1 != vtx_idx[i] and dz < best_other:
+                    best_other, other[i] = dz, k + 1
+    return pu, other
+
+
+@nb.njit(cache=True)
+def _delta_r_features(t_off, eta, phi, sel, all_off, all_eta, all_phi, all_pt, j_off, j_eta, j_phi, j_pt,
+                      pt_hard, pt_soft, pt_track, fill):
+    """DeltaR of each selected track to the closest jet above pt_hard and pt_soft and to the
+    closest and second-closest other track above pt_track."""
+    n = eta.size
+    out = np.full((n, 4), fill)
+    for e in range(t_off.size - 1):
+        for i in range(t_off[e], t_off[e + 1]):
+            d30, d15, d1, d2 = fill, fill, fill, fill
+            for j in range(j_off[e], j_off[e + 1]):
+                dphi = (j_phi[j] - phi[i] + np.pi) % (2 * np.pi) - np.pi
+                dr = np.sqrt((j_eta[j] - eta[i]) ** 2 + dphi * dphi)
+                if j_pt[j] > pt_hard and dr < d30:
+                    d30 = dr
+                if j_pt[j] > pt_soft and dr < d15:
+                    d15 = dr
+            for j in range(all_off[e], all_off[e + 1]):
+                if all_pt[j] <= pt_track or j - all_off[e] == sel[i]:
+                    continue
+                dphi = (all_phi[j] - phi[i] + np.pi) % (2 * np.pi) - np.pi
+                dr = np.sqrt((all_eta[j] - eta[i]) ** 2 + dphi * dphi)
+                if dr < d1:
+                    d2, d1 = d1, dr
+                elif dr < d2:
+                    d2 = dr
+            out[i, 0], out[i, 1], out[i, 2], out[i, 3] = d30, d15, d1, d2
+    return out
+
+
+def _offsets(counts: np.ndarray) -> np.ndarray:
+    off = np.zeros(counts.size + 1, np.int64)
+    np.cumsum(counts, out=off[1:])
+    return off
+
+
+def _flat(x) -> np.ndarray:
+    return np.ascontiguousarray(ak.to_numpy(ak.flatten(x)), dtype=np.float64)
+
+
+def track_feature_table(tracks, candidate, pv, other_pv, sv, jets, met_pt, met_phi) -> np.ndarray:
+    """The 37 features of the candidate tracks of a chunk, as a flat record array.
+
+    Parameters
+    ----------
+    tracks : jagged records with the fields of :data:`TRACK_INPUTS` (all tracks of the
+        event: the neighbour-track features look at all of them).
+    candidate : jagged bool mask of the tracks to describe (SPEC.md sec. 2 candidates).
+    pv : records (one per event) with x, y, z and the six covariance fields covXX ... covZZ.
+    other_pv, sv : jagged vertex records with x, y, z (OtherPV also the covariances).
+    jets : jagged jets with pt, eta, phi (pT-ordered); the leading jet is the first with
+        pT > 30 GeV and |eta| < 2.4.
+    met_pt, met_phi : per-event p_T^miss.
+
+    Returns
+    -------
+    numpy structured array of float32 fields named by :data:`FEATURE_NAMES`, one row per
+    candidate track, in event order; and the event index of each row (second return value).
+    """
+    counts_all = ak.to_numpy(ak.num(tracks.pt))
+    sel_tracks = tracks[candidate]
+    counts = ak.to_numpy(ak.num(sel_tracks.pt))
+    n = int(counts.sum())
+    ev = np.repeat(np.arange(len(counts)), counts)
+    local = ak.to_numpy(ak.flatten(ak.local_index(tracks.pt)[candidate]))
+    f = {k: _flat(sel_tracks[k]) for k in TRACK_INPUTS}
+    tanl = np.sinh(f["eta"])
+    vtx_idx = f["vtxIdx"].astype(np.int64)
+    sv_idx = f["svIdx"].astype(np.int64)
+    pvx, pvy, pvz = (np.asarray(ak.to_numpy(pv[c]), np.float64) for c in ("x", "y", "z"))
+    pv_cov = np.stack([np.asarray(ak.to_numpy(pv[c]), np.float64) for c in dc.VERTEX_COV_BRANCHES], 1)
+    v_off = _offsets(ak.to_numpy(ak.num(other_pv.x)))
+    vx, vy, vz = (_flat(other_pv[c]) for c in ("x", "y", "z"))
+    v_cov = np.stack([_flat(other_pv[c]) for c in dc.VERTEX_COV_BRANCHES], 1) if vx.size else np.zeros((0, 6))
+    t_off = _offsets(counts)
+    pu_k, other_k = _vertex_choices(t_off, f["refX"], f["refY"], f["refZ"], f["phi"], tanl, vtx_idx, pvz, v_off, vx, vy, vz)
+
+    def combined_vertex(k_combined):
+        """Vertex arrays (x, y, z, cov, valid) for combined indices (0 = PV, k = OtherPV[k-1])."""
+        valid = k_combined >= 0
+        is_pv = k_combined == 0
+        j = np.where(valid & ~is_pv, v_off[ev] + k_combined - 1, 0)
+        if vx.size == 0:
+            j = np.zeros_like(j)
+            pick = (np.zeros(n), np.zeros(n), np.zeros(n), np.zeros((n, 6)))
+        else:
+            pick = (vx[j], vy[j], vz[j], v_cov[j])
+        x = np.where(is_pv, pvx[ev], pick[0])
+        y = np.where(is_pv, pvy[ev], pick[1])
+        z = np.where(is_pv, pvz[ev], pick[2])
+        cov = np.where(is_pv[:, None], pv_cov[ev], pick[3])
+        valid = valid & (is_pv | (vx.size > 0))
+        return x, y, z, cov, valid
+
+    choices = {
+        "pv": combined_vertex(np.zeros(n, np.int64)),
+        "pu": combined_vertex(np.where(pu_k >= 0, pu_k + 1, -1)),
+        "assoc": combined_vertex(vtx_idx),
+        "other": combined_vertex(other_k),
+    }
+    track_cov = np.stack([f[b] for b in dc.TRACK_COV_BRANCHES], 1)
+    out = np.zeros(n, dtype=[(name, np.float32) for name in FEATURE_NAMES])
+    helix_args = (f["pt"], f["eta"], f["phi"], f["charge"], f["refX"], f["refY"], f["refZ"])
+    for name, (x, y, z, cov, valid) in choices.items():
+        ip = impact_parameters(*helix_args, x, y, z, track_cov, cov)
+        for q, v in (("ipxy", ip.ipxy), ("ipz", ip.ipz), ("ipxy_sig", ip.ipxy_sig), ("ipz_sig", ip.ipz_sig)):
+            vals = np.where(valid & np.isfinite(v), _log10(v), dc.FILL_LOG10_UNDEFINED)
+            out[f"log10_{q}_{name}"] = vals
+    # straight line w.r.t. PV (the stored branches) and the closest pileup vertex
+    out["log10_dxy_pv"], out["log10_dz_pv"] = _log10(f["dxy"]), _log10(f["dz"])
+    x, y, z, _, valid = choices["pu"]
+    c, s = np.cos(f["phi"]), np.sin(f["phi"])
+    dx, dy = f["refX"] - x, f["refY"] - y
+    out["log10_dxy_pu"] = np.where(valid, _log10(-dx * s + dy * c), dc.FILL_LOG10_UNDEFINED)
+    out["log10_dz_pu"] = np.where(valid, _log10((f["refZ"] - z) - (dx * c + dy * s) * tanl), dc.FILL_LOG10_UNDEFINED)
+    out["log10_dxy_err"], out["log10_dz_err"] = _log10(f["dxyErr"]), _log10(f["dzErr"])
+    # vertex distances
+    x, y, z, _, valid = choices["assoc"]
+    out["delta_xy_pv_assoc_pv"] = np.where(valid, np.hypot(x - pvx[ev], y - pvy[ev]), dc.FILL_DISTANCE)
+    out["delta_z_pv_assoc_pv"] = np.where(valid, np.abs(z - pvz[ev]), dc.FILL_DISTANCE)
+    s_off = _offsets(ak.to_numpy(ak.num(sv.x)))
+    has_sv = (sv_idx >= 0) & (ak.count(sv.x) > 0)
+    j = np.where(has_sv, s_off[ev] + sv_idx, 0)
+    if ak.count(sv.x) > 0:
+        svx, svy, svz = (_flat(sv[c]) for c in ("x", "y", "z"))
+        out["delta_xy_pv_sv"] = np.where(has_sv, np.hypot(svx[j] - pvx[ev], svy[j] - pvy[ev]), dc.FILL_DISTANCE)
+        out["delta_z_pv_sv"] = np.where(has_sv, np.abs(svz[j] - pvz[ev]), dc.FILL_DISTANCE)
+    else:
+        out["delta_xy_pv_sv"] = dc.FILL_DISTANCE
+        out["delta_z_pv_sv"] = dc.FILL_DISTANCE
+    # kinematics relative to p_T^miss and the leading jet
+    met_pt = np.asarray(met_pt, np.float64)
+    met_phi = np.asarray(met_phi, np.float64)
+    out["pt"], out["abs_eta"] = f["pt"], np.abs(f["eta"])
+    out["abs_dphi_met"] = np.abs((f["phi"] - met_phi[ev] + np.pi) % (2 * np.pi) - np.pi)
+    good = jets[(jets.pt > OBJECT_CUTS.jet_pt) & (abs(jets.eta) < OBJECT_CUTS.jet_eta)]
+    lead = ak.firsts(good)
+    has_lead = ak.to_numpy(~ak.is_none(lead))
+    lphi = ak.to_numpy(ak.fill_none(lead.phi, 0.0)).astype(np.float64)
+    leta = ak.to_numpy(ak.fill_none(lead.eta, 0.0)).astype(np.float64)
+    out["abs_dphi_leading_jet"] = np.where(has_lead[ev], np.abs((f["phi"] - lphi[ev] + np.pi) % (2 * np.pi) - np.pi),
+                                           dc.FILL_DR)
+    out["abs_deta_leading_jet"] = np.where(has_lead[ev], np.abs(f["eta"] - leta[ev]), dc.FILL_DR)
+    out["pf_iso_abs"] = np.nan_to_num(f["pfIso03"], nan=0.0)
+    dr = _delta_r_features(
+        t_off, f["eta"], f["phi"], local.astype(np.int64), _offsets(counts_all), _flat(tracks.eta), _flat(tracks.phi),
+        _flat(tracks.pt), _offsets(ak.to_numpy(ak.num(jets.pt))), _flat(jets.eta), _flat(jets.phi), _flat(jets.pt),
+        OBJECT_CUTS.jet_pt, SOFT_JET_PT, NEIGHBOUR_TRACK_PT, dc.FILL_DR,
+    )
+    out["dr_jet30"], out["dr_jet15"], out["dr_track5_first"], out["dr_track5_second"] = dr.T
+    out["met"] = met_pt[ev]
+    return out, ev
+
+
+def feature_matrix(table: np.ndarray) -> np.ndarray:
+    """(n, 37) float32 matrix in FEATURE_NAMES order from a feature table."""
+    return np.stack([table[name] for name in FEATURE_NAMES], 1).astype(np.float32)

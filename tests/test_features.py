@@ -1,0 +1,78 @@
+"""The classifier's feature table (issue 3): names, order, finiteness, fill values and
+agreement with direct helix calls."""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+import pytest
+from coffea.nanoevents import NanoEventsFactory
+
+from analysis import contract as dc
+from analysis.features import FEATURE_NAMES, feature_matrix, track_feature_table
+from analysis.helix import impact_parameters
+from analysis.objects import candidate_tracks_mask
+from processors.schema import SoftTrackSchema
+
+
+@pytest.fixture(scope="module")
+def table(small_sample):
+    out, _ = small_sample
+    ev = NanoEventsFactory.from_root({str(out / "signal_m115_dm0p27_2018.root"): "Events"},
+                                     schemaclass=SoftTrackSchema, mode="eager").events()
+    cand = candidate_tracks_mask(ev.Track, ev.Jet)
+    tab, idx = track_feature_table(ev.Track, cand, ev.PV, ev.OtherPV, ev.SV, ev.Jet, ev.MET.pt, ev.MET.phi)
+    return ev, cand, tab, idx
+
+
+def test_names_order_and_count(table):
+    _, _, tab, _ = table
+    assert len(FEATURE_NAMES) == 37 and len(set(FEATURE_NAMES)) == 37
+    assert tab.dtype.names == FEATURE_NAMES
+    assert feature_matrix(tab).shape == (len(tab), 37)
+
+
+def test_finite_and_fill_values(table):
+    ev, cand, tab, idx = table
+    m = feature_matrix(tab)
+    assert len(tab) > 1000
+    assert np.isfinite(m).all()
+    # tracks without an associated vertex get the documented fill value
+    vtx = ak.to_numpy(ak.flatten(ev.Track.vtxIdx[cand]))
+    assert np.all(tab["log10_ipxy_assoc"][vtx < 0] == dc.FILL_LOG10_UNDEFINED)
+    assert np.all(tab["delta_xy_pv_assoc_pv"][vtx < 0] == dc.FILL_DISTANCE)
+    assert np.all(tab["log10_ipxy_assoc"][vtx >= 0] > dc.FILL_LOG10_UNDEFINED)
+    sv = ak.to_numpy(ak.flatten(ev.Track.svIdx[cand]))
+    assert np.all((tab["delta_xy_pv_sv"] == dc.FILL_DISTANCE) == (sv < 0))
+    assert np.array_equal(np.bincount(idx, minlength=len(ev)), ak.to_numpy(ak.sum(cand, axis=1)))
+
+
+def test_pv_features_match_helix(table):
+    ev, cand, tab, idx = table
+    t = ev.Track[cand]
+
+    def flat(x):
+        return ak.to_numpy(ak.flatten(x)).astype(np.float64)
+
+    n = len(tab)
+    pv = {c: ak.to_numpy(ev.PV[c]).astype(np.float64)[idx] for c in ("x", "y", "z", *dc.VERTEX_COV_BRANCHES)}
+    ip = impact_parameters(flat(t.pt), flat(t.eta), flat(t.phi), flat(t.charge), flat(t.refX), flat(t.refY),
+                           flat(t.refZ), pv["x"], pv["y"], pv["z"],
+                           tuple(flat(t[b]) for b in dc.TRACK_COV_BRANCHES),
+                           tuple(pv[b] for b in dc.VERTEX_COV_BRANCHES))
+    expected = np.log10(np.maximum(ip.ipxy_sig, 1e-6))
+    np.testing.assert_allclose(tab["log10_ipxy_sig_pv"], expected, rtol=1e-5, atol=1e-5)
+    assert n == len(expected)
+    np.testing.assert_allclose(tab["pt"], flat(t.pt), rtol=1e-6)
+
+
+def test_signal_pions_are_displaced(table):
+    """Helix IP significance w.r.t. the PV separates signal pions from prompt tracks."""
+    ev, cand, tab, idx = table
+    gen = ev.Track.matched_gen[cand]
+    pdg = ak.to_numpy(ak.flatten(ak.fill_none(abs(gen.pdgId), 0)))
+    mother = ak.to_numpy(ak.flatten(ak.fill_none(abs(gen.parent.pdgId), 0)))
+    sig = (pdg == 211) & (mother == dc.PDG_CHARGINO)
+    prompt = (ak.to_numpy(ak.flatten(ev.Track.genOrigin[cand])) == 0) & ~sig & (pdg != 0)
+    assert sig.sum() > 30
+    assert np.median(tab["log10_ipxy_sig_pv"][sig]) > np.median(tab["log10_ipxy_sig_pv"][prompt]) + 0.5
