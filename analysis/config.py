@@ -330,6 +330,9 @@ TRACK_SF_THESIS_SPURIOUS_LOG10DZ = -0.2
 PTZ_WEIGHT_MAX_REL_UNC = 0.10
 #: p_T^miss reweighting (thesis sec. 6.2.3): line fit range (GeV), frozen outside
 MET_WEIGHT_FIT_RANGE: tuple[float, float] = (300.0, 1000.0)
+#: line fits (p_T^miss, residual shape): adjacent bins are merged until each has this many
+#: effective simulated entries (sum w)^2 / sum w^2
+LINE_FIT_MIN_EFFECTIVE_ENTRIES = 5.0
 #: sideband of the max-logit observables (thesis sec. 6.2.1, Table 6.1)
 SIDEBAND_LOGIT_RANGE: tuple[float, float] = (5.0, 7.0)
 #: residual-shape line fits above these max logits (thesis sec. 6.2.2, Tables 6.3, 6.4):

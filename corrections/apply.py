@@ -1,0 +1,150 @@
+"""Evaluate the corrections with correctionlib on numpy or awkward arrays (SPEC.md sec. 6).
+
+:class:`SoftTrackCorrections` holds the CorrectionSet's JSON text and builds the
+correctionlib evaluator lazily, so it pickles through its JSON and every coffea worker
+loads its own evaluator (STYLE.md, "models load lazily"). Values are computed by
+correctionlib's vectorized evaluator: no Python-side lookups per event. String inputs
+(era, class, syst, category) are checked up front against the categories in the file, so a
+request the file cannot answer raises :class:`~analysis.errors.CorrectionError` naming
+the file, the correction and what it does provide.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+from pathlib import Path
+from typing import Any
+
+import correctionlib
+import correctionlib.schemav2 as cs
+import numpy as np
+
+from analysis.config import CORRECTIONS_FILENAME
+from analysis.errors import CorrectionError
+
+#: the shipped corrections (derived from the default-like sample, see README.md here)
+DEFAULT_PATH = Path(__file__).resolve().parent / CORRECTIONS_FILENAME
+
+
+def _string_categories(node: Any, out: dict[str, set[str]]) -> None:
+    """Collect, per string input, the category keys found anywhere in a correction's tree."""
+    if isinstance(node, cs.Category):
+        out.setdefault(node.input, set()).update(str(item.key) for item in node.content)
+        for item in node.content:
+            _string_categories(item.value, out)
+        if node.default is not None:
+            _string_categories(node.default, out)
+    elif isinstance(node, cs.Binning | cs.MultiBinning):
+        for item in node.content:
+            _string_categories(item, out)
+
+
+class SoftTrackCorrections:
+    """The analysis corrections of one CorrectionSet file.
+
+    Parameters
+    ----------
+    path : a ``.json`` or ``.json.gz`` CorrectionSet (default: the shipped file).
+    """
+
+    def __init__(self, path: str | Path | None = None, *, json_text: str | None = None):
+        if json_text is None:
+            self.path = str(Path(path) if path is not None else DEFAULT_PATH)
+            try:
+                opener = gzip.open if self.path.endswith(".gz") else open
+                with opener(self.path, "rt", encoding="utf-8") as f:
+                    json_text = f.read()
+            except OSError as err:
+                raise CorrectionError(f"cannot read corrections file {self.path}: {err.strerror or err}; "
+                                      "derive it with `python run.py corrections`") from None
+        else:
+            self.path = "<json text>"
+        self._json = json_text
+        try:
+            model = cs.CorrectionSet.model_validate(json.loads(json_text))
+        except Exception as err:  # noqa: BLE001 - any parse failure is a bad file
+            raise CorrectionError(f"{self.path} is not a correctionlib schema-v2 CorrectionSet: {err}") from None
+        self._inputs: dict[str, list[str]] = {}
+        self._categories: dict[str, dict[str, set[str]]] = {}
+        for c in model.corrections:
+            self._inputs[c.name] = [v.name for v in c.inputs]
+            cats: dict[str, set[str]] = {}
+            _string_categories(c.data, cats)
+            self._categories[c.name] = cats
+        self._evaluator: correctionlib.CorrectionSet | None = None
+
+    # -- pickling: the JSON travels, the evaluator is rebuilt on first use -----------------
+    def __getstate__(self) -> dict[str, Any]:
+        return {"path": self.path, "json": self._json}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(json_text=state["json"])
+        self.path = state["path"]
+
+    @property
+    def evaluator(self) -> correctionlib.CorrectionSet:
+        """The correctionlib evaluator, built on first use in each process."""
+        if self._evaluator is None:
+            self._evaluator = correctionlib.CorrectionSet.from_string(self._json)
+        return self._evaluator
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._inputs)
+
+    def eras(self, name: str) -> list[str]:
+        """Eras a correction provides."""
+        self._require(name)
+        return sorted(self._categories[name].get("era", set()))
+
+    def _require(self, name: str) -> None:
+        if name not in self._inputs:
+            raise CorrectionError(f"correction {name!r} not in {self.path}: it has {', '.join(self.names)}; "
+                                  "derive it with `python run.py corrections` from outputs that contain its inputs")
+
+    def evaluate(self, name: str, *args: Any) -> Any:
+        """Evaluate correction ``name`` with its inputs in order, after checking every string
+        input against the categories in the file."""
+        self._require(name)
+        inputs = self._inputs[name]
+        if len(args) != len(inputs):
+            raise CorrectionError(f"correction {name!r} takes {len(inputs)} inputs ({', '.join(inputs)}), got {len(args)}")
+        for input_name, value in zip(inputs, args):
+            allowed = self._categories[name].get(input_name)
+            if allowed is None:
+                continue
+            values = {str(value)} if isinstance(value, str) else {str(v) for v in np.unique(np.asarray(value))}
+            missing = values - allowed
+            if missing:
+                raise CorrectionError(f"correction {name!r} in {self.path} has no {input_name} "
+                                      f"{', '.join(repr(m) for m in sorted(missing))}: it provides "
+                                      f"{', '.join(sorted(allowed))}")
+        return self.evaluator[name].evaluate(*args)
+
+    # -- the corrections of the analysis --------------------------------------------------
+    def pileup_weight(self, era: str, n_true_int: Any, syst: str = "nominal") -> Any:
+        """Per-event pileup weight for Pileup_nTrueInt (SPEC.md sec. 6)."""
+        return self.evaluate("pileup_weight", era, n_true_int, syst)
+
+    def ptz_weight(self, era: str, ptz: Any) -> Any:
+        """Per-event weight of simulated cleaned Drell-Yan for the generator pT(Z) in GeV (SPEC.md sec. 5)."""
+        return self.evaluate("ptz_weight", era, ptz)
+
+    def met_weight(self, era: str, met: Any, syst: str = "nominal") -> Any:
+        """Per-event p_T^miss weight of simulated background (thesis sec. 6.2.3)."""
+        return self.evaluate("met_weight", era, met, syst)
+
+    def track_class_sf(self, era: str, cls: str, syst: str = "nominal") -> float:
+        """Scale factor of the PV-associated ("pv") or spurious track class (thesis sec. 6.2.1)."""
+        return float(self.evaluate("track_class_sf", era, cls, syst))
+
+    def sideband_sf(self, era: str, category: str | float, syst: str = "nominal") -> float:
+        """Sideband scale factor of a max-score category, e.g. "0.6" (thesis sec. 6.2.1)."""
+        key = f"{category:g}" if isinstance(category, float) else str(category)
+        return float(self.evaluate("sideband_sf", era, key, syst))
+
+    def residual_shape(self, era: str, category: str | float, max_logit: Any, syst: str = "nominal") -> Any:
+        """Residual max-logit shape weight in the signal regions (thesis sec. 6.2.2)."""
+        key = f"{category:g}" if isinstance(category, float) else str(category)
+        return self.evaluate("residual_shape", era, key, max_logit, syst)

@@ -1,0 +1,98 @@
+"""Assemble the derived corrections into one correctionlib CorrectionSet and write it.
+
+One gzipped JSON for all eras (``analysis.config.CORRECTIONS_FILENAME``): every correction
+takes the era as its first (string) input, so a consumer opens one file and an era the
+file lacks is an out-of-range category, not a missing file. Corrections whose input
+histograms are absent (the max-logit ones before the classifier lands) are left out and
+listed in the returned notes (SPEC.md sec. 6).
+"""
+
+from __future__ import annotations
+
+import gzip
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import correctionlib.schemav2 as cs
+
+from analysis import config as cfg
+from analysis.errors import ConfigError
+
+from . import derive
+
+SCHEMA_VERSION = 2
+
+
+@dataclass
+class BuildResult:
+    """The CorrectionSet and the fit results behind it (for printing and tests)."""
+
+    cset: cs.CorrectionSet
+    track_fits: dict[str, derive.TrackClassFit] = field(default_factory=dict)
+    ptz_fits: dict[str, derive.PtzWeights] = field(default_factory=dict)
+    met_fits: dict[str, derive.LineFit] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None) -> BuildResult:
+    """Derive every correction the inputs allow and assemble the CorrectionSet.
+
+    Parameters
+    ----------
+    dy : output of the ``dy`` processor (cleaned Drell-Yan): pT(Z) weights, track-class
+        scale factors, residual max-logit shape (when ``max_logit`` exists).
+    signal : output of the ``signal`` processor: p_T^miss weights, sideband scale factors
+        (when ``max_logit`` exists).
+
+    Pileup weights come from the generator's profiles for the eras of the inputs.
+    """
+    if dy is None and signal is None:
+        raise ConfigError("corrections need at least one processor output (--dy and/or --signal)")
+    eras = sorted({e for out in (dy, signal) if out for e in derive.eras_of(out["datasets"])})
+    pileup = derive.pileup_weight(eras or cfg.ERAS)
+    result = BuildResult(cs.CorrectionSet(schema_version=SCHEMA_VERSION, corrections=[]))
+    corrections = [pileup]
+    if dy is not None:
+        h, ds = dy["histograms"], dy["datasets"]
+        result.ptz_fits = {era: derive.fit_ptz_weights(h, ds, era) for era in derive.eras_of(ds)}
+        corrections.append(derive.ptz_weight(h, ds, result.ptz_fits))
+        result.track_fits = {era: derive.fit_track_classes(h, ds, era, pileup) for era in derive.eras_of(ds)}
+        corrections.append(derive.track_class_sf(h, ds, pileup, result.track_fits))
+        if "max_logit" in h:
+            corrections.append(derive.residual_shape(h, ds))
+        else:
+            result.notes.append("residual_shape not derived: the dy output has no 'max_logit' histogram")
+    else:
+        result.notes.append("ptz_weight, track_class_sf, residual_shape not derived: no dy output")
+    if signal is not None:
+        h, ds = signal["histograms"], signal["datasets"]
+        result.met_fits = {era: derive.fit_met_line(h, ds, era) for era in derive.eras_of(ds)}
+        corrections.append(derive.met_weight(h, ds, result.met_fits))
+        if "max_logit" in h:
+            corrections.append(derive.sideband_sf(h, ds))
+        else:
+            result.notes.append("sideband_sf not derived: the signal output has no 'max_logit' histogram")
+    else:
+        result.notes.append("met_weight, sideband_sf not derived: no signal output")
+    result.cset = cs.CorrectionSet(
+        schema_version=SCHEMA_VERSION,
+        description=(f"softtrack corrections (SPEC.md sec. 5, 6; thesis sec. 6.1-6.2) for eras {', '.join(eras)}; "
+                     "see corrections/README.md"),
+        corrections=corrections,
+    )
+    return result
+
+
+def write_correction_set(cset: cs.CorrectionSet, out: Path | str) -> Path:
+    """Write ``cset`` as gzipped JSON; ``out`` is a directory (file name from config) or a
+    path ending in .json.gz. Returns the path written."""
+    out = Path(out)
+    path = out if out.name.endswith(".json.gz") else out / cfg.CORRECTIONS_FILENAME
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with gzip.open(path, "wt", encoding="utf-8") as f:
+            f.write(cset.model_dump_json(exclude_unset=True))
+    except OSError as err:
+        raise ConfigError(f"cannot write corrections to {path}: {err.strerror or err}") from None
+    return path

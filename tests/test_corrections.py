@@ -1,0 +1,310 @@
+"""Corrections (SPEC.md sec. 5, 6; thesis sec. 6.1-6.2): closure against the generator's
+truth (analysis/toymc/truth.py), correctionlib validation and round trip, clear errors."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import pickle
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import awkward as ak
+import correctionlib
+import hist
+import numpy as np
+import pytest
+
+from analysis import config as cfg
+from analysis.errors import ConfigError, CorrectionError
+from analysis.objects import candidate_tracks_mask
+from analysis.toymc.processes import BOSON_A, ZNUNU_POWER, PowerSpectrum
+from analysis.toymc.truth import PSEUDO_DATA, PileupModel
+from corrections import derive
+from corrections.apply import DEFAULT_PATH, SoftTrackCorrections
+from corrections.build import build_corrections, write_correction_set
+from processors import collections as col
+from processors.base import ORIGIN_NAMES
+from processors.dy import DrellYanProcessor
+from processors.histograms import DATASET, DM, EVENT_AXES, ORIGIN, SYSTEMATIC, TRACK_AXES
+
+ERA = "2018"
+SEED = 11
+#: events per sample: the spurious SF's statistical error is then ~6%, the PV one ~0.6%
+N_EVENTS = 20_000
+CORRECTION_CLI = shutil.which("correction") or str(Path(sys.executable).parent / "correction")
+
+
+class LooseTrackDY(DrellYanProcessor):
+    """The dy processor plus two test histograms (what we ask the processors to add):
+
+    - ``loose_track_log10_dz`` (dataset, origin, track_log10_dz) and ``loose_met`` (dataset,
+      systematic, met): candidate tracks not associated with a pileup vertex (summary sec. 2)
+      in all triggered events, for the statistics the track-class closure needs;
+    - ``ptz_met`` (dataset, ptz, met): generator pT(Z) vs cleaned p_T^miss in the ptz_gen
+      selection, to apply the pT(Z) weights to the p_T^miss spectrum.
+    """
+
+    def fill_extra(self, events, c, o, steps, weight, hists, dataset, meta):
+        super().fill_extra(events, c, o, steps, weight, hists, dataset, meta)
+        ev = steps["noise_filters"] & steps.get("trigger", np.ones(len(weight), bool))
+        tracks = c.tracks[ev]
+        t = tracks[candidate_tracks_mask(tracks, c.jets[ev]) & (tracks.vtxIdx <= 0)]
+        w = ak.to_numpy(ak.flatten(ak.broadcast_arrays(weight[ev], t.pt)[0]))
+        if meta["is_data"]:
+            origin = np.full(w.size, "data", dtype=object)
+        else:
+            names = np.array([ORIGIN_NAMES[i] for i in range(3)], dtype=object)
+            origin = names[ak.to_numpy(ak.flatten(t.genOrigin))]
+        with np.errstate(divide="ignore"):
+            dz = np.log10(np.abs(ak.to_numpy(ak.flatten(t.dz)).astype(np.float64)))
+        ok = np.isfinite(dz)
+        h = hist.Hist(DATASET, ORIGIN, TRACK_AXES["track_log10_dz"], storage=hist.storage.Weight())
+        h.fill(dataset=dataset, origin=origin[ok], track_log10_dz=dz[ok], weight=w[ok])
+        hists["loose_track_log10_dz"] = h
+        he = hist.Hist(DATASET, SYSTEMATIC, EVENT_AXES["met"], storage=hist.storage.Weight())
+        he.fill(dataset=dataset, systematic="nominal", met=o.met[ev], weight=weight[ev])
+        hists["loose_met"] = he
+        if not meta["is_data"] and meta["process"] in ("dy_mumu", "zjets_nunu"):
+            sel = steps["noise_filters"] & (o.met > cfg.DY_CUTS.ptz_weight_met)
+            if meta["process"] == "dy_mumu":
+                sel &= steps["dimuon"]
+            hp = hist.Hist(DATASET, hists["ptz_gen"].axes["ptz"], EVENT_AXES["met"], storage=hist.storage.Weight())
+            hp.fill(dataset=dataset, ptz=col.gen_boson_pt(events)[sel], met=o.met[sel], weight=weight[sel])
+            hists["ptz_met"] = hp
+
+
+@pytest.fixture(scope="session")
+def dy_output(tmp_path_factory) -> dict:
+    """Cleaned-DY processor output of a 2018 sample (seed 11, 20k events per sample)."""
+    from commands.generate import generate_samples
+    from processors import runner
+
+    out = tmp_path_factory.mktemp("corr")
+    procs = ["dy_mumu", "wjets_lnu", "ttjets", "zjets_nunu", "data_singlemuon"]
+    fileset = generate_samples(out, [ERA], procs, [], N_EVENTS, SEED)
+    saved = runner.PROCESSORS["dy"]
+    runner.PROCESSORS["dy"] = LooseTrackDY
+    try:
+        return runner.run_processor("dy", fileset, runner.RunOptions(executor="iterative", status=False,
+                                                                     systematics=False))
+    finally:
+        runner.PROCESSORS["dy"] = saved
+
+
+def _met_sample(rng, n_sim: int, n_data_cand: int):
+    """p_T^miss of the generator's model: the Z->nunu boson spectrum above 250 GeV (p_T^miss
+    follows the boson pT), pseudo-data kept with the generator's probability met_ratio
+    (analysis/toymc/sample.py, _stream_pass)."""
+    spectrum = PowerSpectrum(BOSON_A, ZNUNU_POWER, 250.0)
+    sim = spectrum.sample(n_sim, rng)
+    cand = spectrum.sample(n_data_cand, rng)
+    data = cand[rng.random(cand.size) < PSEUDO_DATA.met_ratio(cand)]
+    return sim, n_data_cand / n_sim, data
+
+
+def _logit_hist(rng, shape_slope: float, sideband_sf: float) -> hist.Hist:
+    """max_logit (dataset, systematic, dm, max_logit) with data = simulation x a known ratio."""
+    h = hist.Hist(DATASET, SYSTEMATIC, DM, hist.axis.Regular(64, -16, 16, name="max_logit"), storage=hist.storage.Weight())
+    centres = h.axes["max_logit"].centers
+    expected = 2.0e5 * np.exp(-0.5 * ((centres + 2.0) / 3.0) ** 2) + 200.0 * np.exp(-0.3 * (centres - 5.0))
+    ratio = np.where(centres < 7.0, sideband_sf, 1.0) * (1.0 + shape_slope * (centres - 6.0))
+    for dm in DM:
+        sim = expected * 5.0
+        h.fill(dataset="bkg_2018", systematic="nominal", dm=dm, max_logit=np.repeat(centres, rng.poisson(sim).astype(int)),
+               weight=0.2)
+        h.fill(dataset="data_2018", systematic="nominal", dm=dm,
+               max_logit=np.repeat(centres, rng.poisson(expected * ratio).astype(int)))
+    return h
+
+
+DATASETS_SIGNAL = {
+    "bkg_2018": {"process": "zjets_nunu", "era": ERA, "is_data": False},
+    "data_2018": {"process": "data_met", "era": ERA, "is_data": True},
+}
+
+
+@pytest.fixture(scope="session")
+def signal_output() -> dict:
+    """A signal-region-like output built from the generator's p_T^miss model and a known
+    max-logit data/simulation ratio (sideband SF 1.08 in 5-7)."""
+    rng = np.random.default_rng(SEED)
+    sim, weight, data = _met_sample(rng, 400_000, 400_000)
+    met = hist.Hist(DATASET, SYSTEMATIC, EVENT_AXES["met"], storage=hist.storage.Weight())
+    met.fill(dataset="bkg_2018", systematic="nominal", met=sim, weight=np.full(sim.size, weight))
+    met.fill(dataset="data_2018", systematic="nominal", met=data)
+    return {"histograms": {"met": met, "max_logit": _logit_hist(rng, 0.0, 1.08)}, "datasets": DATASETS_SIGNAL}
+
+
+@pytest.fixture(scope="session")
+def written(dy_output, signal_output, tmp_path_factory) -> tuple[Path, object]:
+    dy = dict(dy_output, histograms=dict(dy_output["histograms"],
+                                         max_logit=_logit_hist(np.random.default_rng(3), -0.02, 1.0)))
+    dy["datasets"] = dict(dy["datasets"], **DATASETS_SIGNAL)
+    result = build_corrections(dy, signal_output)
+    return write_correction_set(result.cset, tmp_path_factory.mktemp("cset")), result
+
+
+def _loose(dy_output) -> dict:
+    h = dy_output["histograms"]
+    return {"track_log10_dz": h["loose_track_log10_dz"], "met": h["loose_met"], "n_true_int": h["n_true_int"]}
+
+
+# --- files ---------------------------------------------------------------------------------
+def test_file_validates_and_round_trips(written):
+    path, result = written
+    assert path.name == cfg.CORRECTIONS_FILENAME and path.stat().st_size < 200_000
+    run = subprocess.run([CORRECTION_CLI, "validate", str(path)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    summary = subprocess.run([CORRECTION_CLI, "summary", str(path)], capture_output=True, text=True)
+    assert summary.returncode == 0
+    names = {"pileup_weight", "ptz_weight", "track_class_sf", "met_weight", "sideband_sf", "residual_shape"}
+    assert all(n in summary.stdout for n in names)
+    cset = correctionlib.CorrectionSet.from_file(str(path))
+    assert set(cset) == names
+    for c in result.cset.corrections:
+        assert c.description and c.version == cfg.CORRECTIONS_VERSION and c.output.description
+        assert all(v.description for v in c.inputs)
+    ours = SoftTrackCorrections(path)
+    assert cset["track_class_sf"].evaluate(ERA, "pv", "nominal") == ours.track_class_sf(ERA, "pv")
+    assert cset["met_weight"].evaluate(ERA, 500.0, "nominal") == pytest.approx(float(ours.met_weight(ERA, 500.0)))
+
+
+def test_shipped_file_validates():
+    if not DEFAULT_PATH.is_file():
+        pytest.skip(f"no shipped corrections at {DEFAULT_PATH}")
+    run = subprocess.run([CORRECTION_CLI, "validate", str(DEFAULT_PATH)], capture_output=True, text=True)
+    assert run.returncode == 0, run.stdout + run.stderr
+    shipped = SoftTrackCorrections()
+    for era in cfg.ERAS:
+        assert 0.5 < shipped.track_class_sf(era, "pv") < 1.5
+
+
+# --- closure against the generator's truth -------------------------------------------------
+def test_track_class_sf_recovers_injected_rates(dy_output):
+    pileup = derive.pileup_weight([ERA])
+    fit = derive.fit_track_classes(_loose(dy_output), dy_output["datasets"], ERA, pileup)
+    truth = {"pv": PSEUDO_DATA.pv_track_rate, "spurious": PSEUDO_DATA.spurious_track_rate}
+    for cls, value in truth.items():
+        assert abs(fit.pull(cls, value)) < 2.0, (cls, fit.sf[cls], fit.unc[cls])
+    assert fit.unc["pv"] / fit.sf["pv"] < 0.02 and fit.unc["spurious"] / fit.sf["spurious"] < 0.08
+    assert fit.pileup_norm == pytest.approx(PSEUDO_DATA.pileup_scale, abs=0.01)
+    # the thesis' single-bin ratio below 0.001 cm is biased by the dz-resolution mis-modelling
+    assert fit.thesis_ratio["pv"][0] < truth["pv"] - 2 * fit.thesis_ratio["pv"][1]
+
+
+def test_ptz_weights_close_met_spectrum(dy_output, written):
+    path, _ = written
+    corr = SoftTrackCorrections(path)
+    h = dy_output["histograms"]["ptz_met"]
+    edges = h.axes["met"].edges
+    sel = (edges[:-1] >= 200.0) & (edges[1:] <= 1000.0)
+
+    def met_shape(dataset: str, weighted: bool):
+        sub = h[{"dataset": dataset}]
+        w = corr.ptz_weight(ERA, sub.axes["ptz"].centers) if weighted else np.ones(sub.axes["ptz"].size)
+        v, var = (sub.values() * w[:, None]).sum(0)[sel], (sub.variances() * w[:, None] ** 2).sum(0)[sel]
+        return v / v.sum(), var / v.sum() ** 2
+
+    z, vz = met_shape(f"zjets_nunu_{ERA}", False)
+    chi2 = {}
+    for weighted in (False, True):
+        d, vd = met_shape(f"dy_mumu_{ERA}", weighted)
+        ok = vd + vz > 0
+        chi2[weighted] = float(np.sum((d - z)[ok] ** 2 / (vd + vz)[ok])) / (ok.sum() - 1)
+    assert 0.4 < chi2[True] < 1.5, chi2
+    assert chi2[True] <= chi2[False] + 0.05, chi2
+
+
+def test_pileup_weights_reproduce_pseudo_data_profile():
+    model, rng = PileupModel(), np.random.default_rng(SEED)
+    corr = SoftTrackCorrections(json_text=json.dumps({"schema_version": 2, "corrections": [
+        json.loads(derive.pileup_weight().model_dump_json(exclude_unset=True))]}))
+    for era in cfg.ERAS:
+        sim = model.sample_true(era, 300_000, rng)
+        data = model.sample_true(era, 300_000, rng, PSEUDO_DATA.pileup_scale)
+        w = corr.pileup_weight(era, sim)
+        edges = np.arange(0, 101, 2.0)
+        hs, _ = np.histogram(sim, edges, weights=w)
+        hs2, _ = np.histogram(sim, edges, weights=w**2)
+        hd, _ = np.histogram(data, edges)
+        ok = hd + hs2 > 0
+        chi2 = np.sum((hd - hs)[ok] ** 2 / (hd + hs2)[ok]) / ok.sum()
+        assert chi2 < 1.5, (era, chi2)
+        assert np.average(sim, weights=w) == pytest.approx(data.mean(), rel=0.005)
+        up, down = corr.pileup_weight(era, sim, "up"), corr.pileup_weight(era, sim, "down")
+        assert np.average(sim, weights=down) < np.average(sim, weights=w) < np.average(sim, weights=up)
+
+
+def test_met_weight_recovers_injected_slope(signal_output, written):
+    fit = derive.fit_met_line(signal_output["histograms"], signal_output["datasets"], ERA)
+    slope = PSEUDO_DATA.met_slope_per_gev
+    assert abs(fit.p1 - slope) < 2 * fit.err_p1 and fit.err_p1 < abs(slope) / 4
+    truth_at_pivot = float(PSEUDO_DATA.met_ratio(np.array([fit.pivot]))[0])
+    assert abs(fit.p0 - truth_at_pivot) < 2 * fit.err_p0
+    assert 0.5 < fit.chi2 / fit.ndf < 2.0
+    corr = SoftTrackCorrections(written[0])
+    w = corr.met_weight(ERA, np.array([100.0, 300.0, 1000.0, 5000.0]))
+    assert w[0] == w[1] and w[2] == w[3] and w[2] < w[1]
+
+
+def test_sideband_and_residual_shape(signal_output, written):
+    sf, err = derive.fit_sideband_sf(signal_output["histograms"], DATASETS_SIGNAL, ERA, "0.6")
+    assert abs(sf - 1.08) < 2 * err and err < 0.03
+    corr = SoftTrackCorrections(written[0])
+    assert corr.sideband_sf(ERA, 0.6) == pytest.approx(sf)
+    assert corr.sideband_sf(ERA, "0.6", "up") == pytest.approx(sf + err)
+    edges = cfg.SR_LOGIT_EDGES[0.3]
+    x = np.array([edges[0] - 1.0, *[e + 0.1 for e in edges]])
+    nominal, up, down = (np.asarray(corr.residual_shape(ERA, "0.3", x, s)) for s in cfg.CORRECTION_SYSTEMATICS)
+    assert nominal[0] == 1.0 and np.all(up >= nominal) and np.all(down <= nominal)
+    assert nominal[-1] < nominal[1]  # injected slope -0.02 per unit of max logit
+
+
+# --- evaluation and errors -----------------------------------------------------------------
+def test_evaluator_pickles_lazily_and_takes_awkward(written):
+    corr = SoftTrackCorrections(written[0])
+    clone = pickle.loads(pickle.dumps(corr))
+    assert clone._evaluator is None
+    ntrue = ak.Array([[20.0, 35.5], [], [60.0]])
+    got = clone.pileup_weight(ERA, ntrue)
+    assert ak.all(ak.num(got) == ak.num(ntrue))
+    assert np.allclose(ak.flatten(got), corr.pileup_weight(ERA, np.array([20.0, 35.5, 60.0])))
+
+
+def test_unknown_era_class_or_correction_raise(written):
+    corr = SoftTrackCorrections(written[0])
+    with pytest.raises(CorrectionError, match="no era '2016'.*provides 2018"):
+        corr.track_class_sf("2016", "pv")
+    with pytest.raises(CorrectionError, match="no class 'tau'.*pv, spurious"):
+        corr.track_class_sf(ERA, "tau")
+    with pytest.raises(CorrectionError, match="no syst 'sideways'"):
+        corr.met_weight(ERA, 400.0, "sideways")
+    no_met = {"schema_version": 2, "corrections": [json.loads(derive.pileup_weight([ERA]).model_dump_json())]}
+    with pytest.raises(CorrectionError, match="'met_weight' not in"):
+        SoftTrackCorrections(json_text=json.dumps(no_met)).met_weight(ERA, 400.0)
+    with pytest.raises(CorrectionError, match="cannot read corrections file"):
+        SoftTrackCorrections("/nonexistent/corrections.json.gz")
+
+
+def test_corrections_command(dy_output, tmp_path):
+    import argparse
+
+    from coffea.util import save
+
+    from commands import corrections as command
+
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    dy = tmp_path / "dy.coffea"
+    save(dy_output, str(dy))
+    args = parser.parse_args(["--dy", str(dy), "--out", str(tmp_path / "out"), "--quiet"])
+    assert command.main(args) == 0
+    path = tmp_path / "out" / cfg.CORRECTIONS_FILENAME
+    with gzip.open(path, "rt") as f:
+        names = {c["name"] for c in json.load(f)["corrections"]}
+    assert names == {"pileup_weight", "ptz_weight", "track_class_sf"}
+    with pytest.raises(ConfigError, match="--dy and/or --signal"):
+        command.main(parser.parse_args(["--out", str(tmp_path)]))
