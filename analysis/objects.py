@@ -82,11 +82,14 @@ def min_dphi(jets_sorted, phi_ref, n: int = 4):
 
 def candidate_tracks_mask(tracks, jets, cuts=OBJECT_CUTS) -> ak.Array:
     """Candidate tracks (SPEC.md sec. 2): high purity, PF, pT < 20, |eta| < 2.4, |dz| < 1 cm,
-    DeltaR > 0.4 to every jet with pT > 30 GeV. No lower pT cut."""
+    DeltaR > 0.4 to every jet with pT > 30 GeV, not associated to a pileup vertex (summary
+    sec. 2; where the association is known). No lower pT cut."""
     base = (
         tracks.highPurity & tracks.isPFcand & (tracks.pt < cuts.track_pt_max)
         & (abs(tracks.eta) < cuts.track_eta) & (abs(tracks.dz) < cuts.track_dz_max)
     )
+    if "vtxIdx" in tracks.fields:
+        base = base & (tracks.vtxIdx <= 0)
     hard = jets[jets.pt > cuts.jet_pt]
     pairs = ak.cartesian({"t": tracks[["eta", "phi"]], "j": hard[["eta", "phi"]]}, nested=True)
     dr = delta_r(pairs.t.eta, pairs.t.phi, pairs.j.eta, pairs.j.phi)

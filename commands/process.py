@@ -40,6 +40,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-systematics", action="store_true", help="nominal only")
     p.add_argument("--models", type=Path, default=None, help="directory of the ONNX models (default: shipped)")
     p.add_argument("--no-scores", action="store_true", help="do not evaluate the track models")
+    p.add_argument("--corrections", type=Path, default=None,
+                   help="correctionlib file to apply to simulation (run.py corrections); default none")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     rs = p.add_argument_group("Rebalance and Smear (--processor rs)")
     rs.add_argument("--rs-templates", type=Path, default=None, help="templates file of run.py rs-templates")
@@ -85,7 +87,12 @@ def main(args) -> int:
     opts = RunOptions(executor=args.executor, workers=args.workers, chunksize=args.chunksize,
                       max_chunks=args.max_chunks, scheduler=args.scheduler, skip_bad_files=args.skip_bad_files,
                       status=not args.quiet, systematics=not args.no_systematics, extra=extra)
-    output = run_processor(args.processor, fileset, opts, scorer=load_scorer(args))
+    corrections = None
+    if args.corrections is not None:
+        from corrections.apply import SoftTrackCorrections
+
+        corrections = SoftTrackCorrections(args.corrections)
+    output = run_processor(args.processor, fileset, opts, scorer=load_scorer(args), corrections=corrections)
     save_output(output, args.out)
     for notice in output["notices"]:
         print(f"notice: {notice}")

@@ -16,16 +16,17 @@ from coffea import processor
 
 from analysis import config as cfg
 from analysis import objects as obj
+from analysis.config import CLASSIFIER_DMS
 from analysis.errors import InputFileError
 from analysis.contract import HLT_JETHT, HLT_MET, HLT_SINGLEMUON, TRACK_ORIGINS
 from analysis.selection import baseline_steps, event_observables, noise_filters
 
 from . import collections as col
 from .histograms import new_histograms
+from .scoring import signal_region
 
 ORIGIN_NAMES = {v: k for k, v in TRACK_ORIGINS.items()}
 VARIATIONS = ("nominal", "jesUp", "jesDown")
-WEIGHT_VARIATIONS = ("puUp", "puDown", "nocorr")
 TRIGGERS = {"met": HLT_MET, "singlemuon": HLT_SINGLEMUON, "jetht": HLT_JETHT}
 
 
@@ -72,16 +73,54 @@ class RegionProcessor(processor.ProcessorABC):
     scorer : optional object with ``max_logits(tracks, events_info) -> (n_events, 3)``
         giving the per-event maximum logit for each Delta m (refiner + classifier via ONNX).
     systematics : fill the jet-energy-scale and weight variations.
+    corrections : optional corrections.apply.SoftTrackCorrections; simulation is then
+        weighted by what the file provides (pileup; pT(Z) for Drell-Yan in the dy region;
+        the p_T^miss line in the signal-like regions; the track-class scale factor of the
+        event's highest-scoring track; the sideband scale factor of its category). The
+        ``nocorr`` variation keeps the uncorrected weight, ``puUp/puDown`` vary pileup.
     """
 
     region = "base"
     stream = "met"
     n_leptons = 0
 
-    def __init__(self, lumi_fb: dict[str, float] | None = None, scorer=None, systematics: bool = True):
+    #: event-level corrections of this region (besides pileup and the track-class SFs)
+    event_corrections: tuple[str, ...] = ("met_weight",)
+
+    def __init__(self, lumi_fb: dict[str, float] | None = None, scorer=None, systematics: bool = True,
+                 corrections=None):
         self.lumi_fb = dict(lumi_fb or cfg.LUMI_FB)
         self.scorer = scorer
         self.systematics = systematics
+        self.corrections = corrections
+
+    def _has(self, name: str) -> bool:
+        return self.corrections is not None and name in self.corrections.names
+
+    def correction_weights(self, events, meta, c: Collections) -> dict[str, np.ndarray]:
+        """Per-event correction factors of simulation: name -> array (before the selection)."""
+        era, n = str(meta["era"]), len(events)
+        out = {}
+        if meta["is_data"] or self.corrections is None:
+            return out
+        if self._has("pileup_weight") and "Pileup" in events.fields:
+            ntrue = ak.to_numpy(events.Pileup.nTrueInt).astype(np.float64)
+            for syst in ("nominal", "up", "down"):
+                out[f"pileup_{syst}"] = np.asarray(self.corrections.pileup_weight(era, ntrue, syst))
+        if "met_weight" in self.event_corrections and self._has("met_weight"):
+            out["met_weight"] = np.asarray(self.corrections.met_weight(era, c.met_pt))
+        if "ptz_weight" in self.event_corrections and self._has("ptz_weight") and meta["process"] == "dy_mumu":
+            out["ptz_weight"] = np.asarray(self.corrections.ptz_weight(era, col.gen_boson_pt(events)))
+        return {k: v.astype(np.float64) if v.shape else np.full(n, float(v)) for k, v in out.items()}
+
+    def track_weight(self, era: str, best_origin: np.ndarray) -> np.ndarray:
+        """Track-class scale factor of the event's highest-scoring track (1 where unknown)."""
+        w = np.ones(len(best_origin))
+        if not self._has("track_class_sf"):
+            return w
+        for origin, cls in ((TRACK_ORIGINS["primary"], "pv"), (TRACK_ORIGINS["spurious"], "spurious")):
+            w[best_origin == origin] = self.corrections.track_class_sf(era, cls)
+        return w
 
     # -- hooks --------------------------------------------------------------------------
     def accepts(self, metadata: dict) -> bool:
@@ -138,6 +177,15 @@ class RegionProcessor(processor.ProcessorABC):
             out["notices"].add(f"{dataset}: trigger HLT_{trigger} not in file, not required")
         pre_steps, c = self.preselect(events, c, out, weight)
         steps += pre_steps
+        raw_weight = weight
+        corr = self.correction_weights(events, meta, c)
+        pu = {s: corr.get(f"pileup_{s}", 1.0) for s in ("nominal", "up", "down")}
+        others = [v for k, v in corr.items() if not k.startswith("pileup_")]
+        other = np.prod(others, axis=0) if others else 1.0
+        weight = raw_weight * pu["nominal"] * other
+        weight_variations = {"puUp": raw_weight * pu["up"] * other, "puDown": raw_weight * pu["down"] * other,
+                             "nocorr": raw_weight}
+        self.fill_presel(events, c, steps, weight, hists, dataset, is_data)
         npv = ak.to_numpy(events.PV.npvs) if "PV" in events.fields and "npvs" in events.PV.fields else np.zeros(n, int)
 
         variations = VARIATIONS if (self.systematics and not is_data) else ("nominal",)
@@ -151,19 +199,37 @@ class RegionProcessor(processor.ProcessorABC):
                 for name, mask in vsteps:
                     running &= mask
                     cutflow[name] = {"events": int(running.sum()), "weighted": float(weight[running].sum())}
-            fills = [(variation, weight)]
-            if variation == "nominal" and self.systematics and not is_data:
-                fills += [(w, weight) for w in WEIGHT_VARIATIONS]  # weight variations: corrections hook
             sel_c = cv.take(selected)
             cand = obj.candidate_tracks_mask(sel_c.tracks, sel_c.jets)
             ncand = ak.to_numpy(ak.sum(cand, axis=1))
-            for syst, w in fills:
-                ws = w[selected]
+            scores = None
+            if self.scorer is not None and c.track_source == "Track":
+                sel_ev = events[selected]
+                scores = self.scorer.max_logits(sel_c.tracks, cand, sel_ev.PV, sel_ev.OtherPV, sel_ev.SV, sel_c.jets,
+                                                sel_c.met_pt, sel_c.met_phi, era, is_data)
+                scores, best_origin = scores
+                category, sr = signal_region(scores)
+            elif self.scorer is not None:
+                out["notices"].add(f"{dataset}: no helix covariance ({c.track_source}), track scores not evaluated")
+            # weights of the selected events: event corrections times the track-class SF
+            track_sf = self.track_weight(era, best_origin) if scores is not None and not is_data else 1.0
+            fills = [(variation, weight[selected] * track_sf)]
+            if variation == "nominal" and self.systematics and not is_data:
+                fills += [(name, w[selected] * (1.0 if name == "nocorr" else track_sf))
+                          for name, w in weight_variations.items()]
+            for syst, ws in fills:
                 values = {"met": o.met, "mht": o.mht, "ht": o.ht, "n_jets": o.n_jets, "leading_jet_pt": o.leading_jet_pt,
                           "min_dphi": o.min_dphi, "n_pv": npv}
                 for name, v in values.items():
                     hists[name].fill(dataset=dataset, systematic=syst, **{name: v[selected]}, weight=ws)
                 hists["n_candidates"].fill(dataset=dataset, systematic=syst, n_candidates=ncand, weight=ws)
+                if scores is not None:
+                    has = ncand > 0
+                    for j, dm in enumerate(CLASSIFIER_DMS):
+                        hists["max_logit"].fill(dataset=dataset, systematic=syst, dm=f"{dm:g}",
+                                                max_logit=scores[has, j], weight=ws[has])
+                    in_sr = sr >= 0
+                    hists["sr"].fill(dataset=dataset, systematic=syst, sr=sr[in_sr], weight=ws[in_sr])
             if variation == "nominal":
                 self.fill_tracks(hists, dataset, sel_c.tracks[cand], weight[selected], is_data)
                 self.fill_extra(events, c, o, dict(steps), weight, hists, dataset, meta)
@@ -171,12 +237,7 @@ class RegionProcessor(processor.ProcessorABC):
 
     def fill_tracks(self, hists, dataset, tracks, event_weight, is_data):
         w = ak.to_numpy(ak.flatten(ak.broadcast_arrays(event_weight, tracks.pt)[0]))
-        if is_data:
-            origin = np.full(w.size, "data", dtype=object)
-        elif "genOrigin" in tracks.fields:
-            origin = np.array([ORIGIN_NAMES[i] for i in range(3)], dtype=object)[ak.to_numpy(ak.flatten(tracks.genOrigin))]
-        else:
-            origin = np.full(w.size, "unknown", dtype=object)
+        origin = self._origins(tracks, is_data, w.size)
 
         def flat(x):
             return ak.to_numpy(ak.flatten(x)).astype(np.float64)
@@ -193,6 +254,30 @@ class RegionProcessor(processor.ProcessorABC):
         for name, v in values.items():
             finite = np.isfinite(v)
             hists[name].fill(dataset=dataset, origin=origin[finite], **{name: v[finite]}, weight=w[finite])
+
+    def fill_presel(self, events, c: Collections, steps, weight, hists, dataset, is_data):
+        """Candidate-track log10|dz| and event count after the preselection (before the
+        baseline): the inputs of the track-class scale factors (cleaned DY)."""
+        pre = np.logical_and.reduce([m for _, m in steps])
+        cp = c.take(pre)
+        cand = obj.candidate_tracks_mask(cp.tracks, cp.jets)
+        tr = cp.tracks[cand]
+        w = ak.to_numpy(ak.flatten(ak.broadcast_arrays(weight[pre], tr.pt)[0]))
+        with np.errstate(divide="ignore"):
+            v = np.log10(np.abs(ak.to_numpy(ak.flatten(tr.dz)).astype(np.float64)))
+        origin = self._origins(tr, is_data, w.size)
+        ok = np.isfinite(v)
+        hists["track_log10_dz_presel"].fill(dataset=dataset, origin=origin[ok], track_log10_dz=v[ok], weight=w[ok])
+        hists["n_events_presel"].fill(dataset=dataset, systematic="nominal", met=cp.met_pt, weight=weight[pre])
+
+    @staticmethod
+    def _origins(tracks, is_data: bool, n: int) -> np.ndarray:
+        if is_data:
+            return np.full(n, "data", dtype=object)
+        if "genOrigin" in tracks.fields:
+            names = np.array([ORIGIN_NAMES[i] for i in range(len(ORIGIN_NAMES))], dtype=object)
+            return names[ak.to_numpy(ak.flatten(tracks.genOrigin)).astype(np.int64)]
+        return np.full(n, "unknown", dtype=object)
 
     def fill_extra(self, events, c, o, steps: dict, weight, hists, dataset, meta):
         """Region-specific histograms (nominal only); ``steps`` are the pre-baseline masks."""

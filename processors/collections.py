@@ -10,6 +10,7 @@ from __future__ import annotations
 import awkward as ak
 import numpy as np
 
+from analysis.contract import TRACK_COV_BRANCHES
 from analysis.errors import InputFileError
 
 #: track fields the analysis reads from the full extension
@@ -61,8 +62,8 @@ def tracks(events) -> tuple[ak.Array, str]:
     ``"PFCands"`` (real NanoAOD fallbacks, straight-line observables only; missing
     quantities are filled: errors and the reference point with NaN-free defaults)."""
     if "Track" in events.fields:
-        t = _require(events, "Track", TRACK_FIELDS)
-        out = _pick(t, TRACK_FIELDS)
+        t = _require(events, "Track", TRACK_FIELDS + TRACK_COV_BRANCHES)
+        out = _pick(t, TRACK_FIELDS + TRACK_COV_BRANCHES)
         if "genPartIdx" in t.fields:
             out = ak.with_field(out, t.genPartIdx, "genPartIdx")
             out = ak.with_field(out, t.genOrigin if "genOrigin" in t.fields else t.genPartIdx * 0, "genOrigin")

@@ -22,6 +22,7 @@ class DrellYanProcessor(RegionProcessor):
 
     region = "dy"
     stream = "singlemuon"
+    event_corrections = ("ptz_weight",)
 
     def preselect(self, events, c: Collections, out: dict, weight: np.ndarray):
         ok, pair, mass, ptz = dimuon_candidates(c.muons, replace(DY_CUTS, ptz=0.0))
@@ -38,3 +39,5 @@ class DrellYanProcessor(RegionProcessor):
             sel &= steps["dimuon"]
         ptz = col.gen_boson_pt(events)
         hists["ptz_gen"].fill(dataset=dataset, systematic="nominal", ptz=ptz[sel], weight=weight[sel])
+        loose = steps["noise_filters"] & (steps["dimuon"] if meta["process"] == "dy_mumu" else True)
+        hists["ptz_met"].fill(dataset=dataset, ptz=ptz[loose], met=o.met[loose], weight=weight[loose])

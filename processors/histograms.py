@@ -37,6 +37,12 @@ def new_histograms(with_scores: bool) -> dict[str, hist.Hist]:
         h[name] = hist.Hist(DATASET, ORIGIN, ax, storage=hist.storage.Weight())
     h["ptz_gen"] = hist.Hist(DATASET, SYSTEMATIC, hist.axis.Regular(50, 0, 1000, name="ptz", label=r"generator $p_T(Z)$ [GeV]"),
                              storage=hist.storage.Weight())
+    # cleaned-DY inputs of the corrections: candidate tracks after the region preselection
+    # (before the baseline), its event count, and generator pT(Z) against p_T^miss
+    h["track_log10_dz_presel"] = hist.Hist(DATASET, ORIGIN, TRACK_AXES["track_log10_dz"], storage=hist.storage.Weight())
+    h["n_events_presel"] = hist.Hist(DATASET, SYSTEMATIC, EVENT_AXES["met"], storage=hist.storage.Weight())
+    h["ptz_met"] = hist.Hist(DATASET, hist.axis.Regular(50, 0, 1000, name="ptz", label=r"generator $p_T(Z)$ [GeV]"),
+                             EVENT_AXES["met"], storage=hist.storage.Weight())
     h["n_true_int"] = hist.Hist(DATASET, hist.axis.Regular(100, 0, 100, name="n_true_int", label="true interactions"),
                                 storage=hist.storage.Weight())
     if with_scores:

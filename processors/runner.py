@@ -158,7 +158,13 @@ def provenance(name: str, opts: RunOptions, scorer=None) -> dict:
     return prov
 
 
-def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None) -> dict:
+def _corrections_provenance(corrections) -> dict:
+    if corrections is None:
+        return {}
+    return {"corrections": {"path": corrections.path, "names": corrections.names}}
+
+
+def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None, corrections=None) -> dict:
     """Run processor ``name`` over ``fileset``; returns the output dict (histograms,
     cutflow, chunks, provenance, notices)."""
     if name == "rs" and "rs" not in PROCESSORS:
@@ -168,8 +174,10 @@ def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None) -> di
     if opts.chunksize <= 0 or opts.workers <= 0:
         raise ConfigError("--chunksize and --workers must be positive")
     cls = PROCESSORS[name]
-    proc = cls(lumi_fb=normalization_lumi(fileset, cls.stream), scorer=scorer, systematics=opts.systematics,
-               **opts.extra)
+    kwargs = dict(opts.extra)
+    if corrections is not None:
+        kwargs["corrections"] = corrections
+    proc = cls(lumi_fb=normalization_lumi(fileset, cls.stream), scorer=scorer, systematics=opts.systematics, **kwargs)
     selected = {k: v for k, v in fileset.items() if proc.accepts(v["metadata"])}
     if not selected:
         raise ConfigError(f"no dataset of the fileset is read by the {name} processor")
@@ -200,7 +208,7 @@ def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None) -> di
         "histograms": result.get("histograms", {}),
         "cutflow": {k: result.get("cutflow", {})[k] for k in sorted(result.get("cutflow", {}))},
         "chunks": {"processed": chunks, "skipped": skipped + skipped_chunks},
-        "provenance": provenance(name, opts, scorer),
+        "provenance": provenance(name, opts, scorer) | _corrections_provenance(corrections),
         "notices": sorted(result.get("notices", set())),
         "datasets": {k: v["metadata"] for k, v in selected.items()},
     }

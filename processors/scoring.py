@@ -1,0 +1,93 @@
+"""Track scores inside processors: refiner then classifier through ONNX Runtime (SPEC.md
+sec. 4, 7), the event-level maximum logit per Delta m, the category and the 12 signal
+regions.
+
+The scorer pickles without its onnxruntime sessions (models/inference.py opens them lazily
+on each worker).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import awkward as ak
+import numpy as np
+
+from analysis.config import CLASSIFIER_DMS, N_SR_BINS_PER_CATEGORY, SR_LOGIT_EDGES
+from analysis.errors import ModelError
+from analysis.features import track_feature_table
+
+#: max logit of an event without candidate tracks
+NO_TRACK_LOGIT = -20.0
+
+
+def signal_region(max_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Category (index of the Delta m with the largest max logit) and signal region
+    (category * 4 + bin; -1 below the first edge) per event (SPEC.md sec. 4)."""
+    category = np.argmax(max_logits, axis=1)
+    value = max_logits[np.arange(len(category)), category]
+    sr = np.full(len(category), -1, np.int64)
+    for c, dm in enumerate(CLASSIFIER_DMS):
+        edges = np.asarray(SR_LOGIT_EDGES[dm])
+        b = np.searchsorted(edges, value, side="right") - 1
+        in_cat = (category == c) & (b >= 0)
+        sr[in_cat] = c * N_SR_BINS_PER_CATEGORY + np.minimum(b[in_cat], N_SR_BINS_PER_CATEGORY - 1)
+    return category, sr
+
+
+class TrackScorer:
+    """Refine simulated tracks, then classify every candidate track for each Delta m."""
+
+    def __init__(self, classifier_path: Path, refiner_path: Path | None):
+        from models.inference import ClassifierModel, RefinerModel
+
+        self.classifier = ClassifierModel(classifier_path)
+        self.refiner = RefinerModel(refiner_path) if refiner_path is not None else None
+
+    @classmethod
+    def from_directory(cls, directory: Path | None = None) -> TrackScorer:
+        from models.inference import DEFAULT_CLASSIFIER, DEFAULT_REFINER
+
+        clf = Path(directory) / "classifier.onnx" if directory else DEFAULT_CLASSIFIER
+        ref = Path(directory) / "refiner.onnx" if directory else DEFAULT_REFINER
+        if not clf.is_file():
+            raise ModelError(f"no classifier at {clf}: train one with `python run.py train classifier` "
+                             "or run without scores (--no-scores)")
+        return cls(clf, ref if ref.is_file() else None)
+
+    def hashes(self) -> dict[str, str]:
+        out = {"classifier": self.classifier.meta.get("onnx_sha256", "")}
+        if self.refiner is not None:
+            out["refiner"] = self.refiner.meta.get("onnx_sha256", "")
+        return out
+
+    def max_logits(self, tracks, candidate, pv, other_pv, sv, jets, met_pt, met_phi, era: str,
+                   is_data: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(n_events, 3) maximum logit over candidate tracks for each Delta m, and the
+        generator origin (analysis.contract.TRACK_ORIGINS; -1: none or data) of the track
+        with the largest logit of the event."""
+        n = len(met_pt)
+        out = np.full((n, len(CLASSIFIER_DMS)), NO_TRACK_LOGIT)
+        best_origin = np.full(n, -1, np.int64)
+        if n == 0 or ak.sum(candidate) == 0:
+            return out, best_origin
+        table, event = track_feature_table(tracks, candidate, pv, other_pv, sv, jets, met_pt, met_phi)
+        if not is_data and self.refiner is not None:
+            flat = {"pt": table["pt"].astype(np.float32),
+                    "dxyErr": (10.0 ** table["log10_dxy_err"]).astype(np.float32),
+                    "dzErr": (10.0 ** table["log10_dz_err"]).astype(np.float32)}
+            refined = self.refiner.refine(flat)
+            table["pt"] = refined["pt"]
+            table["log10_dxy_err"] = np.log10(np.maximum(refined["dxyErr"], 1e-6))
+            table["log10_dz_err"] = np.log10(np.maximum(refined["dzErr"], 1e-6))
+        best = np.full(len(event), -np.inf)
+        for j, dm in enumerate(CLASSIFIER_DMS):
+            logit = self.classifier.signal_logit(table, dm, era)
+            np.maximum.at(out[:, j], event, logit)
+            best = np.maximum(best, logit)
+        if not is_data and "genOrigin" in tracks.fields:
+            origin = ak.to_numpy(ak.flatten(tracks.genOrigin[candidate])).astype(np.int64)
+            order = np.lexsort((best, event))  # per event ascending: the last is the best
+            last = np.r_[event[order][1:] != event[order][:-1], True]
+            best_origin[event[order][last]] = origin[order][last]
+        return out, best_origin
