@@ -33,7 +33,7 @@ from analysis.toymc.sample import generate_mc, generate_stream
 
 NAME = "generate"
 HELP = "generate toy NanoAOD-like samples and their fileset JSON"
-COMPRESSION = uproot.LZ4(1)
+COMPRESSION = uproot.ZSTD(1)
 GENERATOR_VERSION = "1"
 #: store jagged float fields as float32 (NanoAOD precision); these stay float64-free
 FLOAT_DTYPE = np.float32
@@ -69,6 +69,28 @@ def parse_request(args) -> tuple[list[str], list[str], list[tuple[float, float]]
     return eras, procs, points
 
 
+#: float branches stored with a reduced mantissa as in NanoAOD (bits kept), for compression;
+#: the helix parameters, reference points and vertices keep full float32 precision
+MANTISSA_BITS: dict[str, int] = {
+    **{f"Track_{b}": 12 for b in ("cov00", "cov01", "cov02", "cov03", "cov04", "cov11", "cov12", "cov13",
+                                   "cov14", "cov22", "cov23", "cov24", "cov33", "cov34", "cov44")},
+    "Track_chi2ndof": 10, "Track_pfIso03": 12, "Track_dxyErr": 12, "Track_dzErr": 12,
+    "PFCand_pt": 12, "PFCand_eta": 12, "PFCand_phi": 12,
+    "Jet_btagDeepB": 10, "Jet_chHEF": 10, "Jet_neHEF": 10, "Jet_mass": 10, "GenJet_mass": 10,
+    "Muon_pfRelIso03_all": 10, "Electron_pfRelIso03_all": 10, "Photon_pfRelIso03_all": 10,
+    "SV_chi2": 10, "SV_mass": 10, "PV_chi2": 10,
+}
+
+
+def truncate_mantissa(a: np.ndarray, bits: int) -> np.ndarray:
+    """Round float32 values to ``bits`` mantissa bits (NanoAOD-style lossy precision)."""
+    a = np.ascontiguousarray(a, dtype=np.float32)
+    drop = 23 - bits
+    u = a.view(np.uint32)
+    rounded = (u + np.uint32(1 << (drop - 1))) & np.uint32(~((1 << drop) - 1) & 0xFFFFFFFF)
+    return np.where(np.isfinite(a), rounded.view(np.float32), a)
+
+
 def to_arrays(branches: dict) -> dict:
     """Branch dict of the generator -> dict for uproot (jagged collections as awkward records)."""
     out = {}
@@ -81,12 +103,16 @@ def to_arrays(branches: dict) -> dict:
                     a = a.astype(FLOAT_DTYPE)
                 elif a.dtype == np.int64:
                     a = a.astype(np.int32)
+                if f"{key}_{f}" in MANTISSA_BITS:
+                    a = truncate_mantissa(a, MANTISSA_BITS[f"{key}_{f}"])
                 fields[f] = ak.unflatten(a, v.counts)
             out[key] = ak.zip(fields)
         else:
             a = np.asarray(v)
             if a.dtype == np.float64:
                 a = a.astype(FLOAT_DTYPE)
+            if key in MANTISSA_BITS:
+                a = truncate_mantissa(a, MANTISSA_BITS[key])
             out[key] = a
     return out
 
@@ -101,13 +127,15 @@ def write_root(path: Path, branches: dict) -> None:
     os.replace(tmp, path)
 
 
-def request_hash(eras, procs, points, n, seed) -> str:
-    text = json.dumps([GENERATOR_VERSION, eras, procs, points, n, seed])
+def request_hash(eras, procs, points, n, seed, signal_events: int | None = None) -> str:
+    text = json.dumps([GENERATOR_VERSION, eras, procs, points, n, seed] + ([signal_events] if signal_events else []))
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress=None) -> dict:
-    """Generate everything requested into ``out``; returns the fileset dict (also written)."""
+def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress=None,
+                     signal_events: int | None = None) -> dict:
+    """Generate everything requested into ``out``; returns the fileset dict (also written).
+    ``signal_events`` (default ``n``) is the number of events per signal point."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write_test"
@@ -128,7 +156,7 @@ def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress
         if proc in DATA_STREAMS:
             branches, meta = generate_stream(proc, era, n, seed)
         elif proc == "signal":
-            branches, meta = generate_mc(proc, era, n, seed, m_chargino=point[0], dm=point[1])
+            branches, meta = generate_mc(proc, era, signal_events or n, seed, m_chargino=point[0], dm=point[1])
         else:
             branches, meta = generate_mc(proc, era, n, seed)
         path = out / f"{dataset}.root"
@@ -138,8 +166,8 @@ def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress
         fileset[dataset] = {"files": {str(path.resolve()): "Events"}, "metadata": meta}
         if progress:
             progress(i + 1, len(jobs), dataset, meta["n_events"], time.perf_counter() - t0)
-    request = {"hash": request_hash(eras, procs, points, n, seed), "eras": eras, "processes": procs,
-               "signal_points": points, "events_per_sample": n, "seed": seed}
+    request = {"hash": request_hash(eras, procs, points, n, seed, signal_events), "eras": eras, "processes": procs,
+               "signal_points": points, "events_per_sample": n, "signal_events": signal_events or n, "seed": seed}
     (out / "fileset.json").write_text(json.dumps(fileset, indent=1))
     (out / "request.json").write_text(json.dumps(request, indent=1))
     return fileset

@@ -17,7 +17,7 @@ from pathlib import Path
 import correctionlib.schemav2 as cs
 
 from analysis import config as cfg
-from analysis.errors import ConfigError
+from analysis.errors import ConfigError, SoftTrackError
 
 from . import derive
 
@@ -33,6 +33,26 @@ class BuildResult:
     ptz_fits: dict[str, derive.PtzWeights] = field(default_factory=dict)
     met_fits: dict[str, derive.LineFit] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+
+
+def _fit_eras(fit, eras, name: str, notes: list[str]) -> dict:
+    """Per-era fits; an era whose inputs cannot support the fit is skipped with a note
+    (the correction then has no entry for it and asking for it raises CorrectionError)."""
+    out = {}
+    for era in eras:
+        try:
+            out[era] = fit(era)
+        except (SoftTrackError, ValueError, RuntimeError, ZeroDivisionError) as err:
+            notes.append(f"{name} not derived for {era}: {err}")
+    return out
+
+
+def _optional(make, name: str, notes: list[str]):
+    try:
+        return make()
+    except (SoftTrackError, ValueError, RuntimeError, ZeroDivisionError) as err:
+        notes.append(f"{name} not derived: {err}")
+        return None
 
 
 def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None) -> BuildResult:
@@ -55,22 +75,32 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None) 
     corrections = [pileup]
     if dy is not None:
         h, ds = dy["histograms"], dy["datasets"]
-        result.ptz_fits = {era: derive.fit_ptz_weights(h, ds, era) for era in derive.eras_of(ds)}
-        corrections.append(derive.ptz_weight(h, ds, result.ptz_fits))
-        result.track_fits = {era: derive.fit_track_classes(h, ds, era, pileup) for era in derive.eras_of(ds)}
-        corrections.append(derive.track_class_sf(h, ds, pileup, result.track_fits))
+        notes = result.notes
+        result.ptz_fits = _fit_eras(lambda e: derive.fit_ptz_weights(h, ds, e), derive.eras_of(ds), "ptz_weight", notes)
+        if result.ptz_fits:
+            corrections.append(derive.ptz_weight(h, ds, result.ptz_fits))
+        # the preselected cleaned-DY tracks (before the baseline) when the output has them:
+        # the same track population with far more events
+        names = ({"hist_name": "track_log10_dz_presel", "events_name": "n_events_presel"}
+                 if "track_log10_dz_presel" in h and "n_events_presel" in h else {})
+        result.track_fits = _fit_eras(lambda e: derive.fit_track_classes(h, ds, e, pileup, **names),
+                                      derive.eras_of(ds), "track_class_sf", notes)
+        if result.track_fits:
+            corrections.append(derive.track_class_sf(h, ds, pileup, result.track_fits))
         if "max_logit" in h:
-            corrections.append(derive.residual_shape(h, ds))
+            corrections.append(_optional(lambda: derive.residual_shape(h, ds), "residual_shape", notes))
         else:
             result.notes.append("residual_shape not derived: the dy output has no 'max_logit' histogram")
     else:
         result.notes.append("ptz_weight, track_class_sf, residual_shape not derived: no dy output")
     if signal is not None:
         h, ds = signal["histograms"], signal["datasets"]
-        result.met_fits = {era: derive.fit_met_line(h, ds, era) for era in derive.eras_of(ds)}
-        corrections.append(derive.met_weight(h, ds, result.met_fits))
+        result.met_fits = _fit_eras(lambda e: derive.fit_met_line(h, ds, e), derive.eras_of(ds), "met_weight",
+                                    result.notes)
+        if result.met_fits:
+            corrections.append(derive.met_weight(h, ds, result.met_fits))
         if "max_logit" in h:
-            corrections.append(derive.sideband_sf(h, ds))
+            corrections.append(_optional(lambda: derive.sideband_sf(h, ds), "sideband_sf", result.notes))
         else:
             result.notes.append("sideband_sf not derived: the signal output has no 'max_logit' histogram")
     else:
@@ -79,7 +109,7 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None) 
         schema_version=SCHEMA_VERSION,
         description=(f"softtrack corrections (SPEC.md sec. 5, 6; thesis sec. 6.1-6.2) for eras {', '.join(eras)}; "
                      "see corrections/README.md"),
-        corrections=corrections,
+        corrections=[c for c in corrections if c is not None],
     )
     return result
 

@@ -238,14 +238,16 @@ class TrackClassFit:
 
 def fit_track_classes(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Mapping], era: str,
                       pileup: cs.Correction | None = None, *, hist_name: str = "track_log10_dz",
+                      events_name: str = "met",
                       boundaries: Sequence[float] = cfg.TRACK_SF_LOG10DZ_EDGES) -> TrackClassFit:
     """Fit data = k (a PV + b spurious + c pileup) in coarse regions of log10|dz| (thesis sec. 6.2.1).
 
     Parameters
     ----------
     hists, datasets : processor output of the cleaned Drell-Yan region ("histograms",
-        "datasets"); uses ``hist_name`` (axes dataset, origin, track_log10_dz), ``met`` for
-        the event yields and ``n_true_int`` for the pileup normalization.
+        "datasets"); uses ``hist_name`` (axes dataset, origin, track_log10_dz), ``events_name``
+        (the histogram of the same events: ``met`` after the baseline, ``n_events_presel``
+        after the preselection) for the event yields and ``n_true_int`` for the pileup normalization.
     pileup : the pileup-weight correction; c is fixed to the pileup-track factor it
         implies (:func:`pileup_track_norm`); without it c = 1.
     boundaries : log10(|dz|/cm) region boundaries (fine-bin edges).
@@ -261,7 +263,7 @@ def fit_track_classes(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Map
     sim = select_datasets(datasets, era, is_data=False)
     if not data or not sim:
         raise CorrectionError(f"era {era}: the cleaned-DY output needs data and simulation for the track-class fit")
-    edges = _edges_with_flow(h.axes[hist_name])
+    edges = _edges_with_flow(h.axes[-1])  # the log10|dz| axis (last)
     origin_of = {"pv": cfg.TRACK_SF_CLASSES["pv"], "spurious": cfg.TRACK_SF_CLASSES["spurious"],
                  "pileup": cfg.TRACK_SF_PILEUP_ORIGIN}
     d, vd = (_region_sums(x, edges, boundaries) for x in summed(h, data, origin="data"))
@@ -269,7 +271,7 @@ def fit_track_classes(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Map
     for key, origin in origin_of.items():
         v, w2 = summed(h, sim, origin=origin) if origin in h.axes["origin"] else (np.zeros(len(edges) - 1),) * 2
         tmpl[key], var[key] = _region_sums(v, edges, boundaries), _region_sums(w2, edges, boundaries)
-    h_met = _require(hists, "met", "the event yields of the track-class fit")
+    h_met = _require(hists, events_name, "the event yields of the track-class fit")
     n_data = summed(h_met, data, systematic="nominal")[0].sum()
     n_sim = summed(h_met, sim, systematic="nominal")[0].sum()
     if n_data <= 0 or n_sim <= 0:

@@ -94,8 +94,11 @@ class RegionProcessor(processor.ProcessorABC):
         self.systematics = systematics
         self.corrections = corrections
 
-    def _has(self, name: str) -> bool:
-        return self.corrections is not None and name in self.corrections.names
+    def _has(self, name: str, era: str | None = None) -> bool:
+        """The corrections provide ``name`` (for ``era``, when given)."""
+        if self.corrections is None or name not in self.corrections.names:
+            return False
+        return era is None or era in self.corrections.eras(name)
 
     def correction_weights(self, events, meta, c: Collections) -> dict[str, np.ndarray]:
         """Per-event correction factors of simulation: name -> array (before the selection)."""
@@ -103,20 +106,20 @@ class RegionProcessor(processor.ProcessorABC):
         out = {}
         if meta["is_data"] or self.corrections is None:
             return out
-        if self._has("pileup_weight") and "Pileup" in events.fields:
+        if self._has("pileup_weight", era) and "Pileup" in events.fields:
             ntrue = ak.to_numpy(events.Pileup.nTrueInt).astype(np.float64)
             for syst in ("nominal", "up", "down"):
                 out[f"pileup_{syst}"] = np.asarray(self.corrections.pileup_weight(era, ntrue, syst))
-        if "met_weight" in self.event_corrections and self._has("met_weight"):
+        if "met_weight" in self.event_corrections and self._has("met_weight", era):
             out["met_weight"] = np.asarray(self.corrections.met_weight(era, c.met_pt))
-        if "ptz_weight" in self.event_corrections and self._has("ptz_weight") and meta["process"] == "dy_mumu":
+        if "ptz_weight" in self.event_corrections and self._has("ptz_weight", era) and meta["process"] == "dy_mumu":
             out["ptz_weight"] = np.asarray(self.corrections.ptz_weight(era, col.gen_boson_pt(events)))
         return {k: v.astype(np.float64) if v.shape else np.full(n, float(v)) for k, v in out.items()}
 
     def track_weight(self, era: str, best_origin: np.ndarray) -> np.ndarray:
         """Track-class scale factor of the event's highest-scoring track (1 where unknown)."""
         w = np.ones(len(best_origin))
-        if not self._has("track_class_sf"):
+        if not self._has("track_class_sf", era):
             return w
         for origin, cls in ((TRACK_ORIGINS["primary"], "pv"), (TRACK_ORIGINS["spurious"], "spurious")):
             w[best_origin == origin] = self.corrections.track_class_sf(era, cls)
