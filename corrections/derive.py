@@ -64,11 +64,14 @@ def eras_of(datasets: Mapping[str, Mapping]) -> list[str]:
 
 def select_datasets(datasets: Mapping[str, Mapping], era: str, *, is_data: bool,
                     processes: Sequence[str] | None = None) -> list[str]:
-    """Names of the datasets of one era, data or simulation, optionally of given processes."""
+    """Names of the datasets of one era, data or simulated background (signal simulation is
+    never part of the background a correction compares with data), optionally of given
+    processes."""
     return sorted(
         name for name, m in datasets.items()
         if str(m["era"]) == era and bool(m["is_data"]) == is_data
         and (processes is None or m["process"] in processes)
+        and (processes is not None or m["process"] != "signal")
     )
 
 
@@ -491,15 +494,17 @@ def _merge_sparse(x, data, sim, sim_var, min_eff: float):
 
 def fit_line(x: np.ndarray, data: np.ndarray, sim: np.ndarray, sim_var: np.ndarray,
              min_effective_entries: float = cfg.LINE_FIT_MIN_EFFECTIVE_ENTRIES) -> LineFit:
-    """Fit data_i = sim_i * (p0 + p1 (x_i - pivot)) by chi2 with Pearson data variance.
+    """Fit data_i = sim_i * (p0 + p1 (x_i - pivot)) by a binned Poisson likelihood.
 
     Bins are first merged until each holds ``min_effective_entries`` effective simulated
     entries (sparse, large-weight simulation would otherwise dominate the fit).
 
-    chi2 = sum (d - m f)^2 / (m f + r^2 var_m), with f the line at x and r the overall
-    data/simulation ratio: empty data bins keep
-    their weight (no bias from dropping them), simulation statistics enter the variance.
-    The pivot is the simulation-weighted mean of x.
+    The fit minimizes the Poisson deviance 2 sum (mu - d + d ln(d / mu)), mu = m f, which
+    is unbiased for the small counts of the p_T^miss tail (a Pearson or Neyman chi2 pulls
+    the normalization up or down there); the simulation's statistical uncertainty is
+    added to the parameter covariance by scaling it with (1 + r^2 var_m / m) averaged over
+    the bins, r the overall data/simulation ratio. The pivot is the simulation-weighted
+    mean of x.
     """
     x, data, sim, sim_var = _merge_sparse(*(np.asarray(a, dtype=np.float64) for a in (x, data, sim, sim_var)),
                                           min_eff=min_effective_entries)
@@ -515,9 +520,10 @@ def fit_line(x: np.ndarray, data: np.ndarray, sim: np.ndarray, sim_var: np.ndarr
 
     def chi2(p0: float, p1: float) -> float:
         f = p0 + p1 * (x - pivot)
-        mu = sim * f
-        v = np.maximum(mu, 1e-9) + scale**2 * sim_var
-        return float(np.sum((data - mu) ** 2 / v))
+        mu = np.maximum(sim * f, 1e-9)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            log_term = np.where(data > 0, data * np.log(data / mu), 0.0)
+        return float(2.0 * np.sum(mu - data + log_term))
 
     m = Minuit(chi2, p0=scale, p1=0.0)
     m.errordef = Minuit.LEAST_SQUARES
@@ -526,6 +532,9 @@ def fit_line(x: np.ndarray, data: np.ndarray, sim: np.ndarray, sim_var: np.ndarr
     if not m.valid:
         raise CorrectionError(f"line fit did not converge ({m.fmin})")
     cov = np.array(m.covariance)
+    # inflate by the simulation's statistical share of the variance
+    inflation = float(np.average(1.0 + scale**2 * sim_var / np.maximum(sim * scale, 1e-12), weights=sim))
+    cov = cov * inflation
     return LineFit(float(m.values["p0"]), float(m.values["p1"]), pivot, float(np.sqrt(cov[0, 0])),
                    float(np.sqrt(cov[1, 1])), float(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])), float(m.fval),
                    int(x.size - 2))
