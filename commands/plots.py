@@ -80,7 +80,11 @@ def stack_plot(h, datasets: dict, path: Path, systematic: str = "nominal", title
             total_var += groups[b][1]
         ax.stairs(total + np.sqrt(total_var), edges, baseline=total - np.sqrt(total_var), fill=True,
                   color="none", hatch="///", edgecolor="gray", linewidth=0, label="MC stat. unc.")
-    for name in sorted(k for k in groups if k.startswith("signal_")):
+    from analysis.config import SIGNAL_BENCHMARKS
+    from analysis.toymc.processes import signal_dataset_name
+
+    shown = {signal_dataset_name(m, dm) for m, dm in SIGNAL_BENCHMARKS}
+    for name in sorted(k for k in groups if k in shown):  # the benchmarks, not the whole grid
         mplhep.histplot(groups[name][0], edges, ax=ax, histtype="step", linewidth=2, linestyle="--", label=name)
     if "data" in groups:
         d, dv = groups["data"]

@@ -225,9 +225,11 @@ def era_one_hot(era: Any, n: int) -> np.ndarray:
         idx = era_arr.astype(np.int64)
         bad = np.unique(idx[(idx < 0) | (idx >= len(ERAS))])
     else:
+        # vectorized lookup over the distinct names (no Python loop per row)
         names = era_arr.astype(str)
+        uniq, inverse = np.unique(names, return_inverse=True)
         lookup = {e: i for i, e in enumerate(ERAS)}
-        idx = np.array([lookup.get(e, -1) for e in names], dtype=np.int64) if n else np.zeros(0, np.int64)
+        idx = np.array([lookup.get(e, -1) for e in uniq], dtype=np.int64)[inverse] if n else np.zeros(0, np.int64)
         bad = np.unique(names[idx < 0])
     if bad.size:
         raise ModelError(f"unknown era(s) {bad.tolist()}: choose from {', '.join(ERAS)}")
