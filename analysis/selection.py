@@ -14,7 +14,15 @@ import awkward as ak
 import numpy as np
 
 from . import objects as obj
-from .config import BASELINE_CUTS, HEM_DPHI, HEM_ERAS, HEM_ETA, HEM_PHI, NOISE_FILTERS, NOISE_FILTERS_SKIP
+from .config import (
+    BASELINE_CUTS,
+    HEM_DPHI,
+    HEM_ERAS,
+    HEM_ETA,
+    HEM_PHI,
+    NOISE_FILTERS,
+    NOISE_FILTERS_SKIP,
+)
 
 
 @dataclass

@@ -30,7 +30,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from analysis.stats.abcd import REGIONS, abcd_closure, abcd_predict, abcd_workspace, signal_contamination
+    from analysis.stats.abcd import (
+        REGIONS,
+        abcd_closure,
+        abcd_predict,
+        abcd_workspace,
+        signal_contamination,
+    )
 
     if not args.counts.is_file():
         raise InputFileError(f"counts file {args.counts} does not exist")

@@ -306,5 +306,5 @@ def print_summary(summary: dict, sig: dict, stages: Stages) -> None:
     for ds, v in summary["rs"]["baseline_closure"].items():
         if "ratio" in v and v["ratio"] is not None:
             c.print(f"R&S {ds}: predicted/simulated QCD in the seed-004 baseline = {v['ratio']:.2f} +- {v['uncertainty']:.2f}")
-    c.print(f"stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in summary["stage_seconds"].items()))
+    c.print("stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in summary["stage_seconds"].items()))
     c.print(f"[bold]total {summary['total_seconds']:.0f} s; everything is in {summary['output']}")

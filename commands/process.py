@@ -26,23 +26,18 @@ HELP = "run a region processor (signal, dy, single_lepton) over a fileset"
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from analysis.config import RS_N_BOOTSTRAP, RS_N_SMEAR, RS_PREDICTION_SEED
-    from processors.runner import EXECUTORS, PROCESSOR_NAMES
+    from commands.rs_templates import add_executor_arguments
+    from processors.runner import PROCESSOR_NAMES
 
     p.add_argument("--processor", required=True, choices=PROCESSOR_NAMES, help="region to run (rs: R&S QCD prediction)")
     p.add_argument("--fileset", required=True, type=Path, help="fileset JSON (see run.py generate)")
     p.add_argument("--out", required=True, type=Path, help="output file (.coffea)")
-    p.add_argument("--executor", default="futures", choices=EXECUTORS, help="default futures")
-    p.add_argument("--workers", type=int, default=2, help="local workers (default 2)")
-    p.add_argument("--chunksize", type=int, default=50_000, help="events per chunk (default 50000)")
-    p.add_argument("--scheduler", default=None, help="address of an existing dask scheduler (with --executor dask)")
-    p.add_argument("--max-chunks", type=int, default=None, help="process at most N chunks per file")
-    p.add_argument("--skip-bad-files", action="store_true", help="skip unreadable files/chunks and record why")
+    add_executor_arguments(p)
     p.add_argument("--no-systematics", action="store_true", help="nominal only")
     p.add_argument("--models", type=Path, default=None, help="directory of the ONNX models (default: shipped)")
     p.add_argument("--no-scores", action="store_true", help="do not evaluate the track models")
     p.add_argument("--corrections", type=Path, default=None,
                    help="correctionlib file to apply to simulation (run.py corrections); default none")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     rs = p.add_argument_group("Rebalance and Smear (--processor rs)")
     rs.add_argument("--rs-templates", type=Path, default=None, help="templates file of run.py rs-templates")
     rs.add_argument("--rs-seed", type=int, default=RS_PREDICTION_SEED, help="seed of smearing and bootstrap")
@@ -71,11 +66,10 @@ def load_scorer(args):
 
 
 def main(args) -> int:
+    from commands.rs_templates import run_options
     from processors.fileset import load_fileset
-    from processors.runner import RunOptions, run_processor
+    from processors.runner import run_processor
 
-    if args.scheduler and args.executor != "dask":
-        raise ConfigError("--scheduler needs --executor dask")
     extra = {}
     if args.processor == "rs":
         from commands.rs_predict import rs_kwargs
@@ -84,9 +78,8 @@ def main(args) -> int:
             raise ConfigError("--processor rs needs --rs-templates FILE (made by run.py rs-templates)")
         extra = rs_kwargs(args)
     fileset = load_fileset(args.fileset)
-    opts = RunOptions(executor=args.executor, workers=args.workers, chunksize=args.chunksize,
-                      max_chunks=args.max_chunks, scheduler=args.scheduler, skip_bad_files=args.skip_bad_files,
-                      status=not args.quiet, systematics=not args.no_systematics, extra=extra)
+    opts = run_options(args, systematics=not args.no_systematics)
+    opts.extra = extra
     corrections = None
     if args.corrections is not None:
         from corrections.apply import SoftTrackCorrections

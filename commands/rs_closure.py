@@ -29,7 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.config import RS_CLOSURE_BINS, RS_CLOSURE_ERA, RS_CLOSURE_EVENTS, RS_N_BOOTSTRAP, RS_N_SMEAR
+from analysis.config import (
+    RS_CLOSURE_BINS,
+    RS_CLOSURE_ERA,
+    RS_CLOSURE_EVENTS,
+    RS_N_BOOTSTRAP,
+    RS_N_SMEAR,
+)
 
 NAME = "rs-closure"
 HELP = "R&S closure on simulated QCD: templates, prediction, comparison, plots (closure.json)"

@@ -85,6 +85,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--synthetic", action="store_true",
                    help="train on synthetic features (pipeline check; needs --out outside models/)")
     g.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 40)")
+    g.add_argument("--events", type=int, default=CLASSIFIER_EVENTS,
+                   help=f"events per background sample and era (default {CLASSIFIER_EVENTS}; signal: a third)")
+    g.add_argument("--signal-points", default="default",
+                   help="signal points of the training: 'default' (those of the main job), 'benchmarks', "
+                   "'grid' or M:DM,...")
 
 
 def _parse_eras(text: str) -> list[str]:
@@ -149,7 +154,6 @@ def train_refiner_command(args, say) -> int:
     import torch
 
     from analysis.toymc.truth import PSEUDO_DATA
-
     from models.data import split_by_event, toy_refiner_samples
     from models.export import export_refiner
     from models.inference import RefinerModel
@@ -230,9 +234,20 @@ def _plot_calibration(path: Path, calibration: dict[str, dict]) -> None:
     plt.close(fig)
 
 
-#: toy statistics of the classifier: events per background sample and per signal point and era
-CLASSIFIER_BACKGROUNDS = ("zjets_nunu", "wjets_lnu")
+#: toy statistics of the classifier: events per background sample and era (signal points: a third)
+CLASSIFIER_BACKGROUNDS = ("zjets_nunu", "wjets_lnu", "ttjets", "dy_mumu", "qcd")
 CLASSIFIER_EVENTS = 3000
+CLASSIFIER_SIGNAL_FRACTION = 3
+
+
+def classifier_signal_points(spec: str) -> list[tuple[float, float]]:
+    if spec == "default":
+        from commands.main_job import default_signal_points
+
+        return default_signal_points()
+    from analysis.toymc.processes import signal_points
+
+    return signal_points(spec)
 
 
 def _toy_tracks(branches: dict):
@@ -261,7 +276,8 @@ def _toy_tracks(branches: dict):
     return {n: table[n] for n in FEATURE_NAMES}, labels[flat], event
 
 
-def classifier_inputs_from_features(seed: int, eras: list[str], n_events: int = CLASSIFIER_EVENTS, say=None):
+def classifier_inputs_from_features(seed: int, eras: list[str], n_events: int = CLASSIFIER_EVENTS, say=None,
+                                    points: list[tuple[float, float]] | None = None):
     """Per-track features, labels and event ids of generated samples (real features).
 
     The single point where the classifier meets ``analysis.features`` (the 37 features of
@@ -279,13 +295,14 @@ def classifier_inputs_from_features(seed: int, eras: list[str], n_events: int = 
     from models.data import build_classifier_data
 
     parts = []
-    jobs = [(p, None) for p in CLASSIFIER_BACKGROUNDS] + [("signal", pt) for pt in SIGNAL_BENCHMARKS]
+    jobs = [(p, None) for p in CLASSIFIER_BACKGROUNDS] + [("signal", pt) for pt in (points or SIGNAL_BENCHMARKS)]
     for era in eras:
         for process, point in jobs:
+            n_gen = max(n_events // CLASSIFIER_SIGNAL_FRACTION, 1) if point else n_events
             if say:
-                say(f"generating {process} {point or ''} {era} ({n_events} events)")
+                say(f"generating {process} {point or ''} {era} ({n_gen} events)")
             kw = {"m_chargino": point[0], "dm": point[1]} if point else {}
-            branches, _ = generate_mc(process, era, n_events, seed, **kw)
+            branches, _ = generate_mc(process, era, n_gen, seed, **kw)
             feats, labels, event = _toy_tracks(branches)
             is_sig_sample = point is not None
             keep = labels == TRACK_CLASSES.index("signal") if is_sig_sample else labels != TRACK_CLASSES.index("signal")
@@ -294,7 +311,7 @@ def classifier_inputs_from_features(seed: int, eras: list[str], n_events: int = 
                           "event": event[keep] + len(parts) * (1 << 32), "era": np.full(n, era),
                           "dm": np.full(n, point[1] if point else np.nan),
                           "m": np.full(n, point[0] if point else np.nan),
-                          "bkg_w": np.full(n, 1.0 if point else PROCESSES[process].xsec_pb / n_events)})
+                          "bkg_w": np.full(n, 1.0 if point else PROCESSES[process].xsec_pb / n_gen)})
     cat = {k: np.concatenate([p[k] for p in parts]) for k in ("label", "event", "era", "dm", "m", "bkg_w")}
     features = {k: np.concatenate([p["features"][k] for p in parts]) for k in parts[0]["features"]}
     return build_classifier_data(features, cat["label"], cat["event"], cat["dm"], cat["era"], seed=seed,
@@ -307,7 +324,12 @@ def train_classifier_command(args, say) -> int:
     from models.data import build_classifier_data, synthetic_track_table
     from models.export import export_classifier
     from models.inference import ClassifierModel
-    from models.training import ClassifierConfig, evaluate_classifier, predict_probabilities, train_classifier
+    from models.training import (
+        ClassifierConfig,
+        evaluate_classifier,
+        predict_probabilities,
+        train_classifier,
+    )
 
     eras = _parse_eras(args.eras)
     cfg_kw: dict[str, Any] = {"seed": args.seed}
@@ -325,7 +347,10 @@ def train_classifier_command(args, say) -> int:
                                      table["dm"], table["era"], m_chargino=table["m_chargino"], seed=args.seed)
         source = "synthetic (NOT physics)"
     else:
-        data = classifier_inputs_from_features(args.seed, eras, say=say)
+        if args.events <= 0:
+            raise ConfigError(f"--events must be positive, got {args.events}")
+        data = classifier_inputs_from_features(args.seed, eras, args.events, say=say,
+                                               points=classifier_signal_points(args.signal_points))
         source = "toy generator + analysis.features"
     torch.set_num_threads(args.threads)
     model, history = train_classifier(data, cfg, progress=say)

@@ -17,8 +17,8 @@ from coffea import processor
 from analysis import config as cfg
 from analysis import objects as obj
 from analysis.config import CLASSIFIER_DMS
-from analysis.errors import InputFileError
 from analysis.contract import HLT_JETHT, HLT_MET, HLT_SINGLEMUON, TRACK_ORIGINS
+from analysis.errors import InputFileError
 from analysis.selection import baseline_steps, event_observables, noise_filters
 
 from . import collections as col

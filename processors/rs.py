@@ -39,7 +39,6 @@ from analysis.config import (
     RS_N_BOOTSTRAP,
     RS_N_SMEAR,
     RS_PREDICTION_SEED,
-    RS_PREDICTION_SKIM_MHT,
     RS_PRIOR_DPHI_EDGES,
     RS_PRIOR_DPHI_MHT_EDGES,
     RS_PRIOR_MHT_EDGES,
@@ -465,10 +464,8 @@ def run_rs(processor_obj, fileset: dict, opts) -> dict:
     """Run an R&S processor instance over ``fileset`` with the executors and input checks of
     ``processors.runner`` (:class:`processors.runner.RunOptions`); returns the merged output
     with ``provenance`` added. Datasets the processor does not accept are left out."""
-    from coffea import processor
 
-    from .runner import _Guarded, make_executor, preflight, provenance
-    from .schema import SoftTrackSchema
+    from .runner import execute, preflight, provenance
 
     selected = {k: v for k, v in fileset.items() if processor_obj.accepts(v["metadata"])}
     if not selected:
@@ -477,17 +474,7 @@ def run_rs(processor_obj, fileset: dict, opts) -> dict:
     if opts.chunksize <= 0 or opts.workers <= 0:
         raise ConfigError("--chunksize and --workers must be positive")
     good, skipped = preflight(selected, opts.skip_bad_files)
-    executor, handles = make_executor(opts)
-    try:
-        runner = processor.Runner(executor, schema=SoftTrackSchema, chunksize=opts.chunksize,
-                                  maxchunks=opts.max_chunks, skipbadfiles=False)
-        result = runner(good, _Guarded(processor_obj, opts.skip_bad_files), treename="Events") if good else {}
-    finally:
-        if handles is not None:
-            client, cluster = handles
-            client.close()
-            if cluster is not None:
-                cluster.close()
+    result = execute(processor_obj, good, opts)
     result = dict(result)
     chunks = sorted(result.pop("chunks", []), key=lambda c: (c["dataset"], c["file"], c["entrystart"]))
     skipped_chunks = result.pop("skipped_chunks", [])

@@ -164,6 +164,34 @@ def _corrections_provenance(corrections) -> dict:
     return {"corrections": {"path": corrections.path, "names": corrections.names}}
 
 
+def execute(proc: processor.ProcessorABC, fileset: dict, opts: RunOptions) -> dict:
+    """Run ``proc`` over checked datasets with the executor of ``opts``; returns the merged
+    accumulator ({} for an empty fileset). Worker exceptions about bad input come back as
+    one InputFileError; a dask cluster started here is closed again."""
+    if not fileset:
+        return {}
+    executor, handles = make_executor(opts)
+    try:
+        runner = processor.Runner(executor, schema=SoftTrackSchema, chunksize=opts.chunksize,
+                                  maxchunks=opts.max_chunks, skipbadfiles=False)
+        try:
+            return runner(fileset, _Guarded(proc, opts.skip_bad_files), treename="Events")
+        except Exception as err:
+            # executors wrap worker exceptions; surface ours with its message
+            cause = err
+            while cause is not None and not isinstance(cause, InputFileError):
+                cause = cause.__cause__ or cause.__context__
+            if cause is not None:
+                raise InputFileError(str(cause)) from None
+            raise
+    finally:
+        if handles is not None:
+            client, cluster = handles
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
 def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None, corrections=None) -> dict:
     """Run processor ``name`` over ``fileset``; returns the output dict (histograms,
     cutflow, chunks, provenance, notices)."""
@@ -182,26 +210,7 @@ def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None, corre
     if not selected:
         raise ConfigError(f"no dataset of the fileset is read by the {name} processor")
     good, skipped = preflight(selected, opts.skip_bad_files)
-    executor, handles = make_executor(opts)
-    try:
-        runner = processor.Runner(executor, schema=SoftTrackSchema, chunksize=opts.chunksize,
-                                  maxchunks=opts.max_chunks, skipbadfiles=False)
-        try:
-            result = runner(good, _Guarded(proc, opts.skip_bad_files), treename="Events") if good else {}
-        except Exception as err:
-            # executors wrap worker exceptions; surface ours with its message
-            cause = err
-            while cause is not None and not isinstance(cause, InputFileError):
-                cause = cause.__cause__ or cause.__context__
-            if cause is not None:
-                raise InputFileError(str(cause)) from None
-            raise
-    finally:
-        if handles is not None:
-            client, cluster = handles
-            client.close()
-            if cluster is not None:
-                cluster.close()
+    result = execute(proc, good, opts)
     chunks = sorted(result.get("chunks", []), key=lambda c: (c["dataset"], c["file"], c["entrystart"]))
     skipped_chunks = sorted(result.get("skipped_chunks", []), key=lambda c: (c["dataset"], c["file"], c["entrystart"]))
     return {

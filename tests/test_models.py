@@ -337,7 +337,12 @@ def test_split_by_event_and_weights():
 
 # --- training (small, fast) ----------------------------------------------------------------
 def test_classifier_training_on_synthetic_data(torch):
-    from models.training import ClassifierConfig, evaluate_classifier, predict_probabilities, train_classifier
+    from models.training import (
+        ClassifierConfig,
+        evaluate_classifier,
+        predict_probabilities,
+        train_classifier,
+    )
 
     table = synthetic_track_table(12_000, 6, seed=9)
     names = [f"f{i}" for i in range(6)]

@@ -19,7 +19,12 @@ import pytest
 
 import analysis.rebalance_smear as rs
 from analysis import rs_observables as rso
-from analysis.config import RS_CLOSURE_BINS, RS_PRIOR_DPHI_EDGES, RS_PRIOR_DPHI_MHT_EDGES, RS_PRIOR_MHT_EDGES
+from analysis.config import (
+    RS_CLOSURE_BINS,
+    RS_PRIOR_DPHI_EDGES,
+    RS_PRIOR_DPHI_MHT_EDGES,
+    RS_PRIOR_MHT_EDGES,
+)
 
 N_EVENTS = 4000
 SEED = 5
