@@ -127,6 +127,8 @@ def scale_to_nominal_lumi(h, datasets: dict, systematics: tuple[str, ...] = ("no
                 k = h.axes["systematic"].index(syst)
                 view["value"][i, j] += f * src["value"][k]
                 view["variance"][i, j] += f * f * src["variance"][k]
+    # bins made negative by negative generator weights hold no events: clip at zero
+    view["value"] = np.maximum(view["value"], 0.0)
     return out
 
 
@@ -145,6 +147,61 @@ def drop_empty_regions(h):
     out.view()[...] = h.view()[:, :, keep]
     out.kept_regions = [int(k) for k in keep]
     return out
+
+
+def derive_sr_edges(signal_output: dict, out: Path) -> dict:
+    """Signal-region boundaries per Delta m category (SPEC.md sec. 4): Asimov significance
+    with 20% background uncertainty, flat-S bins, tightest split in two
+    (analysis.stats.significance.flat_s_edges), from the category's max logit of simulated
+    background and of the signal points whose Delta m is nearest to the category's.
+
+    The fine histogram is turned into pseudo-events: each bin contributes its effective
+    number of entries (sum w)^2 / sum w^2 at its centre, so the minimum-entries requirement
+    counts simulated events, not bins. A category whose inputs cannot support the binning
+    keeps the edges of config with a note."""
+    from analysis.errors import SoftTrackError
+    from analysis.stats.significance import flat_s_edges
+
+    h = signal_output["histograms"]["max_logit_category"]
+    datasets = signal_output["datasets"]
+    centres = h.axes["max_logit"].centers
+    result, notes = {}, []
+    for dm in cfg.CLASSIFIER_DMS:
+        label = f"{dm:g}"
+        parts = {"signal": [], "background": []}
+        for ds in h.axes["dataset"]:
+            meta = datasets[ds]
+            if meta["is_data"]:
+                continue
+            if meta["process"] == "signal":
+                nearest = min(cfg.CLASSIFIER_DMS, key=lambda c, d=meta["dm_chargino"]: abs(c - d))
+                if nearest != dm:
+                    continue
+                kind = "signal"
+            else:
+                kind = "background"
+            view = h[{"dataset": ds, "dm": label}].view()
+            parts[kind].append((view["value"], view["variance"]))
+        arrays = {}
+        for kind, items in parts.items():
+            scores, weights = [], []
+            for value, var in items:
+                ok = (value > 0) & (var > 0)
+                neff = np.maximum(np.round(value[ok] ** 2 / var[ok]).astype(int), 1)
+                scores.append(np.repeat(centres[ok], neff))
+                weights.append(np.repeat(value[ok] / neff, neff))
+            arrays[kind] = (np.concatenate(scores) if scores else np.zeros(0),
+                            np.concatenate(weights) if weights else np.zeros(0))
+        try:
+            edges, z = flat_s_edges(*arrays["signal"], *arrays["background"])
+            result[dm] = [float(e) for e in edges]
+            notes.append(f"dm {label}: edges {', '.join(f'{e:.2f}' for e in edges)}, Z_A = {z:.2f}")
+        except SoftTrackError as err:
+            result[dm] = list(cfg.SR_LOGIT_EDGES[dm])
+            notes.append(f"dm {label}: kept the config edges ({err})")
+    (out / "sr_edges.json").write_text(json.dumps({"edges": {f"{k:g}": v for k, v in result.items()},
+                                                   "notes": notes}, indent=1))
+    return {"edges": result, "notes": notes}
 
 
 def limits_stage(signal_output: dict, out: Path, workers: int) -> dict:
@@ -216,8 +273,8 @@ def main(args) -> int:
     opts = RunOptions(executor=args.executor, workers=args.workers, chunksize=args.chunksize, status=not args.quiet)
     scorer = load_scorer(stages)
 
-    def process(region: str, corrections=None, tag: str = ""):
-        result = run_processor(region, fileset, opts, scorer=scorer, corrections=corrections)
+    def process(region: str, corrections=None, tag: str = "", sr_edges=None):
+        result = run_processor(region, fileset, opts, scorer=scorer, corrections=corrections, sr_edges=sr_edges)
         from processors.runner import PROCESSORS
 
         result["provenance"]["lumi_fb"] = normalization_lumi(fileset, PROCESSORS[region].stream)
@@ -230,7 +287,12 @@ def main(args) -> int:
     corr_path = write_correction_set(built.cset, out / "corrections")
     corrections = SoftTrackCorrections(corr_path)
     dy = stages.run("cleaned Drell-Yan (corrected)", process, "dy", corrections)
-    sig = stages.run("signal region (corrected)", process, "signal", corrections)
+    edges = None
+    if scorer is not None:
+        edges = stages.run("signal-region boundaries", derive_sr_edges, sig_raw, out)
+        for note in edges["notes"]:
+            stages.console.print(f"  {note}")
+    sig = stages.run("signal region (corrected)", process, "signal", corrections, "", edges["edges"] if edges else None)
     rs = stages.run("Rebalance and Smear (QCD)", rs_stage, fileset, out, opts)
     limits = None
     if "sr" in sig["histograms"]:
@@ -245,7 +307,7 @@ def main(args) -> int:
                                            for era, f in built.track_fits.items()}},
         "agreement_signal_met": {"uncorrected": agreement(sig_raw), "corrected": agreement(sig)},
         "agreement_dy_met": {"uncorrected": agreement(dy_raw), "corrected": agreement(dy)},
-        "rs": rs, "limits": limits, "n_plots": len(plots),
+        "rs": rs, "limits": limits, "n_plots": len(plots), "sr_edges": edges,
         "notices": sorted(set(dy["notices"]) | set(sig["notices"])),
     }
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))

@@ -73,6 +73,8 @@ class RegionProcessor(processor.ProcessorABC):
     scorer : optional object with ``max_logits(tracks, events_info) -> (n_events, 3)``
         giving the per-event maximum logit for each Delta m (refiner + classifier via ONNX).
     systematics : fill the jet-energy-scale and weight variations.
+    sr_edges : Delta m -> the 4 lower max-logit edges of its signal regions (default
+        config.SR_LOGIT_EDGES; the main job derives them with analysis.stats).
     corrections : optional corrections.apply.SoftTrackCorrections; simulation is then
         weighted by what the file provides (pileup; pT(Z) for Drell-Yan in the dy region;
         the p_T^miss line in the signal-like regions; the track-class scale factor of the
@@ -88,7 +90,8 @@ class RegionProcessor(processor.ProcessorABC):
     event_corrections: tuple[str, ...] = ("met_weight",)
 
     def __init__(self, lumi_fb: dict[str, float] | None = None, scorer=None, systematics: bool = True,
-                 corrections=None):
+                 corrections=None, sr_edges: dict | None = None):
+        self.sr_edges = {float(k): tuple(v) for k, v in (sr_edges or cfg.SR_LOGIT_EDGES).items()}
         self.lumi_fb = dict(lumi_fb or cfg.LUMI_FB)
         self.scorer = scorer
         self.systematics = systematics
@@ -211,7 +214,7 @@ class RegionProcessor(processor.ProcessorABC):
                 scores = self.scorer.max_logits(sel_c.tracks, cand, sel_ev.PV, sel_ev.OtherPV, sel_ev.SV, sel_c.jets,
                                                 sel_c.met_pt, sel_c.met_phi, era, is_data)
                 scores, best_origin = scores
-                category, sr = signal_region(scores)
+                category, sr = signal_region(scores, self.sr_edges)
             elif self.scorer is not None:
                 out["notices"].add(f"{dataset}: no helix covariance ({c.track_source}), track scores not evaluated")
             # weights of the selected events: event corrections times the track-class SF
@@ -231,6 +234,11 @@ class RegionProcessor(processor.ProcessorABC):
                     for j, dm in enumerate(CLASSIFIER_DMS):
                         hists["max_logit"].fill(dataset=dataset, systematic=syst, dm=f"{dm:g}",
                                                 max_logit=scores[has, j], weight=ws[has])
+                    if syst == "nominal":
+                        cat_value = scores[np.arange(len(category)), category]
+                        labels = np.array([f"{dm:g}" for dm in CLASSIFIER_DMS], dtype=object)[category]
+                        hists["max_logit_category"].fill(dataset=dataset, dm=labels[has],
+                                                         max_logit=cat_value[has], weight=ws[has])
                     in_sr = sr >= 0
                     hists["sr"].fill(dataset=dataset, systematic=syst, sr=sr[in_sr], weight=ws[in_sr])
             if variation == "nominal":

@@ -48,6 +48,9 @@ def new_histograms(with_scores: bool) -> dict[str, hist.Hist]:
     if with_scores:
         h["max_logit"] = hist.Hist(DATASET, SYSTEMATIC, DM, hist.axis.Regular(64, -16, 16, name="max_logit", label="max logit"),
                                    storage=hist.storage.Weight())
+        # the category's max logit in fine bins (nominal): the input of the SR boundaries
+        h["max_logit_category"] = hist.Hist(DATASET, DM, hist.axis.Regular(320, -16, 16, name="max_logit", label="max logit"),
+                                            storage=hist.storage.Weight())
         h["sr"] = hist.Hist(DATASET, SYSTEMATIC, hist.axis.Integer(0, N_SIGNAL_REGIONS, name="sr", label="signal region"),
                             storage=hist.storage.Weight())
     return h

@@ -192,7 +192,8 @@ def execute(proc: processor.ProcessorABC, fileset: dict, opts: RunOptions) -> di
                 cluster.close()
 
 
-def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None, corrections=None) -> dict:
+def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None, corrections=None,
+                  sr_edges: dict | None = None) -> dict:
     """Run processor ``name`` over ``fileset``; returns the output dict (histograms,
     cutflow, chunks, provenance, notices)."""
     if name == "rs" and "rs" not in PROCESSORS:
@@ -205,6 +206,8 @@ def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None, corre
     kwargs = dict(opts.extra)
     if corrections is not None:
         kwargs["corrections"] = corrections
+    if sr_edges is not None:
+        kwargs["sr_edges"] = sr_edges
     proc = cls(lumi_fb=normalization_lumi(fileset, cls.stream), scorer=scorer, systematics=opts.systematics, **kwargs)
     selected = {k: v for k, v in fileset.items() if proc.accepts(v["metadata"])}
     if not selected:
@@ -217,7 +220,8 @@ def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None, corre
         "histograms": result.get("histograms", {}),
         "cutflow": {k: result.get("cutflow", {})[k] for k in sorted(result.get("cutflow", {}))},
         "chunks": {"processed": chunks, "skipped": skipped + skipped_chunks},
-        "provenance": provenance(name, opts, scorer) | _corrections_provenance(corrections),
+        "provenance": provenance(name, opts, scorer) | _corrections_provenance(corrections)
+        | {"sr_edges": {f"{k:g}": list(v) for k, v in getattr(proc, "sr_edges", {}).items()}},
         "notices": sorted(result.get("notices", set())),
         "datasets": {k: v["metadata"] for k, v in selected.items()},
     }

@@ -21,14 +21,16 @@ from analysis.features import track_feature_table
 NO_TRACK_LOGIT = -20.0
 
 
-def signal_region(max_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def signal_region(max_logits: np.ndarray, sr_edges: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Category (index of the Delta m with the largest max logit) and signal region
-    (category * 4 + bin; -1 below the first edge) per event (SPEC.md sec. 4)."""
+    (category * 4 + bin; -1 below the first edge) per event (SPEC.md sec. 4); ``sr_edges``
+    (dm -> 4 lower edges) defaults to config.SR_LOGIT_EDGES."""
+    sr_edges = sr_edges or SR_LOGIT_EDGES
     category = np.argmax(max_logits, axis=1)
     value = max_logits[np.arange(len(category)), category]
     sr = np.full(len(category), -1, np.int64)
     for c, dm in enumerate(CLASSIFIER_DMS):
-        edges = np.asarray(SR_LOGIT_EDGES[dm])
+        edges = np.asarray(sr_edges[dm])
         b = np.searchsorted(edges, value, side="right") - 1
         in_cat = (category == c) & (b >= 0)
         sr[in_cat] = c * N_SR_BINS_PER_CATEGORY + np.minimum(b[in_cat], N_SR_BINS_PER_CATEGORY - 1)
