@@ -1137,6 +1137,18 @@ def _exponential_tail(x: np.ndarray, w: np.ndarray, edges: np.ndarray, q: float)
     return h
 
 
+def fill_empty_prior_categories(hm: np.ndarray, hd: np.ndarray) -> np.ndarray:
+    """Per b-jet category entries of the prior histograms (mht, and (mht, dphi)); an empty
+    category takes the sum of all categories (in place). Raises if all are empty."""
+    entries = hm.sum(-1)
+    if entries.sum() <= 0:
+        raise ConfigError("no gen events inside the hard-MHT prior range: check the inputs")
+    for c in np.flatnonzero(entries <= 0):
+        hm[c] = hm.sum(0)
+        hd[c] = hd.sum(0)
+    return entries
+
+
 def build_priors(
     gen_pt, gen_eta, gen_phi, gen_offsets, n_bjets,
     weights=None,
@@ -1185,12 +1197,7 @@ def build_priors(
         s = ok & (cat == c)
         hm[c] = _exponential_tail(info["mht"][s], w[s], me, tail_quantile)
         hd[c] = np.histogram2d(info["mht"][s], dphi[s], bins=(dme, de), weights=w[s])[0]
-    entries = hm.sum(-1)
-    if entries.sum() <= 0:
-        raise ConfigError("no gen events inside the hard-MHT prior range: check the inputs")
-    for c in np.flatnonzero(entries <= 0):
-        hm[c] = hm.sum(0)
-        hd[c] = hd.sum(0)
+    entries = fill_empty_prior_categories(hm, hd)
     pdf_mht = _normalize_last(hm, me[1] - me[0])
     dsum = hd.sum(0)
     for c in range(n_bjet_categories):

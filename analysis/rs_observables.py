@@ -174,12 +174,7 @@ def priors_from_histograms(
                     lo, hi = me[k:-1] - x0, me[k + 1:] - x0
                     h[k:] = n_beyond * (np.exp(-lo / lam) - np.exp(-hi / lam))
         hm[c] = h
-    entries = hm.sum(-1)
-    if entries.sum() <= 0:
-        raise ConfigError("no gen events inside the hard-MHT prior range: check the inputs")
-    for c in np.flatnonzero(entries <= 0):
-        hm[c] = hm.sum(0)
-        hd[c] = hd.sum(0)
+    entries = rs.fill_empty_prior_categories(hm, hd)
     width = me[1] - me[0]
     norm = (hm * width).sum(-1, keepdims=True)
     pdf_mht = np.where(norm > 0, hm / np.where(norm > 0, norm, 1.0), 0.0)
