@@ -59,16 +59,15 @@ def offsets_from_counts(counts) -> np.ndarray:
     return off
 
 
-def rs_jet_mask(pt, eta) -> np.ndarray:
+def rs_jet_mask(pt, eta):
     """Jets entering R&S (seed 004 sec. 2.4.2, SPEC.md sec. 2): pT > 15 GeV, |eta| < 5.
+    Works on numpy and (jagged) awkward arrays alike.
 
-    NaN inputs fail the mask here only if both comparisons are False; the kernels count NaN
-    events separately (``nan_input``), so NaN jets are kept in the mask on purpose."""
-    p = np.asarray(pt, dtype=np.float64)
-    e = np.asarray(eta, dtype=np.float64)
-    nan = ~(np.isfinite(p) & np.isfinite(e))
+    NaN jets are kept in the mask on purpose: the kernels count NaN events separately
+    (``nan_input``) instead of silently dropping the jet."""
+    nan = ~(np.isfinite(pt) & np.isfinite(eta))
     with np.errstate(invalid="ignore"):
-        return ((p > OBJECT_CUTS.jet_pt_rs) & (np.abs(e) < RS_JET_ETA_MAX)) | nan
+        return ((pt > OBJECT_CUTS.jet_pt_rs) & (abs(eta) < RS_JET_ETA_MAX)) | nan
 
 
 def bjet_count(pt, eta, btag, offsets) -> np.ndarray:

@@ -30,7 +30,6 @@ import numpy as np
 from analysis import rebalance_smear as rs
 from analysis import rs_observables as rso
 from analysis.config import (
-    OBJECT_CUTS,
     RS_CLOSURE_BINS,
     RS_FIG2_MHT,
     RS_FIG2_RESPONSE_EDGES,
@@ -50,6 +49,7 @@ from analysis.config import (
     RS_TEMPLATE_PT_EDGES,
 )
 from analysis.errors import ConfigError, InputFileError
+from analysis.rs_observables import rs_jet_mask
 from analysis.selection import baseline_steps, event_observables, noise_filters
 
 from . import collections as col
@@ -208,10 +208,7 @@ class _SeedJets:
 
 
 def _rs_mask(jets):
-    pt = jets.pt
-    eta = jets.eta
-    nan = ~(np.isfinite(pt) & np.isfinite(eta))
-    return ((pt > OBJECT_CUTS.jet_pt_rs) & (abs(eta) < 5.0)) | nan
+    return rs_jet_mask(jets.pt, jets.eta)
 
 
 def _jets_record(pt, eta, phi, mass, jet_id, btag, offsets) -> ak.Array:
