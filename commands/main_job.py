@@ -104,8 +104,6 @@ def scale_to_nominal_lumi(h, datasets: dict, systematics: tuple[str, ...] = ("no
     it was normalized to, to the full luminosity of config (dataset names lose the era)."""
     import hist
 
-    from analysis.toymc.processes import signal_dataset_name  # noqa: F401 - naming convention
-
     names = {}
     for ds in h.axes["dataset"]:
         meta = datasets[ds]
