@@ -12,14 +12,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import math
+
 import numpy as np
 from numba import njit
 
-from .. import config as cfg
 from .. import contract as dc
-from .hard import CHARGED_PDG, GEN_FIELDS, HardEvents
-from .jagged import Jagged, concatenate
-from .kinematics import from_ptetaphim, to_ptetaphim, two_body_decay, wrap_phi
+from ..config import PION_MASS
+from . import tracking
+from .hard import GEN_FIELDS, HardEvents
+from .jagged import Jagged
+from .tracking import soft_pt, wrap
 from .truth import Detector
 
 PROMPT_TRACKS_MEAN = 16.0
@@ -30,11 +33,18 @@ PDG_K0S = 310
 SPURIOUS_MEAN = 3.0
 NEUTRAL_PF_MEAN = 10.0
 NEAR_JET_FRACTION = 0.5
+NEAR_JET_SPREAD = 0.15  # eta and phi spread of soft particles around their jet
+SOFT_ETA = 2.6  # soft particles away from jets: uniform in |eta| below this
+KAON_MASS = 0.493677
+PROTON_MASS = 0.938272
+K0S_PT_MIN = 0.3
+K0S_PT_GAMMA = (2.0, 0.7)
+NEUTRAL_PT_MIN = 0.5
+NEUTRAL_PT_MEAN = 2.0
+PHOTON_FRACTION = 0.6  # neutral PF candidates: photons, the rest neutral hadrons (130)
+FROM_PV_TIGHT_DZ = 0.02  # cm: fromPV = 3 (PV-associated and |dz| below this), else 2
 SV_RECO_EFF = 0.7
 PF_ISO_CONE = 0.3
-ASSOC_DZ_SIGMAS = 3.0
-ASSOC_DZ_FLOOR = 0.05  # cm
-ASSOC_DXY_MAX = 0.2  # cm
 
 
 @dataclass
@@ -52,290 +62,177 @@ def sample_primary(n: int, det: Detector, rng) -> tuple[np.ndarray, np.ndarray, 
 
 
 def vertices(true_pv, n_pu: np.ndarray, det: Detector, rng) -> Vertices:
+    """Pileup interactions (true positions in the beam spot), their reconstructed vertices
+    (efficiency and resolution of PileupModel) and the reconstructed leading PV."""
     pu = det.pileup
     n = n_pu.size
-    k = n_pu.sum()
-    tx, ty, tz = (rng.normal(0, pu.beamspot_sigma_xy, k), rng.normal(0, pu.beamspot_sigma_xy, k),
-                  rng.normal(0, pu.beamspot_sigma_z, k))
-    reco = rng.random(k) < pu.vertex_reco_eff
-    allpu = Jagged(n_pu.astype(np.int64), {"x": tx, "y": ty, "z": tz, "reco": reco})
-    rec = allpu.filter(reco)
-    m = rec["x"].size
-    sxy, sz = pu.pu_sigma_xy * rng.uniform(0.7, 1.5, m), pu.pu_sigma_z * rng.uniform(0.7, 1.5, m)
-    other = Jagged(rec.counts, {
-        "x": rec["x"] + sxy * rng.standard_normal(m), "y": rec["y"] + sxy * rng.standard_normal(m),
-        "z": rec["z"] + sz * rng.standard_normal(m),
-        "covXX": sxy**2, "covXY": np.zeros(m), "covXZ": np.zeros(m), "covYY": sxy**2,
-        "covYZ": np.zeros(m), "covZZ": sz**2,
-    })
-    # index of each pileup interaction's reco vertex in the combined list (0 = PV)
-    ridx = np.cumsum(reco) - 1
-    first = np.zeros(n, np.int64)
-    if k:
-        starts = allpu.offsets[:-1]
-        cum = np.concatenate([[0], np.cumsum(reco)])
-        first = cum[starts]
-    allpu["vtx"] = np.where(reco, ridx - np.repeat(first, n_pu) + 1, -1)
-    px, py, pz = pu.pv_sigma_xy, pu.pv_sigma_xy, pu.pv_sigma_z
-    pv = {
-        "PV_x": true_pv[0] + px * rng.standard_normal(n), "PV_y": true_pv[1] + py * rng.standard_normal(n),
-        "PV_z": true_pv[2] + pz * rng.standard_normal(n),
-        "PV_covXX": np.full(n, px**2), "PV_covXY": np.zeros(n), "PV_covXZ": np.zeros(n),
-        "PV_covYY": np.full(n, py**2), "PV_covYZ": np.zeros(n), "PV_covZZ": np.full(n, pz**2),
-        "PV_npvs": (1 + rec.counts).astype(np.int32), "PV_npvsGood": (1 + rec.counts).astype(np.int32),
-        "PV_chi2": rng.gamma(4.0, 0.25, n), "PV_ndof": 2.0 * (10 + rng.poisson(15, n)),
+    true, reco, counts, pv = _vertices(rng, n_pu.astype(np.int64), *true_pv, pu.beamspot_sigma_xy,
+                                       pu.beamspot_sigma_z, pu.vertex_reco_eff, pu.pu_sigma_xy, pu.pu_sigma_z,
+                                       pu.pv_sigma_xy, pu.pv_sigma_z)
+    zeros = np.zeros(counts.sum())
+    other = Jagged(counts, {"x": reco[0], "y": reco[1], "z": reco[2], "covXX": reco[3], "covXY": zeros,
+                            "covXZ": zeros, "covYY": reco[3], "covYZ": zeros, "covZZ": reco[4]})
+    pu_true = Jagged(n_pu.astype(np.int64), {"x": true[0], "y": true[1], "z": true[2], "vtx": true[3].astype(np.int64)})
+    n_good = (1 + counts).astype(np.int32)
+    pv_fields = {
+        "PV_x": pv[0], "PV_y": pv[1], "PV_z": pv[2],
+        "PV_covXX": np.full(n, pu.pv_sigma_xy**2), "PV_covXY": np.zeros(n), "PV_covXZ": np.zeros(n),
+        "PV_covYY": np.full(n, pu.pv_sigma_xy**2), "PV_covYZ": np.zeros(n), "PV_covZZ": np.full(n, pu.pv_sigma_z**2),
+        "PV_npvs": n_good, "PV_npvsGood": n_good.copy(), "PV_chi2": pv[3], "PV_ndof": pv[4],
     }
-    return Vertices(pv, other, true_pv, allpu)
+    return Vertices(pv_fields, other, true_pv, pu_true)
 
 
-def soft_pt(k: int, rng) -> np.ndarray:
-    hard_tail = rng.random(k) < 0.1
-    return np.where(hard_tail, 1.0 + rng.pareto(2.5, k), 0.08 + rng.gamma(1.6, 0.45, k))
+@njit(cache=True)
+def _vertices(rng, n_pu, tx, ty, tz, bs_xy, bs_z, reco_eff, pu_xy, pu_z, pv_xy, pv_z):
+    """true (x, y, z, reco index or -1) of pileup interactions; reco (x, y, z, covXX, covZZ) of the
+    reconstructed ones with per-event counts; reco PV (x, y, z, chi2, ndof)."""
+    n = n_pu.size
+    true = np.empty((4, n_pu.sum()))
+    reco = np.empty((5, n_pu.sum()))
+    counts = np.zeros(n, np.int64)
+    pv = np.empty((5, n))
+    j = m = 0
+    for e in range(n):
+        for _ in range(n_pu[e]):
+            x, y, z = rng.normal(0.0, bs_xy), rng.normal(0.0, bs_xy), rng.normal(0.0, bs_z)
+            true[0, j], true[1, j], true[2, j], true[3, j] = x, y, z, -1
+            if rng.random() < reco_eff:
+                counts[e] += 1
+                true[3, j] = counts[e]  # 0 is the PV
+                sxy, sz = pu_xy * rng.uniform(0.7, 1.5), pu_z * rng.uniform(0.7, 1.5)
+                reco[0, m], reco[1, m] = x + sxy * rng.standard_normal(), y + sxy * rng.standard_normal()
+                reco[2, m], reco[3, m], reco[4, m] = z + sz * rng.standard_normal(), sxy * sxy, sz * sz
+                m += 1
+            j += 1
+        pv[0, e], pv[1, e] = tx[e] + pv_xy * rng.standard_normal(), ty[e] + pv_xy * rng.standard_normal()
+        pv[2, e], pv[3, e] = tz[e] + pv_z * rng.standard_normal(), rng.gamma(4.0, 0.25)
+        pv[4, e] = 2.0 * (10 + rng.poisson(15.0))
+    return true, reco[:, :m], counts, pv
 
 
-def _directions(counts, jets: Jagged, rng):
-    """eta, phi of soft particles: half of them near a random gen jet above 20 GeV."""
-    n = counts.size
-    k = counts.sum()
-    ev = np.repeat(np.arange(n), counts)
-    eta, phi = rng.uniform(-2.6, 2.6, k), rng.uniform(-np.pi, np.pi, k)
-    hard_jets = jets.filter((jets["pt"] > 20.0) & (np.abs(jets["eta"]) < 2.6))
-    nj = hard_jets.counts[ev]
-    near = (rng.random(k) < NEAR_JET_FRACTION) & (nj > 0)
-    pick = hard_jets.offsets[:-1][ev] + (rng.random(k) * np.maximum(nj, 1)).astype(np.int64)
-    pick = np.minimum(pick, max(hard_jets["pt"].size - 1, 0))
-    if hard_jets["pt"].size:
-        eta = np.where(near, hard_jets["eta"][pick] + rng.normal(0, 0.15, k), eta)
-        phi = np.where(near, hard_jets["phi"][pick] + rng.normal(0, 0.15, k), phi)
-    return eta, wrap_phi(phi)
+@njit(cache=True, inline="always")
+def _direction(rng, e, j_off, j_eta, j_phi):
+    """eta, phi of a soft particle: with probability NEAR_JET_FRACTION near a random hard gen jet."""
+    nj = j_off[e + 1] - j_off[e]
+    if nj > 0 and rng.random() < NEAR_JET_FRACTION:
+        k = j_off[e] + min(int(rng.random() * nj), nj - 1)
+        return j_eta[k] + rng.normal(0.0, NEAR_JET_SPREAD), wrap(j_phi[k] + rng.normal(0.0, NEAR_JET_SPREAD))
+    return rng.uniform(-SOFT_ETA, SOFT_ETA), rng.uniform(-math.pi, math.pi)
+
+
+def hard_jets(genjets: Jagged) -> Jagged:
+    """Gen jets that soft particles cluster around (pT > 20 GeV inside the tracker)."""
+    return genjets.filter((genjets["pt"] > 20.0) & (np.abs(genjets["eta"]) < SOFT_ETA))
 
 
 def primary_particles(hard: HardEvents, true_pv, det: Detector, rng) -> Jagged:
-    """GenPart entries of the primary interaction: prompt hadrons and K0S -> pi+ pi-."""
-    n = hard.genjets.n_events
-    rate = det.model.pv_track_rate
-    counts = rng.poisson(PROMPT_TRACKS_MEAN * rate, n)
-    k = counts.sum()
-    ev = np.repeat(np.arange(n), counts)
-    eta, phi = _directions(counts, hard.genjets, rng)
-    species = rng.choice(np.array([211, 321, 2212]), k, p=[0.8, 0.12, 0.08])
-    mass = np.select([species == 211, species == 321], [cfg.PION_MASS, 0.493677], 0.938272)
-    prompt = {
-        "pt": soft_pt(k, rng), "eta": eta, "phi": phi, "mass": mass,
-        "pdgId": (species * rng.choice([-1, 1], k)).astype(np.float64), "status": np.ones(k),
-        "mother": np.full(k, -1.0), "vx": true_pv[0][ev], "vy": true_pv[1][ev], "vz": true_pv[2][ev],
-    }
-    # K0S: the neutral kaon at the PV, its two pions at the decay vertex
-    nv = rng.poisson(V0_MEAN * rate, n)
-    kv = nv.sum()
-    evv = np.repeat(np.arange(n), nv)
-    veta, vphi = _directions(nv, hard.genjets, rng)
-    vpt = 0.3 + rng.gamma(2.0, 0.7, kv)
-    p4 = from_ptetaphim(vpt, veta, vphi, K0S_MASS)
-    p = np.sqrt(p4[0] ** 2 + p4[1] ** 2 + p4[2] ** 2)
-    length = p / K0S_MASS * K0S_CTAU_CM * rng.standard_exponential(kv)
-    dvx, dvy, dvz = (true_pv[i][evv] + length * p4[i] / p for i in range(3))
-    d1, d2 = two_body_decay(p4, K0S_MASS, cfg.PION_MASS, cfg.PION_MASS, rng)
-    base = hard.genpart.counts[evv] + counts[evv]  # local index where this event's V0 block starts
-    vloc = base + (np.arange(kv) - np.repeat(np.concatenate([[0], np.cumsum(nv)[:-1]]), nv)) * 3
-    rows = []
-    for j, (vec, pdg, vert, mother) in enumerate(
-        ((p4, PDG_K0S, (true_pv[0][evv], true_pv[1][evv], true_pv[2][evv]), -1), (d1, 211, (dvx, dvy, dvz), 0), (d2, -211, (dvx, dvy, dvz), 0))
-    ):
-        pt_, eta_, phi_, m_ = to_ptetaphim(*vec)
-        rows.append({
-            "pt": pt_, "eta": np.clip(eta_, -10, 10), "phi": phi_, "mass": m_, "pdgId": np.full(kv, float(pdg)),
-            "status": np.full(kv, 2.0 if j == 0 else 1.0),
-            "mother": np.full(kv, -1.0) if mother < 0 else vloc.astype(np.float64),
-            "vx": vert[0], "vy": vert[1], "vz": vert[2],
-        })
-    v0 = {key: np.stack([r[key] for r in rows], 1).reshape(-1) for key in GEN_FIELDS}
-    v0_j = Jagged((3 * nv).astype(np.int64), v0)
-    prompt_j = Jagged(counts.astype(np.int64), prompt)
-    out, _ = concatenate([prompt_j, v0_j])
-    return out
+    """GenPart entries of the primary interaction: prompt hadrons and K0S -> pi+ pi-.
 
-
-def helix_at_beamline(pt, eta, phi, charge, vx, vy, vz):
-    """Helix parameters at the PCA to the beam line of particles produced at (vx, vy, vz).
-
-    Returns (qoverpt, lambda, phi_ref, d0, z0) in the convention of :mod:`analysis.contract`.
+    Per event the prompt hadrons come first, then (K0S, pi+, pi-) triplets; mother indices
+    are local to the event after the hard process's GenPart entries.
     """
-    radius = pt * cfg.R1_CM / charge
-    cx, cy = vx + radius * np.sin(phi), vy - radius * np.cos(phi)
-    cnorm = np.maximum(np.hypot(cx, cy), 1e-12)
-    s = np.sign(radius)
-    phi_ref = np.arctan2(s * cx / cnorm, -s * cy / cnorm)
-    ref_x = cx - np.abs(radius) * cx / cnorm
-    ref_y = cy - np.abs(radius) * cy / cnorm
-    t = wrap_phi(phi - phi_ref)
-    lam = np.arctan(np.sinh(eta))
-    z0 = vz + radius * np.tan(lam) * t
-    d0 = -ref_x * np.sin(phi_ref) + ref_y * np.cos(phi_ref)
-    return charge / pt, lam, phi_ref, d0, z0
+    jets = hard_jets(hard.genjets)
+    rate = det.model.pv_track_rate
+    counts, rows = _primary(rng, PROMPT_TRACKS_MEAN * rate, V0_MEAN * rate, hard.genpart.counts,
+                            *true_pv, jets.offsets, jets["eta"], jets["phi"])
+    return Jagged(counts, {k: rows[i] for i, k in enumerate(GEN_FIELDS)})
+
+
+@njit(cache=True)
+def _primary(rng, prompt_mean, v0_mean, hard_counts, pv_x, pv_y, pv_z, j_off, j_eta, j_phi):
+    n = hard_counts.size
+    n_prompt, n_v0 = np.empty(n, np.int64), np.empty(n, np.int64)
+    for e in range(n):
+        n_prompt[e] = rng.poisson(prompt_mean)
+        n_v0[e] = rng.poisson(v0_mean)
+    counts = n_prompt + 3 * n_v0
+    out = np.empty((10, counts.sum()))  # GEN_FIELDS
+    p_star = _two_body_momentum(K0S_MASS, PION_MASS, PION_MASS)
+    m = 0
+    for e in range(n):
+        for _ in range(n_prompt[e]):
+            eta, phi = _direction(rng, e, j_off, j_eta, j_phi)
+            u = rng.random()
+            pdg, mass = (211, PION_MASS) if u < 0.8 else ((321, KAON_MASS) if u < 0.92 else (2212, PROTON_MASS))
+            sign = 1.0 if rng.random() < 0.5 else -1.0
+            _gen_row(out, m, soft_pt(rng), eta, phi, mass, sign * pdg, 1.0, -1.0, pv_x[e], pv_y[e], pv_z[e])
+            m += 1
+        base = hard_counts[e] + n_prompt[e]  # local index of this event's first K0S
+        for b in range(n_v0[e]):
+            eta, phi = _direction(rng, e, j_off, j_eta, j_phi)
+            pt = K0S_PT_MIN + rng.gamma(K0S_PT_GAMMA[0], K0S_PT_GAMMA[1])
+            px, py, pz = pt * math.cos(phi), pt * math.sin(phi), pt * math.sinh(eta)
+            p = math.sqrt(pt * pt + pz * pz)
+            energy = math.sqrt(p * p + K0S_MASS * K0S_MASS)
+            length = p / K0S_MASS * K0S_CTAU_CM * rng.standard_exponential()
+            dx, dy, dz = pv_x[e] + length * px / p, pv_y[e] + length * py / p, pv_z[e] + length * pz / p
+            _gen_row(out, m, pt, min(max(eta, -10.0), 10.0), phi, K0S_MASS, PDG_K0S, 2.0, -1.0, pv_x[e], pv_y[e], pv_z[e])
+            # isotropic decay in the K0S rest frame, boosted to the lab
+            cos_t = rng.uniform(-1.0, 1.0)
+            sin_t = math.sqrt(1.0 - cos_t * cos_t)
+            ph = rng.uniform(-math.pi, math.pi)
+            kx, ky, kz = p_star * sin_t * math.cos(ph), p_star * sin_t * math.sin(ph), p_star * cos_t
+            e_star = math.sqrt(p_star * p_star + PION_MASS * PION_MASS)
+            for d, sign in ((1, 1.0), (2, -1.0)):
+                qx, qy, qz = _boost(sign * kx, sign * ky, sign * kz, e_star, px / energy, py / energy, pz / energy)
+                q_pt = math.hypot(qx, qy)
+                q_eta = min(max(math.asinh(qz / q_pt), -10.0), 10.0) if q_pt > 0 else math.copysign(10.0, qz)
+                _gen_row(out, m + d, q_pt, q_eta, math.atan2(qy, qx), PION_MASS, sign * 211, 1.0, base + 3 * b, dx, dy, dz)
+            m += 3
+    return counts, out
+
+
+@njit(cache=True, inline="always")
+def _gen_row(out, m, pt, eta, phi, mass, pdg, status, mother, vx, vy, vz):
+    out[0, m], out[1, m], out[2, m], out[3, m], out[4, m] = pt, eta, phi, mass, pdg
+    out[5, m], out[6, m], out[7, m], out[8, m], out[9, m] = status, mother, vx, vy, vz
+
+
+@njit(cache=True, inline="always")
+def _two_body_momentum(m, m1, m2):
+    a = (m - m1 - m2) * (m + m1 + m2)
+    b = (m - m1 + m2) * (m + m1 - m2)
+    return math.sqrt(max(a * b, 0.0)) / (2.0 * m)
+
+
+@njit(cache=True, inline="always")
+def _boost(px, py, pz, e, bx, by, bz):
+    """Three-momentum of (px, py, pz, e) boosted by velocity (bx, by, bz)."""
+    b2 = bx * bx + by * by + bz * bz
+    if b2 <= 0.0:
+        return px, py, pz
+    gamma = 1.0 / math.sqrt(max(1.0 - b2, 1e-300))
+    bp = bx * px + by * py + bz * pz
+    f = (gamma - 1.0) / b2 * bp + gamma * e
+    return px + f * bx, py + f * by, pz + f * bz
 
 
 def smear_helix(params, det: Detector, rng):
-    """Measured helix parameters and their covariance (n, 5, 5 is not built: sigmas + corr)."""
-    q_pt, lam, phi, d0, z0 = params
-    pt = 1.0 / np.abs(q_pt)
-    eta = np.arcsinh(np.tan(lam))
-    sig = det.tracks.sigmas(pt, eta)
-    sig[:, 3] *= det.model.dxy_err_scale
-    sig[:, 4] *= det.model.dz_err_scale
-    chol = det.tracks.cholesky()
-    z = rng.standard_normal((pt.size, 5)) @ chol.T
-    noise = z * sig
-    meas = [q_pt + noise[:, 0], lam + noise[:, 1], wrap_phi(phi + noise[:, 2]), d0 + noise[:, 3], z0 + noise[:, 4]]
-    meas[0] = meas[0] / det.model.track_pt_scale
-    return meas, sig
-
-
-def covariance_branches(sig: np.ndarray, det: Detector) -> dict[str, np.ndarray]:
-    corr = np.array(det.tracks.correlation)
-    return {
-        b: (sig[:, i] * sig[:, j] * corr[i, j]).astype(np.float32)
-        for b, (i, j) in zip(dc.TRACK_COV_BRANCHES, dc.TRACK_COV_PAIRS)
-    }
-
-
-@njit(cache=True)
-def _associate(offsets, ref_x, ref_y, ref_z, phi, tanl, dz_err, voffsets, vx, vy, vz, vsz, pv_x, pv_y, pv_z, pv_sz,
-               n_sig, floor, dxy_max):
-    """Closest vertex in (straight-line) dz, associated within n_sig sigma: 0 = PV, k = OtherPV[k-1]."""
-    out = np.full(ref_x.size, -1, np.int32)
-    for e in range(offsets.size - 1):
-        for i in range(offsets[e], offsets[e + 1]):
-            c, s = np.cos(phi[i]), np.sin(phi[i])
-            best, best_pull = -1, 1e300
-            for k in range(-1, voffsets[e + 1] - voffsets[e]):
-                if k < 0:
-                    x, y, z, sz = pv_x[e], pv_y[e], pv_z[e], pv_sz[e]
-                else:
-                    j = voffsets[e] + k
-                    x, y, z, sz = vx[j], vy[j], vz[j], vsz[j]
-                dxy = -(ref_x[i] - x) * s + (ref_y[i] - y) * c
-                dz = (ref_z[i] - z) - ((ref_x[i] - x) * c + (ref_y[i] - y) * s) * tanl[i]
-                sigma = np.sqrt(dz_err[i] ** 2 + sz * sz)
-                if abs(dxy) > dxy_max or abs(dz) > max(n_sig * sigma, floor):
-                    continue
-                pull = abs(dz) / sigma
-                if pull < best_pull:
-                    best_pull, best = pull, k + 1
-            out[i] = best
-    return out
-
-
-@njit(cache=True)
-def _isolation(t_off, t_eta, t_phi, p_off, p_pt, p_eta, p_phi, p_use, p_trk, cone):
-    """Sum of pT of the used PF candidates within DeltaR < cone of each track, excluding itself."""
-    out = np.zeros(t_eta.size, np.float64)
-    cone2 = cone * cone
-    for e in range(t_off.size - 1):
-        for i in range(t_off[e], t_off[e + 1]):
-            local = i - t_off[e]
-            s = 0.0
-            for j in range(p_off[e], p_off[e + 1]):
-                if not p_use[j] or p_trk[j] == local:
-                    continue
-                dphi = p_phi[j] - t_phi[i]
-                while dphi > np.pi:
-                    dphi -= 2 * np.pi
-                while dphi < -np.pi:
-                    dphi += 2 * np.pi
-                deta = p_eta[j] - t_eta[i]
-                if deta * deta + dphi * dphi < cone2:
-                    s += p_pt[j]
-            out[i] = s
-    return out
+    """Measured helix parameters (list of 5 arrays) and resolutions (n, 5) of true ``params``."""
+    _, res, chol, _ = tracking.model_arrays(det)
+    meas, sig = tracking.smear_many(*(np.asarray(p, np.float64) for p in params), res, chol, rng)
+    return [meas[:, i] for i in range(5)], sig
 
 
 def tracks_and_pf(genpart: Jagged, vtx: Vertices, hard: HardEvents, det: Detector, is_data: bool, rng):
     """Reconstruct tracks from all charged sources, associate vertices, build SV and PF candidates."""
-    n = genpart.n_events
-    tm = det.tracks
-    # (1) charged generator particles of the primary and the hard interaction
-    apdg = np.abs(genpart["pdgId"]).astype(np.int64)
-    charged = (genpart["status"] == 1) & np.isin(apdg, CHARGED_PDG)
-    q = np.where(apdg == 11, -1, np.where(apdg == 13, -1, 1)) * np.sign(genpart["pdgId"])
-    rho = np.hypot(genpart["vx"], genpart["vy"])
-    eff = tm.efficiency(genpart["pt"], rho)
-    reco_g = charged & (np.abs(genpart["eta"]) < tm.max_abs_eta) & (rng.random(eff.size) < eff)
-    g = np.nonzero(reco_g)[0]
-    gparams = helix_at_beamline(genpart["pt"][g], genpart["eta"][g], genpart["phi"][g], q[g].astype(np.float64),
-                                genpart["vx"][g], genpart["vy"][g], genpart["vz"][g])
-    # (2) pileup tracks
-    pu = vtx.pu_true
-    per_pu = rng.poisson(det.pileup.tracks_per_pu, pu["x"].size)
-    k = per_pu.sum()
-    ppt = soft_pt(k, rng)
-    keep = rng.random(k) < tm.efficiency(ppt)
-    src = np.repeat(np.arange(pu["x"].size), per_pu)[keep]
-    m_pu = keep.sum()
-    pparams = helix_at_beamline(ppt[keep], rng.uniform(-2.5, 2.5, m_pu), rng.uniform(-np.pi, np.pi, m_pu),
-                                rng.choice([-1.0, 1.0], m_pu), pu["x"][src], pu["y"][src], pu["z"][src])
-    # (3) spurious tracks: random helices
-    ns = rng.poisson(SPURIOUS_MEAN * det.model.spurious_track_rate, n)
-    ks = ns.sum()
-    ev_s = np.repeat(np.arange(n), ns)
-    s_pt = 0.1 + rng.exponential(0.6, ks)
-    sparams = (rng.choice([-1.0, 1.0], ks) / s_pt, np.arctan(np.sinh(rng.uniform(-2.5, 2.5, ks))),
-               rng.uniform(-np.pi, np.pi, ks), rng.laplace(0.0, 0.15, ks), vtx.true_pv[2][ev_s] + rng.laplace(0.0, 1.5, ks))
-    # all tracks, flat, then grouped by event (genuine, pileup, spurious within an event)
-    event = np.concatenate([genpart.event_index()[g], pu.event_index()[src], ev_s])
-    params = tuple(np.concatenate([gparams[i], pparams[i], sparams[i]]) for i in range(5))
-    origin = dc.TRACK_ORIGINS
-    kind = np.concatenate([np.full(g.size, origin["primary"], np.int8), np.full(m_pu, origin["pileup"], np.int8),
-                           np.full(ks, origin["spurious"], np.int8)])
-    gen_local = np.concatenate([genpart.local_index()[g], np.full(m_pu + ks, -1)])
-    gflat = np.concatenate([g, np.full(m_pu + ks, -1)])
-    meas, sig = smear_helix(params, det, rng)
-    spurious = kind == origin["spurious"]
-    sig[spurious] *= 1.5
-    q_pt, lam, phi, d0, z0 = meas
-    pt = 1.0 / np.abs(q_pt)
-    eta = np.arcsinh(np.tan(lam))
-    keep = (pt > tm.min_pt) & (np.abs(eta) < tm.max_abs_eta)
-    order = np.nonzero(keep)[0]
-    order = order[np.argsort(event[order], kind="stable")]
-    m = order.size
-    spurious = spurious[order]
-    pt, phi, d0 = pt[order], phi[order], d0[order]
-    fields = {
-        "pt": pt, "eta": eta[order], "phi": phi, "charge": np.sign(q_pt[order]).astype(np.int32),
-        "refX": -d0 * np.sin(phi), "refY": d0 * np.cos(phi), "refZ": z0[order],
-        **covariance_branches(sig[order], det),
-        "highPurity": rng.random(m) < np.where(spurious, 0.35, np.where(pt < 0.3, 0.9, 0.97)),
-        "isPFcand": rng.random(m) < np.where(spurious, 0.6, 0.95),
-        "nValidHits": np.where(spurious, 5 + rng.poisson(2, m), 8 + rng.poisson(6, m)).astype(np.int32),
-        "chi2ndof": np.where(spurious, rng.gamma(2.0, 1.5, m), rng.gamma(5.0, 0.2, m)).astype(np.float32),
-        "genPartIdx": gen_local[order].astype(np.int32), "genOrigin": kind[order],
-        "_gflat": gflat[order],
-    }
-    col = Jagged(np.bincount(event[order], minlength=n).astype(np.int64), fields)
-    # straight-line IPs w.r.t. the reco PV and their errors
-    ev = col.event_index()
-    pvx, pvy, pvz = (vtx.pv[f"PV_{c}"][ev] for c in "xyz")
-    c, s = np.cos(col["phi"]), np.sin(col["phi"])
-    tanl = np.sinh(col["eta"])
-    dx, dy = col["refX"] - pvx, col["refY"] - pvy
-    col["dxy"] = -dx * s + dy * c
-    col["dz"] = (col["refZ"] - pvz) - (dx * c + dy * s) * tanl
-    pv_xy_var = vtx.pv["PV_covXX"][ev] * s**2 + vtx.pv["PV_covYY"][ev] * c**2
-    col["dxyErr"] = np.sqrt(col["cov33"] + pv_xy_var)
-    col["dzErr"] = np.sqrt(col["cov44"] + vtx.pv["PV_covZZ"][ev])
-    vo = vtx.other
-    col["vtxIdx"] = _associate(
-        col.offsets, col["refX"], col["refY"], col["refZ"], col["phi"], tanl, col["dzErr"],
-        vo.offsets, vo["x"], vo["y"], vo["z"], np.sqrt(vo["covZZ"]),
-        vtx.pv["PV_x"], vtx.pv["PV_y"], vtx.pv["PV_z"], np.sqrt(vtx.pv["PV_covZZ"]),
-        ASSOC_DZ_SIGMAS, ASSOC_DZ_FLOOR, ASSOC_DXY_MAX,
+    pv = np.stack([vtx.pv["PV_x"], vtx.pv["PV_y"], vtx.pv["PV_z"],
+                   *(np.sqrt(vtx.pv[f"PV_cov{c}"]) for c in ("XX", "YY", "ZZ"))])
+    vo, pu = vtx.other, vtx.pu_true
+    counts, fl, it, cov = tracking.reconstruct(
+        rng, genpart.offsets, genpart["pt"], genpart["eta"], genpart["phi"], genpart["pdgId"].astype(np.int64),
+        genpart["status"].astype(np.int64), genpart["vx"], genpart["vy"], genpart["vz"],
+        pu.offsets, pu["x"], pu["y"], pu["z"], det.pileup.tracks_per_pu, SPURIOUS_MEAN * det.model.spurious_track_rate,
+        vtx.true_pv[2], pv, vo.offsets, vo["x"], vo["y"], vo["z"], np.sqrt(vo["covZZ"]), *tracking.model_arrays(det),
     )
+    fields = {name: fl[i] for i, name in enumerate(tracking.FLOAT_FIELDS)}
+    fields |= {name: it[i].astype(dc.TRACK_FIELDS.get(name, ("int64",))[0]) for i, name in enumerate(tracking.INT_FIELDS)}
+    fields |= {b: cov[i] for i, b in enumerate(dc.TRACK_COV_BRANCHES)}
+    col = Jagged(counts, fields)
     sv, col["svIdx"] = secondary_vertices(genpart, col, rng)
-    pf = pf_candidates(col, hard, rng)
-    col["pfIso03"] = _isolation(col.offsets, col["eta"], col["phi"], pf.offsets, pf["pt"], pf["eta"], pf["phi"],
-                                 (pf["charge"] == 0) | (pf["fromPV"] >= 2), pf["trkIdx"], PF_ISO_CONE)
-    del col.fields["_gflat"]
+    pf, col["pfIso03"] = pf_candidates(col, hard, rng)
+    del col.fields["gflat"]
     if is_data:
         del col.fields["genPartIdx"], col.fields["genOrigin"]
     return col, sv, pf
@@ -345,7 +242,7 @@ def secondary_vertices(genpart: Jagged, tracks: Jagged, rng) -> tuple[Jagged, np
     """SV from K0S decays with both pions reconstructed (efficiency SV_RECO_EFF)."""
     n = genpart.n_events
     gmap = np.full(genpart["pt"].size, -1, np.int64)
-    gsrc = tracks["_gflat"]
+    gsrc = tracks["gflat"]
     gmap[gsrc[gsrc >= 0]] = np.nonzero(gsrc >= 0)[0]
     is_v0 = genpart["pdgId"] == PDG_K0S
     v0 = np.nonzero(is_v0)[0]
@@ -371,24 +268,70 @@ def secondary_vertices(genpart: Jagged, tracks: Jagged, rng) -> tuple[Jagged, np
     return sv, sv_idx
 
 
-def pf_candidates(tracks: Jagged, hard: HardEvents, rng) -> Jagged:
-    """Charged PF candidates from PF tracks, neutral ones near jets and uniform."""
-    n = tracks.n_events
-    use = tracks["isPFcand"]
-    vtx = tracks["vtxIdx"]
-    from_pv = np.where(vtx == 0, np.where(np.abs(tracks["dz"]) < 0.02, 3, 2), np.where(vtx > 0, 0, 1))
-    ch = Jagged(tracks.counts, {
-        "pt": tracks["pt"], "eta": tracks["eta"], "phi": tracks["phi"], "charge": tracks["charge"].astype(np.int32),
-        "pdgId": (211 * tracks["charge"]).astype(np.int32), "fromPV": from_pv.astype(np.int32),
-        "trkIdx": tracks.local_index().astype(np.int32),
-    }).filter(use)
-    counts = rng.poisson(NEUTRAL_PF_MEAN, n)
-    k = counts.sum()
-    eta, phi = _directions(counts, hard.genjets, rng)
-    neu = Jagged(counts.astype(np.int64), {
-        "pt": 0.5 + rng.exponential(2.0, k), "eta": eta, "phi": phi, "charge": np.zeros(k, np.int32),
-        "pdgId": np.where(rng.random(k) < 0.6, 22, 130).astype(np.int32), "fromPV": np.zeros(k, np.int32),
-        "trkIdx": np.full(k, -1, np.int32),
-    })
-    pf, _ = concatenate([ch, neu])
-    return pf
+def pf_candidates(tracks: Jagged, hard: HardEvents, rng) -> tuple[Jagged, np.ndarray]:
+    """PF candidates (charged ones from PF tracks, neutral ones near jets and uniform) and the
+    PF isolation of every track (sum pT of charged PV candidates and neutrals in DeltaR < 0.3)."""
+    jets = hard_jets(hard.genjets)
+    counts, fl, it, iso = _pf_and_isolation(
+        rng, tracks.offsets, tracks["pt"], tracks["eta"], tracks["phi"], tracks["charge"], tracks["dz"],
+        tracks["vtxIdx"], tracks["isPFcand"], jets.offsets, jets["eta"], jets["phi"], NEUTRAL_PF_MEAN, PF_ISO_CONE,
+    )
+    fields = {"pt": fl[0], "eta": fl[1], "phi": fl[2]}
+    fields |= {k: it[i] for i, k in enumerate(("charge", "pdgId", "fromPV", "trkIdx"))}
+    return Jagged(counts, fields), iso
+
+
+@njit(cache=True)
+def _pf_and_isolation(rng, t_off, t_pt, t_eta, t_phi, t_charge, t_dz, t_vtx, t_pf, j_off, j_eta, j_phi,
+                      neutral_mean, cone):
+    n = t_off.size - 1
+    n_neutral = np.empty(n, np.int64)
+    for e in range(n):
+        n_neutral[e] = rng.poisson(neutral_mean)
+    cap = t_pf.sum() + n_neutral.sum()
+    fl = np.empty((3, cap))
+    it = np.empty((4, cap), np.int32)
+    counts = np.zeros(n, np.int64)
+    iso = np.zeros(t_pt.size, np.float32)
+    m = 0
+    for e in range(n):
+        start = m
+        for i in range(t_off[e], t_off[e + 1]):
+            if not t_pf[i]:
+                continue
+            v = t_vtx[i]
+            from_pv = (3 if abs(t_dz[i]) < FROM_PV_TIGHT_DZ else 2) if v == 0 else (0 if v > 0 else 1)
+            fl[0, m], fl[1, m], fl[2, m] = t_pt[i], t_eta[i], t_phi[i]
+            it[0, m], it[1, m], it[2, m], it[3, m] = t_charge[i], 211 * t_charge[i], from_pv, i - t_off[e]
+            m += 1
+        for _ in range(n_neutral[e]):
+            eta, phi = _direction(rng, e, j_off, j_eta, j_phi)
+            fl[0, m], fl[1, m], fl[2, m] = NEUTRAL_PT_MIN + rng.exponential(NEUTRAL_PT_MEAN), eta, phi
+            it[0, m], it[1, m], it[2, m], it[3, m] = 0, 22 if rng.random() < PHOTON_FRACTION else 130, 0, -1
+            m += 1
+        counts[e] = m - start
+        _isolation(t_off[e], t_off[e + 1], t_eta, t_phi, start, m, fl, it, cone, iso)
+    return counts, fl[:, :m], it[:, :m], iso
+
+
+@njit(cache=True, inline="always")
+def _isolation(first, last, t_eta, t_phi, start, stop, fl, it, cone, iso):
+    """Sum pT of PF candidates start..stop-1 (neutral, or charged from the PV) in DeltaR < cone of
+    tracks first..last-1, excluding the track's own candidate."""
+    n = stop - start
+    pt, eta, phi, trk = np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.int64)
+    k = 0
+    for j in range(start, stop):
+        if it[0, j] == 0 or it[2, j] >= 2:
+            pt[k], eta[k], phi[k], trk[k] = fl[0, j], fl[1, j], fl[2, j], it[3, j]
+            k += 1
+    for i in range(first, last):
+        local, s = i - first, 0.0
+        for a in range(k):
+            deta = eta[a] - t_eta[i]
+            dphi = abs(phi[a] - t_phi[i])
+            if dphi > math.pi:
+                dphi = 2.0 * math.pi - dphi
+            if deta * deta + dphi * dphi < cone * cone and trk[a] != local:
+                s += pt[a]
+        iso[i] = s

@@ -1,0 +1,309 @@
+"""Track reconstruction of the toy detector: numba kernels that run over all events at once.
+
+One pass per chunk of events turns every charged source into reconstructed tracks: charged
+generator particles of the primary and the hard interaction (efficiency in true pT and
+production radius), tracks of pileup interactions, and spurious (fake) tracks. Each track
+gets helix parameters at its point of closest approach to the beam line, a correlated
+Gaussian smearing with the pT- and eta-dependent resolution of
+:class:`~analysis.toymc.truth.TrackModel` (and the injected scales of the data model), its
+covariance, quality variables, straight-line impact parameters with respect to the
+reconstructed PV and a vertex association, in the convention of :mod:`analysis.contract`.
+
+Randomness comes from the caller's ``numpy.random.Generator``, passed into the kernels
+(numba draws with NumPy's algorithms from the same bit generator), so a sample stays
+reproducible from its seed. ``benchmarks/bench_generate.py`` measures the throughput.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .. import config as cfg
+from .. import contract as dc
+from .truth import Detector
+
+#: soft-particle pT: a fraction from a power-law tail above 1 GeV, the rest Gamma-distributed
+SOFT_PT_TAIL_FRACTION = 0.1
+SOFT_PT_TAIL_INDEX = 2.5
+SOFT_PT_MIN = 0.08
+SOFT_PT_GAMMA = (1.6, 0.45)
+#: spurious tracks: pT = 0.1 + Exp(mean), d0 and z0 - z(PV) Laplace-distributed (cm)
+SPURIOUS_PT_MIN = 0.1
+SPURIOUS_PT_MEAN = 0.6
+SPURIOUS_D0_SCALE = 0.15
+SPURIOUS_Z0_SCALE = 1.5
+SPURIOUS_COV_INFLATION = 1.5  # the fit of a fake track under-estimates its errors
+#: pileup tracks are produced within this |eta|
+PU_TRACK_ETA = 2.5
+#: vertex association (straight-line dz in units of its error, with a floor; max |dxy|)
+ASSOC_DZ_SIGMAS = 3.0
+ASSOC_DZ_FLOOR = 0.05  # cm
+ASSOC_DXY_MAX = 0.2  # cm
+
+_PRIMARY, _PILEUP, _SPURIOUS = (dc.TRACK_ORIGINS[k] for k in ("primary", "pileup", "spurious"))
+_COV33, _COV44 = dc.cov_index(3, 3), dc.cov_index(4, 4)
+_R1_CM = cfg.R1_CM
+FLOAT_FIELDS = ("pt", "eta", "phi", "refX", "refY", "refZ", "dxy", "dz", "dxyErr", "dzErr", "chi2ndof")
+INT_FIELDS = ("charge", "nValidHits", "genPartIdx", "genOrigin", "gflat", "highPurity", "isPFcand", "vtxIdx")
+_N_FLOAT, _N_INT = len(FLOAT_FIELDS), len(INT_FIELDS)
+
+
+def model_arrays(det: Detector) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The track model as flat arrays for the kernels: efficiency, resolution, Cholesky, correlation."""
+    tm, dm = det.tracks, det.model
+    eff = np.array([tm.eff_plateau, tm.eff_turn_on, tm.eff_width, tm.disp_full, tm.disp_zero])
+    res = np.array([*tm.res_qoverpt, *tm.res_lambda, *tm.res_phi, *tm.res_d0, *tm.res_z0, tm.z0_eta_power,
+                    tm.eta_growth, dm.dxy_err_scale, dm.dz_err_scale, dm.track_pt_scale, tm.max_abs_eta, tm.min_pt])
+    corr = np.array(det.tracks.correlation, np.float64)
+    return eff, res, np.linalg.cholesky(corr), corr
+
+
+# --- scalar physics ---------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def wrap(phi):
+    """Angle wrapped to [-pi, pi)."""
+    while phi >= math.pi:
+        phi -= 2.0 * math.pi
+    while phi < -math.pi:
+        phi += 2.0 * math.pi
+    return phi
+
+
+@njit(cache=True, inline="always")
+def efficiency(pt, rho, eff):
+    """Reconstruction efficiency for true pT and production radius (see TrackModel.efficiency)."""
+    turn_on = eff[0] / (1.0 + math.exp(-(pt - eff[1]) / eff[2]))
+    disp = min(max((eff[4] - rho) / (eff[4] - eff[3]), 0.0), 1.0)
+    return turn_on * disp
+
+
+@njit(cache=True, inline="always")
+def poisson_small(rng, lam):
+    """A Poisson variate of small mean by inversion of the CDF (one uniform; faster than
+    Generator.poisson for lam below ~10)."""
+    u = rng.random()
+    p = math.exp(-lam)
+    cdf, k = p, 0
+    while u > cdf and p > 0.0:
+        k += 1
+        p *= lam / k
+        cdf += p
+    return k
+
+
+@njit(cache=True, inline="always")
+def soft_pt(rng):
+    """pT of a soft charged particle (GeV)."""
+    if rng.random() < SOFT_PT_TAIL_FRACTION:
+        return 1.0 + rng.pareto(SOFT_PT_TAIL_INDEX)
+    return SOFT_PT_MIN + rng.gamma(SOFT_PT_GAMMA[0], SOFT_PT_GAMMA[1])
+
+
+@njit(cache=True, inline="always")
+def helix_at_beamline(pt, eta, phi, charge, vx, vy, vz):
+    """(q/pT, lambda, phi, d0, z0) at the PCA to the beam line of a particle made at (vx, vy, vz)."""
+    radius = pt * _R1_CM / charge
+    cx, cy = vx + radius * math.sin(phi), vy - radius * math.cos(phi)
+    cnorm = max(math.hypot(cx, cy), 1e-12)
+    s = 1.0 if radius > 0 else -1.0
+    phi_ref = math.atan2(s * cx / cnorm, -s * cy / cnorm)
+    ref_x = cx - abs(radius) * cx / cnorm
+    ref_y = cy - abs(radius) * cy / cnorm
+    tan_lambda = math.sinh(eta)
+    z0 = vz + radius * tan_lambda * wrap(phi - phi_ref)
+    d0 = -ref_x * math.sin(phi_ref) + ref_y * math.cos(phi_ref)
+    return charge / pt, math.atan(tan_lambda), phi_ref, d0, z0
+
+
+@njit(cache=True, inline="always")
+def sigmas(pt, eta, res, out):
+    """The five helix-parameter resolutions into ``out`` (TrackModel.sigmas times the data-model scales)."""
+    cosh = math.cosh(eta)
+    p = pt * cosh
+    growth = 1.0 + res[11] * abs(eta)
+    z_eta = math.sqrt(cosh) if res[10] == 0.5 else cosh ** res[10]
+    out[0] = _quad(res[0], res[1] * pt) / pt * growth
+    out[1] = _quad(res[2], res[3] / p) * growth
+    out[2] = _quad(res[4], res[5] / pt) * growth
+    out[3] = _quad(res[6], res[7] / pt) * growth * res[12]
+    out[4] = _quad(res[8], res[9] / pt) * z_eta * growth * res[13]
+
+
+@njit(cache=True, inline="always")
+def _quad(a, b):
+    return math.sqrt(a * a + b * b)
+
+
+@njit(cache=True, inline="always")
+def smear(params, eta, res, chol, rng, sig, meas):
+    """Measured helix parameters: true ``params`` (of pseudorapidity ``eta``) plus correlated
+    Gaussian noise of width ``sig``."""
+    sigmas(1.0 / abs(params[0]), eta, res, sig)
+    z0, z1, z2, z3, z4 = (rng.standard_normal(), rng.standard_normal(), rng.standard_normal(),
+                          rng.standard_normal(), rng.standard_normal())
+    for i in range(5):
+        noise = chol[i, 0] * z0 + chol[i, 1] * z1 + chol[i, 2] * z2 + chol[i, 3] * z3 + chol[i, 4] * z4
+        meas[i] = params[i] + noise * sig[i]
+    meas[2] = wrap(meas[2])
+    meas[0] /= res[14]
+
+
+@njit(cache=True)
+def smear_many(q_pt, lam, phi, d0, z0, res, chol, rng):
+    """:func:`smear` of many tracks: (measured (n, 5), sigmas (n, 5))."""
+    n = q_pt.size
+    meas, sig = np.empty((n, 5)), np.empty((n, 5))
+    params = np.empty(5)
+    for i in range(n):
+        params[0], params[1], params[2], params[3], params[4] = q_pt[i], lam[i], phi[i], d0[i], z0[i]
+        smear(params, math.asinh(math.tan(lam[i])), res, chol, rng, sig[i], meas[i])
+    return meas, sig
+
+
+# --- the event loop ---------------------------------------------------------------------
+@njit(cache=True, inline="always")
+def _associate(rx, ry, rz, phi, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz):
+    """Vertex with the smallest straight-line dz pull within ASSOC_DZ_SIGMAS (0 = PV, k = OtherPV[k-1])."""
+    c, s = math.cos(phi), math.sin(phi)
+    best, best_pull2 = -1, 1e300
+    for k in range(-1, v_off[e + 1] - v_off[e]):
+        if k < 0:
+            x, y, z, sz = pv[0, e], pv[1, e], pv[2, e], pv[5, e]
+        else:
+            j = v_off[e] + k
+            x, y, z, sz = vx[j], vy[j], vz[j], vsz[j]
+        dxy = -(rx - x) * s + (ry - y) * c
+        if abs(dxy) > ASSOC_DXY_MAX:
+            continue
+        dz = (rz - z) - ((rx - x) * c + (ry - y) * s) * tanl
+        var = dz_err * dz_err + sz * sz
+        window = max(ASSOC_DZ_SIGMAS * ASSOC_DZ_SIGMAS * var, ASSOC_DZ_FLOOR * ASSOC_DZ_FLOOR)
+        if dz * dz > window:
+            continue
+        pull2 = dz * dz / var
+        if pull2 < best_pull2:
+            best_pull2, best = pull2, k + 1
+    return best
+
+
+@njit(cache=True)
+def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
+                pu_off, pu_x, pu_y, pu_z, pu_tracks_mean, spurious_mean, true_pv_z,
+                pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr):
+    """Reconstructed tracks of all events, in event order (genuine, pileup, spurious within an event).
+
+    ``pv`` is (6, n_events): reco PV x, y, z, then sqrt(covXX), sqrt(covYY), sqrt(covZZ).
+    Returns (counts, floats (len(FLOAT_FIELDS), m), ints (len(INT_FIELDS), m), cov (15, m)).
+    """
+    n = g_off.size - 1
+    # counts first, so the output can be allocated once
+    n_pu_trk = np.empty(pu_x.size, np.int64)
+    for j in range(pu_x.size):
+        n_pu_trk[j] = poisson_small(rng, pu_tracks_mean)
+    n_spur = np.empty(n, np.int64)
+    for e in range(n):
+        n_spur[e] = rng.poisson(spurious_mean)
+    cap = g_pt.size + n_pu_trk.sum() + n_spur.sum()
+    fl = np.empty((_N_FLOAT, cap))
+    it = np.empty((_N_INT, cap), np.int64)
+    cov = np.empty((15, cap), np.float32)
+    counts = np.zeros(n, np.int64)
+    max_eta, min_pt = res[15], res[16]
+    params, sig, meas = np.empty(5), np.empty(5), np.empty(5)
+    m = 0
+    for e in range(n):
+        n_gen = g_off[e + 1] - g_off[e]
+        n_pu = pu_off[e + 1] - pu_off[e]
+        for src in range(3):
+            n_src = n_gen if src == 0 else (n_pu if src == 1 else n_spur[e])
+            for a in range(n_src):
+                gidx, local, kind, eta = -1, -1, _SPURIOUS, 0.0
+                if src == 0:  # charged generator particle of this event
+                    i = g_off[e] + a
+                    apdg = abs(g_pdg[i])
+                    if g_status[i] != 1 or abs(g_eta[i]) >= max_eta:
+                        continue
+                    if not (apdg == 211 or apdg == 321 or apdg == 2212 or apdg == 11 or apdg == 13):
+                        continue
+                    if rng.random() >= efficiency(g_pt[i], math.hypot(g_vx[i], g_vy[i]), eff):
+                        continue
+                    q = (-1.0 if apdg == 11 or apdg == 13 else 1.0) * (1.0 if g_pdg[i] > 0 else -1.0)
+                    params[0], params[1], params[2], params[3], params[4] = helix_at_beamline(
+                        g_pt[i], g_eta[i], g_phi[i], q, g_vx[i], g_vy[i], g_vz[i])
+                    eta = g_eta[i]
+                    gidx, local, kind = i, a, _PRIMARY
+                elif src == 1:  # tracks of the pileup interactions of this event
+                    j = pu_off[e] + a
+                    for _ in range(n_pu_trk[j]):
+                        pt = soft_pt(rng)
+                        if rng.random() >= efficiency(pt, 0.0, eff):
+                            continue
+                        eta = rng.uniform(-PU_TRACK_ETA, PU_TRACK_ETA)
+                        phi = rng.uniform(-math.pi, math.pi)
+                        q = 1.0 if rng.random() < 0.5 else -1.0
+                        params[0], params[1], params[2], params[3], params[4] = helix_at_beamline(
+                            pt, eta, phi, q, pu_x[j], pu_y[j], pu_z[j])
+                        m = _emit(rng, params, eta, -1, -1, _PILEUP, e, res, chol, corr, pv, v_off, vx, vy,
+                                  vz, vsz, sig, meas, fl, it, cov, m, counts)
+                    continue
+                else:  # spurious: a random helix near the PV
+                    q = 1.0 if rng.random() < 0.5 else -1.0
+                    params[0] = q / (SPURIOUS_PT_MIN + rng.exponential(SPURIOUS_PT_MEAN))
+                    eta = rng.uniform(-PU_TRACK_ETA, PU_TRACK_ETA)
+                    params[1] = math.atan(math.sinh(eta))
+                    params[2] = rng.uniform(-math.pi, math.pi)
+                    params[3] = rng.laplace(0.0, SPURIOUS_D0_SCALE)
+                    params[4] = true_pv_z[e] + rng.laplace(0.0, SPURIOUS_Z0_SCALE)
+                m = _emit(rng, params, eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
+                          sig, meas, fl, it, cov, m, counts)
+    return counts, fl[:, :m], it[:, :m], cov[:, :m]
+
+
+@njit(cache=True, inline="always")
+def _emit(rng, params, true_eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz, sig, meas, fl, it, cov,
+          m, counts):
+    """Smear one track, apply the acceptance, and write it at position m; returns the next position."""
+    smear(params, true_eta, res, chol, rng, sig, meas)
+    pt = 1.0 / abs(meas[0])
+    eta = math.asinh(math.tan(meas[1]))
+    if not (pt > res[16] and abs(eta) < res[15]):
+        return m
+    spurious = kind == _SPURIOUS
+    if spurious:
+        for i in range(5):
+            sig[i] *= SPURIOUS_COV_INFLATION
+    phi, d0, z0 = meas[2], meas[3], meas[4]
+    c, s = math.cos(phi), math.sin(phi)
+    ref_x, ref_y = -d0 * s, d0 * c
+    k = 0
+    for i in range(5):
+        for j in range(i, 5):
+            cov[k, m] = sig[i] * sig[j] * corr[i, j]
+            k += 1
+    tanl = math.sinh(eta)
+    dx, dy = ref_x - pv[0, e], ref_y - pv[1, e]
+    dxy_err = math.sqrt(float(cov[_COV33, m]) + (pv[3, e] * s) ** 2 + (pv[4, e] * c) ** 2)
+    dz_err = math.sqrt(float(cov[_COV44, m]) + pv[5, e] ** 2)
+    fl[0, m], fl[1, m], fl[2, m] = pt, eta, phi
+    fl[3, m], fl[4, m], fl[5, m] = ref_x, ref_y, z0
+    fl[6, m] = -dx * s + dy * c
+    fl[7, m] = (z0 - pv[2, e]) - (dx * c + dy * s) * tanl
+    fl[8, m], fl[9, m] = dxy_err, dz_err
+    it[0, m] = 1 if meas[0] > 0 else -1
+    it[2, m], it[3, m], it[4, m] = local, kind, gidx
+    if spurious:
+        it[5, m] = rng.random() < 0.35
+        it[6, m] = rng.random() < 0.6
+        it[1, m] = 5 + poisson_small(rng, 2.0)
+        fl[10, m] = rng.gamma(2.0, 1.5)
+    else:
+        it[5, m] = rng.random() < (0.9 if pt < 0.3 else 0.97)
+        it[6, m] = rng.random() < 0.95
+        it[1, m] = 8 + poisson_small(rng, 6.0)
+        fl[10, m] = rng.gamma(5.0, 0.2)
+    it[7, m] = _associate(ref_x, ref_y, z0, phi, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz)
+    counts[e] += 1
+    return m + 1

@@ -1,0 +1,168 @@
+"""The generator's numba kernels (tracks, vertices, PF candidates) against independent numpy
+implementations of the same rules and against the documented detector model."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from numba import njit
+from scipy import stats
+
+from analysis import contract as dc
+from analysis import helix
+from analysis.toymc import tracking
+from analysis.toymc.sample import generate_mc
+from analysis.toymc.soft import FROM_PV_TIGHT_DZ, PF_ISO_CONE
+from analysis.toymc.truth import DATA_DETECTOR, SIM_DETECTOR
+
+
+@njit(cache=True)
+def _draw_poisson(rng, lam, n):
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        out[i] = tracking.poisson_small(rng, lam)
+    return out
+
+
+@pytest.mark.parametrize("lam", [0.6, 2.0, 6.0])
+def test_poisson_by_inversion(lam):
+    x = _draw_poisson(np.random.default_rng(4), lam, 200_000)
+    k = np.arange(int(4 * lam + 15))
+    expected = stats.poisson.pmf(k, lam) * x.size
+    observed = np.bincount(x, minlength=k.size)[: k.size]
+    ok = expected > 10
+    chi2 = (((observed - expected) ** 2 / expected)[ok]).sum()
+    assert stats.chi2.sf(chi2, ok.sum() - 1) > 1e-3
+    assert x.mean() == pytest.approx(lam, abs=5 * math.sqrt(lam / x.size))
+
+
+@njit(cache=True)
+def _kernel_model(pt, eta, rho, eff, res):
+    e, s = np.empty(pt.size), np.empty((pt.size, 5))
+    for i in range(pt.size):
+        e[i] = tracking.efficiency(pt[i], rho[i], eff)
+        tracking.sigmas(pt[i], eta[i], res, s[i])
+    return e, s
+
+
+@pytest.mark.parametrize("det", [SIM_DETECTOR, DATA_DETECTOR], ids=["sim", "data"])
+def test_kernel_track_model_is_the_documented_one(det):
+    rng = np.random.default_rng(1)
+    pt, eta, rho = rng.uniform(0.05, 20, 5000), rng.uniform(-2.5, 2.5, 5000), rng.uniform(0, 80, 5000)
+    eff, res, _, _ = tracking.model_arrays(det)
+    e, s = _kernel_model(pt, eta, rho, eff, res)
+    assert e == pytest.approx(det.tracks.efficiency(pt, rho), rel=1e-12)
+    expected = det.tracks.sigmas(pt, eta) * np.array([1, 1, 1, det.model.dxy_err_scale, det.model.dz_err_scale])
+    assert s == pytest.approx(expected, rel=1e-12)
+
+
+@njit(cache=True)
+def _kernel_helix(pt, eta, phi, q, vx, vy, vz):
+    out = np.empty((pt.size, 5))
+    for i in range(pt.size):
+        out[i] = tracking.helix_at_beamline(pt[i], eta[i], phi[i], q[i], vx[i], vy[i], vz[i])
+    return out
+
+
+def test_generator_helix_matches_analysis_perigee():
+    """The generator's truth helix equals analysis.helix.perigee_from_point (written separately)."""
+    rng = np.random.default_rng(2)
+    n = 20000
+    pt, eta, phi = rng.uniform(0.1, 30, n), rng.uniform(-2.5, 2.5, n), rng.uniform(-np.pi, np.pi, n)
+    q = rng.choice([-1.0, 1.0], n)
+    r, a = rng.uniform(0, 40, n), rng.uniform(-np.pi, np.pi, n)
+    vx, vy, vz = r * np.cos(a), r * np.sin(a), rng.normal(0, 5, n)
+    got = _kernel_helix(pt, eta, phi, q, vx, vy, vz)
+    ref = helix.perigee_from_point(vx, vy, vz, pt, eta, phi, q)
+    assert got[:, 0] == pytest.approx(q / pt)
+    assert got[:, 1] == pytest.approx(np.arctan(np.sinh(eta)))
+    dphi = (got[:, 2] - ref.phi0 + np.pi) % (2 * np.pi) - np.pi
+    assert np.abs(dphi).max() < 1e-9
+    assert np.abs(got[:, 3] - ref.d0).max() < 1e-7
+    assert np.abs(got[:, 4] - ref.ref_z).max() < 1e-7
+
+
+@pytest.fixture(scope="module")
+def events():
+    branches, _ = generate_mc("ttjets", "2018", 400, 21)
+    return branches
+
+
+def _per_event(col):
+    off = np.concatenate([[0], np.cumsum(col.counts)])
+    return [slice(off[e], off[e + 1]) for e in range(col.counts.size)]
+
+
+def test_track_impact_parameters_follow_the_contract(events):
+    t = events["Track"]
+    ev = t.event_index()
+    pvx, pvy, pvz = (events[f"PV_{c}"][ev] for c in "xyz")
+    s, c, tanl = np.sin(t["phi"]), np.cos(t["phi"]), np.sinh(t["eta"])
+    dx, dy = t["refX"] - pvx, t["refY"] - pvy
+    assert t["dxy"] == pytest.approx(-dx * s + dy * c, abs=1e-12)
+    assert t["dz"] == pytest.approx((t["refZ"] - pvz) - (dx * c + dy * s) * tanl, abs=1e-12)
+    dxy_err = np.sqrt(t["cov33"].astype(np.float64) + events["PV_covXX"][ev] * s**2 + events["PV_covYY"][ev] * c**2)
+    assert t["dxyErr"] == pytest.approx(dxy_err, rel=1e-9)
+    # the reference point is the PCA to the beam line: perpendicular to the momentum
+    assert np.abs(t["refX"] * c + t["refY"] * s).max() < 1e-9
+
+
+def test_vertex_association_brute_force(events):
+    """vtxIdx: smallest straight-line dz pull within 3 sigma (floor 0.5 mm), |dxy| < 2 mm."""
+    t, o = events["Track"], events["OtherPV"]
+    n_checked = 0
+    for ts, os_, e in zip(_per_event(t), _per_event(o), range(t.counts.size)):
+        vx = np.concatenate([[events["PV_x"][e]], o["x"][os_]])
+        vy = np.concatenate([[events["PV_y"][e]], o["y"][os_]])
+        vz = np.concatenate([[events["PV_z"][e]], o["z"][os_]])
+        vsz = np.sqrt(np.concatenate([[events["PV_covZZ"][e]], o["covZZ"][os_]]))
+        phi, tanl = t["phi"][ts, None], np.sinh(t["eta"][ts, None])
+        rx, ry, rz = t["refX"][ts, None] - vx, t["refY"][ts, None] - vy, t["refZ"][ts, None] - vz
+        dxy = -rx * np.sin(phi) + ry * np.cos(phi)
+        dz = rz - (rx * np.cos(phi) + ry * np.sin(phi)) * tanl
+        sigma = np.sqrt(t["dzErr"][ts, None] ** 2 + vsz**2)
+        ok = (np.abs(dxy) <= tracking.ASSOC_DXY_MAX) & (np.abs(dz) <= np.maximum(3 * sigma, tracking.ASSOC_DZ_FLOOR))
+        pull = np.where(ok, np.abs(dz) / sigma, np.inf)
+        expected = np.where(ok.any(axis=1), pull.argmin(axis=1), -1)
+        assert np.array_equal(t["vtxIdx"][ts], expected)
+        n_checked += expected.size
+    assert n_checked > 5000
+    origin = t["genOrigin"]
+    primary = origin == dc.TRACK_ORIGINS["primary"]
+    assert (t["vtxIdx"][primary & (np.abs(t["dxy"]) < 0.01)] == 0).mean() > 0.9
+    assert (t["vtxIdx"][origin == dc.TRACK_ORIGINS["pileup"]] > 0).mean() > 0.5
+
+
+def test_pf_candidates_and_isolation_brute_force(events):
+    t, pf = events["Track"], events["PFCand"]
+    for ts, ps in zip(_per_event(t), _per_event(pf)):
+        charged = pf["charge"][ps] != 0
+        # every PF track appears once as a charged candidate, with the fromPV rule
+        trk = pf["trkIdx"][ps][charged]
+        assert np.array_equal(trk, np.nonzero(t["isPFcand"][ts])[0])
+        vtx, dz = t["vtxIdx"][ts][trk], t["dz"][ts][trk]
+        expected = np.where(vtx == 0, np.where(np.abs(dz) < FROM_PV_TIGHT_DZ, 3, 2), np.where(vtx > 0, 0, 1))
+        assert np.array_equal(pf["fromPV"][ps][charged], expected)
+        assert np.all(pf["trkIdx"][ps][~charged] == -1)
+        # isolation: neutral or PV-charged candidates within DeltaR < 0.3, not the track itself
+        used = ~charged | (pf["fromPV"][ps] >= 2)
+        deta = pf["eta"][ps][None, :] - t["eta"][ts][:, None]
+        dphi = (pf["phi"][ps][None, :] - t["phi"][ts][:, None] + np.pi) % (2 * np.pi) - np.pi
+        inside = (deta**2 + dphi**2 < PF_ISO_CONE**2) & used[None, :]
+        inside &= pf["trkIdx"][ps][None, :] != np.arange(ts.stop - ts.start)[:, None]
+        iso = (inside * pf["pt"][ps][None, :]).sum(axis=1)
+        assert t["pfIso03"][ts] == pytest.approx(iso, rel=1e-5, abs=1e-5)
+
+
+def test_vertex_counts_and_truth_links(events):
+    o, t, g = events["OtherPV"], events["Track"], events["GenPart"]
+    assert np.array_equal(events["PV_npvs"], 1 + o.counts)
+    assert o["covZZ"].min() > 0
+    # every genuine track links to a charged, stable generator particle of its event
+    linked = t["genPartIdx"] >= 0
+    flat = (np.concatenate([[0], np.cumsum(g.counts)[:-1]])[t.event_index()] + t["genPartIdx"])[linked]
+    assert np.all(g["status"][flat] == 1)
+    assert np.all(np.isin(np.abs(g["pdgId"][flat]), (11, 13, 211, 321, 2212)))
+    assert np.array_equal(linked, t["genOrigin"] == dc.TRACK_ORIGINS["primary"])
