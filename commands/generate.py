@@ -34,7 +34,7 @@ from analysis.toymc.sample import generate_mc, generate_stream
 NAME = "generate"
 HELP = "generate toy NanoAOD-like samples and their fileset JSON"
 COMPRESSION = uproot.ZSTD(1)
-GENERATOR_VERSION = "1"
+GENERATOR_VERSION = "2"  # 2: numba track/vertex/PF kernels (new random streams)
 #: store jagged float fields as float32 (NanoAOD precision); these stay float64-free
 FLOAT_DTYPE = np.float32
 
@@ -50,6 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    + ", ".join((*ALL_PROCESSES, *DATA_STREAMS)))
     p.add_argument("--signal-points", default="benchmarks",
                    help="'benchmarks', 'grid', or M:DM,... in GeV (default benchmarks)")
+    p.add_argument("--workers", type=int, default=1, metavar="W",
+                   help="generate W samples in parallel processes (default 1; the files do not depend on it)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
@@ -65,6 +67,8 @@ def parse_request(args) -> tuple[list[str], list[str], list[tuple[float, float]]
         raise ConfigError(f"unknown process(es) {bad or procs}: choose from {', '.join(known)}")
     if args.events_per_sample <= 0:
         raise ConfigError(f"--events-per-sample must be positive, got {args.events_per_sample}")
+    if getattr(args, "workers", 1) < 1:
+        raise ConfigError(f"--workers must be positive, got {args.workers}")
     points = signal_points(args.signal_points) if "signal" in procs else []
     return eras, procs, points
 
@@ -132,10 +136,35 @@ def request_hash(eras, procs, points, n, seed, signal_events: int | None = None)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def _generate_one(task) -> tuple[str, dict, float]:
+    """One sample: generate and write it; its own random stream makes it independent of the others."""
+    out, dataset, proc, era, point, n, n_signal, seed = task
+    t0 = time.perf_counter()
+    if proc in DATA_STREAMS:
+        branches, meta = generate_stream(proc, era, n, seed)
+    elif proc == "signal":
+        branches, meta = generate_mc(proc, era, n_signal, seed, m_chargino=point[0], dm=point[1])
+    else:
+        branches, meta = generate_mc(proc, era, n, seed)
+    path = out / f"{dataset}.root"
+    write_root(path, branches)
+    meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in meta.items()}
+    meta["generator_version"] = GENERATOR_VERSION
+    return dataset, {"files": {str(path.resolve()): "Events"}, "metadata": meta}, time.perf_counter() - t0
+
+
+def _collect(results, fileset: dict, n_jobs: int, progress) -> None:
+    for i, (dataset, entry, seconds) in enumerate(results):
+        fileset[dataset] = entry
+        if progress:
+            progress(i + 1, n_jobs, dataset, entry["metadata"]["n_events"], seconds)
+
+
 def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress=None,
-                     signal_events: int | None = None) -> dict:
+                     signal_events: int | None = None, workers: int = 1) -> dict:
     """Generate everything requested into ``out``; returns the fileset dict (also written).
-    ``signal_events`` (default ``n``) is the number of events per signal point."""
+    ``signal_events`` (default ``n``) is the number of events per signal point; ``workers``
+    processes generate samples in parallel (the files do not depend on it)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         probe = out / ".write_test"
@@ -151,21 +180,17 @@ def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress
             else:
                 jobs.append((f"{p}_{era}", p, era, None))
     fileset = {}
-    for i, (dataset, proc, era, point) in enumerate(jobs):
-        t0 = time.perf_counter()
-        if proc in DATA_STREAMS:
-            branches, meta = generate_stream(proc, era, n, seed)
-        elif proc == "signal":
-            branches, meta = generate_mc(proc, era, signal_events or n, seed, m_chargino=point[0], dm=point[1])
-        else:
-            branches, meta = generate_mc(proc, era, n, seed)
-        path = out / f"{dataset}.root"
-        write_root(path, branches)
-        meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in meta.items()}
-        meta["generator_version"] = GENERATOR_VERSION
-        fileset[dataset] = {"files": {str(path.resolve()): "Events"}, "metadata": meta}
-        if progress:
-            progress(i + 1, len(jobs), dataset, meta["n_events"], time.perf_counter() - t0)
+    tasks = [(out, dataset, proc, era, point, n, signal_events or n, seed) for dataset, proc, era, point in jobs]
+    if workers > 1 and len(tasks) > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"))
+        with pool:
+            results = pool.map(_generate_one, tasks)
+            _collect(results, fileset, len(tasks), progress)
+    else:
+        _collect(map(_generate_one, tasks), fileset, len(tasks), progress)
     request = {"hash": request_hash(eras, procs, points, n, seed, signal_events), "eras": eras, "processes": procs,
                "signal_points": points, "events_per_sample": n, "signal_events": signal_events or n, "seed": seed}
     (out / "fileset.json").write_text(json.dumps(fileset, indent=1))
@@ -183,6 +208,7 @@ def main(args) -> int:
         console.print(f"[{i:>3}/{n}] {dataset:<32} {n_ev:>8} events  {dt:6.1f} s")
 
     t0 = time.perf_counter()
-    fileset = generate_samples(args.out, eras, procs, points, args.events_per_sample, args.seed, progress)
+    fileset = generate_samples(args.out, eras, procs, points, args.events_per_sample, args.seed, progress,
+                               workers=args.workers)
     console.print(f"wrote {len(fileset)} datasets and {args.out / 'fileset.json'} in {time.perf_counter() - t0:.1f} s")
     return 0

@@ -66,7 +66,7 @@ class Stages:
         return result
 
 
-def ensure_sample(data: Path, events: int, seed: int, stages: Stages) -> Path:
+def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: int = 1) -> Path:
     from analysis.toymc.processes import ALL_PROCESSES, DATA_STREAMS
     from commands.generate import generate_samples, request_hash
 
@@ -84,7 +84,8 @@ def ensure_sample(data: Path, events: int, seed: int, stages: Stages) -> Path:
     def progress(i, n, dataset, n_ev, dt):
         stages.console.print(f"  [{i:>3}/{n}] {dataset:<34} {n_ev:>7} events {dt:5.1f} s")
 
-    generate_samples(data, list(cfg.ERAS), procs, points, events, seed, progress, signal_events=signal_events)
+    generate_samples(data, list(cfg.ERAS), procs, points, events, seed, progress, signal_events=signal_events,
+                     workers=workers)
     return data / "fileset.json"
 
 
@@ -266,7 +267,8 @@ def main(args) -> int:
     stages = Stages(args.quiet)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    fileset_path = stages.run("generate the default sample", ensure_sample, Path(args.data), args.events, args.seed, stages)
+    fileset_path = stages.run("generate the default sample", ensure_sample, Path(args.data), args.events, args.seed, stages,
+                             args.workers)
     fileset = load_fileset(fileset_path)
     opts = RunOptions(executor=args.executor, workers=args.workers, chunksize=args.chunksize, status=not args.quiet)
     scorer = load_scorer(stages)

@@ -41,6 +41,7 @@ def test_generate_end_to_end(tmp_path):
     [
         (["--processes", "zjets,qcd"], ["unknown process", "zjets"]),
         (["--events-per-sample", "-5"], ["must be positive"]),
+        (["--workers", "0"], ["--workers must be positive"]),
         (["--eras", "2019"], ["unknown era", "2019"]),
         (["--processes", "signal", "--signal-points", "115-0.3"], ["bad signal point"]),
     ],

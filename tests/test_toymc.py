@@ -216,10 +216,11 @@ def test_same_seed_same_arrays_different_seed_differs():
 
 
 def test_files_reproducible(tmp_path):
+    """Same request, same bytes of every branch, whether samples are made in 1 or 2 processes."""
     from commands.generate import generate_samples
 
-    for sub in ("a", "b"):
-        generate_samples(tmp_path / sub, ["2016"], ["signal", "data_jetht"], [(140.0, 0.58)], 200, 3)
+    for sub, workers in (("a", 1), ("b", 2)):
+        generate_samples(tmp_path / sub, ["2016"], ["signal", "data_jetht"], [(140.0, 0.58)], 200, 3, workers=workers)
     for name in ("signal_m140_dm0p58_2016.root", "data_jetht_2016.root"):
         ta = uproot.open(tmp_path / "a" / name)["Events"].arrays(library="np")
         tb = uproot.open(tmp_path / "b" / name)["Events"].arrays(library="np")
