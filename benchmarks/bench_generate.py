@@ -15,7 +15,8 @@ import tempfile
 import time
 from pathlib import Path
 
-os.environ.setdefault("NUMBA_NUM_THREADS", "1")
+for var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(var, "1")  # one core: no helper threads (an idle BLAS thread spins)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.toymc.processes import BACKGROUNDS  # noqa: E402

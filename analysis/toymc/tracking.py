@@ -109,12 +109,13 @@ def helix_at_beamline(pt, eta, phi, charge, vx, vy, vz):
     cx, cy = vx + radius * math.sin(phi), vy - radius * math.cos(phi)
     cnorm = max(math.hypot(cx, cy), 1e-12)
     s = 1.0 if radius > 0 else -1.0
-    phi_ref = math.atan2(s * cx / cnorm, -s * cy / cnorm)
+    sin_ref, cos_ref = s * cx / cnorm, -s * cy / cnorm  # of the momentum azimuth at the reference point
+    phi_ref = math.atan2(sin_ref, cos_ref)
     ref_x = cx - abs(radius) * cx / cnorm
     ref_y = cy - abs(radius) * cy / cnorm
     tan_lambda = math.sinh(eta)
     z0 = vz + radius * tan_lambda * wrap(phi - phi_ref)
-    d0 = -ref_x * math.sin(phi_ref) + ref_y * math.cos(phi_ref)
+    d0 = -ref_x * sin_ref + ref_y * cos_ref
     return charge / pt, math.atan(tan_lambda), phi_ref, d0, z0
 
 
@@ -208,7 +209,7 @@ def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
         n_spur[e] = rng.poisson(spurious_mean)
     cap = g_pt.size + n_pu_trk.sum() + n_spur.sum()
     fl = np.empty((_N_FLOAT, cap))
-    it = np.empty((_N_INT, cap), np.int64)
+    it = np.empty((_N_INT, cap), np.int32)
     cov = np.empty((15, cap), np.float32)
     counts = np.zeros(n, np.int64)
     max_eta, min_pt = res[15], res[16]
@@ -268,7 +269,8 @@ def _emit(rng, params, true_eta, gidx, local, kind, e, res, chol, corr, pv, v_of
     """Smear one track, apply the acceptance, and write it at position m; returns the next position."""
     smear(params, true_eta, res, chol, rng, sig, meas)
     pt = 1.0 / abs(meas[0])
-    eta = math.asinh(math.tan(meas[1]))
+    tanl = math.tan(meas[1])
+    eta = math.asinh(tanl)
     if not (pt > res[16] and abs(eta) < res[15]):
         return m
     spurious = kind == _SPURIOUS
@@ -283,7 +285,6 @@ def _emit(rng, params, true_eta, gidx, local, kind, e, res, chol, corr, pv, v_of
         for j in range(i, 5):
             cov[k, m] = sig[i] * sig[j] * corr[i, j]
             k += 1
-    tanl = math.sinh(eta)
     dx, dy = ref_x - pv[0, e], ref_y - pv[1, e]
     dxy_err = math.sqrt(float(cov[_COV33, m]) + (pv[3, e] * s) ** 2 + (pv[4, e] * c) ** 2)
     dz_err = math.sqrt(float(cov[_COV44, m]) + pv[5, e] ** 2)
