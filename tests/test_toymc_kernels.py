@@ -113,7 +113,7 @@ def test_vertex_association_brute_force(events):
     """vtxIdx: smallest straight-line dz pull within 3 sigma (floor 0.5 mm), |dxy| < 2 mm."""
     t, o = events["Track"], events["OtherPV"]
     n_checked = 0
-    for ts, os_, e in zip(_per_event(t), _per_event(o), range(t.counts.size)):
+    for ts, os_, e in zip(_per_event(t), _per_event(o), range(t.counts.size), strict=True):
         vx = np.concatenate([[events["PV_x"][e]], o["x"][os_]])
         vy = np.concatenate([[events["PV_y"][e]], o["y"][os_]])
         vz = np.concatenate([[events["PV_z"][e]], o["z"][os_]])
@@ -137,7 +137,7 @@ def test_vertex_association_brute_force(events):
 
 def test_pf_candidates_and_isolation_brute_force(events):
     t, pf = events["Track"], events["PFCand"]
-    for ts, ps in zip(_per_event(t), _per_event(pf)):
+    for ts, ps in zip(_per_event(t), _per_event(pf), strict=True):
         charged = pf["charge"][ps] != 0
         # every PF track appears once as a charged candidate, with the fromPV rule
         trk = pf["trkIdx"][ps][charged]

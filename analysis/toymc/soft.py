@@ -5,14 +5,14 @@ particles come from the primary interaction (prompt, and secondary from K0S deca
 the hard process (leptons, tau decays, signal pions), from pileup interactions, and
 spurious (fake) tracks are added. Tracks carry measured helix parameters smeared with the
 covariance of :class:`~analysis.toymc.truth.TrackModel`, stored in the convention of
-:mod:`analysis.contract`.
+:mod:`analysis.contract` (the reconstruction itself is in :mod:`.tracking`). The per-particle
+work runs in numba kernels that draw from the sample's ``numpy.random.Generator``.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import math
+from dataclasses import dataclass
 
 import numpy as np
 from numba import njit

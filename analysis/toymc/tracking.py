@@ -212,7 +212,7 @@ def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
     it = np.empty((_N_INT, cap), np.int32)
     cov = np.empty((15, cap), np.float32)
     counts = np.zeros(n, np.int64)
-    max_eta, min_pt = res[15], res[16]
+    max_eta = res[15]
     params, sig, meas = np.empty(5), np.empty(5), np.empty(5)
     m = 0
     for e in range(n):
