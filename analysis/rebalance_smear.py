@@ -9,12 +9,18 @@ Steps, with the seed-004 equations they implement:
 
 1. **Templates** (sec. 2.4): :func:`select_template_jets` (matching eq. 2.3, isolation eq. 2.4),
    :func:`build_response_templates` (response pdfs per (pT_gen, |eta|) bin, smoothed, linear
-   interpolation in pT, sec. 2.4.1 and 2.5) and :func:`build_priors` (true hard MHT and
-   DeltaPhi(hard MHT, leading jet) by b-jet multiplicity, sec. 2.4.2, eqs. 2.5-2.6).
-   Both serialize to correctionlib (:func:`to_correctionset`, :func:`from_correctionset`).
+   interpolation in pT, sec. 2.4.1 and 2.5) and :func:`build_priors` (true hard MHT by H_T and
+   b-jet multiplicity, DeltaPhi(hard MHT, leading jet) by b-jet multiplicity, sec. 2.4.2,
+   eqs. 2.5-2.6). Both serialize to correctionlib (:func:`to_correctionset`,
+   :func:`from_correctionset`). Two extensions found necessary in the closure (issue 7):
+   isolated gen jets without any reco jet are part of the response, below the reco threshold
+   (:func:`lost_jet_responses`; a hard jet lost this way is a leading source of fake hard MHT),
+   and the prior describes the true hard MHT in the fit's own parametrization, gen pT along
+   the measured directions (:func:`prior_jets`), which grows with H_T through the jet
+   direction resolution.
 2. **Rebalance** (sec. 2.5): :func:`rebalance` maximizes the posterior of eq. 2.9 for each seed
    event, starting from eq. 2.10, and drops non-converged events and events whose rebalanced
-   hard MHT stays above a threshold.
+   hard MHT stays above max(100 GeV, the prior's 0.999 quantile at the event's H_T).
 3. **Smear** (sec. 2, 2.2): :func:`smear` draws every rebalanced jet's response n times from
    the templates, weight 1/n, reproducible from (seed, file, entry).
 4. **Bootstrap** (sec. 2.2, sec. 4 item 1): :func:`bootstrap_weights`,
@@ -54,6 +60,8 @@ from analysis.config import (
     RS_ISOLATION_PT_FRACTION,
     RS_JET_ETA_MAX,
     RS_LIKELIHOOD_SMOOTH_FRACTION,
+    RS_LOST_JET_ETA_MAX,
+    RS_LOST_JET_POINTS,
     RS_MATCH_DR,
     RS_MAX_REBALANCED_MHT,
     RS_N_BJET_CATEGORIES,
@@ -63,8 +71,12 @@ from analysis.config import (
     RS_PDF_FLOOR_SLOPE,
     RS_PRIOR_DPHI_EDGES,
     RS_PRIOR_DPHI_MHT_EDGES,
+    RS_PRIOR_HT_EDGES,
     RS_PRIOR_MHT_EDGES,
+    RS_PRIOR_MIN_EVENTS,
     RS_PRIOR_TAIL_QUANTILE,
+    RS_RECO_JET_PT_MIN,
+    RS_REJECT_PRIOR_QUANTILE,
     RS_RESPONSE_EDGES,
     RS_TEMPLATE_ABSETA_EDGES,
     RS_TEMPLATE_PT_EDGES,
@@ -86,8 +98,12 @@ __all__ = [
     "RebalanceResult",
     "SmearResult",
     "select_template_jets",
+    "lost_jet_responses",
     "build_response_templates",
     "build_priors",
+    "prior_jets",
+    "prior_sums",
+    "priors_from_sums",
     "vary_response",
     "hard_mht",
     "to_correctionset",
@@ -269,6 +285,39 @@ def _log_table(table, k, rc, c0, w, floor, v, u):
 
 
 @nb.njit(cache=True)
+def _log_row_tail(table, row, k, c0, w, u):
+    """log-pdf table[row, k, :] at u (Catmull-Rom), and beyond the last column the straight
+    line through the last two columns (the exponential tail of :func:`build_priors`)."""
+    n = table.shape[2]
+    last = c0 + (n - 1) * w
+    if n < 2 or u <= last:
+        return _hermite_row(table, row, k, c0, w, u)
+    slope = min((table[row, k, n - 1] - table[row, k, n - 2]) / w, -1.0e-3 / w)
+    return table[row, k, n - 1] + slope * (u - last), slope
+
+
+@nb.njit(cache=True)
+def _log_prior_tail(table, k, rc, c0, w, v, u):
+    """Hard-MHT log-prior (log-mode table of shape (n_ht, n_nb, n_mht)) at hard MHT u for an
+    event of H_T v, and its derivative in u. Rows (H_T bins, centres ``rc``) are interpolated
+    linearly (seed 004 sec. 2.5), clamped outside. Beyond the table's MHT range the log-prior
+    continues linearly (exponential tail): clamping there would make the prior flat, without
+    gradient, and events starting above the range would stay unbalanced."""
+    nrow = rc.shape[0]
+    if nrow == 1 or v <= rc[0]:
+        return _log_row_tail(table, 0, k, c0, w, u)
+    if v >= rc[nrow - 1]:
+        return _log_row_tail(table, nrow - 1, k, c0, w, u)
+    lo = 0
+    while rc[lo + 1] <= v:
+        lo += 1
+    a = (v - rc[lo]) / (rc[lo + 1] - rc[lo])
+    fa, da = _log_row_tail(table, lo, k, c0, w, u)
+    fb, db = _log_row_tail(table, lo + 1, k, c0, w, u)
+    return fa + a * (fb - fa), da + a * (db - da)
+
+
+@nb.njit(cache=True)
 def _find_bin(edges, x):
     """Bin index of x in edges, clamped to [0, n_bins - 1]."""
     n = edges.shape[0] - 1
@@ -295,8 +344,9 @@ def _objective(x, pt, px, py, etab, lead, nbcat, tabs, grad):
     """-log posterior (eq. 2.9) of one event and its gradient d/dx_i, x_i = log c_i.
 
     Likelihood term per jet: the density of pT_reco given pT_true = c pT_reco,
-    P(pT_reco | pT_true) = p_r(1/c; pT_true, |eta|) / pT_true. Prior: P(hard MHT; nb) times
-    P(DeltaPhi(hard MHT, leading jet) | hard MHT; nb); the ur-prior pi_0 is flat (eq. 2.5).
+    P(pT_reco | pT_true) = p_r(1/c; pT_true, |eta|) / pT_true. Prior: P(hard MHT; H_T, nb)
+    times P(DeltaPhi(hard MHT, leading jet) | hard MHT; nb); the ur-prior pi_0 is flat
+    (eq. 2.5). H_T is the seed's scalar sum of the fitted jets (a fixed conditioning variable).
     """
     (resp, resp_rc, r_c0, r_w, resp_floor, mht_tab, mht_rc, m_c0, m_w, mht_floor,
      dphi_tab, dphi_rc, d_c0, d_w, dphi_floor) = tabs
@@ -304,6 +354,9 @@ def _objective(x, pt, px, py, etab, lead, nbcat, tabs, grad):
     f = 0.0
     mx = 0.0
     my = 0.0
+    ht = 0.0
+    for i in range(n):
+        ht += pt[i]
     for i in range(n):
         c = math.exp(x[i])
         r = 1.0 / c
@@ -314,7 +367,7 @@ def _objective(x, pt, px, py, etab, lead, nbcat, tabs, grad):
         mx -= c * px[i]
         my -= c * py[i]
     m = math.sqrt(mx * mx + my * my)
-    lm, dlm, _ = _log_table(mht_tab, nbcat, mht_rc, m_c0, m_w, mht_floor, 0.0, m)
+    lm, dlm = _log_prior_tail(mht_tab, nbcat, mht_rc, m_c0, m_w, ht, m)
     f -= lm
     if m > 1e-9:
         cl = px[lead] / pt[lead]
@@ -644,6 +697,9 @@ def _isolated(pt, eta, phi, offsets, iso_dr, iso_frac):
 
 @nb.njit(cache=True)
 def _match_kernel(gpt, geta, gphi, goff, rpt, reta, rphi, roff, giso, riso, match_dr):
+    """Reco index matched to each gen jet: >= 0 matched (both isolated), -1 not used,
+    -2 isolated gen jet without any reco jet within ``match_dr`` (lost: below the reco
+    threshold)."""
     out_g = np.full(gpt.shape[0], -1, dtype=np.int64)
     dr2max = match_dr * match_dr
     for e in range(goff.shape[0] - 1):
@@ -657,7 +713,9 @@ def _match_kernel(gpt, geta, gphi, goff, rpt, reta, rphi, roff, giso, riso, matc
                 if d < bd:
                     bd = d
                     best = j
-            if best >= 0 and riso[best]:
+            if best < 0:
+                out_g[i] = -2
+            elif riso[best]:
                 out_g[i] = best
     return out_g
 
@@ -732,7 +790,9 @@ def _bootstrap_kernel(keys, n_boot):
 # Templates and priors (seed 004 sec. 2.4)
 # =========================================================================================
 def _smooth_rows(pdf: np.ndarray, width: float, sigma: float) -> np.ndarray:
-    """Gaussian-kernel smoothing along the last axis (sigma in axis units), mass-preserving."""
+    """Gaussian-kernel smoothing along the last axis (sigma in axis units), mass-preserving:
+    what the kernel would move beyond either end is reflected back (the lost-jet mass sits
+    right at r = 0 and would otherwise leak out)."""
     if sigma <= 0.0:
         return pdf
     half = int(math.ceil(4.0 * sigma / width))
@@ -741,8 +801,15 @@ def _smooth_rows(pdf: np.ndarray, width: float, sigma: float) -> np.ndarray:
     kern /= kern.sum()
     flat = pdf.reshape(-1, pdf.shape[-1])
     out = np.empty_like(flat)
+    n = flat.shape[1]
     for i in range(flat.shape[0]):
-        out[i] = np.convolve(flat[i], kern, mode="same")
+        full = np.convolve(flat[i], kern, mode="full")  # index j: position j - half
+        row = full[half:half + n].copy()
+        lo, hi = full[:half], full[half + n:]
+        m = min(half, n)
+        row[:m] += lo[::-1][:m]  # position -1 - j folds onto j
+        row[n - m:] += hi[::-1][half - m:]  # position n + j folds onto n - 1 - j
+        out[i] = row
     return out.reshape(pdf.shape)
 
 
@@ -907,12 +974,21 @@ def select_template_jets(
     match_dr: float = RS_MATCH_DR,
     isolation_dr: float = RS_ISOLATION_DR,
     isolation_pt_fraction: float = RS_ISOLATION_PT_FRACTION,
+    lost_eta_max: float = RS_LOST_JET_ETA_MAX,
 ) -> dict[str, np.ndarray]:
-    """Matched, isolated (reco, gen) jet pairs for the response templates (seed 004 eqs. 2.3-2.4).
+    """Matched, isolated (reco, gen) jet pairs for the response templates (seed 004 eqs. 2.3-2.4),
+    and the isolated gen jets that have no reco jet at all ("lost" jets).
 
     A gen jet is used if the pT sum of the other gen jets within ``isolation_dr`` is below
     ``isolation_pt_fraction`` of its pT; it is matched to the closest reco jet within
     DeltaR < ``match_dr``, which must pass the same isolation among reco jets.
+
+    An isolated gen jet inside the reco acceptance (|eta| < ``lost_eta_max``) with no reco jet
+    within ``match_dr`` was measured below the reco-jet storage threshold: its response is
+    r < pT_thr / pT_gen. These jets are part of the response (a hard jet lost this way is the
+    single largest source of fake hard MHT in the far tail); leaving them out truncates the
+    templates' low tail. They are returned separately (``lost_*``) for
+    :func:`build_response_templates`.
 
     Parameters
     ----------
@@ -926,7 +1002,8 @@ def select_template_jets(
     -------
     dict
         ``reco_pt``, ``gen_pt``, ``gen_eta`` of the pairs (flat), ``gen_index`` and
-        ``reco_index`` (flat indices into the inputs) and ``event`` (event index).
+        ``reco_index`` (flat indices into the inputs) and ``event`` (event index); the lost
+        jets' ``lost_gen_pt``, ``lost_gen_eta``, ``lost_gen_index`` and ``lost_event``.
     """
     rpt, reta, rphi = (_as_f8(n, a) for n, a in (("reco_pt", reco_pt), ("reco_eta", reco_eta),
                                                  ("reco_phi", reco_phi)))
@@ -944,11 +1021,34 @@ def select_template_jets(
     match = _match_kernel(gpt, geta, gphi, goff, rpt, reta, rphi, roff, giso, riso, match_dr)
     gi = np.flatnonzero(match >= 0)
     ri = match[gi]
-    event = np.repeat(np.arange(goff.size - 1), np.diff(goff))[gi]
+    gev = np.repeat(np.arange(goff.size - 1), np.diff(goff))
+    li = np.flatnonzero((match == -2) & (np.abs(geta) < lost_eta_max))
     return {
         "reco_pt": rpt[ri], "gen_pt": gpt[gi], "gen_eta": geta[gi],
-        "gen_index": gi, "reco_index": ri, "event": event,
+        "gen_index": gi, "reco_index": ri, "event": gev[gi],
+        "lost_gen_pt": gpt[li], "lost_gen_eta": geta[li], "lost_gen_index": li, "lost_event": gev[li],
     }
+
+
+def lost_jet_responses(
+    gen_pt, reco_pt_min: float = RS_RECO_JET_PT_MIN, n_points: int = RS_LOST_JET_POINTS
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Responses that stand for lost gen jets in the templates.
+
+    A lost jet (no reco jet, see :func:`select_template_jets`) has r < r_thr = reco_pt_min / pT_gen
+    but its value is not measured; it is spread uniformly over [0, r_thr) as ``n_points``
+    equally spaced responses of weight 1/n_points each (below r_thr the smeared jet falls
+    under the reco threshold, where only its small contribution to p_T^miss depends on the
+    exact value). Returns ``(index into gen_pt, response, weight fraction)``.
+    """
+    g = _as_f8("gen_pt", gen_pt)
+    if n_points < 1 or reco_pt_min <= 0:
+        raise ConfigError(f"need n_points >= 1 and reco_pt_min > 0, got {n_points}, {reco_pt_min}")
+    ok = np.flatnonzero(np.isfinite(g) & (g > 0))
+    r_thr = np.minimum(reco_pt_min / g[ok], 1.0)
+    u = (np.arange(n_points) + 0.5) / n_points
+    idx = np.repeat(ok, n_points)
+    return idx, (r_thr[:, None] * u[None, :]).ravel(), np.full(idx.size, 1.0 / n_points)
 
 
 def build_response_templates(
@@ -962,6 +1062,10 @@ def build_response_templates(
     *,
     smooth_sigma: float = RS_TEMPLATE_SMOOTH_SIGMA,
     interpolate_pt: bool = True,
+    lost_gen_pt=None,
+    lost_gen_eta=None,
+    lost_weights=None,
+    reco_pt_min: float = RS_RECO_JET_PT_MIN,
 ) -> JetResponseTemplates:
     """Histogram r = pT_reco / pT_gen per (pT_gen, |eta_gen|) bin into smoothed, normalized pdfs.
 
@@ -982,6 +1086,9 @@ def build_response_templates(
         Per-pair weights (e.g. generator weights).
     interpolate_pt : bool
         See :class:`JetResponseTemplates`.
+    lost_gen_pt, lost_gen_eta, lost_weights : array_like, optional
+        Isolated gen jets without any reco jet (``lost_*`` of :func:`select_template_jets`);
+        they enter below r = ``reco_pt_min`` / pT_gen (:func:`lost_jet_responses`).
 
     Returns
     -------
@@ -1000,14 +1107,23 @@ def build_response_templates(
         )
     w = np.ones_like(gpt) if weights is None else _as_f8("weights", weights)
     ok = np.isfinite(rpt) & np.isfinite(gpt) & np.isfinite(geta) & (gpt > 0) & np.isfinite(w)
-    r = rpt[ok] / gpt[ok]
-    ipt = np.clip(np.searchsorted(pte, gpt[ok], side="right") - 1, 0, pte.size - 2)
-    ieta = np.clip(np.searchsorted(ete, geta[ok], side="right") - 1, 0, ete.size - 2)
+    r, gpt, geta, w = rpt[ok] / gpt[ok], gpt[ok], geta[ok], w[ok]
+    if lost_gen_pt is not None:
+        lpt = _as_f8("lost_gen_pt", lost_gen_pt)
+        leta = np.abs(_as_f8("lost_gen_eta", lost_gen_eta))
+        lw = np.ones_like(lpt) if lost_weights is None else _as_f8("lost_weights", lost_weights)
+        if not lpt.shape == leta.shape == lw.shape:
+            raise ConfigError("lost_gen_pt, lost_gen_eta and lost_weights must have one entry per lost jet")
+        li, lr, lf = lost_jet_responses(lpt, reco_pt_min)
+        r, gpt = np.r_[r, lr], np.r_[gpt, lpt[li]]
+        geta, w = np.r_[geta, leta[li]], np.r_[w, lw[li] * lf]
+    ipt = np.clip(np.searchsorted(pte, gpt, side="right") - 1, 0, pte.size - 2)
+    ieta = np.clip(np.searchsorted(ete, geta, side="right") - 1, 0, ete.size - 2)
     ir = np.searchsorted(rde, r, side="right") - 1
     inr = (ir >= 0) & (ir < rde.size - 1)
     shape = (pte.size - 1, ete.size - 1, rde.size - 1)
     flat = np.ravel_multi_index((ipt[inr], ieta[inr], ir[inr]), shape)
-    hist = np.bincount(flat, weights=w[ok][inr], minlength=int(np.prod(shape))).reshape(shape)
+    hist = np.bincount(flat, weights=w[inr], minlength=int(np.prod(shape))).reshape(shape)
     entries = hist.sum(-1)
     width = rde[1] - rde[0]
     pdf = _normalize_last(_smooth_rows(hist, width, smooth_sigma), width)
@@ -1026,14 +1142,16 @@ def build_response_templates(
 
 @dataclass(frozen=True, eq=False)
 class RebalancePriors:
-    """Priors of the rebalancing (seed 004 sec. 2.4.2, Fig. 1b-c, eqs. 2.5-2.6), by b-jet count.
+    """Priors of the rebalancing (seed 004 sec. 2.4.2, Fig. 1b-c, eqs. 2.5-2.6), by H_T and
+    b-jet count.
 
     Attributes
     ----------
     mht_edges : ndarray
         Uniform bins of the true hard MHT (GeV).
-    pdf_mht : ndarray, shape (n_nb, n_mht)
-        pdf of the true hard MHT (1/GeV) per b-jet category (0, 1, >= 2).
+    pdf_mht : ndarray, shape (n_ht, n_nb, n_mht)
+        pdf of the true hard MHT (1/GeV) per H_T bin and b-jet category (0, 1, >= 2). A 2-d
+        array (n_nb, n_mht) is accepted as a single H_T bin.
     dphi_mht_edges : ndarray
         Coarse hard-MHT bins (GeV) in which the DeltaPhi prior is conditioned.
     dphi_edges : ndarray
@@ -1042,6 +1160,9 @@ class RebalancePriors:
         pdf of DeltaPhi (1/rad) given the hard MHT, per b-jet category.
     entries : ndarray, shape (n_nb,)
         Weighted events per category (0: copied from the inclusive prior).
+    ht_edges : ndarray, optional
+        H_T bins (GeV, scalar sum of the fitted jets' measured pT) of ``pdf_mht``; the fit
+        interpolates linearly between their centres (seed 004 sec. 2.5). Default: one bin.
     """
 
     mht_edges: np.ndarray
@@ -1050,44 +1171,77 @@ class RebalancePriors:
     dphi_edges: np.ndarray
     pdf_dphi: np.ndarray
     entries: np.ndarray
+    ht_edges: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         me = _check_edges("mht_edges", self.mht_edges, uniform=True)
         dme = _check_edges("dphi_mht_edges", self.dphi_mht_edges)
         de = _check_edges("dphi_edges", self.dphi_edges, uniform=True)
         pm = np.ascontiguousarray(np.asarray(self.pdf_mht, dtype=np.float64))
+        if pm.ndim == 2:
+            pm = pm[np.newaxis]
+        he = (np.array([RS_PRIOR_HT_EDGES[0], RS_PRIOR_HT_EDGES[-1]]) if self.ht_edges is None
+              else _check_edges("ht_edges", self.ht_edges))
         pd = np.ascontiguousarray(np.asarray(self.pdf_dphi, dtype=np.float64))
-        if pm.ndim != 2 or pm.shape[1] != me.size - 1 or np.any(~np.isfinite(pm)) or np.any(pm < 0):
-            raise ConfigError(f"hard-MHT prior must be (n_nb, {me.size - 1}) >= 0, got {pm.shape}")
-        if pd.shape != (pm.shape[0], dme.size - 1, de.size - 1) or np.any(~np.isfinite(pd)):
+        if (pm.ndim != 3 or pm.shape[0] != he.size - 1 or pm.shape[2] != me.size - 1
+                or np.any(~np.isfinite(pm)) or np.any(pm < 0)):
+            raise ConfigError(f"hard-MHT prior must be (n_ht={he.size - 1}, n_nb, {me.size - 1}) >= 0, "
+                              f"got {pm.shape}")
+        if pd.shape != (pm.shape[1], dme.size - 1, de.size - 1) or np.any(~np.isfinite(pd)):
             raise ConfigError(
-                f"DeltaPhi prior must be ({pm.shape[0]}, {dme.size - 1}, {de.size - 1}), "
+                f"DeltaPhi prior must be ({pm.shape[1]}, {dme.size - 1}, {de.size - 1}), "
                 f"got {pd.shape}"
             )
         for name, v in (("mht_edges", me), ("dphi_mht_edges", dme), ("dphi_edges", de),
-                        ("pdf_mht", pm), ("pdf_dphi", pd)):
+                        ("pdf_mht", pm), ("pdf_dphi", pd), ("ht_edges", he)):
             object.__setattr__(self, name, v)
         object.__setattr__(self, "entries", np.asarray(self.entries, dtype=np.float64))
 
     @property
     def n_bjet_categories(self) -> int:
-        return int(self.pdf_mht.shape[0])
+        return int(self.pdf_mht.shape[1])
 
     def kernel_tables(self) -> tuple:
-        """MHT and DeltaPhi tables in the kernels' (row, category, column) layout."""
+        """MHT and DeltaPhi tables in the kernels' (row, category, column) layout (MHT rows:
+        H_T bins)."""
         mw = float(self.mht_edges[1] - self.mht_edges[0])
         dw = float(self.dphi_edges[1] - self.dphi_edges[0])
         # log-pdf tables (floor argument 0 selects log-mode interpolation in the kernels)
         tiny = np.finfo(np.float64).tiny
-        mht_tab = np.log(np.maximum(self.pdf_mht, tiny))[np.newaxis, :, :]
+        mht_tab = np.log(np.maximum(self.pdf_mht, tiny))
         dfloor = RS_PDF_FLOOR_REL * max(float(self.pdf_dphi.max()), tiny)
         dphi_tab = np.log(np.transpose(self.pdf_dphi, (1, 0, 2)) + dfloor)
         return (
-            np.ascontiguousarray(mht_tab), np.zeros(1), float(self.mht_edges[0] + 0.5 * mw), mw,
-            0.0,
+            np.ascontiguousarray(mht_tab), _centers(self.ht_edges),
+            float(self.mht_edges[0] + 0.5 * mw), mw, 0.0,
             np.ascontiguousarray(dphi_tab), _centers(self.dphi_mht_edges),
             float(self.dphi_edges[0] + 0.5 * dw), dw, 0.0,
         )
+
+    def mht_quantile(self, q: float) -> np.ndarray:
+        """The q-quantile (GeV) of the true hard MHT per (H_T bin, b-jet category); beyond the
+        table the exponential tail of the last two bins is used."""
+        w = self.mht_edges[1] - self.mht_edges[0]
+        cdf = np.cumsum(self.pdf_mht * w, axis=-1)
+        out = np.empty(self.pdf_mht.shape[:2])
+        for i, k in np.ndindex(out.shape):
+            c = cdf[i, k]
+            if c[-1] >= q:
+                out[i, k] = np.interp(q, np.r_[0.0, c], self.mht_edges)
+            else:  # exponential beyond the range: remaining mass (1 - c) decays with slope lam
+                p1, p2 = self.pdf_mht[i, k, -2:]
+                lam = w / max(math.log(p1 / p2), 1e-3) if p1 > 0 and p2 > 0 else 10 * w
+                out[i, k] = self.mht_edges[-1] + lam * math.log(max(1.0 - c[-1], 1e-300) / (1.0 - q))
+        return out
+
+    def rejection_threshold(self, ht, n_bjets, q: float, floor: float) -> np.ndarray:
+        """Per event: max(floor, q-quantile of the true hard MHT in the event's H_T bin and
+        b-jet category): a rebalanced hard MHT above it is not a QCD configuration."""
+        qt = self.mht_quantile(q)
+        ih = np.clip(np.searchsorted(self.ht_edges, np.asarray(ht, dtype=np.float64), side="right") - 1,
+                     0, self.ht_edges.size - 2)
+        cat = np.minimum(np.asarray(n_bjets, dtype=np.int64), self.n_bjet_categories - 1)
+        return np.maximum(floor, qt[ih, cat])
 
 
 def hard_mht(
@@ -1107,6 +1261,59 @@ def hard_mht(
     return {"mht": mht, "mht_phi": mphi, "ht": ht, "leading_phi": lphi}
 
 
+def prior_jets(
+    reco_pt, reco_eta, reco_phi, reco_offsets, reco_gen_index,
+    gen_pt, gen_eta, gen_phi, gen_offsets,
+    *,
+    pt_min: float = OBJECT_CUTS.jet_pt_rs,
+    eta_max: float = RS_JET_ETA_MAX,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The true jets as the rebalancing parametrizes them, for the priors (seed 004 sec. 2.4.2).
+
+    The fit can only rescale the measured jets along their measured directions (eq. 2.1), so
+    its target is each R&S reco jet (pT > ``pt_min``, |eta| < ``eta_max``) with its gen jet's
+    pT along the *reco* direction, plus the gen jets that no R&S jet measured (lost or outside
+    the acceptance) as they are. The hard MHT of these jets is the true hard MHT the prior must
+    describe: at multi-TeV jet pT the jet direction resolution alone gives tens to hundreds of
+    GeV of it, which a prior from gen directions (exactly balanced) would force the fit to
+    absorb into the jets' magnitudes (fake rescaled soft jets, wrong DeltaPhi of the smeared
+    p_T^miss). Reco jets without gen jet keep their reco pT.
+
+    Returns flat ``(pt, eta, phi, offsets)`` of these jets and the per-event H_T of the R&S
+    reco jets (the prior's conditioning variable, as the seeds see it).
+    """
+    rpt, reta, rphi = (_as_f8(n, a) for n, a in (("reco_pt", reco_pt), ("reco_eta", reco_eta),
+                                                 ("reco_phi", reco_phi)))
+    gpt, geta, gphi = (_as_f8(n, a) for n, a in (("gen_pt", gen_pt), ("gen_eta", gen_eta),
+                                                 ("gen_phi", gen_phi)))
+    roff = _as_offsets("reco_offsets", reco_offsets, rpt.size)
+    goff = _as_offsets("gen_offsets", gen_offsets, gpt.size)
+    gidx = np.asarray(reco_gen_index, dtype=np.int64)
+    if gidx.shape != rpt.shape or roff.size != goff.size:
+        raise ConfigError("reco_gen_index must have one entry per reco jet, and reco and gen the same events")
+    n = roff.size - 1
+    rev = np.repeat(np.arange(n), np.diff(roff))
+    with np.errstate(invalid="ignore"):
+        rs_jet = (rpt > pt_min) & (np.abs(reta) < eta_max)
+    gcount = np.diff(goff)
+    has_gen = rs_jet & (gidx >= 0) & (gidx < gcount[rev])
+    gflat = np.where(has_gen, goff[rev] + gidx, -1)
+    true_pt = np.where(has_gen, gpt[np.clip(gflat, 0, max(gpt.size - 1, 0))] if gpt.size else 0.0, rpt)
+    measured = np.zeros(gpt.size, dtype=bool)
+    measured[gflat[has_gen]] = True
+    gev = np.repeat(np.arange(n), gcount)
+    pt = np.r_[true_pt[rs_jet], gpt[~measured]]
+    eta = np.r_[reta[rs_jet], geta[~measured]]
+    phi = np.r_[rphi[rs_jet], gphi[~measured]]
+    ev = np.r_[rev[rs_jet], gev[~measured]]
+    order = np.argsort(ev, kind="stable")
+    counts = np.bincount(ev, minlength=n)
+    off = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(counts, out=off[1:])
+    ht = np.bincount(rev[rs_jet], rpt[rs_jet], n)
+    return pt[order], eta[order], phi[order], off, ht
+
+
 def _bjet_category(n_bjets, n_events: int, n_cat: int) -> np.ndarray:
     nbj = np.asarray(n_bjets)
     if nbj.shape != (n_events,):
@@ -1116,96 +1323,168 @@ def _bjet_category(n_bjets, n_events: int, n_cat: int) -> np.ndarray:
     return np.ascontiguousarray(np.minimum(nbj, n_cat - 1).astype(np.int64))
 
 
-def _exponential_tail(x: np.ndarray, w: np.ndarray, edges: np.ndarray, q: float) -> np.ndarray:
-    """Weighted histogram of x whose bins above the q-quantile follow an exponential tail."""
-    h = np.histogram(x, bins=edges, weights=w)[0]
-    if x.size < 20 or w.sum() <= 0:
+def _mht_cell(sw: np.ndarray, sx: np.ndarray, cnt: np.ndarray, edges: np.ndarray, q: float) -> np.ndarray:
+    """Hard-MHT histogram of one prior cell from its sums per bin (last entry: overflow): sum of
+    weights ``sw``, of weight x MHT ``sx``, unweighted count ``cnt``. Above the q-quantile
+    (from the first edge above the bin holding it) the bins follow an exponential with the
+    maximum-likelihood slope of the events there (overflow included), so that the log-prior
+    keeps decreasing where simulation has few events."""
+    n_m = edges.size - 1
+    h = sw[:n_m].copy()
+    if cnt.sum() < 20 or sw.sum() <= 0:
         return h
-    order = np.argsort(x)
-    cw = np.cumsum(w[order])
-    xq = x[order][min(np.searchsorted(cw, q * cw[-1]), x.size - 1)]
-    k = int(np.clip(np.searchsorted(edges, xq, side="right"), 1, edges.size - 1))
-    x0 = edges[k]  # first edge above the quantile
-    beyond = x >= x0
-    n_beyond = w[beyond].sum()
-    if n_beyond <= 0 or k >= edges.size - 1:
+    cw = np.cumsum(sw)
+    k = min(int(np.searchsorted(cw, q * cw[-1])) + 1, n_m)
+    if k >= n_m:
         return h
-    lam = max(float(np.average(x[beyond] - x0, weights=w[beyond])), edges[1] - edges[0])
+    x0 = edges[k]
+    n_beyond = sw[k:].sum()
+    if n_beyond <= 0:
+        return h
+    lam = max(float((sx[k:].sum() - x0 * n_beyond) / n_beyond), edges[1] - edges[0])
     lo, hi = edges[k:-1] - x0, edges[k + 1:] - x0
-    h = h.copy()
     h[k:] = n_beyond * (np.exp(-lo / lam) - np.exp(-hi / lam))
     return h
 
 
-def fill_empty_prior_categories(hm: np.ndarray, hd: np.ndarray) -> np.ndarray:
-    """Per b-jet category entries of the prior histograms (mht, and (mht, dphi)); an empty
-    category takes the sum of all categories (in place). Raises if all are empty."""
-    entries = hm.sum(-1)
-    if entries.sum() <= 0:
+def _fill_log_gaps(h: np.ndarray) -> np.ndarray:
+    """Empty bins between filled ones get the log-linear interpolation of their neighbours
+    (a zero inside the prior's range would be a wall of log(0) for the fit)."""
+    pos = np.flatnonzero(h > 0)
+    if pos.size < 2 or pos.size == h.size:
+        return h
+    idx = np.arange(h.size)
+    return np.exp(np.interp(idx, pos, np.log(h[pos])))
+
+
+def priors_from_sums(
+    sumw, sumwx, count, dphi_hist,
+    mht_edges=RS_PRIOR_MHT_EDGES,
+    dphi_mht_edges=RS_PRIOR_DPHI_MHT_EDGES,
+    dphi_edges=RS_PRIOR_DPHI_EDGES,
+    ht_edges=RS_PRIOR_HT_EDGES,
+    *,
+    tail_quantile: float = RS_PRIOR_TAIL_QUANTILE,
+    min_events: int = RS_PRIOR_MIN_EVENTS,
+) -> RebalancePriors:
+    """Priors from mergeable sums (the common core of :func:`build_priors` and the templates
+    processor).
+
+    ``sumw``, ``sumwx``, ``count``: shape (n_ht, n_nb, n_mht + 1) (last: overflow), the sum of
+    weights, of weight x true hard MHT, and the unweighted events per (H_T, b-jet category,
+    MHT) bin; ``dphi_hist``: (n_nb, n_mht_coarse, n_dphi) weighted. A (H_T, nb) cell with
+    fewer than ``min_events`` events takes the b-inclusive sums of its H_T bin; an H_T bin with
+    fewer than that takes the nearest H_T bin that has enough (H_T bins are interpolated, so
+    this only matters at the ends).
+    """
+    me, dme, de = (np.asarray(e, dtype=np.float64) for e in (mht_edges, dphi_mht_edges, dphi_edges))
+    he = np.asarray(ht_edges, dtype=np.float64)
+    sw, sx, cnt = (np.asarray(a, dtype=np.float64) for a in (sumw, sumwx, count))
+    hd = np.array(dphi_hist, dtype=np.float64)
+    n_ht, n_cat, n_m = he.size - 1, sw.shape[1] if sw.ndim == 3 else 0, me.size - 1
+    if sw.shape != (n_ht, n_cat, n_m + 1) or sx.shape != sw.shape or cnt.shape != sw.shape:
+        raise ConfigError(f"prior sums must have shape (n_ht={n_ht}, n_nb, {n_m + 1}), got {sw.shape}, "
+                          f"{sx.shape}, {cnt.shape}")
+    if hd.shape != (n_cat, dme.size - 1, de.size - 1):
+        raise ConfigError(f"DeltaPhi prior histogram must be ({n_cat}, {dme.size - 1}, {de.size - 1}), "
+                          f"got {hd.shape}")
+    if cnt.sum() <= 0 or sw[..., :n_m].sum() <= 0:
         raise ConfigError("no gen events inside the hard-MHT prior range: check the inputs")
-    for c in np.flatnonzero(entries <= 0):
-        hm[c] = hm.sum(0)
-        hd[c] = hd.sum(0)
-    return entries
+    row_n = cnt.sum((1, 2))
+    good_rows = np.flatnonzero(row_n >= min(min_events, row_n.max()))
+    hm = np.zeros((n_ht, n_cat, n_m))
+    for i in range(n_ht):
+        src = i if i in good_rows else int(good_rows[np.argmin(np.abs(good_rows - i))])
+        inclusive = _mht_cell(sw[src].sum(0), sx[src].sum(0), cnt[src].sum(0), me, tail_quantile)
+        for c in range(n_cat):
+            if i == src and cnt[i, c].sum() >= min_events:
+                hm[i, c] = _mht_cell(sw[i, c], sx[i, c], cnt[i, c], me, tail_quantile)
+            else:
+                hm[i, c] = inclusive
+            hm[i, c] = _fill_log_gaps(hm[i, c])
+    entries = sw.sum((0, 2))
+    width = me[1] - me[0]
+    norm = (hm * width).sum(-1, keepdims=True)
+    pdf_mht = np.where(norm > 0, hm / np.where(norm > 0, norm, 1.0), 0.0)
+    dsum = hd.sum(0)
+    for c in range(n_cat):
+        for j in range(dme.size - 1):
+            if hd[c, j].sum() <= 0:  # empty coarse bin: inclusive, then flat
+                hd[c, j] = dsum[j] if dsum[j].sum() > 0 else 1.0
+    pdf_dphi = _normalize_last(hd, de[1] - de[0])
+    return RebalancePriors(me, pdf_mht, dme, de, pdf_dphi, entries, he)
+
+
+def prior_sums(mht, dphi, ht, cat, w, mht_edges, dphi_mht_edges, dphi_edges, ht_edges, n_cat):
+    """(sumw, sumwx, count, dphi_hist) of :func:`priors_from_sums` from per-event values."""
+    me, he = np.asarray(mht_edges, dtype=np.float64), np.asarray(ht_edges, dtype=np.float64)
+    n_ht, n_m = he.size - 1, me.size - 1
+    ih = np.clip(np.searchsorted(he, ht, side="right") - 1, 0, n_ht - 1)
+    im = np.clip(np.searchsorted(me, mht, side="right") - 1, 0, n_m)  # n_m: overflow
+    flat = np.ravel_multi_index((ih, cat, im), (n_ht, n_cat, n_m + 1))
+    size = n_ht * n_cat * (n_m + 1)
+    shape = (n_ht, n_cat, n_m + 1)
+    sw = np.bincount(flat, w, size).reshape(shape)
+    sx = np.bincount(flat, w * mht, size).reshape(shape)
+    cnt = np.bincount(flat, None, size).astype(np.float64).reshape(shape)
+    hd = np.stack([np.histogram2d(mht[cat == c], dphi[cat == c], bins=(dphi_mht_edges, dphi_edges),
+                                  weights=w[cat == c])[0] for c in range(n_cat)])
+    return sw, sx, cnt, hd
 
 
 def build_priors(
     gen_pt, gen_eta, gen_phi, gen_offsets, n_bjets,
     weights=None,
     *,
+    ht=None,
     pt_min: float = OBJECT_CUTS.jet_pt_rs,
     eta_max: float = RS_JET_ETA_MAX,
     mht_edges=RS_PRIOR_MHT_EDGES,
     dphi_mht_edges=RS_PRIOR_DPHI_MHT_EDGES,
     dphi_edges=RS_PRIOR_DPHI_EDGES,
+    ht_edges=RS_PRIOR_HT_EDGES,
     n_bjet_categories: int = RS_N_BJET_CATEGORIES,
     tail_quantile: float = RS_PRIOR_TAIL_QUANTILE,
+    min_events: int = RS_PRIOR_MIN_EVENTS,
 ) -> RebalancePriors:
-    """Priors on the true hard MHT and on DeltaPhi(hard MHT, leading jet) (seed 004 sec. 2.4.2).
+    """Priors on the true hard MHT (by H_T and b-jet category) and on DeltaPhi(hard MHT, leading
+    jet) (by b-jet category) (seed 004 sec. 2.4.2; the H_T dependence as in its sec. 2.5).
 
-    The true hard MHT is |-sum pT| of the gen jets with pT > ``pt_min`` (15 GeV, the R&S jet
-    threshold, so that it matches the jets that are rebalanced) and |eta| < ``eta_max``
-    (eq. 2.6); the leading jet is the highest-pT of those. Both pdfs are histogrammed per
-    b-jet category (0, 1, >= 2); DeltaPhi is conditioned on coarse hard-MHT bins (at small
-    hard MHT its direction is random, at large hard MHT it points away from the leading jet).
-    Above the ``tail_quantile`` of the hard MHT the histogram is replaced by an exponential
-    with the maximum-likelihood slope of the events there (overflow included), so that the
-    log-prior keeps decreasing where simulation has no events (otherwise the fit would see a
-    flat floor, no gradient, and stall). A category without events takes the inclusive prior.
+    The true hard MHT is |-sum pT| of the given true jets with pT > ``pt_min`` (15 GeV, the R&S
+    jet threshold) and |eta| < ``eta_max`` (eq. 2.6); the leading jet is the highest-pT of
+    those. Pass the jets of :func:`prior_jets` (gen pT along the measured directions) and its
+    reco H_T as ``ht``; plain gen jets (and their own H_T, the default) are the idealized case.
+    DeltaPhi is conditioned on coarse hard-MHT bins (at small hard MHT its direction is random,
+    at large hard MHT it points away from the leading jet). Above the ``tail_quantile`` of the
+    hard MHT each histogram is replaced by an exponential with the maximum-likelihood slope of
+    the events there (overflow included); see :func:`priors_from_sums` for sparse cells.
 
     Parameters
     ----------
     gen_pt, gen_eta, gen_phi, gen_offsets : array_like
-        Flat gen jets (GeV, rad) of simulated QCD and their event offsets.
+        Flat true jets (GeV, rad) of simulated QCD and their event offsets.
     n_bjets : array_like of int
         Number of b-tagged jets per event (reco level, as used for the seed events).
     weights : array_like, optional
         Event weights.
+    ht : array_like, optional
+        Per-event H_T (GeV) the hard-MHT prior is conditioned on.
     """
     me = _check_edges("mht_edges", mht_edges, uniform=True)
     dme = _check_edges("dphi_mht_edges", dphi_mht_edges)
     de = _check_edges("dphi_edges", dphi_edges, uniform=True)
+    he = _check_edges("ht_edges", ht_edges)
     info = hard_mht(gen_pt, gen_eta, gen_phi, gen_offsets, pt_min, eta_max)
     n_ev = info["mht"].size
     cat = _bjet_category(n_bjets, n_ev, n_bjet_categories)
     w = np.ones(n_ev) if weights is None else _as_f8("weights", weights)
+    h = info["ht"] if ht is None else _as_f8("ht", ht)
+    if h.shape != (n_ev,):
+        raise ConfigError(f"ht must have one entry per event ({n_ev}), got {h.shape}")
     dphi = np.abs(np.angle(np.exp(1j * (info["mht_phi"] - info["leading_phi"]))))
-    ok = np.isfinite(dphi) & np.isfinite(w)
-    hm = np.zeros((n_bjet_categories, me.size - 1))
-    hd = np.zeros((n_bjet_categories, dme.size - 1, de.size - 1))
-    for c in range(n_bjet_categories):
-        s = ok & (cat == c)
-        hm[c] = _exponential_tail(info["mht"][s], w[s], me, tail_quantile)
-        hd[c] = np.histogram2d(info["mht"][s], dphi[s], bins=(dme, de), weights=w[s])[0]
-    entries = fill_empty_prior_categories(hm, hd)
-    pdf_mht = _normalize_last(hm, me[1] - me[0])
-    dsum = hd.sum(0)
-    for c in range(n_bjet_categories):
-        for j in range(dme.size - 1):
-            if hd[c, j].sum() <= 0:  # empty coarse bin: inclusive, then flat
-                hd[c, j] = dsum[j] if dsum[j].sum() > 0 else 1.0
-    pdf_dphi = _normalize_last(hd, de[1] - de[0])
-    return RebalancePriors(me, pdf_mht, dme, de, pdf_dphi, entries)
+    ok = np.isfinite(dphi) & np.isfinite(w) & np.isfinite(h)
+    sums = prior_sums(info["mht"][ok], dphi[ok], h[ok], cat[ok], w[ok], me, dme, de, he, n_bjet_categories)
+    return priors_from_sums(*sums, me, dme, de, he, tail_quantile=tail_quantile, min_events=min_events)
 
 
 def vary_response(
@@ -1280,7 +1559,8 @@ def to_correctionset(templates: JetResponseTemplates, priors: RebalancePriors):
 
     - ``jet_response_pdf`` (pt [GeV, gen jet], abseta, response) -> pdf [1/response]; the
       smoothed histogram values (bin-center values of the interpolation nodes).
-    - ``rs_prior_mht`` (nb, mht [GeV]) -> pdf [1/GeV]; nb edges 0, 1, ..., n_cat - 1, +inf.
+    - ``rs_prior_mht`` (ht [GeV], nb, mht [GeV]) -> pdf [1/GeV]; nb edges 0, 1, ..., n_cat - 1,
+      +inf; ht: H_T of the fitted jets (files without the ht input are read as one H_T bin).
     - ``rs_prior_dphi`` (nb, mht [GeV], dphi [rad]) -> pdf [1/rad], DeltaPhi(hard MHT, leading
       jet) given coarse hard-MHT bins.
 
@@ -1326,12 +1606,13 @@ def to_correctionset(templates: JetResponseTemplates, priors: RebalancePriors):
             "softtrack metadata: " + json.dumps({"entries": priors.entries.tolist()})
         ),
         version=1,
-        inputs=[nb_var, mht_var],
+        inputs=[cs.Variable(name="ht", type="real", description="H_T of the fitted jets (GeV)"),
+                nb_var, mht_var],
         output=cs.Variable(name="pdf", type="real", description="probability density (1/GeV)"),
         data=cs.MultiBinning(
             nodetype="multibinning",
-            inputs=["nb", "mht"],
-            edges=[nb_edges, _edges_list(priors.mht_edges)],
+            inputs=["ht", "nb", "mht"],
+            edges=[_edges_list(priors.ht_edges), nb_edges, _edges_list(priors.mht_edges)],
             content=[float(v) for v in priors.pdf_mht.ravel()],
             flow="clamp",
         ),
@@ -1407,11 +1688,16 @@ def from_correctionset(cset) -> tuple[JetResponseTemplates, RebalancePriors]:
     templates = JetResponseTemplates(pte, ete, rde, pdf, entries,
                                      float(meta.get("smooth_sigma", 0.0)),
                                      bool(meta.get("interpolate_pt", True)))
-    (_, me), pm = grid(by_name[CORRECTION_PRIOR_MHT], 2)
+    cm = by_name[CORRECTION_PRIOR_MHT]
+    if isinstance(cm.data, cs.MultiBinning) and len(cm.data.edges) == 2:  # one H_T bin
+        (_, me), pm = grid(cm, 2)
+        he = None
+    else:
+        (he, _, me), pm = grid(cm, 3)
     (_, dme, de), pd = grid(by_name[CORRECTION_PRIOR_DPHI], 3)
-    pmeta = _metadata(by_name[CORRECTION_PRIOR_MHT].description)
-    pentries = np.asarray(pmeta.get("entries", np.ones(pm.shape[0])), dtype=np.float64)
-    return templates, RebalancePriors(me, pm, dme, de, pd, pentries)
+    pmeta = _metadata(cm.description)
+    pentries = np.asarray(pmeta.get("entries", np.ones(pm.shape[-2])), dtype=np.float64)
+    return templates, RebalancePriors(me, pm, dme, de, pd, pentries, he)
 
 
 def write_correctionset(path: str | Path, templates: JetResponseTemplates,
@@ -1514,6 +1800,7 @@ def rebalance(
     priors: RebalancePriors,
     *,
     max_rebalanced_mht: float = RS_MAX_REBALANCED_MHT,
+    reject_quantile: float = RS_REJECT_PRIOR_QUANTILE,
     pt_min: float = OBJECT_CUTS.jet_pt_rs,
     eta_max: float = RS_JET_ETA_MAX,
     max_iter: int = RS_FIT_MAX_ITER,
@@ -1545,8 +1832,11 @@ def rebalance(
     n_bjets : array_like of int
         b-tagged jets per event (prior category 0, 1, >= 2).
     templates, priors : JetResponseTemplates, RebalancePriors
-    max_rebalanced_mht : float
-        Events whose rebalanced hard MHT (GeV) stays above are dropped (``keep`` False).
+    max_rebalanced_mht, reject_quantile : float
+        Events whose rebalanced hard MHT (GeV) stays above max(``max_rebalanced_mht``, the
+        ``reject_quantile`` of the true hard MHT prior at the event's H_T and b-jet count) are
+        dropped (``keep`` False; seed 004 sec. 2.5 uses a fixed 100 GeV, which at multi-TeV H_T
+        would drop ordinary QCD seeds whose imbalance comes from the jet directions).
 
     Returns
     -------
@@ -1562,8 +1852,11 @@ def rebalance(
         float(gtol), float(ftol), int(memory), init,
     )
     converged = status == STATUS_CONVERGED
+    ev = np.repeat(np.arange(off.size - 1), np.diff(off))
+    ht = np.bincount(ev[fit], p[fit], off.size - 1)
+    threshold = priors.rejection_threshold(ht, cat, reject_quantile, max_rebalanced_mht)
     with np.errstate(invalid="ignore"):
-        small = mht <= max_rebalanced_mht
+        small = mht <= threshold
     keep = converged & small
     summary = {
         "events": int(status.size),

@@ -25,6 +25,7 @@ from .config import (
     RS_PRESELECTION_MIN_JETS,
     RS_PRIOR_DPHI_EDGES,
     RS_PRIOR_DPHI_MHT_EDGES,
+    RS_PRIOR_HT_EDGES,
     RS_PRIOR_MHT_EDGES,
     RS_PRIOR_TAIL_QUANTILE,
     RS_RESPONSE_EDGES,
@@ -82,9 +83,10 @@ def bjet_count(pt, eta, btag, offsets) -> np.ndarray:
 
 
 def prior_event_values(gen_pt, gen_eta, gen_phi, gen_offsets) -> tuple[np.ndarray, np.ndarray]:
-    """True hard MHT (GeV) and DeltaPhi(hard MHT, leading jet) (rad) per event from gen jets,
-    exactly as :func:`analysis.rebalance_smear.build_priors` computes them (pT > 15 GeV,
-    |eta| < 5; seed 004 eq. 2.6). DeltaPhi is NaN for events without such a jet."""
+    """True hard MHT (GeV) and DeltaPhi(hard MHT, leading jet) (rad) per event from true jets
+    (gen jets, or :func:`analysis.rebalance_smear.prior_jets`), exactly as
+    :func:`analysis.rebalance_smear.build_priors` computes them (pT > 15 GeV, |eta| < 5;
+    seed 004 eq. 2.6). DeltaPhi is NaN for events without such a jet."""
     info = rs.hard_mht(gen_pt, gen_eta, gen_phi, gen_offsets, OBJECT_CUTS.jet_pt_rs, RS_JET_ETA_MAX)
     dphi = np.abs(np.angle(np.exp(1j * (info["mht_phi"] - info["leading_phi"]))))
     return info["mht"], dphi
@@ -129,6 +131,7 @@ def priors_from_histograms(
     mht_edges=RS_PRIOR_MHT_EDGES,
     dphi_mht_edges=RS_PRIOR_DPHI_MHT_EDGES,
     dphi_edges=RS_PRIOR_DPHI_EDGES,
+    ht_edges=RS_PRIOR_HT_EDGES,
     *,
     tail_quantile: float = RS_PRIOR_TAIL_QUANTILE,
 ) -> rs.RebalancePriors:
@@ -137,54 +140,22 @@ def priors_from_histograms(
 
     Parameters
     ----------
-    sumw, sumwx, count : array_like, shape (n_nb, n_mht + 1)
-        Per b-jet category and true-hard-MHT bin (last column: overflow above the last
-        edge): sum of weights, sum of weight x hard MHT, and unweighted events. These are
+    sumw, sumwx, count : array_like, shape (n_ht, n_nb, n_mht + 1)
+        Per H_T bin, b-jet category and true-hard-MHT bin (last column: overflow above the
+        last edge): sum of weights, sum of weight x hard MHT, and unweighted events. These are
         sufficient for the exponential tail of ``build_priors`` (its start is a bin edge and
-        its slope the weighted mean distance beyond it).
+        its slope the weighted mean distance beyond it). Shape (n_nb, n_mht + 1) is read as
+        one H_T bin spanning ``ht_edges``.
     dphi_hist : array_like, shape (n_nb, n_mht_coarse, n_dphi)
         Weighted histogram of (hard MHT, DeltaPhi) per category (no overflow).
     """
-    me, dme, de = (np.asarray(e, dtype=np.float64) for e in (mht_edges, dphi_mht_edges, dphi_edges))
     sw, sx, cnt = (np.asarray(a, dtype=np.float64) for a in (sumw, sumwx, count))
-    hd = np.array(dphi_hist, dtype=np.float64)
-    n_cat, n_m = sw.shape[0], me.size - 1
-    if sw.shape != (n_cat, n_m + 1) or sx.shape != sw.shape or cnt.shape != sw.shape:
-        raise ConfigError(f"prior histograms must have shape (n_nb, {n_m + 1}), got {sw.shape}, "
-                          f"{sx.shape}, {cnt.shape}")
-    if hd.shape != (n_cat, dme.size - 1, de.size - 1):
-        raise ConfigError(f"DeltaPhi prior histogram must be ({n_cat}, {dme.size - 1}, {de.size - 1}), "
-                          f"got {hd.shape}")
-    hm = np.zeros((n_cat, n_m))
-    for c in range(n_cat):
-        h = sw[c, :n_m].copy()
-        total = sw[c].sum()
-        if cnt[c].sum() >= 20 and total > 0:
-            # the bin holding the tail_quantile of the weights (build_priors' x_q), then the
-            # first edge above it is where the exponential starts
-            cw = np.cumsum(sw[c])
-            j = int(np.searchsorted(cw, tail_quantile * cw[-1]))
-            k = min(j + 1, me.size - 1)
-            if k < me.size - 1:
-                x0 = me[k]
-                n_beyond = sw[c, k:].sum()
-                if n_beyond > 0:
-                    lam = max(float((sx[c, k:].sum() - x0 * n_beyond) / n_beyond), me[1] - me[0])
-                    lo, hi = me[k:-1] - x0, me[k + 1:] - x0
-                    h[k:] = n_beyond * (np.exp(-lo / lam) - np.exp(-hi / lam))
-        hm[c] = h
-    entries = rs.fill_empty_prior_categories(hm, hd)
-    width = me[1] - me[0]
-    norm = (hm * width).sum(-1, keepdims=True)
-    pdf_mht = np.where(norm > 0, hm / np.where(norm > 0, norm, 1.0), 0.0)
-    dsum = hd.sum(0)
-    for c in range(n_cat):
-        for j in range(dme.size - 1):
-            if hd[c, j].sum() <= 0:
-                hd[c, j] = dsum[j] if dsum[j].sum() > 0 else 1.0
-    dnorm = (hd * (de[1] - de[0])).sum(-1, keepdims=True)
-    pdf_dphi = np.where(dnorm > 0, hd / np.where(dnorm > 0, dnorm, 1.0), 0.0)
-    return rs.RebalancePriors(me, pdf_mht, dme, de, pdf_dphi, entries)
+    he = np.asarray(ht_edges, dtype=np.float64)
+    if sw.ndim == 2:
+        sw, sx, cnt = sw[None], sx[None], cnt[None]
+        he = he[[0, -1]]
+    return rs.priors_from_sums(sw, sx, cnt, dphi_hist, mht_edges, dphi_mht_edges, dphi_edges, he,
+                               tail_quantile=tail_quantile)
 
 
 @dataclass(frozen=True)

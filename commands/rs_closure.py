@@ -12,11 +12,15 @@ simulation of the same events after the same selection code. Writes DIR/closure.
    "counters": rebalancing and smearing counters, "config": the run's settings}
 
 for the seed-004 baseline (pre-selection of sec. 3.2.1 and hard MHT > 250 GeV, sec. 3.2.2);
-the prediction's uncertainty is the bootstrap standard deviation (sec. 2.2, 4 item 1), the
-simulation's sqrt(sum w^2); the baseline ratio's uncertainty combines both. Plots like seed
-004 Fig. 4 (closure_<obs>.png) and Fig. 2 (response_rebalanced.png) go to DIR.
+the prediction's uncertainty is the bootstrap standard deviation over seed subsets (sec. 2.2,
+4 item 1) added in quadrature to the templates' statistical uncertainty (the spread of the
+prediction made with --template-replicas Poisson-bootstrap replicas of the template sample),
+the simulation's sqrt(sum w^2); the baseline ratio's uncertainty combines both. Added keys:
+"uncertainty_split" (bootstrap and template parts per bin and for the baseline), "verdict"
+(issue 7 acceptance: |ratio - 1| < 20% and within 2 sigma; per-bin pulls), "baseline_details".
+Plots like seed 004 Fig. 4 (closure_<obs>.png) and Fig. 2 (response_rebalanced.png) go to DIR.
 
-Example (about 3 minutes on 2 cores):
+Example (about 1.5 minutes on 2 cores):
   python run.py rs-closure --events 40000 --seed 1 --out outputs/rs_closure
 """
 
@@ -33,8 +37,10 @@ from analysis.config import (
     RS_CLOSURE_BINS,
     RS_CLOSURE_ERA,
     RS_CLOSURE_EVENTS,
+    RS_CLOSURE_TOLERANCE,
     RS_N_BOOTSTRAP,
     RS_N_SMEAR,
+    RS_N_TEMPLATE_REPLICAS,
 )
 
 NAME = "rs-closure"
@@ -51,6 +57,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--era", default=RS_CLOSURE_ERA, help=f"era (default {RS_CLOSURE_ERA})")
     p.add_argument("--n-smear", type=int, default=RS_N_SMEAR, help=f"smearings per seed (default {RS_N_SMEAR})")
     p.add_argument("--n-bootstrap", type=int, default=RS_N_BOOTSTRAP, help=f"bootstrap replicas (default {RS_N_BOOTSTRAP})")
+    p.add_argument("--template-replicas", type=int, default=RS_N_TEMPLATE_REPLICAS,
+                   help=f"bootstrap replicas of the templates for their stat. uncertainty (0: none; "
+                        f"default {RS_N_TEMPLATE_REPLICAS})")
     p.add_argument("--executor", default="futures", choices=("futures", "iterative", "dask"), help="default futures")
     p.add_argument("--workers", type=int, default=2, help="local workers (default 2)")
     p.add_argument("--chunksize", type=int, default=20_000, help="events per chunk (default 20000)")
@@ -116,6 +125,60 @@ def summarize(output: dict, dataset: str) -> dict:
     return result
 
 
+def predicted_yields(output: dict, dataset: str) -> dict:
+    """Nominal R&S prediction in the seed-004 baseline: per closure bin of each observable and
+    the total (overflow included), from a prediction output."""
+    from processors.rs import PREDICTION_SUFFIX
+
+    h = output["histograms"]
+    sel = {"dataset": dataset + PREDICTION_SUFFIX, "region": "seed004", "systematic": "nominal"}
+    out = {obs: h[f"rs_{obs}"][sel].values() for obs in RS_CLOSURE_BINS}
+    out["baseline"] = float(h["rs_mht"][sel].values(flow=True).sum())
+    return out
+
+
+def add_template_uncertainty(result: dict, replicas: list[dict]) -> None:
+    """Fold the templates' statistical uncertainty into ``result`` (in place).
+
+    ``replicas`` are :func:`predicted_yields` of predictions made with Poisson-bootstrap
+    replicas of the template sample (same seeds and random streams as the nominal one); their
+    standard deviation is the template statistical uncertainty. It is added in quadrature to
+    the seed bootstrap (``predicted_unc`` of each bin and of the baseline, and the baseline
+    ratio's uncertainty); both parts are kept under ``uncertainty_split``."""
+    split: dict = {"n_template_replicas": len(replicas), "bins": {}}
+    for obs, bins in result["bins"].items():
+        t = np.std([r[obs] for r in replicas], axis=0, ddof=1)
+        split["bins"][obs] = []
+        for b, tu in zip(bins, t, strict=True):
+            split["bins"][obs].append({"bootstrap": b["predicted_unc"], "templates": float(tu)})
+            b["predicted_unc"] = float(np.hypot(b["predicted_unc"], tu))
+    base, det = result["baseline"], result["baseline_details"]
+    tu = float(np.std([r["baseline"] for r in replicas], ddof=1))
+    split["baseline"] = {"bootstrap": det["predicted_unc"], "templates": tu}
+    det["predicted_unc"] = float(np.hypot(det["predicted_unc"], tu))
+    r, ru = _ratio(base["predicted"], det["predicted_unc"], base["simulated"], det["simulated_unc"])
+    base["ratio"], base["uncertainty"] = r, ru
+    result["uncertainty_split"] = split
+
+
+def closure_verdict(result: dict, tolerance: float = RS_CLOSURE_TOLERANCE) -> dict:
+    """Issue 7 acceptance on the baseline: |ratio - 1| < tolerance and consistent with 1 within
+    2 standard deviations; per bin the pull (ratio - 1) / uncertainty where defined."""
+    b = result["baseline"]
+    pull = (b["ratio"] - 1.0) / b["uncertainty"] if b["ratio"] is not None and b["uncertainty"] else None
+    out = {"tolerance": tolerance, "baseline_pull": pull,
+           "baseline_within_tolerance": b["ratio"] is not None and abs(b["ratio"] - 1.0) < tolerance,
+           "baseline_consistent": pull is not None and abs(pull) < 2.0, "bin_pulls": {}}
+    for obs, bins in result["bins"].items():
+        pulls = []
+        for e in bins:
+            p, s = e["predicted"], e["simulated"]
+            unc = float(np.hypot(e["predicted_unc"], e["simulated_unc"]))
+            pulls.append((p - s) / unc if unc > 0 else None)
+        out["bin_pulls"][obs] = pulls
+    return out
+
+
 def plot(result: dict, output: dict, dataset: str, out: Path) -> list[Path]:
     """Seed 004 Fig. 4-style closure plots and the Fig. 2 response plot; returns the PNGs."""
     import matplotlib
@@ -137,7 +200,7 @@ def plot(result: dict, output: dict, dataset: str, out: Path) -> list[Path]:
         fig, (ax, rax) = plt.subplots(2, 1, figsize=(8, 8), sharex=True, gridspec_kw={"height_ratios": (3, 1)})
         hep.histplot(p, edges, ax=ax, histtype="fill", color="#3fc1c9", alpha=0.8, label="R&S prediction")
         ax.fill_between(edges, np.r_[p - pu, p[-1] - pu[-1]], np.r_[p + pu, p[-1] + pu[-1]], step="post",
-                        hatch="///", facecolor="none", edgecolor="k", linewidth=0, label="bootstrap unc.")
+                        hatch="///", facecolor="none", edgecolor="k", linewidth=0, label="stat. unc. (seeds, templates)")
         centers = 0.5 * (edges[1:] + edges[:-1])
         ax.errorbar(centers, s, yerr=su, fmt="o", color="k", label="QCD (simulated)")
         ax.set_yscale("log")
@@ -158,7 +221,7 @@ def plot(result: dict, output: dict, dataset: str, out: Path) -> list[Path]:
         files.append(path)
     resp = output["histograms"]["rs_response"]
     fig, axes = plt.subplots(1, 2, figsize=(14, 6))
-    for ax, jet in zip(axes, ("leading", "subleading")):
+    for ax, jet in zip(axes, ("leading", "subleading"), strict=True):
         for kind, color, label in (("reco", "tab:red", "reco jets"), ("rebalanced", "k", "rebalanced reco jets")):
             hr = resp[{"dataset": dataset + PREDICTION_SUFFIX, "jet": jet, "kind": kind}]
             v = hr.values()
@@ -175,8 +238,15 @@ def plot(result: dict, output: dict, dataset: str, out: Path) -> list[Path]:
 
 
 def run_closure(out: Path, events: int, seed: int, era: str = RS_CLOSURE_ERA, n_smear: int = RS_N_SMEAR,
-                n_bootstrap: int = RS_N_BOOTSTRAP, opts=None, plots: bool = True, log=print) -> dict:
-    """The whole closure; returns the closure.json content (also written to ``out``)."""
+                n_bootstrap: int = RS_N_BOOTSTRAP, opts=None, plots: bool = True, log=print,
+                template_replicas: int = RS_N_TEMPLATE_REPLICAS) -> dict:
+    """The whole closure; returns the closure.json content (also written to ``out``).
+
+    With ``template_replicas`` > 0 the prediction is repeated (nominal response only) with that
+    many bootstrap replicas of the templates and priors, and their spread is added to the
+    prediction's uncertainty (:func:`add_template_uncertainty`)."""
+    from dataclasses import replace
+
     from analysis.errors import ConfigError
     from commands.generate import generate_samples
     from processors.runner import RunOptions
@@ -187,6 +257,8 @@ def run_closure(out: Path, events: int, seed: int, era: str = RS_CLOSURE_ERA, n_
 
     if events <= 0:
         raise ConfigError(f"--events must be positive, got {events}")
+    if template_replicas < 0 or template_replicas == 1:
+        raise ConfigError(f"template replicas must be 0 or >= 2 (a spread), got {template_replicas}")
     opts = opts or RunOptions()
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
@@ -195,16 +267,26 @@ def run_closure(out: Path, events: int, seed: int, era: str = RS_CLOSURE_ERA, n_
         parts[name] = generate_samples(out / f"sample_{name}", [era], ["qcd"], [], events, s)
         log(f"generated {events} QCD events ({name}, seed {s}) in {time.perf_counter() - t0:.0f} s")
     tfile = out / "rs_templates.json.gz"
-    tsum = build(parts["templates"], tfile, opts)
-    log(f"templates from {tsum['template_pairs']} jet pairs -> {tfile} ({time.perf_counter() - t0:.0f} s)")
+    tsum = build(parts["templates"], tfile, opts, replicas=template_replicas)
+    log(f"templates from {tsum['template_pairs']} jet pairs and {tsum['template_lost_jets']} lost jets "
+        f"-> {tfile} ({time.perf_counter() - t0:.0f} s)")
     output = predict(parts["prediction"], opts, rs_templates=str(tfile), rs_seed=seed, rs_n_smear=n_smear,
                      rs_n_bootstrap=n_bootstrap, rs_direct=True)
     save_output(output, out / "prediction.coffea")
     log(f"prediction done ({time.perf_counter() - t0:.0f} s)")
     dataset = f"qcd_{era}"
     result = summarize(output, dataset)
+    if tsum["replica_files"]:
+        ropts = replace(opts, systematics=False)
+        reps = [predicted_yields(predict(parts["prediction"], ropts, rs_templates=f, rs_seed=seed,
+                                         rs_n_smear=n_smear, rs_n_bootstrap=2, rs_direct=False), dataset)
+                for f in tsum["replica_files"]]
+        add_template_uncertainty(result, reps)
+        log(f"{len(reps)} template replicas done ({time.perf_counter() - t0:.0f} s)")
+    result["verdict"] = closure_verdict(result)
     result["config"] = {"events_per_part": events, "seed": seed, "era": era, "n_smear": n_smear,
-                        "n_bootstrap": n_bootstrap, "template_pairs": tsum["template_pairs"],
+                        "n_bootstrap": n_bootstrap, "template_replicas": len(tsum["replica_files"]),
+                        "template_pairs": tsum["template_pairs"], "template_lost_jets": tsum["template_lost_jets"],
                         "seconds": round(time.perf_counter() - t0, 1)}
     (out / "closure.json").write_text(json.dumps(result, indent=1))
     if plots:
@@ -220,7 +302,7 @@ def main(args) -> int:
                       status=not args.quiet, systematics=True)
     log = (lambda *a: None) if args.quiet else print
     res = run_closure(args.out, args.events, args.seed, args.era, args.n_smear, args.n_bootstrap, opts,
-                      plots=not args.no_plots, log=log)
+                      plots=not args.no_plots, log=log, template_replicas=args.template_replicas)
     b = res["baseline"]
     d = res["baseline_details"]
     print(f"seed-004 baseline (hard MHT > 250 GeV): predicted {b['predicted']:.4g} +- {d['predicted_unc']:.2g}, "

@@ -2,10 +2,11 @@
 
 - :class:`RSTemplatesProcessor` (``rs_templates``): from simulated QCD, the response histogram
   of DeltaR < 0.4 matched, isolated gen/reco jets per (pT_gen, |eta_gen|) bin (seed 004
-  eqs. 2.3-2.4) and the sufficient statistics of the priors on the true hard MHT and on
-  DeltaPhi(hard MHT, leading jet) by b-jet count (sec. 2.4.2). All accumulators are plain
-  hist histograms that merge exactly; :func:`build_templates` turns them into the kernels'
-  templates and priors.
+  eqs. 2.3-2.4), including isolated gen jets lost below the reco threshold, and the
+  sufficient statistics of the priors on the true hard MHT (by H_T and b-jet count) and on
+  DeltaPhi(hard MHT, leading jet) by b-jet count (sec. 2.4.2), nominal and for Poisson
+  bootstrap replicas of the template events. All accumulators are plain hist histograms that
+  merge exactly; :func:`build_templates` turns them into the kernels' templates and priors.
 - :class:`RSPredictionProcessor` (``rs``): rebalance every seed event (sec. 2.5), smear it n
   times with weight 1/n (sec. 2.2), and run the smeared events through the ordinary
   selection (``analysis.selection.event_observables`` and ``baseline_steps``) plus the
@@ -37,15 +38,18 @@ from analysis.config import (
     RS_N_BJET_CATEGORIES,
     RS_N_BOOTSTRAP,
     RS_N_SMEAR,
+    RS_N_TEMPLATE_REPLICAS,
     RS_PREDICTION_SEED,
     RS_PRIOR_DPHI_EDGES,
     RS_PRIOR_DPHI_MHT_EDGES,
+    RS_PRIOR_HT_EDGES,
     RS_PRIOR_MHT_EDGES,
     RS_RESPONSE_EDGES,
     RS_SEED_PROCESSES,
     RS_SYST_CORE_WIDTH_SCALE,
     RS_SYST_TAIL_FRACTION_SCALE,
     RS_TEMPLATE_ABSETA_EDGES,
+    RS_TEMPLATE_BOOTSTRAP_SEED,
     RS_TEMPLATE_PT_EDGES,
 )
 from analysis.errors import ConfigError, InputFileError
@@ -95,25 +99,32 @@ def new_template_histograms() -> dict[str, hist.Hist]:
     eta = hist.axis.Variable(RS_TEMPLATE_ABSETA_EDGES, name="abseta", label=r"gen-jet $|\eta|$", flow=False)
     resp = hist.axis.Variable(RS_RESPONSE_EDGES, name="response", label="$p_T^{reco}/p_T^{gen}$", flow=False)
     nb = hist.axis.Integer(0, RS_N_BJET_CATEGORIES, name="nb", label="b-tagged jets (last: >=)", flow=False)
+    ht = hist.axis.Variable(RS_PRIOR_HT_EDGES, name="ht", label="$H_T$ of the R&S jets [GeV]", flow=False)
     mht = hist.axis.Variable(RS_PRIOR_MHT_EDGES, name="mht", label="true hard $H_T^{miss}$ [GeV]",
                              underflow=False, overflow=True)
     mht_c = hist.axis.Variable(RS_PRIOR_DPHI_MHT_EDGES, name="mht", label="true hard $H_T^{miss}$ [GeV]", flow=False)
     dphi = hist.axis.Variable(RS_PRIOR_DPHI_EDGES, name="dphi", label=r"$\Delta\phi(H_T^{miss}, j_1)$", flow=False)
+    # replica 0: nominal; 1..n: Poisson(1) bootstrap of the template events (template stat. unc.)
+    rep = hist.axis.Integer(0, RS_N_TEMPLATE_REPLICAS + 1, name="replica", flow=False)
     return {
-        "response": hist.Hist(pt, eta, resp, storage=hist.storage.Double()),
-        "prior_sumw": hist.Hist(nb, mht, storage=hist.storage.Double()),
-        "prior_sumwx": hist.Hist(nb, mht, storage=hist.storage.Double()),
-        "prior_count": hist.Hist(nb, mht, storage=hist.storage.Double()),
-        "prior_dphi": hist.Hist(nb, mht_c, dphi, storage=hist.storage.Double()),
+        "response": hist.Hist(rep, pt, eta, resp, storage=hist.storage.Double()),
+        "prior_sumw": hist.Hist(rep, ht, nb, mht, storage=hist.storage.Double()),
+        "prior_sumwx": hist.Hist(rep, ht, nb, mht, storage=hist.storage.Double()),
+        "prior_count": hist.Hist(rep, ht, nb, mht, storage=hist.storage.Double()),
+        "prior_dphi": hist.Hist(rep, nb, mht_c, dphi, storage=hist.storage.Double()),
     }
 
 
 class RSTemplatesProcessor(RegionProcessor):
     """Response templates and priors from simulated QCD (seed 004 sec. 2.4; issue 7 item 1).
 
-    Reads ``Jet`` (all reco jets) and ``GenJet``. Weights: the normalized event weight of the
-    region processors (only shapes are used). Gen jets below the first template pT edge are
-    not used (their matched reco jets sit on the 15 GeV reco threshold)."""
+    Reads ``Jet`` (all reco jets, with ``genJetIdx``) and ``GenJet``. Weights: the normalized
+    event weight of the region processors (only shapes are used). Gen jets below the first
+    template pT edge are not used. Isolated gen jets without any reco jet enter the response
+    below the reco threshold (:func:`analysis.rebalance_smear.lost_jet_responses`); the prior
+    uses the true jets along the measured directions (:func:`analysis.rebalance_smear.prior_jets`)
+    binned in the reco H_T. Every accumulator has a ``replica`` axis: 0 nominal, 1..n Poisson
+    bootstrap replicas of the template events (counter-based, chunking-independent)."""
 
     region = "rs_templates"
     stream = "jetht"
@@ -136,35 +147,66 @@ class RSTemplatesProcessor(RegionProcessor):
                                         _flat(gen.pt), _flat(gen.eta), _flat(gen.phi), goff)
         h = new_template_histograms()
         pte = np.asarray(RS_TEMPLATE_PT_EDGES)
+        top_eta = np.nextafter(RS_TEMPLATE_ABSETA_EDGES[-1], 0)
         use = pairs["gen_pt"] >= pte[0]
-        gpt = np.clip(pairs["gen_pt"][use], pte[0], np.nextafter(pte[-1], 0))
-        aeta = np.clip(np.abs(pairs["gen_eta"][use]), 0.0, np.nextafter(RS_TEMPLATE_ABSETA_EDGES[-1], 0))
-        h["response"].fill(pt=gpt, abseta=aeta, response=pairs["reco_pt"][use] / pairs["gen_pt"][use],
-                           weight=weight[pairs["event"][use]])
-        # priors: true hard MHT and DeltaPhi from gen jets, category from reco b tags
-        mht, dphi = rso.prior_event_values(_flat(gen.pt), _flat(gen.eta), _flat(gen.phi), goff)
+        # gen jets without any reco jet: response below the reco threshold (lost jets)
+        lpt, leta, lev = pairs["lost_gen_pt"], pairs["lost_gen_eta"], pairs["lost_event"]
+        li, lr, lf = rs.lost_jet_responses(lpt)
+        luse = lpt[li] >= pte[0]
+        li, lr, lf = li[luse], lr[luse], lf[luse]
+        resp_pt = np.r_[pairs["gen_pt"][use], lpt[li]]
+        resp_eta = np.r_[np.abs(pairs["gen_eta"][use]), np.abs(leta[li])]
+        resp_r = np.r_[pairs["reco_pt"][use] / pairs["gen_pt"][use], lr]
+        resp_ev = np.r_[pairs["event"][use], lev[li]]
+        resp_f = np.r_[np.ones(int(use.sum())), lf]
+        # priors: true hard MHT along the measured directions (rs.prior_jets), by reco H_T and
+        # reco b tags (what the seeds see)
+        if "genJetIdx" not in events.Jet.fields:
+            raise InputFileError(f"Jet_genJetIdx missing from {meta.get('filename')}: the R&S prior needs "
+                                 "the reco-gen jet association")
+        gidx = _flat(events.Jet.genJetIdx)
+        ppt, peta, pphi, poff, pht = rs.prior_jets(_flat(jets.pt), _flat(jets.eta), _flat(jets.phi), roff, gidx,
+                                                   _flat(gen.pt), _flat(gen.eta), _flat(gen.phi), goff)
+        mht, dphi = rso.prior_event_values(ppt, peta, pphi, poff)
         nb = np.minimum(rso.bjet_count(_flat(jets.pt), _flat(jets.eta), _flat(jets.btagDeepB), roff),
                         RS_N_BJET_CATEGORIES - 1)
         ok = np.isfinite(dphi) & np.isfinite(weight)
-        h["prior_sumw"].fill(nb=nb[ok], mht=mht[ok], weight=weight[ok])
-        h["prior_sumwx"].fill(nb=nb[ok], mht=mht[ok], weight=weight[ok] * mht[ok])
-        h["prior_count"].fill(nb=nb[ok], mht=mht[ok])
         # np.histogram2d closes the last bin on the right; hist does not: move x == edge inside
         dphi_in = np.where(dphi[ok] == RS_PRIOR_DPHI_EDGES[-1], np.nextafter(np.pi, 0), dphi[ok])
-        h["prior_dphi"].fill(nb=nb[ok], mht=mht[ok], dphi=dphi_in, weight=weight[ok])
+        ht_in = np.clip(pht[ok], RS_PRIOR_HT_EDGES[0], np.nextafter(RS_PRIOR_HT_EDGES[-1], 0))
+        entry = int(meta.get("entrystart", 0)) + np.arange(n, dtype=np.int64)
+        boot = rs.bootstrap_weights(RS_TEMPLATE_BOOTSTRAP_SEED, _file_id(meta), entry, max(RS_N_TEMPLATE_REPLICAS, 2))
+        for k in range(RS_N_TEMPLATE_REPLICAS + 1):
+            wk = weight if k == 0 else weight * boot[:, k - 1]
+            h["response"].fill(replica=k, pt=np.clip(resp_pt, pte[0], np.nextafter(pte[-1], 0)),
+                               abseta=np.clip(resp_eta, 0.0, top_eta), response=resp_r, weight=wk[resp_ev] * resp_f)
+            w_ok = wk[ok]
+            h["prior_sumw"].fill(replica=k, ht=ht_in, nb=nb[ok], mht=mht[ok], weight=w_ok)
+            h["prior_sumwx"].fill(replica=k, ht=ht_in, nb=nb[ok], mht=mht[ok], weight=w_ok * mht[ok])
+            h["prior_count"].fill(replica=k, ht=ht_in, nb=nb[ok], mht=mht[ok],
+                                  weight=np.ones(int(ok.sum())) if k == 0 else boot[ok, k - 1])
+            h["prior_dphi"].fill(replica=k, nb=nb[ok], mht=mht[ok], dphi=dphi_in, weight=w_ok)
         cutflow = {"events": {"events": n, "weighted": float(weight.sum())},
                    "template_pairs": {"events": int(use.sum()), "weighted": float(weight[pairs["event"][use]].sum())},
+                   "template_lost_jets": {"events": int((lpt >= pte[0]).sum()),
+                                          "weighted": float(weight[lev[lpt >= pte[0]]].sum())},
                    "prior_events": {"events": int(ok.sum()), "weighted": float(weight[ok].sum())}}
         return {"rs_templates": h, "cutflow": {dataset: cutflow}, "chunks": [_chunk_record(meta, n)],
                 "notices": set()}
 
 
-def build_templates(acc: dict[str, hist.Hist]) -> tuple[rs.JetResponseTemplates, rs.RebalancePriors]:
-    """Templates and priors from the merged accumulators of :class:`RSTemplatesProcessor`."""
-    templates = rso.templates_from_histogram(acc["response"].values())
+def build_templates(acc: dict[str, hist.Hist], replica: int = 0) -> tuple[rs.JetResponseTemplates, rs.RebalancePriors]:
+    """Templates and priors from the merged accumulators of :class:`RSTemplatesProcessor`:
+    ``replica`` 0 the nominal ones, 1..RS_N_TEMPLATE_REPLICAS the Poisson bootstrap replicas
+    of the template sample (for the templates' statistical uncertainty)."""
+    n_rep = acc["response"].axes["replica"].size
+    if not 0 <= replica < n_rep:
+        raise ConfigError(f"template replica {replica} not in the accumulator (0..{n_rep - 1})")
+    sel = {"replica": replica}
+    templates = rso.templates_from_histogram(acc["response"][sel].values())
     priors = rso.priors_from_histograms(
-        acc["prior_sumw"].values(flow=True), acc["prior_sumwx"].values(flow=True),
-        acc["prior_count"].values(flow=True), acc["prior_dphi"].values(),
+        acc["prior_sumw"][sel].values(flow=True), acc["prior_sumwx"][sel].values(flow=True),
+        acc["prior_count"][sel].values(flow=True), acc["prior_dphi"][sel].values(),
     )
     return templates, priors
 
@@ -238,7 +280,8 @@ class RSPredictionProcessor(RegionProcessor):
         Also fill the histograms directly from the seed events (dataset name unchanged) and,
         in simulation, the Fig. 2 responses: the closure reference.
     rs_max_rebalanced_mht : float
-        Rebalanced events above this hard MHT (GeV) are dropped (seed 004 sec. 2.5).
+        Rebalanced events above max(this hard MHT (GeV), the prior's RS_REJECT_PRIOR_QUANTILE
+        at the event's H_T) are dropped (seed 004 sec. 2.5).
 
     Output: ``histograms`` (the standard histograms of processors/histograms.py for the SPEC
     baseline, dataset ``<dataset>_rs`` for the prediction with systematics nominal/coreUp/

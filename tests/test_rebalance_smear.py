@@ -209,6 +209,37 @@ def test_template_selection_matching_and_isolation():
     np.testing.assert_array_equal(out["gen_index"], [2])
     np.testing.assert_array_equal(out["reco_index"], [2])
     np.testing.assert_allclose(out["reco_pt"] / out["gen_pt"], [0.9])
+    # the isolated gen jet of event 1 has no reco jet within DeltaR 0.4: lost (below threshold)
+    np.testing.assert_array_equal(out["lost_gen_index"], [3])
+    np.testing.assert_array_equal(out["lost_event"], [1])
+    # ... unless it lies outside the reco acceptance
+    far = rs.select_template_jets(reco["pt"], reco["eta"], reco["phi"], reco["off"], gen["pt"], gen["eta"],
+                                  gen["phi"], gen["off"], lost_eta_max=0.5)
+    assert far["lost_gen_index"].size == 0
+
+
+def test_lost_jets_fill_the_response_below_threshold():
+    """Lost gen jets enter the templates uniformly below r = 15 GeV / pT_gen, with their full
+    weight; matched jets are unchanged."""
+    idx, r, f = rs.lost_jet_responses(np.array([300.0, 60.0]), reco_pt_min=15.0, n_points=4)
+    np.testing.assert_array_equal(idx, [0, 0, 0, 0, 1, 1, 1, 1])
+    np.testing.assert_allclose(r[:4], 0.05 * (np.arange(4) + 0.5) / 4)
+    assert np.all(r[4:] < 0.25) and r[4:].max() > 0.2
+    np.testing.assert_allclose(np.bincount(idx, f), 1.0)
+    rng = np.random.default_rng(3)
+    gpt = rng.uniform(300.0, 390.0, 20_000)
+    geta = rng.uniform(0.0, 4.9, gpt.size)
+    geta[:10_000] = rng.uniform(0.0, 0.7, 10_000)
+    reco = gpt * rng.normal(1.0, 0.07, gpt.size)
+    lost_pt = np.full(100, 350.0)
+    plain = rs.build_response_templates(reco, gpt, geta)
+    with_lost = rs.build_response_templates(reco, gpt, geta, lost_gen_pt=lost_pt, lost_gen_eta=np.full(100, 0.3))
+    i = np.searchsorted(plain.pt_edges, 350.0) - 1
+    k = np.searchsorted(plain.cdf[i, 0], 0.0, side="right")  # first response bin with mass
+    below = np.searchsorted(plain.response_edges, 0.1)  # above 15/350 plus the smoothing
+    assert plain.cdf[i, 0, below] == 0.0 and k > below
+    n_bin = plain.entries[i, 0]
+    assert with_lost.cdf[i, 0, below] == pytest.approx(100 / (n_bin + 100), rel=0.01)
 
 
 def test_priors_are_normalized_and_reflect_truth(inputs, template_toy):
@@ -219,11 +250,13 @@ def test_priors_are_normalized_and_reflect_truth(inputs, template_toy):
     np.testing.assert_allclose((priors.pdf_dphi * dw).sum(-1), 1.0, rtol=1e-12)
     # the toy's true hard MHT is Rayleigh with sigma = 8 GeV: mean 8 sqrt(pi/2)
     c = 0.5 * (priors.mht_edges[1:] + priors.mht_edges[:-1])
-    mean = (priors.pdf_mht[0] * c * w).sum()
+    # (first H_T bin, no b jet; the toy's true hard MHT does not depend on H_T)
+    assert priors.pdf_mht.shape == (priors.ht_edges.size - 1, 3, priors.mht_edges.size - 1)
+    mean = (priors.pdf_mht[0, 0] * c * w).sum()
     assert mean == pytest.approx(TRUE_MHT_SIGMA * np.sqrt(np.pi / 2), rel=0.08)
     # the exponential tail keeps every bin positive (no flat floor for the fit)
     assert np.all(priors.pdf_mht > 0)
-    assert np.all(np.diff(np.log(priors.pdf_mht[0, 20:])) < 0)
+    assert np.all(np.diff(np.log(priors.pdf_mht[0, 0, 20:])) < 0)
 
 
 def test_interpolation_is_linear_in_pt(inputs):
@@ -245,7 +278,7 @@ def test_correctionset_round_trip(inputs, tmp_path):
     t2, p2 = rs.read_correctionset(path)
     for name in ("pt_edges", "eta_edges", "response_edges", "pdf", "entries", "cdf"):
         np.testing.assert_array_equal(getattr(t2, name), getattr(templates, name))
-    for name in ("mht_edges", "pdf_mht", "dphi_mht_edges", "dphi_edges", "pdf_dphi", "entries"):
+    for name in ("mht_edges", "pdf_mht", "dphi_mht_edges", "dphi_edges", "pdf_dphi", "entries", "ht_edges"):
         np.testing.assert_array_equal(getattr(p2, name), getattr(priors, name))
     assert t2.smooth_sigma == templates.smooth_sigma
     # the correctionlib evaluator (C++) reads the same numbers
@@ -254,9 +287,9 @@ def test_correctionset_round_trip(inputs, tmp_path):
     rc = templates.response_centers
     got = cset[rs.CORRECTION_RESPONSE].evaluate(
         np.full(rc.size, 95.0), np.full(rc.size, 1.2), rc)
-    np.testing.assert_allclose(got, templates.pdf[5, 1], rtol=1e-12)  # 80-110 GeV
-    got = cset[rs.CORRECTION_PRIOR_MHT].evaluate(np.full(3, 7.0), np.array([10.0, 52.5, 500.0]))
-    np.testing.assert_allclose(got, priors.pdf_mht[2, [2, 10, -1]], rtol=1e-12)
+    np.testing.assert_allclose(got, templates.pdf[5, 1], rtol=1e-12)  # 70-100 GeV, |eta| 0.8-1.3
+    got = cset[rs.CORRECTION_PRIOR_MHT].evaluate(np.full(3, 700.0), np.full(3, 7.0), np.array([10.0, 52.5, 500.0]))
+    np.testing.assert_allclose(got, priors.pdf_mht[1, 2, [2, 10, -1]], rtol=1e-12)  # H_T 600-1000
     got = cset[rs.CORRECTION_PRIOR_DPHI].evaluate(1.0, 60.0, 3.0)
     assert got == pytest.approx(priors.pdf_dphi[1, 3, 30], rel=1e-12)
     # the model and a JSON string also load
@@ -286,7 +319,7 @@ def test_vary_response(inputs):
     for t in (wide, tails, same):
         np.testing.assert_allclose((t.pdf * w).sum(-1), 1.0, rtol=1e-12)
     rc = templates.response_centers
-    i, k = 5, 0  # 80-110 GeV, central
+    i, k = 5, 0  # 70-100 GeV, central
     mu, s = toy_core(i, k)
 
     def tail_mass(pdf):
@@ -410,10 +443,35 @@ def test_rebalance_drops_large_mht(seeds, inputs):
     sl = slice(0, off[-1])
     args = (seeds["pt"][sl], seeds["eta"][sl], seeds["phi"][sl], off, seeds["n_bjets"][:n],
             templates, priors)
-    strict = rs.rebalance(*args, max_rebalanced_mht=10.0)
+    strict = rs.rebalance(*args, max_rebalanced_mht=10.0, reject_quantile=0.0)
     conv = strict.status == rs.STATUS_CONVERGED
     np.testing.assert_array_equal(strict.keep, conv & (strict.mht <= 10.0))
     assert strict.summary["mht_too_large"] == int((conv & (strict.mht > 10.0)).sum()) > 0
+    # default: the threshold is the prior's 0.999 quantile where that is above the fixed one
+    q = priors.mht_quantile(0.999)
+    thr = priors.rejection_threshold(np.array([100.0, 100.0]), np.array([0, 5]), 0.999, 10.0)
+    np.testing.assert_allclose(thr, np.maximum(10.0, q[0, [0, 2]]))
+    loose = rs.rebalance(*args, max_rebalanced_mht=10.0)
+    assert loose.summary["kept"] > strict.summary["kept"]
+
+
+def test_prior_quantile_and_tail_extrapolation(inputs):
+    """The quantile of the hard-MHT prior matches its cdf; beyond the table the log-prior
+    continues to fall (exponential tail), so the fit keeps a gradient at any hard MHT."""
+    _, templates, priors = inputs
+    w = priors.mht_edges[1] - priors.mht_edges[0]
+    cdf = np.cumsum(priors.pdf_mht[0, 0] * w)
+    q50 = priors.mht_quantile(0.5)[0, 0]
+    assert np.interp(q50, priors.mht_edges[1:], cdf) == pytest.approx(0.5, abs=0.02)
+    pt = np.array([2000.0, 1000.0])
+    phi = np.array([0.0, np.pi])
+    eta = np.array([0.1, 0.2])
+    f = [rs.neg_log_posterior(np.zeros(2), pt, phi, eta, 0, templates, priors)[0]]
+    for c in (1.2, 1.4):  # hard MHT 1000 -> 1400 -> 1800 GeV, far above the 300 GeV table
+        f.append(rs.neg_log_posterior(np.log([c, 1.0]), pt, phi, eta, 0, templates, priors)[0])
+    assert f[0] < f[1] < f[2]
+    _, g = rs.neg_log_posterior(np.zeros(2), pt, phi, eta, 0, templates, priors)
+    assert g[0] > 0 and g[1] < 0  # lowering the leading jet / raising the other balances
 
 
 # ----------------------------------------------------------------------------------------
