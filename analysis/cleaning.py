@@ -33,13 +33,6 @@ def dimuon_candidates(muons, cuts=DY_CUTS):
     return ok, pair, ak.to_numpy(ak.fill_none(mass, 0.0)), ak.to_numpy(ak.fill_none(pt, 0.0))
 
 
-def _far_from(coll, ref, dr_max: float):
-    """Mask of objects of ``coll`` farther than dr_max from every object of ``ref``."""
-    pairs = ak.cartesian({"a": coll[["eta", "phi"]], "b": ref[["eta", "phi"]]}, nested=True)
-    dr = obj.delta_r(pairs.a.eta, pairs.a.phi, pairs.b.eta, pairs.b.phi)
-    return ak.fill_none(ak.min(dr, axis=2), np.inf) > dr_max
-
-
 def clean_events(pair, muons, jets, tracks, photons, pfcands, met_pt, met_phi, cuts=DY_CUTS):
     """Remove the muon pair from events (already selected): returns the cleaned collections
     and the new p_T^miss (pt, phi) with both muons added."""
@@ -47,10 +40,10 @@ def clean_events(pair, muons, jets, tracks, photons, pfcands, met_pt, met_phi, c
     px = met_pt * np.cos(met_phi) + ak.sum(pair.pt * np.cos(pair.phi), axis=1)
     py = met_pt * np.sin(met_phi) + ak.sum(pair.pt * np.sin(pair.phi), axis=1)
     out = {
-        "muons": muons[_far_from(muons, pair, cuts.muon_cleaning_dr)],
-        "jets": jets[_far_from(jets, pair, cuts.jet_cleaning_dr)],
-        "tracks": tracks[_far_from(tracks, pair, cuts.muon_cleaning_dr)],
-        "photons": photons[_far_from(photons, pair, cuts.muon_cleaning_dr)],
-        "pfcands": None if pfcands is None else pfcands[_far_from(pfcands, pair, cuts.muon_cleaning_dr)],
+        "muons": muons[obj.far_from(muons, pair, cuts.muon_cleaning_dr)],
+        "jets": jets[obj.far_from(jets, pair, cuts.jet_cleaning_dr)],
+        "tracks": tracks[obj.far_from(tracks, pair, cuts.muon_cleaning_dr)],
+        "photons": photons[obj.far_from(photons, pair, cuts.muon_cleaning_dr)],
+        "pfcands": None if pfcands is None else pfcands[obj.far_from(pfcands, pair, cuts.muon_cleaning_dr)],
     }
     return out, np.hypot(px, py), np.arctan2(py, px)

@@ -6,7 +6,10 @@ fields) and return masks or derived quantities; no file I/O, no histogramming.
 
 from __future__ import annotations
 
+import math
+
 import awkward as ak
+import numba as nb
 import numpy as np
 
 from .config import OBJECT_CUTS
@@ -22,6 +25,41 @@ def delta_phi(a, b):
 
 def delta_r(eta1, phi1, eta2, phi2):
     return np.hypot(eta1 - eta2, delta_phi(phi1, phi2))
+
+
+@nb.njit(cache=True)
+def _min_delta_r(a_off, a_eta, a_phi, b_off, b_eta, b_phi):
+    out = np.full(a_eta.size, np.inf)
+    for e in range(a_off.size - 1):
+        for i in range(a_off[e], a_off[e + 1]):
+            best = np.inf
+            for j in range(b_off[e], b_off[e + 1]):
+                dphi = abs(a_phi[i] - b_phi[j]) % (2.0 * math.pi)
+                if dphi > math.pi:
+                    dphi = 2.0 * math.pi - dphi
+                deta = a_eta[i] - b_eta[j]
+                best = min(best, deta * deta + dphi * dphi)
+            out[i] = math.sqrt(best)
+    return out
+
+
+def _flat(coll) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    counts = ak.to_numpy(ak.num(coll, axis=1)).astype(np.int64)
+    offsets = np.zeros(counts.size + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    eta, phi = (np.asarray(ak.to_numpy(ak.flatten(coll[f], axis=1)), dtype=np.float64) for f in ("eta", "phi"))
+    return offsets, eta, phi
+
+
+def far_from(coll, ref, dr_min: float) -> ak.Array:
+    """Mask of the objects of ``coll`` farther than ``dr_min`` in DeltaR from every object of
+    ``ref`` in the same event (true when ``ref`` is empty); one numba pass, no pair arrays."""
+    a_off, a_eta, a_phi = _flat(coll)
+    b_off, b_eta, b_phi = _flat(ref)
+    if a_off.size != b_off.size:
+        raise ValueError(f"far_from: {a_off.size - 1} events in coll, {b_off.size - 1} in ref")
+    dr = _min_delta_r(a_off, a_eta, a_phi, b_off, b_eta, b_phi)
+    return ak.unflatten(dr > dr_min, np.diff(a_off))
 
 
 def jet_id(jets) -> ak.Array:
@@ -90,8 +128,4 @@ def candidate_tracks_mask(tracks, jets, cuts=OBJECT_CUTS) -> ak.Array:
     )
     if "vtxIdx" in tracks.fields:
         base = base & (tracks.vtxIdx <= 0)
-    hard = jets[jets.pt > cuts.jet_pt]
-    pairs = ak.cartesian({"t": tracks[["eta", "phi"]], "j": hard[["eta", "phi"]]}, nested=True)
-    dr = delta_r(pairs.t.eta, pairs.t.phi, pairs.j.eta, pairs.j.phi)
-    far = ak.fill_none(ak.min(dr, axis=2), np.inf) > cuts.track_jet_dr
-    return base & far
+    return base & far_from(tracks, jets[jets.pt > cuts.jet_pt], cuts.track_jet_dr)
