@@ -130,7 +130,7 @@ def main() -> None:
         )
         cov = np.zeros((opts.n, 15))
         vcov = np.zeros((opts.n, 6))
-        _, c_sig = best_time(lambda a=args: helix.impact_parameters(*a, cov, vcov), 1)
+        _, c_sig = best_time(lambda a=args, c=cov, v=vcov: helix.impact_parameters(*a, c, v), 1)
         sub = tuple(a[: opts.n_scipy] for a in args)
         start = time.process_time()
         ref = scipy_closest_approach(sub)

@@ -65,7 +65,7 @@ def main(args: argparse.Namespace) -> int:
     ws_path.write_text(json.dumps(spec, indent=1))
     out["workspace"] = str(ws_path)
     args.out.write_text(json.dumps(out, indent=1))
-    for i, (v, u) in enumerate(zip(pred.value, pred.uncertainty)):
+    for i, (v, u) in enumerate(zip(pred.value, pred.uncertainty, strict=True)):
         line = f"bin {i}: predicted A = {v:.4g} +- {u:.2g}"
         if not args.blind:
             line += f"  observed {obs['A'][i]:.4g}  non-closure {out['non_closure'][i]:+.3f} +- {out['non_closure_unc'][i]:.3f}"

@@ -232,7 +232,7 @@ def limits_stage(signal_output: dict, out: Path, workers: int) -> dict:
         dm = np.array([p[1] for p in points])
         exp = np.array([results[s].expected for s in results])
         obs = np.array([results[s].observed for s in results])  # blinded: Asimov "observation"
-        files = plot_exclusion(list(zip(m, dm)), obs, exp, out / "exclusion")
+        files = plot_exclusion(list(zip(m, dm, strict=True)), obs, exp, out / "exclusion")
     summary = {"signals": table, "workspace": str(ws_dir), "seconds": seconds, "luminosity_fb": sum(cfg.LUMI_FB.values()),
                "blinded": True, "signal_regions_used": scaled.kept_regions, "plots": [str(f) for f in files]}
     (out / "limits.json").write_text(json.dumps(summary, indent=1))

@@ -110,7 +110,7 @@ class SoftTrackCorrections:
         inputs = self._inputs[name]
         if len(args) != len(inputs):
             raise CorrectionError(f"correction {name!r} takes {len(inputs)} inputs ({', '.join(inputs)}), got {len(args)}")
-        for input_name, value in zip(inputs, args):
+        for input_name, value in zip(inputs, args, strict=True):
             allowed = self._categories[name].get(input_name)
             if allowed is None:
                 continue

@@ -183,7 +183,7 @@ def pileup_weight(eras: Sequence[str] = cfg.ERAS, model: PileupModel | None = No
     per_era = {}
     for era in eras:
         variations = {}
-        for syst, f in zip(SYSTS, (1.0, 1.0 + scale_unc, 1.0 - scale_unc)):
+        for syst, f in zip(SYSTS, (1.0, 1.0 + scale_unc, 1.0 - scale_unc), strict=True):
             edges, p_sim, p_data = pileup_profiles(era, model, data_model.pileup_scale * f)
             w = np.divide(p_data, p_sim, out=np.ones_like(p_sim), where=p_sim > 1e-300)
             variations[syst] = cs.Binning(nodetype="binning", input="n_true_int", edges=list(edges),
@@ -489,7 +489,7 @@ def _merge_sparse(x, data, sim, sim_var, min_eff: float):
         s = sim[g].sum()
         xm = float(np.average(x[g], weights=sim[g])) if s > 0 else float(np.mean(x[g]))
         out.append((xm, data[g].sum(), s, sim_var[g].sum()))
-    return tuple(np.array(col) for col in zip(*out))
+    return tuple(np.array(col) for col in zip(*out, strict=True))
 
 
 def fit_line(x: np.ndarray, data: np.ndarray, sim: np.ndarray, sim_var: np.ndarray,
@@ -576,7 +576,7 @@ def met_weight(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Mapping],
         per_era[era] = _cat("syst", {
             syst: cs.Formula(nodetype="formula", expression=expr, parser="TFormula", variables=["met"],
                              parameters=[f.p0, f.p1 + sign * f.err_p1, f.pivot])
-            for syst, sign in zip(SYSTS, (0.0, 1.0, -1.0))
+            for syst, sign in zip(SYSTS, (0.0, 1.0, -1.0), strict=True)
         })
         lines.append(f"{era}: {f.p0:.4f} +- {f.err_p0:.4f} + ({f.p1:.3e} +- {f.err_p1:.1e})/GeV (x - {f.pivot:.0f}), "
                      f"chi2/ndf {f.chi2:.1f}/{f.ndf}")
@@ -687,7 +687,7 @@ def residual_shape(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Mappin
             axis_edges = hists["max_logit"].axes["max_logit"].edges
             edges = [float(axis_edges[0]), *low_edges, float(axis_edges[-1])]
             per_syst = {}
-            for syst, sign in zip(SYSTS, (0.0, 1.0, -1.0)):
+            for syst, sign in zip(SYSTS, (0.0, 1.0, -1.0), strict=True):
                 per_syst[syst] = cs.Binning(nodetype="binning", input="max_logit", edges=edges,
                                             content=[1.0, *[float(x) for x in nominal + sign * delta]], flow="clamp")
             items[key] = _cat("syst", per_syst)

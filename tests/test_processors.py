@@ -43,7 +43,7 @@ def _assert_same(a, b):
         import itertools
 
         for combo in itertools.product(*(list(h.axes[c]) for c in cats)):
-            sel = dict(zip(cats, combo))
+            sel = dict(zip(cats, combo, strict=True))
             va, vb = h[sel].view(flow=True), other[sel].view(flow=True)
             np.testing.assert_allclose(va["value"], vb["value"], rtol=1e-10, atol=1e-12)
             np.testing.assert_allclose(va["variance"], vb["variance"], rtol=1e-10, atol=1e-12)

@@ -335,7 +335,7 @@ def test_flat_s_edges_structure():
     ss, sw, bs, bw = _score_toy()
     edges, z = flat_s_edges(ss, sw, bs, bw)
     assert edges.shape == (4,) and np.all(np.diff(edges) > 0) and z > 0
-    s_in = [sw[(ss >= lo) & (ss < hi)].sum() for lo, hi in zip(edges, [*edges[1:], np.inf])]
+    s_in = [sw[(ss >= lo) & (ss < hi)].sum() for lo, hi in zip(edges, [*edges[1:], np.inf], strict=True)]
     # flat S: the first two bins each hold a third, the split tightest bin a sixth each
     total = sum(s_in)
     assert s_in == pytest.approx([total / 3, total / 3, total / 6, total / 6], rel=0.02)
@@ -401,7 +401,7 @@ def test_abcd_workspace_relation_and_fit():
     pars[model.config.poi_index] = 0.0
     for name in (ABCD_NORM, ABCD_X, ABCD_Y):
         pars[model.config.par_slice(name)] = rng.uniform(0.5, 2.0, 4)
-    exp = dict(zip(model.config.channels, np.split(model.expected_actualdata(pars), 4)))
+    exp = dict(zip(model.config.channels, np.split(model.expected_actualdata(pars), 4), strict=True))
     assert exp["A"] * exp["D"] == pytest.approx(exp["B"] * exp["C"], rel=1e-12)
     # control-region-only fit predicts A = B C / D exactly
     blind = abcd_workspace(c, blind_a=True)

@@ -193,7 +193,7 @@ def test_counters_match_and_no_nan(small_sample):
 
 def test_fileset_metadata(small_sample):
     _, fileset = small_sample
-    for dataset, entry in fileset.items():
+    for _dataset, entry in fileset.items():
         meta = entry["metadata"]
         assert set(entry) == {"files", "metadata"}
         assert list(entry["files"].values()) == ["Events"]

@@ -106,7 +106,7 @@ def abcd_predict(n_b, n_c, n_d, var_b=None, var_c=None, var_d=None) -> ABCDPredi
     ]
     value = n_b * n_c / n_d
     with np.errstate(divide="ignore", invalid="ignore"):
-        rel2 = sum(np.where(c > 0, v / c**2, 0.0) for v, c in zip(variances, (n_b, n_c, n_d)))
+        rel2 = sum(np.where(c > 0, v / c**2, 0.0) for v, c in zip(variances, (n_b, n_c, n_d), strict=True))
     return ABCDPrediction(value, value * np.sqrt(rel2))
 
 

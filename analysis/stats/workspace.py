@@ -432,7 +432,7 @@ def workspace_from_histograms(
             acc["down"] = acc["down"] + pair["down"]
     if not backgrounds:
         raise ConfigError(f"no background categories in the histogram's {process_axis} axis")
-    for name, bkg in backgrounds.items():
+    for bkg in backgrounds.values():
         # categories of a background without a given systematic contribute their nominal
         for shape in bkg["shapes"].values():
             for key in ("up", "down"):

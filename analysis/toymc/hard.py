@@ -50,7 +50,7 @@ class _Builder:
         self.mask = np.zeros((n, width), bool)
         self.f = {k: np.zeros((n, width), np.float64) for k in GEN_FIELDS}
         self.f["mother"][:] = -1
-        for k, v in zip(("vx", "vy", "vz"), pv):
+        for k, v in zip(("vx", "vy", "vz"), pv, strict=True):
             self.f[k][:] = v[:, None]
 
     def set(self, slot, p4, pdg, status, mother=-1, where=None, vertex=None):
@@ -60,7 +60,7 @@ class _Builder:
         for k, v in vals.items():
             self.f[k][:, slot] = np.where(where, v, self.f[k][:, slot])
         if vertex is not None:
-            for k, v in zip(("vx", "vy", "vz"), vertex):
+            for k, v in zip(("vx", "vy", "vz"), vertex, strict=True):
                 self.f[k][:, slot] = np.where(where, v, self.f[k][:, slot])
         self.mask[:, slot] |= where
 
@@ -310,7 +310,7 @@ def generate_ttjets(n: int, pv, rng) -> HardEvents:
         b.set(slot_w, w, 24 * charge, 22, mother=slot_t)
         slot_l = 6 if charge > 0 else 8
         had, q1, q2 = _decay_w(b, slot_w, slot_l, slot_l + 1, w, wm, np.full(n, charge), rng, hadronic_frac=0.676)
-        jets.append(jets_from_p4(tuple(np.stack([a, c], 1) for a, c in zip(q1, q2)), np.stack([had, had], 1), 0, rng))
+        jets.append(jets_from_p4(tuple(np.stack([a, c], 1) for a, c in zip(q1, q2, strict=True)), np.stack([had, had], 1), 0, rng))
     _b_neutrinos(b, (2, 4), 10, rng)
     bjets = Jagged.from_rows(
         b.mask[:, [2, 4]] & (b.f["pt"][:, [2, 4]] > 5), pt=b.f["pt"][:, [2, 4]], eta=b.f["eta"][:, [2, 4]],
@@ -400,7 +400,7 @@ def generate_signal(n: int, pv, rng, m_chargino: float, dm: float) -> HardEvents
         is_n2 = pdg == dc.PDG_NEUTRALINO2
         p = np.sqrt(p4[0] ** 2 + p4[1] ** 2 + p4[2] ** 2)
         length = np.where(is_c, p / m * ctau * rng.standard_exponential(n), 0.0)
-        vtx = tuple(v + length * c / np.maximum(p, 1e-12) for v, c in zip(pv, p4[:3]))
+        vtx = tuple(v + length * c / np.maximum(p, 1e-12) for v, c in zip(pv, p4[:3], strict=True))
         n1, pi = two_body_decay(p4, m, m_n1, cfg.PION_MASS, rng)
         bld.set(2 + 2 * slot, n1, dc.PDG_NEUTRALINO1, 1, mother=slot, where=is_c | is_n2, vertex=vtx)
         bld.set(3 + 2 * slot, pi, dc.PDG_PION * np.sign(pdg), 1, mother=slot, where=is_c, vertex=vtx)

@@ -99,7 +99,7 @@ def concatenate(parts: list[Jagged]) -> tuple[Jagged, list[np.ndarray]]:
     for name in names:
         first = parts[0].fields[name]
         out = np.empty(counts.sum(), dtype=first.dtype)
-        for p, pos in zip(parts, positions):
+        for p, pos in zip(parts, positions, strict=True):
             out[pos] = p.fields[name]
         fields[name] = out
     return Jagged(counts, fields), positions
