@@ -78,7 +78,9 @@ class RegionProcessor(processor.ProcessorABC):
     corrections : optional corrections.apply.SoftTrackCorrections; simulation is then
         weighted by what the file provides (pileup; pT(Z) for Drell-Yan in the dy region;
         the p_T^miss line in the signal-like regions; the track-class scale factor of the
-        event's highest-scoring track; the sideband scale factor of its category). The
+        event's highest-scoring track). The sideband scale factors and the residual shape are
+        derived (corrections.derive) but not applied here: they must come from the corrected
+        outputs to avoid counting the track-class normalization twice. The
         ``nocorr`` variation keeps the uncorrected weight, ``puUp/puDown`` vary pileup.
     """
 
