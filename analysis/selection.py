@@ -8,9 +8,11 @@ cleaned Drell-Yan region (after cleaning) and the R&S prediction all use the sam
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import awkward as ak
+import numba as nb
 import numpy as np
 
 from . import objects as obj
@@ -22,6 +24,7 @@ from .config import (
     HEM_PHI,
     NOISE_FILTERS,
     NOISE_FILTERS_SKIP,
+    OBJECT_CUTS,
 )
 
 
@@ -53,26 +56,81 @@ def _np(x) -> np.ndarray:
 
 
 def event_observables(jets, muons, electrons, photons, taus, met_pt, met_phi, era: str) -> EventObservables:
-    """Event observables from collections (jets pT-ordered, any pT)."""
-    good = obj.selected_jets(jets)
-    wide = jets[(jets.pt > 30.0) & (abs(jets.eta) < 5.0)]
-    mht, mht_phi = obj.hard_mht(jets)
-    lead = ak.firsts(good)
-    hem = np.zeros(len(met_pt), bool)
-    if era in HEM_ERAS:
-        in_window = (wide.eta > HEM_ETA[0]) & (wide.eta < HEM_ETA[1]) & (wide.phi > HEM_PHI[0]) & (wide.phi < HEM_PHI[1])
-        near = abs(obj.delta_phi(wide.phi, mht_phi)) < HEM_DPHI
-        hem = _np(ak.any(in_window & near, axis=1)).astype(bool)
+    """Event observables from collections (jets pT-ordered, any pT).
+
+    The jet quantities come from one numba pass over the flat jets (:func:`_jet_observables`),
+    with the object definitions of :mod:`analysis.objects`: selected jets (pT > 30 GeV,
+    |eta| < 2.4, tight lepton-veto ID) for N_jets, N_b, the leading jet and min DeltaPhi
+    (leading four); jets with pT > 30 GeV, |eta| < 5 for H_T^miss and the HEM veto.
+    """
+    counts = ak.to_numpy(ak.num(jets, axis=1)).astype(np.int64)
+    offsets = np.zeros(counts.size + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+
+    def flat(field, dtype=np.float64):
+        return np.asarray(ak.to_numpy(ak.flatten(jets[field], axis=1)), dtype=dtype)
+
+    met_pt, met_phi = _np(met_pt).astype(np.float64), _np(met_phi).astype(np.float64)
+    c = OBJECT_CUTS
+    f, i = _jet_observables(
+        offsets, flat("pt"), flat("eta"), flat("phi"), flat("jetId", np.int64), flat("btagDeepB"), met_phi,
+        c.jet_pt, c.jet_eta, c.jet_eta_wide, obj.JET_ID_TIGHT_LEPVETO, c.btag_loose, BASELINE_CUTS.n_dphi_jets,
+        era in HEM_ERAS, np.array([*HEM_ETA, *HEM_PHI, HEM_DPHI]),
+    )
     return EventObservables(
-        met=_np(met_pt).astype(np.float64), met_phi=_np(met_phi).astype(np.float64),
-        mht=_np(mht), mht_phi=_np(mht_phi), ht=_np(obj.ht(jets)), ht5=_np(obj.ht(jets, eta_max=5.0)),
-        n_jets=_np(ak.num(good)), n_btags=_np(ak.sum(obj.btagged(good), axis=1)),
-        leading_jet_pt=_np(lead.pt), leading_jet_eta=_np(lead.eta), leading_jet_phi=_np(lead.phi),
-        min_dphi=_np(obj.min_dphi(good, met_phi, BASELINE_CUTS.n_dphi_jets)),
+        met=met_pt, met_phi=met_phi, mht=f[0], mht_phi=f[1], ht=f[2], ht5=f[3], n_jets=i[0], n_btags=i[1],
+        leading_jet_pt=f[4], leading_jet_eta=f[5], leading_jet_phi=f[6], min_dphi=f[7],
         n_muons=_np(ak.num(obj.isolated_muons(muons))), n_electrons=_np(ak.num(obj.isolated_electrons(electrons))),
         n_photons=_np(ak.num(obj.isolated_photons(photons))), n_taus=_np(ak.num(obj.selected_taus(taus))),
-        hem_veto=hem,
+        hem_veto=i[2].astype(bool),
     )
+
+
+@nb.njit(cache=True)
+def _abs_dphi(a, b):
+    d = abs(a - b) % (2.0 * math.pi)
+    return 2.0 * math.pi - d if d > math.pi else d
+
+
+@nb.njit(cache=True)
+def _jet_observables(off, pt, eta, phi, jet_id, btag, met_phi, pt_min, eta_max, eta_wide, id_bit, btag_cut,
+                     n_dphi, hem_era, hem):
+    """floats (mht, mht_phi, ht, ht5, lead pt, lead eta, lead phi, min_dphi) and ints (n_jets,
+    n_btags, hem_veto) per event; see :func:`event_observables`."""
+    n = off.size - 1
+    f = np.zeros((8, n))
+    it = np.zeros((3, n), np.int64)
+    for e in range(n):
+        px = py = ht = ht5 = 0.0
+        min_dphi = 10.0
+        n_good = 0
+        for j in range(off[e], off[e + 1]):
+            if not pt[j] > pt_min:
+                continue
+            a = abs(eta[j])
+            if a < eta_wide:
+                px += pt[j] * math.cos(phi[j])
+                py += pt[j] * math.sin(phi[j])
+                ht5 += pt[j]
+            if a < eta_max:
+                ht += pt[j]
+                if jet_id[j] & id_bit:
+                    if n_good == 0:
+                        f[4, e], f[5, e], f[6, e] = pt[j], eta[j], phi[j]
+                    if n_good < n_dphi:
+                        min_dphi = min(min_dphi, _abs_dphi(phi[j], met_phi[e]))
+                    n_good += 1
+                    it[1, e] += btag[j] > btag_cut
+        mht_phi = math.atan2(-py, -px)
+        f[0, e], f[1, e], f[2, e], f[3, e], f[7, e] = math.hypot(px, py), mht_phi, ht, ht5, min_dphi
+        it[0, e] = n_good
+        if hem_era:
+            for j in range(off[e], off[e + 1]):
+                if (pt[j] > pt_min and abs(eta[j]) < eta_wide and hem[0] < eta[j] < hem[1]
+                        and hem[2] < phi[j] < hem[3] and _abs_dphi(phi[j], mht_phi) < hem[4]):
+                    it[2, e] = 1
+                    break
+    return f, it
 
 
 def noise_filters(flags, era: str) -> np.ndarray:
