@@ -32,6 +32,9 @@ def _min_delta_r(a_off, a_eta, a_phi, b_off, b_eta, b_phi):
     out = np.full(a_eta.size, np.inf)
     for e in range(a_off.size - 1):
         for i in range(a_off[e], a_off[e + 1]):
+            if not (math.isfinite(a_eta[i]) and math.isfinite(a_phi[i])):
+                out[i] = np.nan  # undefined direction: never "far" from anything
+                continue
             best = np.inf
             for j in range(b_off[e], b_off[e + 1]):
                 dphi = abs(a_phi[i] - b_phi[j]) % (2.0 * math.pi)
@@ -53,7 +56,9 @@ def _flat(coll) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def far_from(coll, ref, dr_min: float) -> ak.Array:
     """Mask of the objects of ``coll`` farther than ``dr_min`` in DeltaR from every object of
-    ``ref`` in the same event (true when ``ref`` is empty); one numba pass, no pair arrays."""
+    ``ref`` in the same event (true when ``ref`` is empty); one numba pass, no pair arrays.
+    An object of ``coll`` with a non-finite eta or phi is never far; reference objects with
+    one are ignored (their DeltaR comparisons are false)."""
     a_off, a_eta, a_phi = _flat(coll)
     b_off, b_eta, b_phi = _flat(ref)
     if a_off.size != b_off.size:

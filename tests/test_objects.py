@@ -37,6 +37,12 @@ def test_far_from_equals_cartesian(dr):
     assert ak.all(ak.all(got[none], axis=1))
 
 
+def test_far_from_nan():
+    a = ak.Array([[{"eta": np.nan, "phi": 0.0}, {"eta": 0.0, "phi": 0.0}, {"eta": 2.0, "phi": 0.0}]])
+    b = ak.Array([[{"eta": 0.1, "phi": 0.0}, {"eta": np.nan, "phi": 1.0}]])
+    assert obj.far_from(a, b, 0.4).tolist() == [[False, False, True]]
+
+
 def test_far_from_rejects_mismatched_events():
     rng = np.random.default_rng(1)
     with pytest.raises(ValueError, match="events"):
