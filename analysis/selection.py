@@ -96,7 +96,9 @@ def _abs_dphi(a, b):
 def _jet_observables(off, pt, eta, phi, jet_id, btag, met_phi, pt_min, eta_max, eta_wide, id_bit, btag_cut,
                      n_dphi, hem_era, hem):
     """floats (mht, mht_phi, ht, ht5, lead pt, lead eta, lead phi, min_dphi) and ints (n_jets,
-    n_btags, hem_veto) per event; see :func:`event_observables`."""
+    n_btags, hem_veto) per event; see :func:`event_observables`. A jet with NaN pT or eta is
+    not selected; a NaN phi of a leading jet or of p_T^miss makes min DeltaPhi NaN (fails
+    every cut on it)."""
     n = off.size - 1
     f = np.zeros((8, n))
     it = np.zeros((3, n), np.int64)
@@ -118,7 +120,8 @@ def _jet_observables(off, pt, eta, phi, jet_id, btag, met_phi, pt_min, eta_max, 
                     if n_good == 0:
                         f[4, e], f[5, e], f[6, e] = pt[j], eta[j], phi[j]
                     if n_good < n_dphi:
-                        min_dphi = min(min_dphi, _abs_dphi(phi[j], met_phi[e]))
+                        d = _abs_dphi(phi[j], met_phi[e])
+                        min_dphi = d if (math.isnan(d) or d < min_dphi) else min_dphi  # NaN stays NaN
                     n_good += 1
                     it[1, e] += btag[j] > btag_cut
         mht_phi = math.atan2(-py, -px)

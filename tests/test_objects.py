@@ -106,3 +106,17 @@ def test_event_observables_kernel_equals_awkward(small_sample):
     vetoed = sum(_compare_event_observables(small_sample, s)
                  for s in ("qcd_2018.root", "ttjets_2018.root", "data_met_2018.root"))
     assert vetoed > 0  # the HEM veto is exercised
+
+
+def test_event_observables_nan_fails_cuts():
+    """NaN directions give NaN observables (every cut on them fails), never a pass."""
+    from analysis.selection import event_observables
+
+    jet = {"pt": 300.0, "eta": 0.1, "phi": 0.5, "jetId": 6, "btagDeepB": 0.1}
+    jets = ak.Array([[jet, {**jet, "pt": 100.0, "phi": np.nan}], [jet], [{**jet, "pt": np.nan}]])
+    lep = ak.Array([[{"pt": 1.0, "eta": 0.0, "pfRelIso03_all": 1.0}], [], []])
+    taus = ak.Array([[{"pt": 1.0, "eta": 0.0}], [], []])
+    o = event_observables(jets, lep, lep, lep, taus, np.full(3, 300.0), np.array([3.0, np.nan, 3.0]), "2018")
+    assert np.isnan(o.min_dphi[:2]).all() and np.isnan(o.mht[0])
+    assert not (o.min_dphi[:2] > 0.5).any()
+    assert o.n_jets.tolist() == [2, 1, 0] and o.min_dphi[2] == 10.0
