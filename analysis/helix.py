@@ -1079,6 +1079,20 @@ def _offsets(counts_or_offsets: np.ndarray, n: int, what: str) -> np.ndarray:
     return offs
 
 
+def _match_inputs(tracks, track_offsets, gens, gen_offsets, gen_mask):
+    """Flat float arrays, offsets and the gen mask of the helical matching, validated."""
+    tr = _as_flat(*tracks)
+    ge = _as_flat(*gens)
+    t_off = _offsets(track_offsets, tr[0].shape[0], "track_offsets")
+    g_off = _offsets(gen_offsets, ge[0].shape[0], "gen_offsets")
+    if t_off.shape != g_off.shape:
+        raise ValueError("track and gen offsets describe different numbers of events")
+    mask = np.ones(ge[0].shape[0], dtype=np.bool_) if gen_mask is None else np.asarray(gen_mask, dtype=np.bool_)
+    if mask.shape != ge[0].shape:
+        raise ValueError(f"gen_mask has {mask.shape[0]} entries for {ge[0].shape[0]} generator particles")
+    return tr, t_off, ge, mask, g_off
+
+
 def helical_match(
     track_pt: np.ndarray,
     track_eta: np.ndarray,
@@ -1136,14 +1150,9 @@ def helical_match(
     -------
     TrackMatch
     """
-    tr = _as_flat(track_pt, track_eta, track_phi, track_charge, track_ref_x, track_ref_y,
-                  track_ref_z)  # fmt: skip
-    ge = _as_flat(gen_pt, gen_eta, gen_phi, gen_charge, gen_vx, gen_vy, gen_vz)
-    t_off = _offsets(track_offsets, tr[0].shape[0], "track_offsets")
-    g_off = _offsets(gen_offsets, ge[0].shape[0], "gen_offsets")
-    if t_off.shape != g_off.shape:
-        raise ValueError("track and gen offsets describe different numbers of events")
-    mask = np.ones(ge[0].shape[0], dtype=np.bool_) if gen_mask is None else np.asarray(gen_mask, dtype=np.bool_)
+    tr, t_off, ge, mask, g_off = _match_inputs(
+        (track_pt, track_eta, track_phi, track_charge, track_ref_x, track_ref_y, track_ref_z), track_offsets,
+        (gen_pt, gen_eta, gen_phi, gen_charge, gen_vx, gen_vy, gen_vz), gen_offsets, gen_mask)
     out = _helical_match_kernel(*tr, t_off, *ge, mask, g_off, radius_constant_cm(bfield), True,
                                 fallback_same_charge)  # fmt: skip
     return TrackMatch(*out)
@@ -1253,14 +1262,9 @@ def helical_match_pairs(
     requirement; ``same_charge`` separates the two panels of thesis Fig. 3.2. Arguments as
     in :func:`helical_match`.
     """
-    tr = _as_flat(track_pt, track_eta, track_phi, track_charge, track_ref_x, track_ref_y,
-                  track_ref_z)  # fmt: skip
-    ge = _as_flat(gen_pt, gen_eta, gen_phi, gen_charge, gen_vx, gen_vy, gen_vz)
-    t_off = _offsets(track_offsets, tr[0].shape[0], "track_offsets")
-    g_off = _offsets(gen_offsets, ge[0].shape[0], "gen_offsets")
-    if t_off.shape != g_off.shape:
-        raise ValueError("track and gen offsets describe different numbers of events")
-    mask = np.ones(ge[0].shape[0], dtype=np.bool_) if gen_mask is None else np.asarray(gen_mask, dtype=np.bool_)
+    tr, t_off, ge, mask, g_off = _match_inputs(
+        (track_pt, track_eta, track_phi, track_charge, track_ref_x, track_ref_y, track_ref_z), track_offsets,
+        (gen_pt, gen_eta, gen_phi, gen_charge, gen_vx, gen_vy, gen_vz), gen_offsets, gen_mask)
     r1 = radius_constant_cm(bfield)
     n = _pair_kernel(*tr, t_off, *ge, mask, g_off, r1, np.empty((6, 0)))
     fill = np.empty((6, n))
