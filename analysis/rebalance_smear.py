@@ -246,20 +246,27 @@ def _hermite_row(table, row, k, c0, w, u):
 
 
 @nb.njit(cache=True)
-def _log_table(table, k, rc, c0, w, floor, v, u):
+def _row(table, row, k, c0, w, u, tail):
+    return _log_row_tail(table, row, k, c0, w, u) if tail else _hermite_row(table, row, k, c0, w, u)
+
+
+@nb.njit(cache=True)
+def _log_table(table, k, rc, c0, w, floor, v, u, tail=False):
     """log(f + floor) of table[:, k, :] at (row coordinate v, column coordinate u), and its
     derivatives in u and v. Rows are interpolated linearly between their centers ``rc``
     (seed 004 sec. 2.5), clamped outside.
 
     ``floor > 0``: the table holds pdf values (interpolated, then the log is taken).
     ``floor <= 0``: the table already holds log-pdf values (interpolated directly), used for
-    the priors, whose steeply falling tails must keep a gradient over many decades."""
+    the priors, whose steeply falling tails must keep a gradient over many decades; with
+    ``tail`` such a row continues beyond its last column as a straight line
+    (:func:`_log_row_tail`)."""
     nrow = rc.shape[0]
     dfdv = 0.0
     if nrow == 1 or v <= rc[0]:
-        f, dfdu = _hermite_row(table, 0, k, c0, w, u)
+        f, dfdu = _row(table, 0, k, c0, w, u, tail)
     elif v >= rc[nrow - 1]:
-        f, dfdu = _hermite_row(table, nrow - 1, k, c0, w, u)
+        f, dfdu = _row(table, nrow - 1, k, c0, w, u, tail)
     else:
         lo = 0
         hi = nrow - 1
@@ -271,8 +278,8 @@ def _log_table(table, k, rc, c0, w, floor, v, u):
                 hi = mid
         dv = rc[lo + 1] - rc[lo]
         a = (v - rc[lo]) / dv
-        fa, da = _hermite_row(table, lo, k, c0, w, u)
-        fb, db = _hermite_row(table, lo + 1, k, c0, w, u)
+        fa, da = _row(table, lo, k, c0, w, u, tail)
+        fb, db = _row(table, lo + 1, k, c0, w, u, tail)
         f = fa + a * (fb - fa)
         dfdu = da + a * (db - da)
         dfdv = (fb - fa) / dv
@@ -294,27 +301,6 @@ def _log_row_tail(table, row, k, c0, w, u):
         return _hermite_row(table, row, k, c0, w, u)
     slope = min((table[row, k, n - 1] - table[row, k, n - 2]) / w, -1.0e-3 / w)
     return table[row, k, n - 1] + slope * (u - last), slope
-
-
-@nb.njit(cache=True)
-def _log_prior_tail(table, k, rc, c0, w, v, u):
-    """Hard-MHT log-prior (log-mode table of shape (n_ht, n_nb, n_mht)) at hard MHT u for an
-    event of H_T v, and its derivative in u. Rows (H_T bins, centres ``rc``) are interpolated
-    linearly (seed 004 sec. 2.5), clamped outside. Beyond the table's MHT range the log-prior
-    continues linearly (exponential tail): clamping there would make the prior flat, without
-    gradient, and events starting above the range would stay unbalanced."""
-    nrow = rc.shape[0]
-    if nrow == 1 or v <= rc[0]:
-        return _log_row_tail(table, 0, k, c0, w, u)
-    if v >= rc[nrow - 1]:
-        return _log_row_tail(table, nrow - 1, k, c0, w, u)
-    lo = 0
-    while rc[lo + 1] <= v:
-        lo += 1
-    a = (v - rc[lo]) / (rc[lo + 1] - rc[lo])
-    fa, da = _log_row_tail(table, lo, k, c0, w, u)
-    fb, db = _log_row_tail(table, lo + 1, k, c0, w, u)
-    return fa + a * (fb - fa), da + a * (db - da)
 
 
 @nb.njit(cache=True)
@@ -367,7 +353,9 @@ def _objective(x, pt, px, py, etab, lead, nbcat, tabs, grad):
         mx -= c * px[i]
         my -= c * py[i]
     m = math.sqrt(mx * mx + my * my)
-    lm, dlm = _log_prior_tail(mht_tab, nbcat, mht_rc, m_c0, m_w, ht, m)
+    # hard-MHT prior by H_T (rows), continued beyond its range: clamping there would make the
+    # prior flat, without gradient, and events starting above the range would stay unbalanced
+    lm, dlm, _ = _log_table(mht_tab, nbcat, mht_rc, m_c0, m_w, mht_floor, ht, m, True)
     f -= lm
     if m > 1e-9:
         cl = px[lead] / pt[lead]
