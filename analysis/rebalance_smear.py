@@ -268,14 +268,7 @@ def _log_table(table, k, rc, c0, w, floor, v, u, tail=False):
     elif v >= rc[nrow - 1]:
         f, dfdu = _row(table, nrow - 1, k, c0, w, u, tail)
     else:
-        lo = 0
-        hi = nrow - 1
-        while hi - lo > 1:
-            mid = (lo + hi) >> 1
-            if rc[mid] <= v:
-                lo = mid
-            else:
-                hi = mid
+        lo = _bisect(rc, v, 0, nrow - 1)
         dv = rc[lo + 1] - rc[lo]
         a = (v - rc[lo]) / dv
         fa, da = _row(table, lo, k, c0, w, u, tail)
@@ -311,11 +304,15 @@ def _find_bin(edges, x):
         return 0
     if x >= edges[n - 1]:
         return n - 1
-    lo = 1
-    hi = n - 1
+    return _bisect(edges, x, 1, n - 1)
+
+
+@nb.njit(cache=True)
+def _bisect(a, x, lo, hi):
+    """Index i in [lo, hi) with a[i] <= x < a[i + 1], for sorted a with a[lo] <= x < a[hi]."""
     while hi - lo > 1:
         mid = (lo + hi) >> 1
-        if edges[mid] <= x:
+        if a[mid] <= x:
             lo = mid
         else:
             hi = mid
