@@ -8,7 +8,6 @@ import math
 import numpy as np
 import pytest
 from numba import njit
-from scipy import stats
 
 from analysis import contract as dc
 from analysis import helix
@@ -19,31 +18,11 @@ from analysis.toymc.truth import DATA_DETECTOR, SIM_DETECTOR
 
 
 @njit(cache=True)
-def _draw_poisson(rng, lam, n):
-    out = np.empty(n, np.int64)
-    for i in range(n):
-        out[i] = tracking.poisson_small(rng, lam)
-    return out
-
-
-@pytest.mark.parametrize("lam", [0.6, 2.0, 6.0])
-def test_poisson_by_inversion(lam):
-    x = _draw_poisson(np.random.default_rng(4), lam, 200_000)
-    k = np.arange(int(4 * lam + 15))
-    expected = stats.poisson.pmf(k, lam) * x.size
-    observed = np.bincount(x, minlength=k.size)[: k.size]
-    ok = expected > 10
-    chi2 = (((observed - expected) ** 2 / expected)[ok]).sum()
-    assert stats.chi2.sf(chi2, ok.sum() - 1) > 1e-3
-    assert x.mean() == pytest.approx(lam, abs=5 * math.sqrt(lam / x.size))
-
-
-@njit(cache=True)
 def _kernel_model(pt, eta, rho, eff, res):
     e, s = np.empty(pt.size), np.empty((pt.size, 5))
     for i in range(pt.size):
         e[i] = tracking.efficiency(pt[i], rho[i], eff)
-        tracking.sigmas(pt[i], eta[i], res, s[i])
+        tracking.sigmas(pt[i], eta[i], math.cosh(eta[i]), res, s[i])
     return e, s
 
 
@@ -62,7 +41,7 @@ def test_kernel_track_model_is_the_documented_one(det):
 def _kernel_helix(pt, eta, phi, q, vx, vy, vz):
     out = np.empty((pt.size, 5))
     for i in range(pt.size):
-        out[i] = tracking.helix_at_beamline(pt[i], eta[i], phi[i], q[i], vx[i], vy[i], vz[i])
+        out[i] = tracking.helix_at_beamline(pt[i], math.sinh(eta[i]), phi[i], q[i], vx[i], vy[i], vz[i])
     return out
 
 
@@ -166,3 +145,61 @@ def test_vertex_counts_and_truth_links(events):
     assert np.all(g["status"][flat] == 1)
     assert np.all(np.isin(np.abs(g["pdgId"][flat]), (11, 13, 211, 321, 2212)))
     assert np.array_equal(linked, t["genOrigin"] == dc.TRACK_ORIGINS["primary"])
+
+
+@njit(cache=True)
+def _associate_all(e_of, rx, ry, rz, phi, tanl, dz_err, pv, v_off, vx, vy, vz, vsz):
+    max_nv = 1 + np.max(v_off[1:] - v_off[:-1])
+    zs, order = np.empty(max_nv), np.empty(max_nv, np.int64)
+    out = np.empty(rx.size, np.int64)
+    for i in range(rx.size):
+        e = e_of[i]
+        nv, r_max, sz_max = tracking.sort_vertices(e, pv, v_off, vx, vy, vz, vsz, zs, order)
+        out[i] = tracking.associate(rx[i], ry[i], rz[i], phi[i], tanl[i], dz_err[i], e, pv, v_off, vx, vy, vz, vsz,
+                                    zs, order, nv, r_max, sz_max)
+    return out
+
+
+def test_windowed_association_equals_testing_every_vertex():
+    """The z-window search finds what a scan over all vertices finds, also for displaced, steep
+    tracks, vertices far off the beam line and vertices at nearly the same z (ties)."""
+    rng = np.random.default_rng(5)
+    n_ev, n_trk = 300, 40
+    n_v = rng.integers(0, 40, n_ev)
+    v_off = np.concatenate([[0], np.cumsum(n_v)])
+    m = v_off[-1]
+    vz = rng.normal(0, 3.5, m)
+    vz[::7] = np.round(vz[::7], 1)  # clusters and exact ties in z
+    vx, vy = rng.normal(0, 0.05, m), rng.normal(0, 0.05, m)
+    vsz = rng.uniform(0.002, 0.05, m)
+    pv = np.stack([rng.normal(0, 0.01, n_ev), rng.normal(0, 0.01, n_ev), rng.normal(0, 3.5, n_ev),
+                   np.full(n_ev, 0.0015), np.full(n_ev, 0.0015), rng.uniform(0.002, 0.02, n_ev)])
+    e_of = np.repeat(np.arange(n_ev), n_trk)
+    k = e_of.size
+    phi = rng.uniform(-np.pi, np.pi, k)
+    d0 = np.where(rng.random(k) < 0.5, rng.normal(0, 0.02, k), rng.laplace(0, 0.3, k))
+    rx, ry = -d0 * np.sin(phi), d0 * np.cos(phi)
+    # tracks near a vertex of their event (or the PV), and some anywhere
+    pick = rng.integers(0, np.maximum(n_v[e_of], 1))
+    has = n_v[e_of] > 0
+    near = np.where(has, vz[np.minimum(v_off[e_of] + pick, m - 1)], pv[2, e_of])
+    rz = np.where(rng.random(k) < 0.8, near + rng.normal(0, 0.05, k), rng.normal(0, 5, k))
+    tanl = np.sinh(rng.uniform(-2.5, 2.5, k))
+    dz_err = np.exp(rng.uniform(np.log(0.001), np.log(0.5), k))
+    got = _associate_all(e_of, rx, ry, rz, phi, tanl, dz_err, pv, v_off, vx, vy, vz, vsz)
+
+    expected = np.empty(k, np.int64)
+    for e in range(n_ev):
+        sl = slice(v_off[e], v_off[e + 1])
+        x, y = np.concatenate([[pv[0, e]], vx[sl]]), np.concatenate([[pv[1, e]], vy[sl]])
+        z, sz = np.concatenate([[pv[2, e]], vz[sl]]), np.concatenate([[pv[5, e]], vsz[sl]])
+        t = np.nonzero(e_of == e)[0][:, None]
+        c, s = np.cos(phi[t]), np.sin(phi[t])
+        dxy = -(rx[t] - x) * s + (ry[t] - y) * c
+        dz = (rz[t] - z) - ((rx[t] - x) * c + (ry[t] - y) * s) * tanl[t]
+        var = dz_err[t] ** 2 + sz**2
+        ok = (np.abs(dxy) <= tracking.ASSOC_DXY_MAX) & (dz**2 <= np.maximum(9 * var, tracking.ASSOC_DZ_FLOOR**2))
+        pull2 = np.where(ok, dz**2 / var, np.inf)
+        expected[t[:, 0]] = np.where(ok.any(axis=1), pull2.argmin(axis=1), -1)
+    assert np.array_equal(got, expected)
+    assert (expected > 0).mean() > 0.3 and (expected == 0).any() and (expected == -1).mean() > 0.05

@@ -9,9 +9,10 @@ Gaussian smearing with the pT- and eta-dependent resolution of
 covariance, quality variables, straight-line impact parameters with respect to the
 reconstructed PV and a vertex association, in the convention of :mod:`analysis.contract`.
 
-Randomness comes from the caller's ``numpy.random.Generator``, passed into the kernels
-(numba draws with NumPy's algorithms from the same bit generator), so a sample stays
-reproducible from its seed. ``benchmarks/bench_generate.py`` measures the throughput.
+Randomness comes from a :mod:`.rand` stream seeded from the sample's
+``numpy.random.Generator``, so a sample stays reproducible from its seed. Vertex association
+tests only the vertices in a z window around the track (sorted per event), with the same
+result as testing them all. ``benchmarks/bench_generate.py`` measures the throughput.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from numba import njit
 
 from .. import config as cfg
 from .. import contract as dc
+from . import rand
 from .truth import Detector
 
 #: soft-particle pT: a fraction from a power-law tail above 1 GeV, the rest Gamma-distributed
@@ -81,51 +83,37 @@ def efficiency(pt, rho, eff):
 
 
 @njit(cache=True, inline="always")
-def poisson_small(rng, lam):
-    """A Poisson variate of small mean by inversion of the CDF (one uniform; faster than
-    Generator.poisson for lam below ~10)."""
-    u = rng.random()
-    p = math.exp(-lam)
-    cdf, k = p, 0
-    while u > cdf and p > 0.0:
-        k += 1
-        p *= lam / k
-        cdf += p
-    return k
+def soft_pt(s):
+    """pT of a soft charged particle (GeV); ``s`` is a :mod:`.rand` state."""
+    if rand.random(s) < SOFT_PT_TAIL_FRACTION:
+        return 1.0 + rand.pareto(s, SOFT_PT_TAIL_INDEX)
+    return SOFT_PT_MIN + rand.gamma(s, SOFT_PT_GAMMA[0], SOFT_PT_GAMMA[1])
 
 
 @njit(cache=True, inline="always")
-def soft_pt(rng):
-    """pT of a soft charged particle (GeV)."""
-    if rng.random() < SOFT_PT_TAIL_FRACTION:
-        return 1.0 + rng.pareto(SOFT_PT_TAIL_INDEX)
-    return SOFT_PT_MIN + rng.gamma(SOFT_PT_GAMMA[0], SOFT_PT_GAMMA[1])
-
-
-@njit(cache=True, inline="always")
-def helix_at_beamline(pt, eta, phi, charge, vx, vy, vz):
-    """(q/pT, lambda, phi, d0, z0) at the PCA to the beam line of a particle made at (vx, vy, vz)."""
+def helix_at_beamline(pt, tan_lambda, phi, charge, vx, vy, vz):
+    """(q/pT, lambda, phi, d0, z0) at the PCA to the beam line of a particle made at (vx, vy, vz)
+    with momentum direction (phi, tan(lambda) = sinh(eta))."""
     radius = pt * _R1_CM / charge
     cx, cy = vx + radius * math.sin(phi), vy - radius * math.cos(phi)
-    cnorm = max(math.hypot(cx, cy), 1e-12)
-    s = 1.0 if radius > 0 else -1.0
-    sin_ref, cos_ref = s * cx / cnorm, -s * cy / cnorm  # of the momentum azimuth at the reference point
+    cnorm = max(math.sqrt(cx * cx + cy * cy), 1e-12)
+    sgn = 1.0 if radius > 0 else -1.0
+    sin_ref, cos_ref = sgn * cx / cnorm, -sgn * cy / cnorm  # of the momentum azimuth at the reference point
     phi_ref = math.atan2(sin_ref, cos_ref)
     ref_x = cx - abs(radius) * cx / cnorm
     ref_y = cy - abs(radius) * cy / cnorm
-    tan_lambda = math.sinh(eta)
     z0 = vz + radius * tan_lambda * wrap(phi - phi_ref)
     d0 = -ref_x * sin_ref + ref_y * cos_ref
     return charge / pt, math.atan(tan_lambda), phi_ref, d0, z0
 
 
 @njit(cache=True, inline="always")
-def sigmas(pt, eta, res, out):
-    """The five helix-parameter resolutions into ``out`` (TrackModel.sigmas times the data-model scales)."""
-    cosh = math.cosh(eta)
-    p = pt * cosh
+def sigmas(pt, eta, cosh_eta, res, out):
+    """The five helix-parameter resolutions into ``out`` (TrackModel.sigmas times the data-model
+    scales) for a track of ``pt``, ``eta`` and ``cosh_eta = cosh(eta)``."""
+    p = pt * cosh_eta
     growth = 1.0 + res[11] * abs(eta)
-    z_eta = math.sqrt(cosh) if res[10] == 0.5 else cosh ** res[10]
+    z_eta = math.sqrt(cosh_eta) if res[10] == 0.5 else cosh_eta ** res[10]
     out[0] = _quad(res[0], res[1] * pt) / pt * growth
     out[1] = _quad(res[2], res[3] / p) * growth
     out[2] = _quad(res[4], res[5] / pt) * growth
@@ -139,12 +127,12 @@ def _quad(a, b):
 
 
 @njit(cache=True, inline="always")
-def smear(params, eta, res, chol, rng, sig, meas):
+def smear(params, eta, cosh_eta, res, chol, s, sig, meas):
     """Measured helix parameters: true ``params`` (of pseudorapidity ``eta``) plus correlated
-    Gaussian noise of width ``sig``."""
-    sigmas(1.0 / abs(params[0]), eta, res, sig)
-    z0, z1, z2, z3, z4 = (rng.standard_normal(), rng.standard_normal(), rng.standard_normal(),
-                          rng.standard_normal(), rng.standard_normal())
+    Gaussian noise of width ``sig``; ``s`` is a :mod:`.rand` state."""
+    sigmas(1.0 / abs(params[0]), eta, cosh_eta, res, sig)
+    z0, z1, z2, z3, z4 = (rand.standard_normal(s), rand.standard_normal(s), rand.standard_normal(s),
+                          rand.standard_normal(s), rand.standard_normal(s))
     for i in range(5):
         noise = chol[i, 0] * z0 + chol[i, 1] * z1 + chol[i, 2] * z2 + chol[i, 3] * z3 + chol[i, 4] * z4
         meas[i] = params[i] + noise * sig[i]
@@ -153,75 +141,119 @@ def smear(params, eta, res, chol, rng, sig, meas):
 
 
 @njit(cache=True)
-def smear_many(q_pt, lam, phi, d0, z0, res, chol, rng):
+def smear_many(q_pt, lam, phi, d0, z0, res, chol, s):
     """:func:`smear` of many tracks: (measured (n, 5), sigmas (n, 5))."""
     n = q_pt.size
     meas, sig = np.empty((n, 5)), np.empty((n, 5))
     params = np.empty(5)
     for i in range(n):
         params[0], params[1], params[2], params[3], params[4] = q_pt[i], lam[i], phi[i], d0[i], z0[i]
-        smear(params, math.asinh(math.tan(lam[i])), res, chol, rng, sig[i], meas[i])
+        tanl = math.tan(lam[i])
+        smear(params, math.asinh(tanl), math.sqrt(1.0 + tanl * tanl), res, chol, s, sig[i], meas[i])
     return meas, sig
 
 
-# --- the event loop ---------------------------------------------------------------------
+# --- vertex association -----------------------------------------------------------------
+@njit(cache=True)
+def sort_vertices(e, pv, v_off, vx, vy, vz, vsz, zs, order):
+    """The PV (index 0) and OtherPV (k >= 1) of event ``e`` sorted by z into ``zs`` and ``order``
+    (stable); returns (count, largest transverse distance to the beam line, largest sigma_z)."""
+    nv = v_off[e + 1] - v_off[e] + 1
+    r_max, sz_max = math.sqrt(pv[0, e] ** 2 + pv[1, e] ** 2), pv[5, e]
+    zs[0], order[0] = pv[2, e], 0
+    for k in range(1, nv):
+        j = v_off[e] + k - 1
+        r_max, sz_max = max(r_max, math.sqrt(vx[j] ** 2 + vy[j] ** 2)), max(sz_max, vsz[j])
+        z, t = vz[j], k  # insertion sort: a few tens of vertices
+        while t > 0 and zs[t - 1] > z:
+            zs[t], order[t] = zs[t - 1], order[t - 1]
+            t -= 1
+        zs[t], order[t] = z, k
+    return nv, r_max, sz_max
+
+
 @njit(cache=True, inline="always")
-def _associate(rx, ry, rz, phi, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz):
-    """Vertex with the smallest straight-line dz pull within ASSOC_DZ_SIGMAS (0 = PV, k = OtherPV[k-1])."""
+def associate(rx, ry, rz, phi, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max):
+    """Vertex with the smallest straight-line dz pull within ASSOC_DZ_SIGMAS (floor ASSOC_DZ_FLOOR)
+    and |dxy| <= ASSOC_DXY_MAX: 0 = PV, k = OtherPV[k-1], -1 = none; ties go to the lower index.
+
+    Only vertices in a z window that provably contains every acceptable one are tested
+    (``zs``, ``order``, ``nv``, ``r_max``, ``sz_max`` from :func:`sort_vertices`): |dz| is
+    bounded by the largest window, and the straight-line correction by
+    (|ref| + r_max) |tan(lambda)|.
+    """
     c, s = math.cos(phi), math.sin(phi)
+    reach = math.sqrt(max(ASSOC_DZ_SIGMAS * ASSOC_DZ_SIGMAS * (dz_err * dz_err + sz_max * sz_max),
+                          ASSOC_DZ_FLOOR * ASSOC_DZ_FLOOR))
+    reach += (math.sqrt(rx * rx + ry * ry) + r_max) * abs(tanl)
+    reach = reach * (1.0 + 1e-9) + 1e-9  # rounding
+    lo, hi = 0, nv  # first sorted vertex with z >= rz - reach
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if zs[mid] < rz - reach:
+            lo = mid + 1
+        else:
+            hi = mid
     best, best_pull2 = -1, 1e300
-    for k in range(-1, v_off[e + 1] - v_off[e]):
-        if k < 0:
+    for t in range(lo, nv):
+        if zs[t] > rz + reach:
+            break
+        k = order[t]
+        if k == 0:
             x, y, z, sz = pv[0, e], pv[1, e], pv[2, e], pv[5, e]
         else:
-            j = v_off[e] + k
+            j = v_off[e] + k - 1
             x, y, z, sz = vx[j], vy[j], vz[j], vsz[j]
         dxy = -(rx - x) * s + (ry - y) * c
         if abs(dxy) > ASSOC_DXY_MAX:
             continue
         dz = (rz - z) - ((rx - x) * c + (ry - y) * s) * tanl
         var = dz_err * dz_err + sz * sz
-        window = max(ASSOC_DZ_SIGMAS * ASSOC_DZ_SIGMAS * var, ASSOC_DZ_FLOOR * ASSOC_DZ_FLOOR)
-        if dz * dz > window:
+        if dz * dz > max(ASSOC_DZ_SIGMAS * ASSOC_DZ_SIGMAS * var, ASSOC_DZ_FLOOR * ASSOC_DZ_FLOOR):
             continue
         pull2 = dz * dz / var
-        if pull2 < best_pull2:
-            best_pull2, best = pull2, k + 1
+        if pull2 < best_pull2 or (pull2 == best_pull2 and k < best):
+            best_pull2, best = pull2, k
     return best
 
 
+# --- the event loop ---------------------------------------------------------------------
 @njit(cache=True)
-def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
+def reconstruct(s, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
                 pu_off, pu_x, pu_y, pu_z, pu_tracks_mean, spurious_mean, true_pv_z,
                 pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr):
     """Reconstructed tracks of all events, in event order (genuine, pileup, spurious within an event).
 
-    ``pv`` is (6, n_events): reco PV x, y, z, then sqrt(covXX), sqrt(covYY), sqrt(covZZ).
-    Returns (counts, floats (len(FLOAT_FIELDS), m), ints (len(INT_FIELDS), m), cov (15, m)).
+    ``s`` is a :mod:`.rand` state; ``pv`` is (6, n_events): reco PV x, y, z, then sqrt(covXX),
+    sqrt(covYY), sqrt(covZZ). Returns (counts, floats (len(FLOAT_FIELDS), m), ints
+    (len(INT_FIELDS), m), cov (15, m)).
     """
     n = g_off.size - 1
     # counts first, so the output can be allocated once
     n_pu_trk = np.empty(pu_x.size, np.int64)
     for j in range(pu_x.size):
-        n_pu_trk[j] = poisson_small(rng, pu_tracks_mean)
+        n_pu_trk[j] = rand.poisson(s, pu_tracks_mean)
     n_spur = np.empty(n, np.int64)
     for e in range(n):
-        n_spur[e] = rng.poisson(spurious_mean)
+        n_spur[e] = rand.poisson(s, spurious_mean)
     cap = g_pt.size + n_pu_trk.sum() + n_spur.sum()
     fl = np.empty((_N_FLOAT, cap))
     it = np.empty((_N_INT, cap), np.int32)
     cov = np.empty((15, cap), np.float32)
     counts = np.zeros(n, np.int64)
+    max_nv = 1 + (np.max(v_off[1:] - v_off[:-1]) if n > 0 else 0)
+    zs, order = np.empty(max_nv), np.empty(max_nv, np.int64)
     max_eta = res[15]
     params, sig, meas = np.empty(5), np.empty(5), np.empty(5)
     m = 0
     for e in range(n):
+        vtx = sort_vertices(e, pv, v_off, vx, vy, vz, vsz, zs, order)
         n_gen = g_off[e + 1] - g_off[e]
         n_pu = pu_off[e + 1] - pu_off[e]
         for src in range(3):
             n_src = n_gen if src == 0 else (n_pu if src == 1 else n_spur[e])
             for a in range(n_src):
-                gidx, local, kind, eta = -1, -1, _SPURIOUS, 0.0
+                gidx, local, kind = -1, -1, _SPURIOUS
                 if src == 0:  # charged generator particle of this event
                     i = g_off[e] + a
                     apdg = abs(g_pdg[i])
@@ -229,45 +261,45 @@ def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
                         continue
                     if not (apdg == 211 or apdg == 321 or apdg == 2212 or apdg == 11 or apdg == 13):
                         continue
-                    if rng.random() >= efficiency(g_pt[i], math.hypot(g_vx[i], g_vy[i]), eff):
+                    if rand.random(s) >= efficiency(g_pt[i], math.sqrt(g_vx[i] ** 2 + g_vy[i] ** 2), eff):
                         continue
                     q = (-1.0 if apdg == 11 or apdg == 13 else 1.0) * (1.0 if g_pdg[i] > 0 else -1.0)
-                    params[0], params[1], params[2], params[3], params[4] = helix_at_beamline(
-                        g_pt[i], g_eta[i], g_phi[i], q, g_vx[i], g_vy[i], g_vz[i])
                     eta = g_eta[i]
+                    tanl = math.sinh(eta)
+                    params[0], params[1], params[2], params[3], params[4] = helix_at_beamline(
+                        g_pt[i], tanl, g_phi[i], q, g_vx[i], g_vy[i], g_vz[i])
                     gidx, local, kind = i, a, _PRIMARY
                 elif src == 1:  # tracks of the pileup interactions of this event
                     j = pu_off[e] + a
                     for _ in range(n_pu_trk[j]):
-                        pt = soft_pt(rng)
-                        if rng.random() >= efficiency(pt, 0.0, eff):
+                        pt = soft_pt(s)
+                        if rand.random(s) >= efficiency(pt, 0.0, eff):
                             continue
-                        eta = rng.uniform(-PU_TRACK_ETA, PU_TRACK_ETA)
-                        phi = rng.uniform(-math.pi, math.pi)
-                        q = 1.0 if rng.random() < 0.5 else -1.0
+                        eta = rand.uniform(s, -PU_TRACK_ETA, PU_TRACK_ETA)
+                        tanl = math.sinh(eta)
                         params[0], params[1], params[2], params[3], params[4] = helix_at_beamline(
-                            pt, eta, phi, q, pu_x[j], pu_y[j], pu_z[j])
-                        m = _emit(rng, params, eta, -1, -1, _PILEUP, e, res, chol, corr, pv, v_off, vx, vy,
-                                  vz, vsz, sig, meas, fl, it, cov, m, counts)
+                            pt, tanl, rand.uniform(s, -math.pi, math.pi), rand.sign(s), pu_x[j], pu_y[j], pu_z[j])
+                        m = _emit(s, params, eta, tanl, -1, -1, _PILEUP, e, res, chol, corr, pv, v_off, vx, vy,
+                                  vz, vsz, vtx, zs, order, sig, meas, fl, it, cov, m, counts)
                     continue
                 else:  # spurious: a random helix near the PV
-                    q = 1.0 if rng.random() < 0.5 else -1.0
-                    params[0] = q / (SPURIOUS_PT_MIN + rng.exponential(SPURIOUS_PT_MEAN))
-                    eta = rng.uniform(-PU_TRACK_ETA, PU_TRACK_ETA)
-                    params[1] = math.atan(math.sinh(eta))
-                    params[2] = rng.uniform(-math.pi, math.pi)
-                    params[3] = rng.laplace(0.0, SPURIOUS_D0_SCALE)
-                    params[4] = true_pv_z[e] + rng.laplace(0.0, SPURIOUS_Z0_SCALE)
-                m = _emit(rng, params, eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
-                          sig, meas, fl, it, cov, m, counts)
+                    params[0] = rand.sign(s) / (SPURIOUS_PT_MIN + rand.exponential(s, SPURIOUS_PT_MEAN))
+                    eta = rand.uniform(s, -PU_TRACK_ETA, PU_TRACK_ETA)
+                    tanl = math.sinh(eta)
+                    params[1] = math.atan(tanl)
+                    params[2] = rand.uniform(s, -math.pi, math.pi)
+                    params[3] = rand.laplace(s, 0.0, SPURIOUS_D0_SCALE)
+                    params[4] = true_pv_z[e] + rand.laplace(s, 0.0, SPURIOUS_Z0_SCALE)
+                m = _emit(s, params, eta, tanl, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
+                          vtx, zs, order, sig, meas, fl, it, cov, m, counts)
     return counts, fl[:, :m], it[:, :m], cov[:, :m]
 
 
 @njit(cache=True, inline="always")
-def _emit(rng, params, true_eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz, sig, meas, fl, it, cov,
-          m, counts):
+def _emit(s, params, true_eta, true_tanl, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
+          vtx, zs, order, sig, meas, fl, it, cov, m, counts):
     """Smear one track, apply the acceptance, and write it at position m; returns the next position."""
-    smear(params, true_eta, res, chol, rng, sig, meas)
+    smear(params, true_eta, math.sqrt(1.0 + true_tanl * true_tanl), res, chol, s, sig, meas)
     pt = 1.0 / abs(meas[0])
     tanl = math.tan(meas[1])
     eta = math.asinh(tanl)
@@ -278,33 +310,34 @@ def _emit(rng, params, true_eta, gidx, local, kind, e, res, chol, corr, pv, v_of
         for i in range(5):
             sig[i] *= SPURIOUS_COV_INFLATION
     phi, d0, z0 = meas[2], meas[3], meas[4]
-    c, s = math.cos(phi), math.sin(phi)
-    ref_x, ref_y = -d0 * s, d0 * c
+    c, sn = math.cos(phi), math.sin(phi)
+    ref_x, ref_y = -d0 * sn, d0 * c
     k = 0
     for i in range(5):
         for j in range(i, 5):
             cov[k, m] = sig[i] * sig[j] * corr[i, j]
             k += 1
     dx, dy = ref_x - pv[0, e], ref_y - pv[1, e]
-    dxy_err = math.sqrt(float(cov[_COV33, m]) + (pv[3, e] * s) ** 2 + (pv[4, e] * c) ** 2)
+    dxy_err = math.sqrt(float(cov[_COV33, m]) + (pv[3, e] * sn) ** 2 + (pv[4, e] * c) ** 2)
     dz_err = math.sqrt(float(cov[_COV44, m]) + pv[5, e] ** 2)
     fl[0, m], fl[1, m], fl[2, m] = pt, eta, phi
     fl[3, m], fl[4, m], fl[5, m] = ref_x, ref_y, z0
-    fl[6, m] = -dx * s + dy * c
-    fl[7, m] = (z0 - pv[2, e]) - (dx * c + dy * s) * tanl
+    fl[6, m] = -dx * sn + dy * c
+    fl[7, m] = (z0 - pv[2, e]) - (dx * c + dy * sn) * tanl
     fl[8, m], fl[9, m] = dxy_err, dz_err
     it[0, m] = 1 if meas[0] > 0 else -1
     it[2, m], it[3, m], it[4, m] = local, kind, gidx
     if spurious:
-        it[5, m] = rng.random() < 0.35
-        it[6, m] = rng.random() < 0.6
-        it[1, m] = 5 + poisson_small(rng, 2.0)
-        fl[10, m] = rng.gamma(2.0, 1.5)
+        it[5, m] = rand.random(s) < 0.35
+        it[6, m] = rand.random(s) < 0.6
+        it[1, m] = 5 + rand.poisson(s, 2.0)
+        fl[10, m] = rand.gamma(s, 2.0, 1.5)
     else:
-        it[5, m] = rng.random() < (0.9 if pt < 0.3 else 0.97)
-        it[6, m] = rng.random() < 0.95
-        it[1, m] = 8 + poisson_small(rng, 6.0)
-        fl[10, m] = rng.gamma(5.0, 0.2)
-    it[7, m] = _associate(ref_x, ref_y, z0, phi, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz)
+        it[5, m] = rand.random(s) < (0.9 if pt < 0.3 else 0.97)
+        it[6, m] = rand.random(s) < 0.95
+        it[1, m] = 8 + rand.poisson(s, 6.0)
+        fl[10, m] = rand.gamma(s, 5.0, 0.2)
+    nv, r_max, sz_max = vtx
+    it[7, m] = associate(ref_x, ref_y, z0, phi, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max)
     counts[e] += 1
     return m + 1
