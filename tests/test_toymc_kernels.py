@@ -155,7 +155,7 @@ def _associate_all(e_of, rx, ry, rz, phi, tanl, dz_err, pv, v_off, vx, vy, vz, v
     for i in range(rx.size):
         e = e_of[i]
         nv, r_max, sz_max = tracking.sort_vertices(e, pv, v_off, vx, vy, vz, vsz, zs, order)
-        out[i] = tracking.associate(rx[i], ry[i], rz[i], phi[i], tanl[i], dz_err[i], e, pv, v_off, vx, vy, vz, vsz,
+        out[i] = tracking.associate(rx[i], ry[i], rz[i], math.cos(phi[i]), math.sin(phi[i]), tanl[i], dz_err[i], e, pv, v_off, vx, vy, vz, vsz,
                                     zs, order, nv, r_max, sz_max)
     return out
 

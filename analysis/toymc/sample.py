@@ -195,8 +195,7 @@ def take_events(branches: dict, order: np.ndarray) -> dict:
     out = {}
     for key, v in branches.items():
         if isinstance(v, Jagged):
-            off = v.offsets
-            idx = np.concatenate([np.arange(off[i], off[i + 1]) for i in order]) if False else _gather(off, order)
+            idx = _gather(v.offsets, order)
             out[key] = Jagged(v.counts[order], {f: a[idx] for f, a in v.fields.items()})
         else:
             out[key] = v[order]

@@ -173,16 +173,16 @@ def sort_vertices(e, pv, v_off, vx, vy, vz, vsz, zs, order):
 
 
 @njit(cache=True, inline="always")
-def associate(rx, ry, rz, phi, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max):
+def associate(rx, ry, rz, c, s, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max):
     """Vertex with the smallest straight-line dz pull within ASSOC_DZ_SIGMAS (floor ASSOC_DZ_FLOOR)
-    and |dxy| <= ASSOC_DXY_MAX: 0 = PV, k = OtherPV[k-1], -1 = none; ties go to the lower index.
+    and |dxy| <= ASSOC_DXY_MAX for a track at reference point (rx, ry, rz) with direction
+    cos(phi) = c, sin(phi) = s: 0 = PV, k = OtherPV[k-1], -1 = none; ties go to the lower index.
 
     Only vertices in a z window that provably contains every acceptable one are tested
     (``zs``, ``order``, ``nv``, ``r_max``, ``sz_max`` from :func:`sort_vertices`): |dz| is
     bounded by the largest window, and the straight-line correction by
     (|ref| + r_max) |tan(lambda)|.
     """
-    c, s = math.cos(phi), math.sin(phi)
     reach = math.sqrt(max(ASSOC_DZ_SIGMAS * ASSOC_DZ_SIGMAS * (dz_err * dz_err + sz_max * sz_max),
                           ASSOC_DZ_FLOOR * ASSOC_DZ_FLOOR))
     reach += (math.sqrt(rx * rx + ry * ry) + r_max) * abs(tanl)
@@ -338,6 +338,6 @@ def _emit(s, params, true_eta, true_tanl, gidx, local, kind, e, res, chol, corr,
         it[1, m] = 8 + rand.poisson(s, 6.0)
         fl[10, m] = rand.gamma(s, 5.0, 0.2)
     nv, r_max, sz_max = vtx
-    it[7, m] = associate(ref_x, ref_y, z0, phi, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max)
+    it[7, m] = associate(ref_x, ref_y, z0, c, sn, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max)
     counts[e] += 1
     return m + 1
