@@ -4,10 +4,7 @@ Measures, after a warm-up (numba JIT), events per second of
   - the hard process + detector response of hard objects (jets, leptons, MET, triggers),
   - full events (plus vertices, tracks with helix covariance, PF candidates, isolation),
   - writing to ROOT (LZ4),
-for every background process, and prints a table; then the microseconds per event of each
-step of a full event, and the cost of one random draw inside a numba kernel with
-:mod:`analysis.toymc.rand` against NumPy's ``Generator`` called from numba (the obvious
-alternative, measured in the same run). Run: ``python benchmarks/bench_generate.py``.
+for every background process, and prints a table. Run: ``python benchmarks/bench_generate.py``.
 """
 
 from __future__ import annotations
@@ -22,10 +19,7 @@ for var in ("NUMBA_NUM_THREADS", "OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL
     os.environ.setdefault(var, "1")  # one core: no helper threads (an idle BLAS thread spins)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import numpy as np  # noqa: E402
-from numba import njit  # noqa: E402
-
-from analysis.toymc import rand, soft  # noqa: E402
+from analysis.toymc import soft  # noqa: E402
 from analysis.toymc.jagged import concatenate  # noqa: E402
 from analysis.toymc.processes import BACKGROUNDS  # noqa: E402
 from analysis.toymc.sample import _hard_stage, generate_mc, make_rng  # noqa: E402
@@ -84,35 +78,6 @@ def stage_breakdown(process: str = "zjets_nunu") -> None:
     print(f"  {'sum':<40} {sum(times.values()):8.2f}  (= {1e6 / sum(times.values()):,.0f} ev/s)")
 
 
-@njit(cache=True)
-def _draws_rand(s, n, kind):
-    t = 0.0
-    for _ in range(n):
-        t += rand.random(s) if kind == 0 else (rand.standard_normal(s) if kind == 1 else rand.gamma(s, 1.6, 0.45))
-    return t
-
-
-@njit(cache=True)
-def _draws_numpy(rng, n, kind):
-    t = 0.0
-    for _ in range(n):
-        t += rng.random() if kind == 0 else (rng.standard_normal() if kind == 1 else rng.gamma(1.6, 0.45))
-    return t
-
-
-def rng_costs(n: int = 5_000_000) -> None:
-    """Nanoseconds per draw inside a numba loop: analysis.toymc.rand against numpy.random.Generator."""
-    rng = np.random.default_rng(1)
-    s = rand.state_from(rng)
-    print("\nnanoseconds per draw in a numba kernel   toymc.rand   numpy Generator   ratio")
-    for kind, name in enumerate(("uniform", "normal", "gamma(1.6)")):
-        _draws_rand(s, 10, kind), _draws_numpy(rng, 10, kind)
-        ours = min(_timed(lambda k=kind: _draws_rand(s, n, k)) for _ in range(3)) / n * 1e9
-        theirs = min(_timed(lambda k=kind: _draws_numpy(rng, n, k)) for _ in range(3)) / n * 1e9
-        print(f"  {name:<38} {ours:10.1f} {theirs:17.1f} {theirs / ours:7.1f}")
-
-
 if __name__ == "__main__":
     main()
     stage_breakdown()
-    rng_costs()

@@ -34,7 +34,7 @@ from analysis.toymc.sample import generate_mc, generate_stream
 NAME = "generate"
 HELP = "generate toy NanoAOD-like samples and their fileset JSON"
 COMPRESSION = uproot.ZSTD(1)
-GENERATOR_VERSION = "3"  # 2: numba track/vertex/PF kernels; 3: in-kernel xoshiro256** streams (analysis.toymc.rand)
+GENERATOR_VERSION = "2"  # 2: numba track/vertex/PF kernels (new random streams)
 #: store jagged float fields as float32 (NanoAOD precision); these stay float64-free
 FLOAT_DTYPE = np.float32
 

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 from numba import njit
+from scipy import stats
 
 from analysis import contract as dc
 from analysis import helix
@@ -18,11 +19,31 @@ from analysis.toymc.truth import DATA_DETECTOR, SIM_DETECTOR
 
 
 @njit(cache=True)
+def _draw_poisson(rng, lam, n):
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        out[i] = tracking.poisson_small(rng, lam)
+    return out
+
+
+@pytest.mark.parametrize("lam", [0.6, 2.0, 6.0])
+def test_poisson_by_inversion(lam):
+    x = _draw_poisson(np.random.default_rng(4), lam, 200_000)
+    k = np.arange(int(4 * lam + 15))
+    expected = stats.poisson.pmf(k, lam) * x.size
+    observed = np.bincount(x, minlength=k.size)[: k.size]
+    ok = expected > 10
+    chi2 = (((observed - expected) ** 2 / expected)[ok]).sum()
+    assert stats.chi2.sf(chi2, ok.sum() - 1) > 1e-3
+    assert x.mean() == pytest.approx(lam, abs=5 * math.sqrt(lam / x.size))
+
+
+@njit(cache=True)
 def _kernel_model(pt, eta, rho, eff, res):
     e, s = np.empty(pt.size), np.empty((pt.size, 5))
     for i in range(pt.size):
         e[i] = tracking.efficiency(pt[i], rho[i], eff)
-        tracking.sigmas(pt[i], eta[i], math.cosh(eta[i]), res, s[i])
+        tracking.sigmas(pt[i], eta[i], res, s[i])
     return e, s
 
 
@@ -41,7 +62,7 @@ def test_kernel_track_model_is_the_documented_one(det):
 def _kernel_helix(pt, eta, phi, q, vx, vy, vz):
     out = np.empty((pt.size, 5))
     for i in range(pt.size):
-        out[i] = tracking.helix_at_beamline(pt[i], math.sinh(eta[i]), phi[i], q[i], vx[i], vy[i], vz[i])
+        out[i] = tracking.helix_at_beamline(pt[i], eta[i], phi[i], q[i], vx[i], vy[i], vz[i])
     return out
 
 

@@ -6,8 +6,7 @@ the hard process (leptons, tau decays, signal pions), from pileup interactions, 
 spurious (fake) tracks are added. Tracks carry measured helix parameters smeared with the
 covariance of :class:`~analysis.toymc.truth.TrackModel`, stored in the convention of
 :mod:`analysis.contract` (the reconstruction itself is in :mod:`.tracking`). The per-particle
-work runs in numba kernels that draw from :mod:`.rand` streams seeded from the sample's
-``numpy.random.Generator``.
+work runs in numba kernels that draw from the sample's ``numpy.random.Generator``.
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ from numba import njit
 
 from .. import contract as dc
 from ..config import PION_MASS
-from . import rand, tracking
+from . import tracking
 from .hard import GEN_FIELDS, HardEvents
 from .jagged import Jagged
 from .tracking import soft_pt, wrap
@@ -67,7 +66,7 @@ def vertices(true_pv, n_pu: np.ndarray, det: Detector, rng) -> Vertices:
     (efficiency and resolution of PileupModel) and the reconstructed leading PV."""
     pu = det.pileup
     n = n_pu.size
-    true, reco, counts, pv = _vertices(rand.state_from(rng), n_pu.astype(np.int64), *true_pv, pu.beamspot_sigma_xy,
+    true, reco, counts, pv = _vertices(rng, n_pu.astype(np.int64), *true_pv, pu.beamspot_sigma_xy,
                                        pu.beamspot_sigma_z, pu.vertex_reco_eff, pu.pu_sigma_xy, pu.pu_sigma_z,
                                        pu.pv_sigma_xy, pu.pv_sigma_z)
     zeros = np.zeros(counts.sum())
@@ -85,7 +84,7 @@ def vertices(true_pv, n_pu: np.ndarray, det: Detector, rng) -> Vertices:
 
 
 @njit(cache=True)
-def _vertices(s, n_pu, tx, ty, tz, bs_xy, bs_z, reco_eff, pu_xy, pu_z, pv_xy, pv_z):
+def _vertices(rng, n_pu, tx, ty, tz, bs_xy, bs_z, reco_eff, pu_xy, pu_z, pv_xy, pv_z):
     """true (x, y, z, reco index or -1) of pileup interactions; reco (x, y, z, covXX, covZZ) of the
     reconstructed ones with per-event counts; reco PV (x, y, z, chi2, ndof)."""
     n = n_pu.size
@@ -96,30 +95,30 @@ def _vertices(s, n_pu, tx, ty, tz, bs_xy, bs_z, reco_eff, pu_xy, pu_z, pv_xy, pv
     j = m = 0
     for e in range(n):
         for _ in range(n_pu[e]):
-            x, y, z = rand.normal(s, 0.0, bs_xy), rand.normal(s, 0.0, bs_xy), rand.normal(s, 0.0, bs_z)
+            x, y, z = rng.normal(0.0, bs_xy), rng.normal(0.0, bs_xy), rng.normal(0.0, bs_z)
             true[0, j], true[1, j], true[2, j], true[3, j] = x, y, z, -1
-            if rand.random(s) < reco_eff:
+            if rng.random() < reco_eff:
                 counts[e] += 1
                 true[3, j] = counts[e]  # 0 is the PV
-                sxy, sz = pu_xy * rand.uniform(s, 0.7, 1.5), pu_z * rand.uniform(s, 0.7, 1.5)
-                reco[0, m], reco[1, m] = rand.normal(s, x, sxy), rand.normal(s, y, sxy)
-                reco[2, m], reco[3, m], reco[4, m] = rand.normal(s, z, sz), sxy * sxy, sz * sz
+                sxy, sz = pu_xy * rng.uniform(0.7, 1.5), pu_z * rng.uniform(0.7, 1.5)
+                reco[0, m], reco[1, m] = x + sxy * rng.standard_normal(), y + sxy * rng.standard_normal()
+                reco[2, m], reco[3, m], reco[4, m] = z + sz * rng.standard_normal(), sxy * sxy, sz * sz
                 m += 1
             j += 1
-        pv[0, e], pv[1, e] = rand.normal(s, tx[e], pv_xy), rand.normal(s, ty[e], pv_xy)
-        pv[2, e], pv[3, e] = rand.normal(s, tz[e], pv_z), rand.gamma(s, 4.0, 0.25)
-        pv[4, e] = 2.0 * (10 + rand.poisson(s, 15.0))
+        pv[0, e], pv[1, e] = tx[e] + pv_xy * rng.standard_normal(), ty[e] + pv_xy * rng.standard_normal()
+        pv[2, e], pv[3, e] = tz[e] + pv_z * rng.standard_normal(), rng.gamma(4.0, 0.25)
+        pv[4, e] = 2.0 * (10 + rng.poisson(15.0))
     return true, reco[:, :m], counts, pv
 
 
 @njit(cache=True, inline="always")
-def _direction(s, e, j_off, j_eta, j_phi):
+def _direction(rng, e, j_off, j_eta, j_phi):
     """eta, phi of a soft particle: with probability NEAR_JET_FRACTION near a random hard gen jet."""
     nj = j_off[e + 1] - j_off[e]
-    if nj > 0 and rand.random(s) < NEAR_JET_FRACTION:
-        k = j_off[e] + min(int(rand.random(s) * nj), nj - 1)
-        return rand.normal(s, j_eta[k], NEAR_JET_SPREAD), wrap(rand.normal(s, j_phi[k], NEAR_JET_SPREAD))
-    return rand.uniform(s, -SOFT_ETA, SOFT_ETA), rand.uniform(s, -math.pi, math.pi)
+    if nj > 0 and rng.random() < NEAR_JET_FRACTION:
+        k = j_off[e] + min(int(rng.random() * nj), nj - 1)
+        return j_eta[k] + rng.normal(0.0, NEAR_JET_SPREAD), wrap(j_phi[k] + rng.normal(0.0, NEAR_JET_SPREAD))
+    return rng.uniform(-SOFT_ETA, SOFT_ETA), rng.uniform(-math.pi, math.pi)
 
 
 def hard_jets(genjets: Jagged) -> Jagged:
@@ -135,48 +134,49 @@ def primary_particles(hard: HardEvents, true_pv, det: Detector, rng) -> Jagged:
     """
     jets = hard_jets(hard.genjets)
     rate = det.model.pv_track_rate
-    counts, rows = _primary(rand.state_from(rng), PROMPT_TRACKS_MEAN * rate, V0_MEAN * rate, hard.genpart.counts,
+    counts, rows = _primary(rng, PROMPT_TRACKS_MEAN * rate, V0_MEAN * rate, hard.genpart.counts,
                             *true_pv, jets.offsets, jets["eta"], jets["phi"])
     return Jagged(counts, {k: rows[i] for i, k in enumerate(GEN_FIELDS)})
 
 
 @njit(cache=True)
-def _primary(s, prompt_mean, v0_mean, hard_counts, pv_x, pv_y, pv_z, j_off, j_eta, j_phi):
+def _primary(rng, prompt_mean, v0_mean, hard_counts, pv_x, pv_y, pv_z, j_off, j_eta, j_phi):
     n = hard_counts.size
     n_prompt, n_v0 = np.empty(n, np.int64), np.empty(n, np.int64)
     for e in range(n):
-        n_prompt[e] = rand.poisson(s, prompt_mean)
-        n_v0[e] = rand.poisson(s, v0_mean)
+        n_prompt[e] = rng.poisson(prompt_mean)
+        n_v0[e] = rng.poisson(v0_mean)
     counts = n_prompt + 3 * n_v0
     out = np.empty((10, counts.sum()))  # GEN_FIELDS
     p_star = _two_body_momentum(K0S_MASS, PION_MASS, PION_MASS)
     m = 0
     for e in range(n):
         for _ in range(n_prompt[e]):
-            eta, phi = _direction(s, e, j_off, j_eta, j_phi)
-            u = rand.random(s)
+            eta, phi = _direction(rng, e, j_off, j_eta, j_phi)
+            u = rng.random()
             pdg, mass = (211, PION_MASS) if u < 0.8 else ((321, KAON_MASS) if u < 0.92 else (2212, PROTON_MASS))
-            _gen_row(out, m, soft_pt(s), eta, phi, mass, rand.sign(s) * pdg, 1.0, -1.0, pv_x[e], pv_y[e], pv_z[e])
+            sign = 1.0 if rng.random() < 0.5 else -1.0
+            _gen_row(out, m, soft_pt(rng), eta, phi, mass, sign * pdg, 1.0, -1.0, pv_x[e], pv_y[e], pv_z[e])
             m += 1
         base = hard_counts[e] + n_prompt[e]  # local index of this event's first K0S
         for b in range(n_v0[e]):
-            eta, phi = _direction(s, e, j_off, j_eta, j_phi)
-            pt = K0S_PT_MIN + rand.gamma(s, K0S_PT_GAMMA[0], K0S_PT_GAMMA[1])
+            eta, phi = _direction(rng, e, j_off, j_eta, j_phi)
+            pt = K0S_PT_MIN + rng.gamma(K0S_PT_GAMMA[0], K0S_PT_GAMMA[1])
             px, py, pz = pt * math.cos(phi), pt * math.sin(phi), pt * math.sinh(eta)
             p = math.sqrt(pt * pt + pz * pz)
             energy = math.sqrt(p * p + K0S_MASS * K0S_MASS)
-            length = p / K0S_MASS * K0S_CTAU_CM * rand.exponential(s, 1.0)
+            length = p / K0S_MASS * K0S_CTAU_CM * rng.standard_exponential()
             dx, dy, dz = pv_x[e] + length * px / p, pv_y[e] + length * py / p, pv_z[e] + length * pz / p
             _gen_row(out, m, pt, min(max(eta, -10.0), 10.0), phi, K0S_MASS, PDG_K0S, 2.0, -1.0, pv_x[e], pv_y[e], pv_z[e])
             # isotropic decay in the K0S rest frame, boosted to the lab
-            cos_t = rand.uniform(s, -1.0, 1.0)
+            cos_t = rng.uniform(-1.0, 1.0)
             sin_t = math.sqrt(1.0 - cos_t * cos_t)
-            ph = rand.uniform(s, -math.pi, math.pi)
+            ph = rng.uniform(-math.pi, math.pi)
             kx, ky, kz = p_star * sin_t * math.cos(ph), p_star * sin_t * math.sin(ph), p_star * cos_t
             e_star = math.sqrt(p_star * p_star + PION_MASS * PION_MASS)
             for d, sign in ((1, 1.0), (2, -1.0)):
                 qx, qy, qz = _boost(sign * kx, sign * ky, sign * kz, e_star, px / energy, py / energy, pz / energy)
-                q_pt = math.sqrt(qx * qx + qy * qy)
+                q_pt = math.hypot(qx, qy)
                 q_eta = min(max(math.asinh(qz / q_pt), -10.0), 10.0) if q_pt > 0 else math.copysign(10.0, qz)
                 _gen_row(out, m + d, q_pt, q_eta, math.atan2(qy, qx), PION_MASS, sign * 211, 1.0, base + 3 * b, dx, dy, dz)
             m += 3
@@ -211,7 +211,7 @@ def _boost(px, py, pz, e, bx, by, bz):
 def smear_helix(params, det: Detector, rng):
     """Measured helix parameters (list of 5 arrays) and resolutions (n, 5) of true ``params``."""
     _, res, chol, _ = tracking.model_arrays(det)
-    meas, sig = tracking.smear_many(*(np.asarray(p, np.float64) for p in params), res, chol, rand.state_from(rng))
+    meas, sig = tracking.smear_many(*(np.asarray(p, np.float64) for p in params), res, chol, rng)
     return [meas[:, i] for i in range(5)], sig
 
 
@@ -221,7 +221,7 @@ def tracks_and_pf(genpart: Jagged, vtx: Vertices, hard: HardEvents, det: Detecto
                    *(np.sqrt(vtx.pv[f"PV_cov{c}"]) for c in ("XX", "YY", "ZZ"))])
     vo, pu = vtx.other, vtx.pu_true
     counts, fl, it, cov = tracking.reconstruct(
-        rand.state_from(rng), genpart.offsets, genpart["pt"], genpart["eta"], genpart["phi"], genpart["pdgId"].astype(np.int64),
+        rng, genpart.offsets, genpart["pt"], genpart["eta"], genpart["phi"], genpart["pdgId"].astype(np.int64),
         genpart["status"].astype(np.int64), genpart["vx"], genpart["vy"], genpart["vz"],
         pu.offsets, pu["x"], pu["y"], pu["z"], det.pileup.tracks_per_pu, SPURIOUS_MEAN * det.model.spurious_track_rate,
         vtx.true_pv[2], pv, vo.offsets, vo["x"], vo["y"], vo["z"], np.sqrt(vo["covZZ"]), *tracking.model_arrays(det),
@@ -273,7 +273,7 @@ def pf_candidates(tracks: Jagged, hard: HardEvents, rng) -> tuple[Jagged, np.nda
     PF isolation of every track (sum pT of charged PV candidates and neutrals in DeltaR < 0.3)."""
     jets = hard_jets(hard.genjets)
     counts, fl, it, iso = _pf_and_isolation(
-        rand.state_from(rng), tracks.offsets, tracks["pt"], tracks["eta"], tracks["phi"], tracks["charge"], tracks["dz"],
+        rng, tracks.offsets, tracks["pt"], tracks["eta"], tracks["phi"], tracks["charge"], tracks["dz"],
         tracks["vtxIdx"], tracks["isPFcand"], jets.offsets, jets["eta"], jets["phi"], NEUTRAL_PF_MEAN, PF_ISO_CONE,
     )
     fields = {"pt": fl[0], "eta": fl[1], "phi": fl[2]}
@@ -282,12 +282,12 @@ def pf_candidates(tracks: Jagged, hard: HardEvents, rng) -> tuple[Jagged, np.nda
 
 
 @njit(cache=True)
-def _pf_and_isolation(s, t_off, t_pt, t_eta, t_phi, t_charge, t_dz, t_vtx, t_pf, j_off, j_eta, j_phi,
+def _pf_and_isolation(rng, t_off, t_pt, t_eta, t_phi, t_charge, t_dz, t_vtx, t_pf, j_off, j_eta, j_phi,
                       neutral_mean, cone):
     n = t_off.size - 1
     n_neutral = np.empty(n, np.int64)
     for e in range(n):
-        n_neutral[e] = rand.poisson(s, neutral_mean)
+        n_neutral[e] = rng.poisson(neutral_mean)
     cap = t_pf.sum() + n_neutral.sum()
     fl = np.empty((3, cap))
     it = np.empty((4, cap), np.int32)
@@ -305,9 +305,9 @@ def _pf_and_isolation(s, t_off, t_pt, t_eta, t_phi, t_charge, t_dz, t_vtx, t_pf,
             it[0, m], it[1, m], it[2, m], it[3, m] = t_charge[i], 211 * t_charge[i], from_pv, i - t_off[e]
             m += 1
         for _ in range(n_neutral[e]):
-            eta, phi = _direction(s, e, j_off, j_eta, j_phi)
-            fl[0, m], fl[1, m], fl[2, m] = NEUTRAL_PT_MIN + rand.exponential(s, NEUTRAL_PT_MEAN), eta, phi
-            it[0, m], it[1, m], it[2, m], it[3, m] = 0, 22 if rand.random(s) < PHOTON_FRACTION else 130, 0, -1
+            eta, phi = _direction(rng, e, j_off, j_eta, j_phi)
+            fl[0, m], fl[1, m], fl[2, m] = NEUTRAL_PT_MIN + rng.exponential(NEUTRAL_PT_MEAN), eta, phi
+            it[0, m], it[1, m], it[2, m], it[3, m] = 0, 22 if rng.random() < PHOTON_FRACTION else 130, 0, -1
             m += 1
         counts[e] = m - start
         _isolation(t_off[e], t_off[e + 1], t_eta, t_phi, start, m, fl, it, cone, iso)

@@ -9,10 +9,10 @@ Gaussian smearing with the pT- and eta-dependent resolution of
 covariance, quality variables, straight-line impact parameters with respect to the
 reconstructed PV and a vertex association, in the convention of :mod:`analysis.contract`.
 
-Randomness comes from a :mod:`.rand` stream seeded from the sample's
-``numpy.random.Generator``, so a sample stays reproducible from its seed. Vertex association
-tests only the vertices in a z window around the track (sorted per event), with the same
-result as testing them all. ``benchmarks/bench_generate.py`` measures the throughput.
+Randomness comes from the caller's ``numpy.random.Generator``, passed into the kernels
+(numba draws with NumPy's algorithms from the same bit generator), so a sample stays
+reproducible from its seed. Vertex association tests only the vertices in a z window
+around the track (sorted per event), with the same result as testing them all. ``benchmarks/bench_generate.py`` measures the throughput.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from numba import njit
 
 from .. import config as cfg
 from .. import contract as dc
-from . import rand
 from .truth import Detector
 
 #: soft-particle pT: a fraction from a power-law tail above 1 GeV, the rest Gamma-distributed
@@ -83,37 +82,51 @@ def efficiency(pt, rho, eff):
 
 
 @njit(cache=True, inline="always")
-def soft_pt(s):
-    """pT of a soft charged particle (GeV); ``s`` is a :mod:`.rand` state."""
-    if rand.random(s) < SOFT_PT_TAIL_FRACTION:
-        return 1.0 + rand.pareto(s, SOFT_PT_TAIL_INDEX)
-    return SOFT_PT_MIN + rand.gamma(s, SOFT_PT_GAMMA[0], SOFT_PT_GAMMA[1])
+def poisson_small(rng, lam):
+    """A Poisson variate of small mean by inversion of the CDF (one uniform; faster than
+    Generator.poisson for lam below ~10)."""
+    u = rng.random()
+    p = math.exp(-lam)
+    cdf, k = p, 0
+    while u > cdf and p > 0.0:
+        k += 1
+        p *= lam / k
+        cdf += p
+    return k
 
 
 @njit(cache=True, inline="always")
-def helix_at_beamline(pt, tan_lambda, phi, charge, vx, vy, vz):
-    """(q/pT, lambda, phi, d0, z0) at the PCA to the beam line of a particle made at (vx, vy, vz)
-    with momentum direction (phi, tan(lambda) = sinh(eta))."""
+def soft_pt(rng):
+    """pT of a soft charged particle (GeV)."""
+    if rng.random() < SOFT_PT_TAIL_FRACTION:
+        return 1.0 + rng.pareto(SOFT_PT_TAIL_INDEX)
+    return SOFT_PT_MIN + rng.gamma(SOFT_PT_GAMMA[0], SOFT_PT_GAMMA[1])
+
+
+@njit(cache=True, inline="always")
+def helix_at_beamline(pt, eta, phi, charge, vx, vy, vz):
+    """(q/pT, lambda, phi, d0, z0) at the PCA to the beam line of a particle made at (vx, vy, vz)."""
     radius = pt * _R1_CM / charge
     cx, cy = vx + radius * math.sin(phi), vy - radius * math.cos(phi)
-    cnorm = max(math.sqrt(cx * cx + cy * cy), 1e-12)
-    sgn = 1.0 if radius > 0 else -1.0
-    sin_ref, cos_ref = sgn * cx / cnorm, -sgn * cy / cnorm  # of the momentum azimuth at the reference point
+    cnorm = max(math.hypot(cx, cy), 1e-12)
+    s = 1.0 if radius > 0 else -1.0
+    sin_ref, cos_ref = s * cx / cnorm, -s * cy / cnorm  # of the momentum azimuth at the reference point
     phi_ref = math.atan2(sin_ref, cos_ref)
     ref_x = cx - abs(radius) * cx / cnorm
     ref_y = cy - abs(radius) * cy / cnorm
+    tan_lambda = math.sinh(eta)
     z0 = vz + radius * tan_lambda * wrap(phi - phi_ref)
     d0 = -ref_x * sin_ref + ref_y * cos_ref
     return charge / pt, math.atan(tan_lambda), phi_ref, d0, z0
 
 
 @njit(cache=True, inline="always")
-def sigmas(pt, eta, cosh_eta, res, out):
-    """The five helix-parameter resolutions into ``out`` (TrackModel.sigmas times the data-model
-    scales) for a track of ``pt``, ``eta`` and ``cosh_eta = cosh(eta)``."""
-    p = pt * cosh_eta
+def sigmas(pt, eta, res, out):
+    """The five helix-parameter resolutions into ``out`` (TrackModel.sigmas times the data-model scales)."""
+    cosh = math.cosh(eta)
+    p = pt * cosh
     growth = 1.0 + res[11] * abs(eta)
-    z_eta = math.sqrt(cosh_eta) if res[10] == 0.5 else cosh_eta ** res[10]
+    z_eta = math.sqrt(cosh) if res[10] == 0.5 else cosh ** res[10]
     out[0] = _quad(res[0], res[1] * pt) / pt * growth
     out[1] = _quad(res[2], res[3] / p) * growth
     out[2] = _quad(res[4], res[5] / pt) * growth
@@ -127,12 +140,12 @@ def _quad(a, b):
 
 
 @njit(cache=True, inline="always")
-def smear(params, eta, cosh_eta, res, chol, s, sig, meas):
+def smear(params, eta, res, chol, rng, sig, meas):
     """Measured helix parameters: true ``params`` (of pseudorapidity ``eta``) plus correlated
-    Gaussian noise of width ``sig``; ``s`` is a :mod:`.rand` state."""
-    sigmas(1.0 / abs(params[0]), eta, cosh_eta, res, sig)
-    z0, z1, z2, z3, z4 = (rand.standard_normal(s), rand.standard_normal(s), rand.standard_normal(s),
-                          rand.standard_normal(s), rand.standard_normal(s))
+    Gaussian noise of width ``sig``."""
+    sigmas(1.0 / abs(params[0]), eta, res, sig)
+    z0, z1, z2, z3, z4 = (rng.standard_normal(), rng.standard_normal(), rng.standard_normal(),
+                          rng.standard_normal(), rng.standard_normal())
     for i in range(5):
         noise = chol[i, 0] * z0 + chol[i, 1] * z1 + chol[i, 2] * z2 + chol[i, 3] * z3 + chol[i, 4] * z4
         meas[i] = params[i] + noise * sig[i]
@@ -141,15 +154,14 @@ def smear(params, eta, cosh_eta, res, chol, s, sig, meas):
 
 
 @njit(cache=True)
-def smear_many(q_pt, lam, phi, d0, z0, res, chol, s):
+def smear_many(q_pt, lam, phi, d0, z0, res, chol, rng):
     """:func:`smear` of many tracks: (measured (n, 5), sigmas (n, 5))."""
     n = q_pt.size
     meas, sig = np.empty((n, 5)), np.empty((n, 5))
     params = np.empty(5)
     for i in range(n):
         params[0], params[1], params[2], params[3], params[4] = q_pt[i], lam[i], phi[i], d0[i], z0[i]
-        tanl = math.tan(lam[i])
-        smear(params, math.asinh(tanl), math.sqrt(1.0 + tanl * tanl), res, chol, s, sig[i], meas[i])
+        smear(params, math.asinh(math.tan(lam[i])), res, chol, rng, sig[i], meas[i])
     return meas, sig
 
 
@@ -219,23 +231,22 @@ def associate(rx, ry, rz, c, s, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs,
 
 # --- the event loop ---------------------------------------------------------------------
 @njit(cache=True)
-def reconstruct(s, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
+def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
                 pu_off, pu_x, pu_y, pu_z, pu_tracks_mean, spurious_mean, true_pv_z,
                 pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr):
     """Reconstructed tracks of all events, in event order (genuine, pileup, spurious within an event).
 
-    ``s`` is a :mod:`.rand` state; ``pv`` is (6, n_events): reco PV x, y, z, then sqrt(covXX),
-    sqrt(covYY), sqrt(covZZ). Returns (counts, floats (len(FLOAT_FIELDS), m), ints
-    (len(INT_FIELDS), m), cov (15, m)).
+    ``pv`` is (6, n_events): reco PV x, y, z, then sqrt(covXX), sqrt(covYY), sqrt(covZZ).
+    Returns (counts, floats (len(FLOAT_FIELDS), m), ints (len(INT_FIELDS), m), cov (15, m)).
     """
     n = g_off.size - 1
     # counts first, so the output can be allocated once
     n_pu_trk = np.empty(pu_x.size, np.int64)
     for j in range(pu_x.size):
-        n_pu_trk[j] = rand.poisson(s, pu_tracks_mean)
+        n_pu_trk[j] = poisson_small(rng, pu_tracks_mean)
     n_spur = np.empty(n, np.int64)
     for e in range(n):
-        n_spur[e] = rand.poisson(s, spurious_mean)
+        n_spur[e] = rng.poisson(spurious_mean)
     cap = g_pt.size + n_pu_trk.sum() + n_spur.sum()
     fl = np.empty((_N_FLOAT, cap))
     it = np.empty((_N_INT, cap), np.int32)
@@ -249,11 +260,12 @@ def reconstruct(s, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
     for e in range(n):
         vtx = sort_vertices(e, pv, v_off, vx, vy, vz, vsz, zs, order)
         n_gen = g_off[e + 1] - g_off[e]
-        n_pu = pu_off[e + 1] - pu_off[e]
+        n_pu = n_pu_trk[pu_off[e]:pu_off[e + 1]].sum()  # pileup-track candidates, interaction by interaction
+        j, left = pu_off[e] - 1, 0
         for src in range(3):
             n_src = n_gen if src == 0 else (n_pu if src == 1 else n_spur[e])
             for a in range(n_src):
-                gidx, local, kind = -1, -1, _SPURIOUS
+                gidx, local, kind, eta = -1, -1, _SPURIOUS, 0.0
                 if src == 0:  # charged generator particle of this event
                     i = g_off[e] + a
                     apdg = abs(g_pdg[i])
@@ -261,45 +273,45 @@ def reconstruct(s, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
                         continue
                     if not (apdg == 211 or apdg == 321 or apdg == 2212 or apdg == 11 or apdg == 13):
                         continue
-                    if rand.random(s) >= efficiency(g_pt[i], math.sqrt(g_vx[i] ** 2 + g_vy[i] ** 2), eff):
+                    if rng.random() >= efficiency(g_pt[i], math.hypot(g_vx[i], g_vy[i]), eff):
                         continue
                     q = (-1.0 if apdg == 11 or apdg == 13 else 1.0) * (1.0 if g_pdg[i] > 0 else -1.0)
-                    eta = g_eta[i]
-                    tanl = math.sinh(eta)
                     params[0], params[1], params[2], params[3], params[4] = helix_at_beamline(
-                        g_pt[i], tanl, g_phi[i], q, g_vx[i], g_vy[i], g_vz[i])
+                        g_pt[i], g_eta[i], g_phi[i], q, g_vx[i], g_vy[i], g_vz[i])
+                    eta = g_eta[i]
                     gidx, local, kind = i, a, _PRIMARY
-                elif src == 1:  # tracks of the pileup interactions of this event
-                    j = pu_off[e] + a
-                    for _ in range(n_pu_trk[j]):
-                        pt = soft_pt(s)
-                        if rand.random(s) >= efficiency(pt, 0.0, eff):
-                            continue
-                        eta = rand.uniform(s, -PU_TRACK_ETA, PU_TRACK_ETA)
-                        tanl = math.sinh(eta)
-                        params[0], params[1], params[2], params[3], params[4] = helix_at_beamline(
-                            pt, tanl, rand.uniform(s, -math.pi, math.pi), rand.sign(s), pu_x[j], pu_y[j], pu_z[j])
-                        m = _emit(s, params, eta, tanl, -1, -1, _PILEUP, e, res, chol, corr, pv, v_off, vx, vy,
-                                  vz, vsz, vtx, zs, order, sig, meas, fl, it, cov, m, counts)
-                    continue
+                elif src == 1:  # a charged particle of a pileup interaction of this event
+                    while left == 0:
+                        j += 1
+                        left = n_pu_trk[j]
+                    left -= 1
+                    pt = soft_pt(rng)
+                    if rng.random() >= efficiency(pt, 0.0, eff):
+                        continue
+                    eta = rng.uniform(-PU_TRACK_ETA, PU_TRACK_ETA)
+                    phi = rng.uniform(-math.pi, math.pi)
+                    q = 1.0 if rng.random() < 0.5 else -1.0
+                    params[0], params[1], params[2], params[3], params[4] = helix_at_beamline(
+                        pt, eta, phi, q, pu_x[j], pu_y[j], pu_z[j])
+                    kind = _PILEUP
                 else:  # spurious: a random helix near the PV
-                    params[0] = rand.sign(s) / (SPURIOUS_PT_MIN + rand.exponential(s, SPURIOUS_PT_MEAN))
-                    eta = rand.uniform(s, -PU_TRACK_ETA, PU_TRACK_ETA)
-                    tanl = math.sinh(eta)
-                    params[1] = math.atan(tanl)
-                    params[2] = rand.uniform(s, -math.pi, math.pi)
-                    params[3] = rand.laplace(s, 0.0, SPURIOUS_D0_SCALE)
-                    params[4] = true_pv_z[e] + rand.laplace(s, 0.0, SPURIOUS_Z0_SCALE)
-                m = _emit(s, params, eta, tanl, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
+                    q = 1.0 if rng.random() < 0.5 else -1.0
+                    params[0] = q / (SPURIOUS_PT_MIN + rng.exponential(SPURIOUS_PT_MEAN))
+                    eta = rng.uniform(-PU_TRACK_ETA, PU_TRACK_ETA)
+                    params[1] = math.atan(math.sinh(eta))
+                    params[2] = rng.uniform(-math.pi, math.pi)
+                    params[3] = rng.laplace(0.0, SPURIOUS_D0_SCALE)
+                    params[4] = true_pv_z[e] + rng.laplace(0.0, SPURIOUS_Z0_SCALE)
+                m = _emit(rng, params, eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
                           vtx, zs, order, sig, meas, fl, it, cov, m, counts)
     return counts, fl[:, :m], it[:, :m], cov[:, :m]
 
 
 @njit(cache=True, inline="always")
-def _emit(s, params, true_eta, true_tanl, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
-          vtx, zs, order, sig, meas, fl, it, cov, m, counts):
+def _emit(rng, params, true_eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz, vtx, zs, order,
+          sig, meas, fl, it, cov, m, counts):
     """Smear one track, apply the acceptance, and write it at position m; returns the next position."""
-    smear(params, true_eta, math.sqrt(1.0 + true_tanl * true_tanl), res, chol, s, sig, meas)
+    smear(params, true_eta, res, chol, rng, sig, meas)
     pt = 1.0 / abs(meas[0])
     tanl = math.tan(meas[1])
     eta = math.asinh(tanl)
@@ -310,34 +322,32 @@ def _emit(s, params, true_eta, true_tanl, gidx, local, kind, e, res, chol, corr,
         for i in range(5):
             sig[i] *= SPURIOUS_COV_INFLATION
     phi, d0, z0 = meas[2], meas[3], meas[4]
-    c, sn = math.cos(phi), math.sin(phi)
-    ref_x, ref_y = -d0 * sn, d0 * c
+    c, s = math.cos(phi), math.sin(phi)
+    ref_x, ref_y = -d0 * s, d0 * c
     k = 0
     for i in range(5):
         for j in range(i, 5):
             cov[k, m] = sig[i] * sig[j] * corr[i, j]
             k += 1
     dx, dy = ref_x - pv[0, e], ref_y - pv[1, e]
-    dxy_err = math.sqrt(float(cov[_COV33, m]) + (pv[3, e] * sn) ** 2 + (pv[4, e] * c) ** 2)
+    dxy_err = math.sqrt(float(cov[_COV33, m]) + (pv[3, e] * s) ** 2 + (pv[4, e] * c) ** 2)
     dz_err = math.sqrt(float(cov[_COV44, m]) + pv[5, e] ** 2)
     fl[0, m], fl[1, m], fl[2, m] = pt, eta, phi
     fl[3, m], fl[4, m], fl[5, m] = ref_x, ref_y, z0
-    fl[6, m] = -dx * sn + dy * c
-    fl[7, m] = (z0 - pv[2, e]) - (dx * c + dy * sn) * tanl
+    fl[6, m] = -dx * s + dy * c
+    fl[7, m] = (z0 - pv[2, e]) - (dx * c + dy * s) * tanl
     fl[8, m], fl[9, m] = dxy_err, dz_err
     it[0, m] = 1 if meas[0] > 0 else -1
     it[2, m], it[3, m], it[4, m] = local, kind, gidx
-    if spurious:
-        it[5, m] = rand.random(s) < 0.35
-        it[6, m] = rand.random(s) < 0.6
-        it[1, m] = 5 + rand.poisson(s, 2.0)
-        fl[10, m] = rand.gamma(s, 2.0, 1.5)
-    else:
-        it[5, m] = rand.random(s) < (0.9 if pt < 0.3 else 0.97)
-        it[6, m] = rand.random(s) < 0.95
-        it[1, m] = 8 + rand.poisson(s, 6.0)
-        fl[10, m] = rand.gamma(s, 5.0, 0.2)
+    # quality: high purity, PF candidate, valid hits, chi2/ndof (fake tracks are worse)
+    p_hp = 0.35 if spurious else (0.9 if pt < 0.3 else 0.97)
+    p_pf, hits, hits_mean = (0.6, 5, 2.0) if spurious else (0.95, 8, 6.0)
+    chi2_shape, chi2_scale = (2.0, 1.5) if spurious else (5.0, 0.2)
+    it[5, m] = rng.random() < p_hp
+    it[6, m] = rng.random() < p_pf
+    it[1, m] = hits + poisson_small(rng, hits_mean)
+    fl[10, m] = rng.gamma(chi2_shape, chi2_scale)
     nv, r_max, sz_max = vtx
-    it[7, m] = associate(ref_x, ref_y, z0, c, sn, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max)
+    it[7, m] = associate(ref_x, ref_y, z0, c, s, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max)
     counts[e] += 1
     return m + 1
