@@ -11,8 +11,9 @@ reconstructed PV and a vertex association, in the convention of :mod:`analysis.c
 
 Randomness comes from the caller's ``numpy.random.Generator``, passed into the kernels
 (numba draws with NumPy's algorithms from the same bit generator), so a sample stays
-reproducible from its seed. Vertex association tests only the vertices in a z window
-around the track (sorted per event), with the same result as testing them all. ``benchmarks/bench_generate.py`` measures the throughput.
+reproducible from its seed. Vertex association tests only the vertices in a z window around
+the track (sorted per event), with the same result as testing them all.
+``benchmarks/bench_generate.py`` measures the throughput.
 """
 
 from __future__ import annotations
