@@ -3,7 +3,7 @@
 Measures, after a warm-up (numba JIT), events per second of
   - the hard process + detector response of hard objects (jets, leptons, MET, triggers),
   - full events (plus vertices, tracks with helix covariance, PF candidates, isolation),
-  - writing to ROOT (LZ4),
+  - writing to ROOT (ZSTD level 1, as `generate` writes),
 for every background process, and prints a table; then the microseconds per event of each
 step of a full event, and the vertex association of the generator's tracks by the z-window
 search against a scan over all vertices (the obvious alternative), measured in the same run.
@@ -93,7 +93,7 @@ def _associate_tracks(windowed, t_off, rx, ry, rz, phi, tanl, dz_err, pv, v_off,
     out = np.empty(rx.size, np.int64)
     for e in range(t_off.size - 1):
         nv, r_max, sz_max = tracking.sort_vertices(e, pv, v_off, vx, vy, vz, vsz, zs, order)
-        if not windowed:  # every vertex in the window: the full scan
+        if not windowed:  # every vertex in the window: the full scan (it pays for the sort too)
             r_max, sz_max = 1e300, 1e300
         for i in range(t_off[e], t_off[e + 1]):
             out[i] = tracking.associate(rx[i], ry[i], rz[i], math.cos(phi[i]), math.sin(phi[i]), tanl[i], dz_err[i],
