@@ -2,11 +2,14 @@
 
 Measures, after a warm-up (numba JIT), events per second of
   - the hard process + detector response of hard objects (jets, leptons, MET, triggers),
-  - full events (plus vertices, tracks with helix covariance, PF candidates, isolation),
+  - full events (plus vertices, tracks with helix covariance, PF candidates, isolation), first
+    with the default allocator, then as ``run.py generate`` runs (``memory.keep_freed_memory``),
   - writing to ROOT (ZSTD level 1, as `generate` writes),
 for every background process, and prints a table; then the microseconds per event of each
-step of a full event, and the vertex association of the generator's tracks by the z-window
-search against a scan over all vertices (the obvious alternative), measured in the same run.
+step of a full event; the track kernel compiled without numba's reference counting against
+the same kernel compiled with it; and the vertex association of the generator's tracks by the
+z-window search against a scan over all vertices (the obvious alternative), measured in the
+same run.
 Run: ``python benchmarks/bench_generate.py``.
 """
 
@@ -29,6 +32,7 @@ from numba import njit  # noqa: E402
 
 from analysis.toymc import soft, tracking  # noqa: E402
 from analysis.toymc.jagged import concatenate  # noqa: E402
+from analysis.toymc.memory import keep_freed_memory  # noqa: E402
 from analysis.toymc.processes import BACKGROUNDS  # noqa: E402
 from analysis.toymc.sample import _hard_stage, generate_mc, make_rng  # noqa: E402
 from analysis.toymc.truth import SIM_DETECTOR  # noqa: E402
@@ -50,14 +54,20 @@ def _timed(fn):
 
 def main() -> None:
     generate_mc("zjets_nunu", "2018", 200, 0)  # JIT warm-up
-    print(f"{'process':<12} {'hard+det ev/s':>14} {'full ev/s':>10} {'write ev/s':>11} {'tracks/ev':>10}")
+    hard = {p: rate(lambda p=p: _hard_stage(p, N, "2018", SIM_DETECTOR, make_rng(1, p)), N) for p in BACKGROUNDS}
+    default = {p: rate(lambda p=p: generate_mc(p, "2018", N, 1), N) for p in BACKGROUNDS}
+    tuned = keep_freed_memory()  # from here on, the allocator as run.py generate sets it (for good)
+    print(f"{'process':<12} {'hard+det ev/s':>14} {'full ev/s':>10} {'full ev/s':>10} {'write ev/s':>11} {'tracks/ev':>10}")
+    print(f"{'':<12} {'':>14} {'(default)':>10} {'(generate)':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         for p in BACKGROUNDS:
-            hard = rate(lambda p=p: _hard_stage(p, N, "2018", SIM_DETECTOR, make_rng(1, p)), N)
             full = rate(lambda p=p: generate_mc(p, "2018", N, 1), N)
             branches, _ = generate_mc(p, "2018", N, 1)
             write = rate(lambda b=branches: write_root(Path(tmp) / "b.root", b), N, repeat=1)
-            print(f"{p:<12} {hard:>14,.0f} {full:>10,.0f} {write:>11,.0f} {branches['Track'].counts.mean():>10.1f}")
+            print(f"{p:<12} {hard[p]:>14,.0f} {default[p]:>10,.0f} {full:>10,.0f} {write:>11,.0f} "
+                  f"{branches['Track'].counts.mean():>10.1f}")
+    if not tuned:
+        print("(this C library is not glibc: the allocator was not tuned, both full columns are the default)")
 
 
 def stage_breakdown(process: str = "zjets_nunu") -> None:
@@ -84,6 +94,42 @@ def stage_breakdown(process: str = "zjets_nunu") -> None:
     for name, us in times.items():
         print(f"  {name:<40} {us:8.2f}")
     print(f"  {'sum':<40} {sum(times.values()):8.2f}  (= {1e6 / sum(times.values()):,.0f} ev/s)")
+
+
+def refcounting(process: str = "zjets_nunu") -> None:
+    """The track kernel as shipped (compiled without NRT) against the same Python function
+    compiled with numba's reference counting (an atomic increment and decrement of every array
+    handed to an inlined helper, per track), on the same inputs and random stream."""
+    det = SIM_DETECTOR
+    st = _hard_stage(process, N, "2018", det, make_rng(4, process))
+    vtx = soft.vertices(st.true_pv, st.n_pu, det, make_rng(5))
+    gp, _ = concatenate([st.hard.genpart, soft.primary_particles(st.hard, st.true_pv, det, make_rng(6))])
+    pv = np.stack([vtx.pv["PV_x"], vtx.pv["PV_y"], vtx.pv["PV_z"],
+                   *(np.sqrt(vtx.pv[f"PV_cov{c}"]) for c in ("XX", "YY", "ZZ"))])
+    vo, pu = vtx.other, vtx.pu_true
+    n_pu_trk, n_spur = tracking._candidate_counts(make_rng(7), pu["x"].size, N, det.pileup.tracks_per_pu,
+                                                  soft.SPURIOUS_MEAN * det.model.spurious_track_rate)
+    cap = gp["pt"].size + int(n_pu_trk.sum()) + int(n_spur.sum())
+    max_nv = 1 + int(np.max(np.diff(vo.offsets)))
+    hits_cdf = tuple(tracking.poisson_cdf(mu) for mu in tracking.HITS_MEAN)
+    inputs = (gp.offsets, gp["pt"], gp["eta"], gp["phi"], gp["pdgId"].astype(np.int64), gp["status"].astype(np.int64),
+              gp["vx"], gp["vy"], gp["vz"], pu.offsets, pu["x"], pu["y"], pu["z"], n_pu_trk, n_spur, vtx.true_pv[2], pv,
+              vo.offsets, vo["x"], vo["y"], vo["z"], np.sqrt(vo["covZZ"]), *tracking.model_arrays(det), hits_cdf)
+
+    def run(kernel):
+        scratch = (np.empty(max_nv), np.empty(max_nv, np.int64), np.empty(5), np.empty(5), np.empty(5))
+        out = (np.zeros(N, np.int64), np.empty((len(tracking.FLOAT_FIELDS), cap)),
+               np.empty((len(tracking.INT_FIELDS), cap), np.int32), np.empty((15, cap), np.float32))
+        m = kernel(make_rng(8), *inputs, scratch, *out)
+        return [out[0]] + [a[:, :m] for a in out[1:]]
+
+    with_nrt = njit(tracking._reconstruct.py_func)
+    reference = run(with_nrt)
+    assert all(np.array_equal(a, b) for a, b in zip(run(tracking._reconstruct), reference, strict=True))
+    us = {name: min(_timed(lambda k=k: run(k)) for _ in range(5)) / N * 1e6
+          for name, k in (("without", tracking._reconstruct), ("with", with_nrt))}
+    print(f"\ntrack kernel, {reference[0].mean():.0f} tracks per event: without reference counting "
+          f"{us['without']:.2f} us/event, with it {us['with']:.2f} us/event ({us['with'] / us['without']:.2f}x)")
 
 
 @njit(cache=True)
@@ -120,4 +166,5 @@ def association(process: str = "zjets_nunu") -> None:
 if __name__ == "__main__":
     main()
     stage_breakdown()
+    refcounting()
     association()

@@ -20,10 +20,29 @@ from analysis.toymc.truth import DATA_DETECTOR, SIM_DETECTOR
 
 @njit(cache=True)
 def _draw_poisson(rng, lam, n):
+    cdf = tracking.poisson_cdf(lam)
     out = np.empty(n, np.int64)
     for i in range(n):
-        out[i] = tracking.poisson_small(rng, lam)
+        out[i] = tracking.poisson_small(rng, cdf)
     return out
+
+
+def _inversion_by_summing(u, lam):
+    """Poisson inversion that sums the CDF term by term for every draw (the generator before the table)."""
+    p = math.exp(-lam)
+    cdf, k = p, 0
+    while u > cdf and p > 0.0:
+        k += 1
+        p *= lam / k
+        cdf += p
+    return k
+
+
+@pytest.mark.parametrize("lam", [0.6, 2.0, 6.0])
+def test_poisson_table_inverts_like_summing_per_draw(lam):
+    u = np.concatenate([np.random.default_rng(3).random(20_000), [0.0, 1.0 - 2**-53, np.nextafter(1.0, 0) - 1e-16]])
+    cdf = tracking.poisson_cdf(lam)
+    assert np.array_equal([tracking.poisson_inverse(x, cdf) for x in u], [_inversion_by_summing(x, lam) for x in u])
 
 
 @pytest.mark.parametrize("lam", [0.6, 2.0, 6.0])

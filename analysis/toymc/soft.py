@@ -6,7 +6,9 @@ the hard process (leptons, tau decays, signal pions), from pileup interactions, 
 spurious (fake) tracks are added. Tracks carry measured helix parameters smeared with the
 covariance of :class:`~analysis.toymc.truth.TrackModel`, stored in the convention of
 :mod:`analysis.contract` (the reconstruction itself is in :mod:`.tracking`). The per-particle
-work runs in numba kernels that draw from the sample's ``numpy.random.Generator``.
+work runs in numba kernels that draw from the sample's ``numpy.random.Generator``; as in
+:mod:`.tracking`, those that fill per-particle arrays get them allocated by NumPy and run
+without numba's reference counting where they can (``_nrt=False``).
 """
 
 from __future__ import annotations
@@ -66,9 +68,12 @@ def vertices(true_pv, n_pu: np.ndarray, det: Detector, rng) -> Vertices:
     (efficiency and resolution of PileupModel) and the reconstructed leading PV."""
     pu = det.pileup
     n = n_pu.size
-    true, reco, counts, pv = _vertices(rng, n_pu.astype(np.int64), *true_pv, pu.beamspot_sigma_xy,
-                                       pu.beamspot_sigma_z, pu.vertex_reco_eff, pu.pu_sigma_xy, pu.pu_sigma_z,
-                                       pu.pv_sigma_xy, pu.pv_sigma_z)
+    n_pu = n_pu.astype(np.int64)
+    total = int(n_pu.sum())
+    true, reco, counts, pv = np.empty((4, total)), np.empty((5, total)), np.zeros(n, np.int64), np.empty((5, n))
+    m = _vertices(rng, n_pu, *true_pv, pu.beamspot_sigma_xy, pu.beamspot_sigma_z, pu.vertex_reco_eff,
+                  pu.pu_sigma_xy, pu.pu_sigma_z, pu.pv_sigma_xy, pu.pv_sigma_z, true, reco, counts, pv)
+    reco = reco[:, :m]
     zeros = np.zeros(counts.sum())
     other = Jagged(counts, {"x": reco[0], "y": reco[1], "z": reco[2], "covXX": reco[3], "covXY": zeros,
                             "covXZ": zeros, "covYY": reco[3], "covYZ": zeros, "covZZ": reco[4]})
@@ -83,15 +88,12 @@ def vertices(true_pv, n_pu: np.ndarray, det: Detector, rng) -> Vertices:
     return Vertices(pv_fields, other, true_pv, pu_true)
 
 
-@njit(cache=True)
-def _vertices(rng, n_pu, tx, ty, tz, bs_xy, bs_z, reco_eff, pu_xy, pu_z, pv_xy, pv_z):
-    """true (x, y, z, reco index or -1) of pileup interactions; reco (x, y, z, covXX, covZZ) of the
-    reconstructed ones with per-event counts; reco PV (x, y, z, chi2, ndof)."""
+@njit(cache=True)  # with NRT: Generator.poisson for means >= 10 needs it
+def _vertices(rng, n_pu, tx, ty, tz, bs_xy, bs_z, reco_eff, pu_xy, pu_z, pv_xy, pv_z, true, reco, counts, pv):
+    """Fill true (x, y, z, reco index or -1) of pileup interactions; reco (x, y, z, covXX, covZZ) of
+    the reconstructed ones with per-event counts; reco PV (x, y, z, chi2, ndof). Returns the
+    number of reconstructed pileup vertices."""
     n = n_pu.size
-    true = np.empty((4, n_pu.sum()))
-    reco = np.empty((5, n_pu.sum()))
-    counts = np.zeros(n, np.int64)
-    pv = np.empty((5, n))
     j = m = 0
     for e in range(n):
         for _ in range(n_pu[e]):
@@ -108,7 +110,7 @@ def _vertices(rng, n_pu, tx, ty, tz, bs_xy, bs_z, reco_eff, pu_xy, pu_z, pv_xy, 
         pv[0, e], pv[1, e] = tx[e] + pv_xy * rng.standard_normal(), ty[e] + pv_xy * rng.standard_normal()
         pv[2, e], pv[3, e] = tz[e] + pv_z * rng.standard_normal(), rng.gamma(4.0, 0.25)
         pv[4, e] = 2.0 * (10 + rng.poisson(15.0))
-    return true, reco[:, :m], counts, pv
+    return m
 
 
 @njit(cache=True, inline="always")
@@ -134,20 +136,27 @@ def primary_particles(hard: HardEvents, true_pv, det: Detector, rng) -> Jagged:
     """
     jets = hard_jets(hard.genjets)
     rate = det.model.pv_track_rate
-    counts, rows = _primary(rng, PROMPT_TRACKS_MEAN * rate, V0_MEAN * rate, hard.genpart.counts,
-                            *true_pv, jets.offsets, jets["eta"], jets["phi"])
+    n_prompt, n_v0 = _primary_counts(rng, hard.genpart.counts.size, PROMPT_TRACKS_MEAN * rate, V0_MEAN * rate)
+    counts = n_prompt + 3 * n_v0
+    rows = np.empty((len(GEN_FIELDS), int(counts.sum())))
+    _primary(rng, n_prompt, n_v0, hard.genpart.counts, *true_pv, jets.offsets, jets["eta"], jets["phi"], rows)
     return Jagged(counts, {k: rows[i] for i, k in enumerate(GEN_FIELDS)})
 
 
 @njit(cache=True)
-def _primary(rng, prompt_mean, v0_mean, hard_counts, pv_x, pv_y, pv_z, j_off, j_eta, j_phi):
-    n = hard_counts.size
+def _primary_counts(rng, n, prompt_mean, v0_mean):
+    """Prompt hadrons and K0S of every event."""
     n_prompt, n_v0 = np.empty(n, np.int64), np.empty(n, np.int64)
     for e in range(n):
         n_prompt[e] = rng.poisson(prompt_mean)
         n_v0[e] = rng.poisson(v0_mean)
-    counts = n_prompt + 3 * n_v0
-    out = np.empty((10, counts.sum()))  # GEN_FIELDS
+    return n_prompt, n_v0
+
+
+@njit(cache=True, _nrt=False)
+def _primary(rng, n_prompt, n_v0, hard_counts, pv_x, pv_y, pv_z, j_off, j_eta, j_phi, out):
+    """Fill ``out`` (GEN_FIELDS x particles) with the particles of :func:`primary_particles`."""
+    n = hard_counts.size
     p_star = _two_body_momentum(K0S_MASS, PION_MASS, PION_MASS)
     m = 0
     for e in range(n):
@@ -180,7 +189,6 @@ def _primary(rng, prompt_mean, v0_mean, hard_counts, pv_x, pv_y, pv_z, j_off, j_
                 q_eta = min(max(math.asinh(qz / q_pt), -10.0), 10.0) if q_pt > 0 else math.copysign(10.0, qz)
                 _gen_row(out, m + d, q_pt, q_eta, math.atan2(qy, qx), PION_MASS, sign * 211, 1.0, base + 3 * b, dx, dy, dz)
             m += 3
-    return counts, out
 
 
 @njit(cache=True, inline="always")
@@ -272,27 +280,36 @@ def pf_candidates(tracks: Jagged, hard: HardEvents, rng) -> tuple[Jagged, np.nda
     """PF candidates (charged ones from PF tracks, neutral ones near jets and uniform) and the
     PF isolation of every track (sum pT of charged PV candidates and neutrals in DeltaR < 0.3)."""
     jets = hard_jets(hard.genjets)
-    counts, fl, it, iso = _pf_and_isolation(
-        rng, tracks.offsets, tracks["pt"], tracks["eta"], tracks["phi"], tracks["charge"], tracks["dz"],
-        tracks["vtxIdx"], tracks["isPFcand"], jets.offsets, jets["eta"], jets["phi"], NEUTRAL_PF_MEAN, PF_ISO_CONE,
-    )
+    n = tracks.n_events
+    n_neutral = _poisson_per_event(rng, n, NEUTRAL_PF_MEAN)
+    is_pf = tracks["isPFcand"]
+    cap = int(np.count_nonzero(is_pf)) + int(n_neutral.sum())
+    fl, it, counts, iso = np.empty((3, cap)), np.empty((4, cap), np.int32), np.zeros(n, np.int64), np.zeros(is_pf.size, np.float32)
+    most = int(np.max(tracks.counts + n_neutral)) if n else 0  # candidates of one event, at most
+    scratch = (np.empty(most), np.empty(most), np.empty(most), np.empty(most, np.int64))
+    m = _pf_and_isolation(rng, tracks.offsets, tracks["pt"], tracks["eta"], tracks["phi"], tracks["charge"],
+                          tracks["dz"], tracks["vtxIdx"], is_pf, jets.offsets, jets["eta"], jets["phi"], n_neutral,
+                          PF_ISO_CONE, scratch, fl, it, counts, iso)
+    fl, it = fl[:, :m], it[:, :m]
     fields = {"pt": fl[0], "eta": fl[1], "phi": fl[2]}
     fields |= {k: it[i] for i, k in enumerate(("charge", "pdgId", "fromPV", "trkIdx"))}
     return Jagged(counts, fields), iso
 
 
 @njit(cache=True)
-def _pf_and_isolation(rng, t_off, t_pt, t_eta, t_phi, t_charge, t_dz, t_vtx, t_pf, j_off, j_eta, j_phi,
-                      neutral_mean, cone):
-    n = t_off.size - 1
-    n_neutral = np.empty(n, np.int64)
+def _poisson_per_event(rng, n, mean):
+    out = np.empty(n, np.int64)
     for e in range(n):
-        n_neutral[e] = rng.poisson(neutral_mean)
-    cap = t_pf.sum() + n_neutral.sum()
-    fl = np.empty((3, cap))
-    it = np.empty((4, cap), np.int32)
-    counts = np.zeros(n, np.int64)
-    iso = np.zeros(t_pt.size, np.float32)
+        out[e] = rng.poisson(mean)
+    return out
+
+
+@njit(cache=True, _nrt=False)
+def _pf_and_isolation(rng, t_off, t_pt, t_eta, t_phi, t_charge, t_dz, t_vtx, t_pf, j_off, j_eta, j_phi,
+                      n_neutral, cone, scratch, fl, it, counts, iso):
+    """Fill the PF candidates (fl, it, counts) and the track isolation ``iso``; returns the number
+    of candidates. ``scratch`` holds four arrays as long as the most candidates of one event."""
+    n = t_off.size - 1
     m = 0
     for e in range(n):
         start = m
@@ -310,16 +327,15 @@ def _pf_and_isolation(rng, t_off, t_pt, t_eta, t_phi, t_charge, t_dz, t_vtx, t_p
             it[0, m], it[1, m], it[2, m], it[3, m] = 0, 22 if rng.random() < PHOTON_FRACTION else 130, 0, -1
             m += 1
         counts[e] = m - start
-        _isolation(t_off[e], t_off[e + 1], t_eta, t_phi, start, m, fl, it, cone, iso)
-    return counts, fl[:, :m], it[:, :m], iso
+        _isolation(t_off[e], t_off[e + 1], t_eta, t_phi, start, m, fl, it, cone, scratch, iso)
+    return m
 
 
 @njit(cache=True, inline="always")
-def _isolation(first, last, t_eta, t_phi, start, stop, fl, it, cone, iso):
+def _isolation(first, last, t_eta, t_phi, start, stop, fl, it, cone, scratch, iso):
     """Sum pT of PF candidates start..stop-1 (neutral, or charged from the PV) in DeltaR < cone of
     tracks first..last-1, excluding the track's own candidate."""
-    n = stop - start
-    pt, eta, phi, trk = np.empty(n), np.empty(n), np.empty(n), np.empty(n, np.int64)
+    pt, eta, phi, trk = scratch
     k = 0
     for j in range(start, stop):
         if it[0, j] == 0 or it[2, j] >= 2:

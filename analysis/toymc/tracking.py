@@ -12,7 +12,11 @@ reconstructed PV and a vertex association, in the convention of :mod:`analysis.c
 Randomness comes from the caller's ``numpy.random.Generator``, passed into the kernels
 (numba draws with NumPy's algorithms from the same bit generator), so a sample stays
 reproducible from its seed. Vertex association tests only the vertices in a z window around
-the track (sorted per event), with the same result as testing them all.
+the track (sorted per event), with the same result as testing them all. The kernel that fills
+the tracks runs without numba's reference counting (``_nrt=False``: no atomic increment and
+decrement of every array handed to an inlined helper, per track) into arrays that NumPy
+allocated (transparent huge pages for large ones: fewer page faults); it cannot allocate, so
+the counts it needs are drawn first by a small kernel with the same random stream.
 ``benchmarks/bench_generate.py`` measures the throughput.
 """
 
@@ -38,6 +42,8 @@ SPURIOUS_PT_MEAN = 0.6
 SPURIOUS_D0_SCALE = 0.15
 SPURIOUS_Z0_SCALE = 1.5
 SPURIOUS_COV_INFLATION = 1.5  # the fit of a fake track under-estimates its errors
+#: valid hits: a minimum plus a Poisson number of this mean (genuine tracks, spurious tracks)
+HITS_MEAN = (6.0, 2.0)
 #: pileup tracks are produced within this |eta|
 PU_TRACK_ETA = 2.5
 #: vertex association (straight-line dz in units of its error, with a floor; max |dxy|)
@@ -82,17 +88,34 @@ def efficiency(pt, rho, eff):
     return turn_on * disp
 
 
-@njit(cache=True, inline="always")
-def poisson_small(rng, lam):
-    """A Poisson variate of small mean by inversion of the CDF (one uniform; faster than
-    Generator.poisson for lam below ~10)."""
-    u = rng.random()
+@njit(cache=True)
+def poisson_cdf(lam):
+    """The cumulative Poisson probabilities of mean ``lam`` for k = 0, 1, ..., summed by the
+    recurrence p_k = p_(k-1) lam / k up to the first p_k that underflows to zero (the last entry)."""
     p = math.exp(-lam)
-    cdf, k = p, 0
-    while u > cdf and p > 0.0:
+    cdf = [p]
+    k, total = 0, p
+    while p > 0.0:
         k += 1
         p *= lam / k
-        cdf += p
+        total += p
+        cdf.append(total)
+    return np.array(cdf)
+
+
+@njit(cache=True, inline="always")
+def poisson_small(rng, cdf):
+    """A Poisson variate by inversion of the CDF of :func:`poisson_cdf` (one uniform; faster than
+    Generator.poisson for means below ~10)."""
+    return poisson_inverse(rng.random(), cdf)
+
+
+@njit(cache=True, inline="always")
+def poisson_inverse(u, cdf):
+    """The first k with u <= cdf[k] (the last k if none)."""
+    k, last = 0, cdf.size - 1
+    while k < last and u > cdf[k]:
+        k += 1
     return k
 
 
@@ -231,7 +254,6 @@ def associate(rx, ry, rz, c, s, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs,
 
 
 # --- the event loop ---------------------------------------------------------------------
-@njit(cache=True)
 def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
                 pu_off, pu_x, pu_y, pu_z, pu_tracks_mean, spurious_mean, true_pv_z,
                 pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr):
@@ -241,24 +263,44 @@ def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
     Returns (counts, floats (len(FLOAT_FIELDS), m), ints (len(INT_FIELDS), m), cov (15, m)).
     """
     n = g_off.size - 1
-    # counts first, so the output can be allocated once
-    n_pu_trk = np.empty(pu_x.size, np.int64)
-    for j in range(pu_x.size):
-        n_pu_trk[j] = poisson_small(rng, pu_tracks_mean)
-    n_spur = np.empty(n, np.int64)
-    for e in range(n):
-        n_spur[e] = rng.poisson(spurious_mean)
-    cap = g_pt.size + n_pu_trk.sum() + n_spur.sum()
-    fl = np.empty((_N_FLOAT, cap))
-    it = np.empty((_N_INT, cap), np.int32)
-    cov = np.empty((15, cap), np.float32)
+    n_pu_trk, n_spur = _candidate_counts(rng, pu_x.size, n, pu_tracks_mean, spurious_mean)
+    # The output is allocated by NumPy, which asks for transparent huge pages for large arrays
+    # (far fewer page faults than numba's allocator), and the kernel that fills it runs
+    # without numba's reference counting (no atomic increments per inlined helper call).
+    cap = g_pt.size + int(n_pu_trk.sum()) + int(n_spur.sum())
+    fl, it, cov = np.empty((_N_FLOAT, cap)), np.empty((_N_INT, cap), np.int32), np.empty((15, cap), np.float32)
     counts = np.zeros(n, np.int64)
-    max_nv = 1 + (np.max(v_off[1:] - v_off[:-1]) if n > 0 else 0)
-    zs, order = np.empty(max_nv), np.empty(max_nv, np.int64)
+    max_nv = 1 + (int(np.max(np.diff(v_off))) if n > 0 else 0)
+    scratch = (np.empty(max_nv), np.empty(max_nv, np.int64), np.empty(5), np.empty(5), np.empty(5))
+    hits_cdf = (poisson_cdf(HITS_MEAN[0]), poisson_cdf(HITS_MEAN[1]))  # genuine, spurious
+    m = _reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
+                     pu_off, pu_x, pu_y, pu_z, n_pu_trk, n_spur, true_pv_z,
+                     pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr, hits_cdf, scratch, counts, fl, it, cov)
+    return counts, fl[:, :m], it[:, :m], cov[:, :m]
+
+
+@njit(cache=True)
+def _candidate_counts(rng, n_interactions, n_events, pu_tracks_mean, spurious_mean):
+    """Charged-particle candidates of every pileup interaction, and spurious tracks of every event."""
+    n_pu_trk = np.empty(n_interactions, np.int64)
+    pu_cdf = poisson_cdf(pu_tracks_mean)
+    for j in range(n_interactions):
+        n_pu_trk[j] = poisson_small(rng, pu_cdf)
+    n_spur = np.empty(n_events, np.int64)
+    for e in range(n_events):
+        n_spur[e] = rng.poisson(spurious_mean)
+    return n_pu_trk, n_spur
+
+
+@njit(cache=True, _nrt=False)
+def _reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
+                 pu_off, pu_x, pu_y, pu_z, n_pu_trk, n_spur, true_pv_z,
+                 pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr, hits_cdf, scratch, counts, fl, it, cov):
+    """Fill counts, fl, it, cov (of :func:`reconstruct`); returns the number of tracks."""
+    zs, order, params, sig, meas = scratch
     max_eta = res[15]
-    params, sig, meas = np.empty(5), np.empty(5), np.empty(5)
     m = 0
-    for e in range(n):
+    for e in range(g_off.size - 1):
         vtx = sort_vertices(e, pv, v_off, vx, vy, vz, vsz, zs, order)
         n_gen = g_off[e + 1] - g_off[e]
         n_pu = n_pu_trk[pu_off[e]:pu_off[e + 1]].sum()  # pileup-track candidates, interaction by interaction
@@ -304,13 +346,13 @@ def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
                     params[3] = rng.laplace(0.0, SPURIOUS_D0_SCALE)
                     params[4] = true_pv_z[e] + rng.laplace(0.0, SPURIOUS_Z0_SCALE)
                 m = _emit(rng, params, eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
-                          vtx, zs, order, sig, meas, fl, it, cov, m, counts)
-    return counts, fl[:, :m], it[:, :m], cov[:, :m]
+                          vtx, zs, order, sig, meas, fl, it, cov, m, counts, hits_cdf)
+    return m
 
 
 @njit(cache=True, inline="always")
 def _emit(rng, params, true_eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz, vtx, zs, order,
-          sig, meas, fl, it, cov, m, counts):
+          sig, meas, fl, it, cov, m, counts, hits_cdf):
     """Smear one track, apply the acceptance, and write it at position m; returns the next position."""
     smear(params, true_eta, res, chol, rng, sig, meas)
     pt = 1.0 / abs(meas[0])
@@ -342,11 +384,11 @@ def _emit(rng, params, true_eta, gidx, local, kind, e, res, chol, corr, pv, v_of
     it[2, m], it[3, m], it[4, m] = local, kind, gidx
     # quality: high purity, PF candidate, valid hits, chi2/ndof (fake tracks are worse)
     p_hp = 0.35 if spurious else (0.9 if pt < 0.3 else 0.97)
-    p_pf, hits, hits_mean = (0.6, 5, 2.0) if spurious else (0.95, 8, 6.0)
+    p_pf, hits = (0.6, 5) if spurious else (0.95, 8)
     chi2_shape, chi2_scale = (2.0, 1.5) if spurious else (5.0, 0.2)
     it[5, m] = rng.random() < p_hp
     it[6, m] = rng.random() < p_pf
-    it[1, m] = hits + poisson_small(rng, hits_mean)
+    it[1, m] = hits + poisson_small(rng, hits_cdf[1] if spurious else hits_cdf[0])
     fl[10, m] = rng.gamma(chi2_shape, chi2_scale)
     nv, r_max, sz_max = vtx
     it[7, m] = associate(ref_x, ref_y, z0, c, s, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max)
