@@ -252,3 +252,15 @@ def test_signal_truth_links(small_sample):
     assert ak.mean(tr.charge == np.sign(ev.Track.matched_gen[sig].pdgId)) > 0.98  # pi+ is +211
     assert ak.mean(abs(ev.Track.matched_gen[sig].vx - ev.GenPart.vx[:, 0])) > 0.05
     assert ak.all(ev.GenPart.pdgId[:, 0] != 0)
+
+
+def test_keep_freed_memory_applies_on_glibc():
+    """run.py generate tunes glibc's allocator: every mallopt call must be accepted (it returns
+    0 for a parameter or value it refuses). Other C libraries are left alone."""
+    import platform
+
+    from analysis.toymc.memory import keep_freed_memory
+
+    applied = keep_freed_memory()
+    assert applied is (platform.libc_ver()[0] == "glibc")
+    assert keep_freed_memory() is applied  # idempotent

@@ -5,9 +5,11 @@ default glibc hands freed memory at the top of the heap back to the kernel (``M_
 and serves large requests with fresh ``mmap`` regions, so the next array of the same size
 page-faults again: the kernel zeroes every 4 KiB page on first touch, which was ~10-15% of
 the generator's time on one core (``benchmarks/bench_generate.py`` prints both figures).
-:func:`keep_freed_memory` raises the trim threshold and serves requests below 32 MiB (glibc's
-ceiling for the mmap threshold) from the heap, so freed memory is reused without faults.
-Larger arrays still come from ``mmap``; NumPy asks for transparent huge pages for those.
+:func:`keep_freed_memory` raises the trim threshold and serves requests below 32 MiB (the
+largest mmap threshold glibc's own dynamic adjustment reaches on 64-bit systems) from the
+heap, so freed memory is reused without faults. Larger arrays still come from ``mmap`` and go
+back to the kernel when freed (NumPy asks for transparent huge pages for them), which bounds
+what the process keeps.
 
 It changes the allocator of the whole process, so only entry points that own their process
 call it (``run.py generate`` and its worker processes, the benchmark), never the library on
@@ -20,7 +22,7 @@ import ctypes
 import ctypes.util
 
 M_TRIM_THRESHOLD, M_TOP_PAD, M_MMAP_THRESHOLD = -1, -2, -3  # glibc malloc.h
-MMAP_THRESHOLD_MAX = 32 * 1024 * 1024  # glibc's ceiling on 64-bit systems
+MMAP_THRESHOLD = 32 * 1024 * 1024  # glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit systems
 TOP_PAD = 64 * 1024 * 1024
 _done: bool | None = None
 
@@ -38,6 +40,6 @@ def keep_freed_memory() -> bool:
             return _done
         mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
         # the mmap threshold first: setting the trim threshold freezes glibc's dynamic one
-        _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX) and mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
+        _done = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, 2**31 - 1)
                      and mallopt(M_TOP_PAD, TOP_PAD))
     return _done
