@@ -101,25 +101,27 @@ def to_arrays(branches: dict) -> dict:
     out = {}
     for key, v in branches.items():
         if isinstance(v, Jagged):
-            fields = {}
-            for f, a in v.fields.items():
-                a = np.asarray(a)
-                if a.dtype == np.float64:
-                    a = a.astype(FLOAT_DTYPE)
-                elif a.dtype == np.int64:
-                    a = a.astype(np.int32)
-                if f"{key}_{f}" in MANTISSA_BITS:
-                    a = truncate_mantissa(a, MANTISSA_BITS[f"{key}_{f}"])
-                fields[f] = ak.unflatten(a, v.counts)
-            out[key] = ak.zip(fields)
+            # the layout directly (a list of records over the collection's offsets): the same
+            # array as ak.zip of ak.unflatten per field, without ~0.3 ms of dispatch per field
+            fields = {f: ak.contents.NumpyArray(_stored(f"{key}_{f}", a, jagged=True)) for f, a in v.fields.items()}
+            record = ak.contents.RecordArray(list(fields.values()), list(fields), length=int(v.counts.sum()))
+            out[key] = ak.Array(ak.contents.ListOffsetArray(ak.index.Index64(v.offsets), record))
         else:
-            a = np.asarray(v)
-            if a.dtype == np.float64:
-                a = a.astype(FLOAT_DTYPE)
-            if key in MANTISSA_BITS:
-                a = truncate_mantissa(a, MANTISSA_BITS[key])
-            out[key] = a
+            out[key] = _stored(key, v, jagged=False)
     return out
+
+
+def _stored(branch: str, a, jagged: bool) -> np.ndarray:
+    """An array as written: float64 -> FLOAT_DTYPE (and int64 -> int32 in collections), rounded to
+    the branch's MANTISSA_BITS."""
+    a = np.asarray(a)
+    if a.dtype == np.float64:
+        a = a.astype(FLOAT_DTYPE)
+    elif a.dtype == np.int64 and jagged:
+        a = a.astype(np.int32)
+    if branch in MANTISSA_BITS:
+        a = truncate_mantissa(a, MANTISSA_BITS[branch])
+    return a
 
 
 def write_root(path: Path, branches: dict) -> None:
