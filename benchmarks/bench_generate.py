@@ -5,7 +5,7 @@ Measures, after a warm-up (numba JIT), events per second of
   - full events (plus vertices, tracks with helix covariance, PF candidates, isolation), first
     with the default allocator, then as ``run.py generate`` runs (``memory.keep_freed_memory``),
   - writing to ROOT (ZSTD level 1, as `generate` writes),
-for every background process, and prints a table; then the microseconds per event of each
+for every background process, and prints a table, with the fixed cost of writing a file; then the microseconds per event of each
 step of a full event; the track kernel compiled without numba's reference counting against
 the same kernel compiled with it; and the vertex association of the generator's tracks by the
 z-window search against a scan over all vertices (the obvious alternative), measured in the
@@ -27,7 +27,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import math  # noqa: E402
 
+import awkward as ak  # noqa: E402
 import numpy as np  # noqa: E402
+import uproot  # noqa: E402
 from numba import njit  # noqa: E402
 
 from analysis.toymc import soft, tracking  # noqa: E402
@@ -36,7 +38,7 @@ from analysis.toymc.memory import keep_freed_memory  # noqa: E402
 from analysis.toymc.processes import BACKGROUNDS  # noqa: E402
 from analysis.toymc.sample import _hard_stage, generate_mc, make_rng  # noqa: E402
 from analysis.toymc.truth import SIM_DETECTOR  # noqa: E402
-from commands.generate import write_root  # noqa: E402
+from commands.generate import COMPRESSION, to_arrays, write_root  # noqa: E402
 
 N = int(os.environ.get("BENCH_EVENTS", "20000"))
 
@@ -68,6 +70,26 @@ def main() -> None:
                   f"{branches['Track'].counts.mean():>10.1f}")
     if not tuned:
         print("(this C library is not glibc: the allocator was not tuned, both full columns are the default)")
+    write_fixed_cost()
+
+
+def write_fixed_cost() -> None:
+    """What a file costs to write whatever its size: a 10-event file, and of it uproot's
+    mktree (the TTree metadata of every branch)."""
+    branches, _ = generate_mc("zjets_nunu", "2018", 10, 1)
+    arrays = to_arrays(branches)
+    types = {k: v.type if isinstance(v, ak.Array) else v.dtype for k, v in arrays.items()}
+
+    def mktree(path):
+        with uproot.recreate(path, compression=COMPRESSION) as f:
+            f.mktree("Events", types, counter_name=lambda c: "n" + c, field_name=lambda o, i: f"{o}_{i}")
+
+    with tempfile.TemporaryDirectory() as tmp:
+        whole = min(_timed(lambda: write_root(Path(tmp) / "s.root", branches)) for _ in range(5))
+        tree = min(_timed(lambda: mktree(Path(tmp) / "t.root")) for _ in range(5))
+        n_branches = len(uproot.open(Path(tmp) / "s.root")["Events"].keys())
+    print(f"writing a file costs {whole * 1e3:.0f} ms whatever its size (10 events, {n_branches} branches), "
+          f"of which uproot's mktree {tree * 1e3:.0f} ms")
 
 
 def stage_breakdown(process: str = "zjets_nunu") -> None:
