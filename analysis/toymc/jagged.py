@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 
 @dataclass
@@ -72,10 +73,29 @@ class Jagged:
         return Jagged(self.counts, {k: v[order] for k, v in self.fields.items()})
 
     def sort_within(self, key: np.ndarray, descending: bool = True) -> tuple[Jagged, np.ndarray]:
-        """Sort items within each event by ``key``; returns the sorted copy and the permutation."""
-        k = -key if descending else key
-        order = np.lexsort((k, self.event_index()))
+        """Sort items within each event by ``key`` (stable: ties keep their order); returns the
+        sorted copy and the permutation."""
+        k = -np.asarray(key, np.float64) if descending else np.asarray(key, np.float64)
+        if np.isnan(k).any():  # NaN last, as numpy sorts; the kernel's comparisons would not move it
+            order = np.lexsort((k, self.event_index()))
+        else:  # the same permutation as that lexsort, without sorting all items at once
+            order = _argsort_within(self.offsets, k)
         return self.reorder(order), order
+
+
+@njit(cache=True)
+def _argsort_within(offsets, key):
+    """Stable ascending argsort of ``key`` within each event (insertion sort: a few items each)."""
+    order = np.arange(key.size)
+    for e in range(offsets.size - 1):
+        lo = offsets[e]
+        for i in range(lo + 1, offsets[e + 1]):
+            j, t = order[i], i
+            while t > lo and key[order[t - 1]] > key[j]:
+                order[t] = order[t - 1]
+                t -= 1
+            order[t] = j
+    return order
 
 
 def concatenate(parts: list[Jagged]) -> tuple[Jagged, list[np.ndarray]]:
