@@ -57,13 +57,13 @@ def _timed(fn):
 def main() -> None:
     generate_mc("zjets_nunu", "2018", 200, 0)  # JIT warm-up
     hard = {p: rate(lambda p=p: _hard_stage(p, N, "2018", SIM_DETECTOR, make_rng(1, p)), N) for p in BACKGROUNDS}
-    default = {p: rate(lambda p=p: generate_mc(p, "2018", N, 1), N) for p in BACKGROUNDS}
+    default = {p: rate(lambda p=p: generate_mc(p, "2018", N, 1), N, repeat=5) for p in BACKGROUNDS}
     tuned = keep_freed_memory()  # from here on, the allocator as run.py generate sets it (for good)
     print(f"{'process':<12} {'hard+det ev/s':>14} {'full ev/s':>10} {'full ev/s':>10} {'write ev/s':>11} {'tracks/ev':>10}")
     print(f"{'':<12} {'':>14} {'(default)':>10} {'(generate)':>10}")
     with tempfile.TemporaryDirectory() as tmp:
         for p in BACKGROUNDS:
-            full = rate(lambda p=p: generate_mc(p, "2018", N, 1), N)
+            full = rate(lambda p=p: generate_mc(p, "2018", N, 1), N, repeat=5)
             branches, _ = generate_mc(p, "2018", N, 1)
             write = rate(lambda b=branches: write_root(Path(tmp) / "b.root", b), N, repeat=1)
             print(f"{p:<12} {hard[p]:>14,.0f} {default[p]:>10,.0f} {full:>10,.0f} {write:>11,.0f} "
