@@ -298,6 +298,7 @@ def pf_candidates(tracks: Jagged, hard: HardEvents, rng) -> tuple[Jagged, np.nda
 
 @njit(cache=True)
 def _poisson_per_event(rng, n, mean):
+    """A Poisson count of the given mean for each of n events (neutral PF candidates)."""
     out = np.empty(n, np.int64)
     for e in range(n):
         out[e] = rng.poisson(mean)
