@@ -105,8 +105,11 @@ N_SR_BINS_PER_CATEGORY = 4
 
 #: Signal-region lower edges of the 4 max-logit bins per Delta m category (the last bin is
 #: open). Provisional until derived with ``run.py sr-edges`` (Asimov significance with 20%
-#: background uncertainty, flat-S binning, tightest bin split in two; SPEC.md sec. 4).
-SR_LOGIT_EDGES: dict[float, tuple[float, ...]] = {0.3: (3.0, 5.0, 7.0, 9.0), 0.6: (3.0, 5.0, 7.0, 9.0), 1.0: (3.0, 5.0, 7.0, 9.0)}
+#: background uncertainty, flat-S binning, tightest bin split in two; SPEC.md sec. 4). They
+#: start at the upper edge of the sideband of the sideband scale factors
+#: (SIDEBAND_LOGIT_RANGE), as every SR of summary Table 2 lies above its 5-7 sideband.
+SR_LOGIT_EDGES: dict[float, tuple[float, ...]] = {0.3: (7.0, 8.0, 9.0, 10.0), 0.6: (7.0, 8.0, 9.0, 10.0),
+                                                  1.0: (7.0, 8.0, 9.0, 10.0)}
 N_SIGNAL_REGIONS = len(CLASSIFIER_DMS) * N_SR_BINS_PER_CATEGORY
 
 # --- Systematic variations (SPEC.md sec. 6) ---------------------------------------------

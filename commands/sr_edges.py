@@ -11,8 +11,8 @@ score: the event's max logit of its category; weight: event weight; category: in
 the same keys as lists.
 
 Output JSON: {"categories": [0.3, 0.6, 1.0], "edges": {"0.3": [e1, e2, e3, e4], ...},
-"z_asimov": {"0.3": Z, ...}, "background_rel_unc": 0.2}; each category's 4 lower edges,
-the last bin open above (summary Table 2 layout).
+"z_asimov": {"0.3": Z, ...}, "background_rel_unc": 0.2, "min_edge": 7.0}; each category's
+4 lower edges, the last bin open above (summary Table 2 layout), none below ``--min-edge``.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.config import CLASSIFIER_DMS, SR_BACKGROUND_REL_UNC
+from analysis.config import CLASSIFIER_DMS, SIDEBAND_LOGIT_RANGE, SR_BACKGROUND_REL_UNC
 from analysis.errors import InputFileError, YieldsError
 
 NAME = "sr-edges"
@@ -39,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="output JSON (default: %(default)s)")
     parser.add_argument("--background-rel-unc", type=float, default=SR_BACKGROUND_REL_UNC,
                         help="relative background uncertainty in Z_A (default: %(default)s)")
+    parser.add_argument("--min-edge", type=float, default=SIDEBAND_LOGIT_RANGE[1],
+                        help="lowest allowed SR edge (default: %(default)s, the upper edge of the sideband of "
+                             "the sideband scale factors, so that the two are disjoint; --min-edge=-inf: no limit)")
 
 
 def load_scores(path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -76,12 +79,13 @@ def main(args: argparse.Namespace) -> int:
 
     scores = load_scores(args.scores)
     result = sr_edges_by_category(scores["signal"], scores["background"], CLASSIFIER_DMS,
-                                  rel_unc=args.background_rel_unc)
+                                  rel_unc=args.background_rel_unc, min_edge=args.min_edge)
     out = {
         "categories": list(CLASSIFIER_DMS),
         "edges": {f"{dm:g}": edges.tolist() for dm, (edges, _) in result.items()},
         "z_asimov": {f"{dm:g}": z for dm, (_, z) in result.items()},
         "background_rel_unc": args.background_rel_unc,
+        "min_edge": args.min_edge if np.isfinite(args.min_edge) else None,
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))

@@ -18,7 +18,8 @@ import pyhf
 import pytest
 
 import run
-from analysis.errors import YieldsError
+from analysis import config as cfg
+from analysis.errors import ConfigError, YieldsError
 from analysis.stats import (
     AsymptoticCLs,
     abcd_closure,
@@ -341,6 +342,17 @@ def test_flat_s_edges_structure():
     assert s_in == pytest.approx([total / 3, total / 3, total / 6, total / 6], rel=0.02)
 
 
+def test_flat_s_edges_respect_the_lowest_edge():
+    ss, sw, bs, bw = _score_toy()
+    free, _ = flat_s_edges(ss, sw, bs, bw)
+    edges, z = flat_s_edges(ss, sw, bs, bw, min_edge=free[0] + 1.0)
+    assert edges[0] >= free[0] + 1.0 and np.all(np.diff(edges) > 0) and z > 0
+    with pytest.raises(ConfigError, match="at or above 14.*background MC entries"):
+        flat_s_edges(ss, sw, bs, bw, min_edge=14.0)  # signal there, but hardly any background
+    with pytest.raises(ConfigError, match="no signal .* at or above the lowest allowed edge 30"):
+        flat_s_edges(ss, sw, bs, bw, min_edge=30.0)
+
+
 def test_sr_edges_cli(tmp_path):
     ss, sw, bs, bw = _score_toy()
     rng = np.random.default_rng(1)
@@ -351,6 +363,11 @@ def test_sr_edges_cli(tmp_path):
     assert run.main(["sr-edges", str(path), "--out", str(out)]) == 0
     result = json.loads(out.read_text())
     assert set(result["edges"]) == {"0.3", "0.6", "1"} and all(len(e) == 4 for e in result["edges"].values())
+    # by default above the sideband of the sideband scale factors; -inf lifts the limit
+    assert result["min_edge"] == cfg.SIDEBAND_LOGIT_RANGE[1]
+    assert all(e[0] >= cfg.SIDEBAND_LOGIT_RANGE[1] for e in result["edges"].values())
+    assert run.main(["sr-edges", str(path), "--out", str(out), "--min-edge=-inf"]) == 0
+    assert json.loads(out.read_text())["min_edge"] is None
 
 
 # --- ABCD ----------------------------------------------------------------------------------

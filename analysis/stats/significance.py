@@ -13,7 +13,8 @@ quadrature (seed 003: Z^A_k = sqrt(sum_i Z^A_{k,i}^2)).
 The SR edges of one Delta m category (SPEC.md sec. 4: "Asimov significance with 20%
 background uncertainty, flat-S binning, tightest bin split in two"):
 
-1. for each candidate lower edge t (signal-score quantiles), split the signal above t
+1. for each candidate lower edge t (signal-score quantiles, above an optional lowest
+   edge such as the sideband's upper edge), split the signal above t
    into ``SR_FLAT_S_BINS`` bins of equal signal yield (flat S) and compute the combined
    Z_A with sigma_b = ``SR_BACKGROUND_REL_UNC`` * b; a candidate is valid only if every
    bin holds at least ``SR_MIN_BACKGROUND_ENTRIES`` background MC entries (Z_A grows
@@ -101,6 +102,7 @@ def flat_s_edges(
     rel_unc: float = SR_BACKGROUND_REL_UNC,
     n_flat: int = SR_FLAT_S_BINS,
     min_entries: int = SR_MIN_BACKGROUND_ENTRIES,
+    min_edge: float | None = None,
 ) -> tuple[np.ndarray, float]:
     """The 4 lower SR edges of one category and their combined Z_A (module docstring).
 
@@ -110,6 +112,9 @@ def flat_s_edges(
         Event score (the category's max logit, SPEC.md sec. 4) and weight of signal events.
     background_score, background_weight : arrays (n_background,)
         The same for background events.
+    min_edge : float, optional
+        The signal regions start at or above this score (e.g. the upper edge of the sideband
+        in which the background normalization is measured, so that the two are disjoint).
 
     Returns
     -------
@@ -129,9 +134,12 @@ def flat_s_edges(
         raise ConfigError("score and weight arrays must have the same length")
     if ss.size == 0 or bs.size == 0 or sw.sum() <= 0:
         raise ConfigError("flat-S binning needs signal (positive total weight) and background events")
+    allowed = ss >= min_edge if min_edge is not None else np.ones(ss.size, bool)
+    if sw[allowed].sum() <= 0:
+        raise ConfigError(f"no signal (positive total weight) at or above the lowest allowed edge {min_edge:g}")
     best: tuple[float, np.ndarray] | None = None
     for q in np.linspace(0.0, SR_THRESHOLD_MAX_QUANTILE, SR_THRESHOLD_SCAN_POINTS):
-        t = _weighted_quantiles(ss, sw, np.array([q]))[0]
+        t = _weighted_quantiles(ss[allowed], sw[allowed], np.array([q]))[0]
         above = ss >= t
         if above.sum() < n_flat:
             continue
@@ -147,8 +155,9 @@ def flat_s_edges(
         if best is None or z > best[0]:
             best = (z, edges)
     if best is None:
+        above = "" if min_edge is None else f" at or above {min_edge:g}"
         raise ConfigError(
-            f"no SR lower edge leaves >= {min_entries} background MC entries in each of "
+            f"no SR lower edge{above} leaves >= {min_entries} background MC entries in each of "
             f"{n_flat} flat-S bins; provide more background events"
         )
     edges = best[1]
