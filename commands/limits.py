@@ -14,7 +14,10 @@ Input, one of:
 --histograms FILE.coffea  coffea.util.save output: {"histograms": {"sr": hist.Hist}} with
                         axes dataset/process (StrCat), systematic (StrCat: nominal,
                         <name>Up, <name>Down) and sr (Integer 0..11); signals are the
-                        categories "<prefix>m<M>_dm<DM>", e.g. signal_m115_dm0p27
+                        categories "<prefix>m<M>_dm<DM>", e.g. signal_m115_dm0p27;
+                        with --corrections, the sideband scale factors and residual shape
+                        of a corrections file scale the simulated background of the
+                        signal regions first (corrections/README.md)
 
 Output OUT.json: {"signals": {NAME: {"observed": mu, "expected": [m2, m1, median, p1, p2],
 "cls_obs_mu1", "cls_exp_mu1", "workspace", "m", "dm", ...}}, "workspace": DIR, ...}.
@@ -65,6 +68,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="data category of the histogram (default: %(default)s)")
     parser.add_argument("--blind", action="store_true",
                         help="histograms: use the background-only Asimov counts as data")
+    parser.add_argument("--corrections", type=Path, metavar="FILE.json.gz",
+                        help="histograms: apply the file's sideband scale factors and residual shape to the "
+                             "simulated background of the signal regions (with their uncertainties as shape "
+                             "systematics), for the SR edges recorded in the output")
     parser.add_argument("--process-map", nargs="+", default=None, metavar="CATEGORY=BACKGROUND",
                         help="histograms: map categories to fit backgrounds (several may share "
                              "one); default: every non-signal, non-data category is a background")
@@ -111,6 +118,13 @@ def specs_from_histograms(args: argparse.Namespace) -> dict[str, dict]:
             "'histograms' holding the processor's histograms"
         )
     h = hists[args.histogram]
+    if args.corrections is not None:
+        from corrections.apply import SoftTrackCorrections
+        from corrections.signal_regions import correct_output_sr
+
+        h, notes = correct_output_sr(output, SoftTrackCorrections(args.corrections), args.histogram)
+        for note in notes:
+            print(f"background correction: {note}")
     categories = list(h.axes[_process_axis(h)])
     signals = [c for c in categories if c.startswith(args.signal_prefix)]
     if not signals:
@@ -136,6 +150,8 @@ def main(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
     start = time.perf_counter()
+    if args.corrections is not None and args.yields is not None:
+        raise ConfigError("--corrections applies to --histograms, not to a yields file")
     specs = (workspaces_from_yields(_load_json(args.yields)) if args.yields is not None
              else specs_from_histograms(args))
     ws_dir = args.out.parent / f"{args.out.stem}_workspaces"

@@ -6,8 +6,11 @@
    through ONNX when the shipped models are present), derive the corrections and write
    them as correctionlib JSON, then run both regions again with the corrections applied;
 3. build R&S templates from simulated QCD and predict QCD in the baseline (closure numbers);
-4. build pyhf workspaces from the 12 signal regions and compute expected CLs limits for
-   every generated signal point at the full Run-2 luminosity, with the exclusion contour;
+4. derive the sideband scale factors and the residual shape again from the corrected
+   outputs, for the signal regions in use, and apply them to the background of the 12 signal
+   regions (corrections.signal_regions); build pyhf workspaces from them and compute expected
+   CLs limits for every generated signal point at the full Run-2 luminosity, with the
+   exclusion contour;
 5. draw the plots, print a summary and write everything under outputs/default/.
 """
 
@@ -152,7 +155,8 @@ def derive_sr_edges(signal_output: dict, out: Path) -> dict:
     """Signal-region boundaries per Delta m category (SPEC.md sec. 4): Asimov significance
     with 20% background uncertainty, flat-S bins, tightest split in two
     (analysis.stats.significance.flat_s_edges), from the category's max logit of simulated
-    background and of the signal points whose Delta m is nearest to the category's.
+    background and of the signal points whose Delta m is nearest to the category's, above
+    the sideband of the sideband scale factors (config.SIDEBAND_LOGIT_RANGE).
 
     The fine histogram is turned into pseudo-events: each bin contributes its effective
     number of entries (sum w)^2 / sum w^2 at its centre, so the minimum-entries requirement
@@ -192,7 +196,7 @@ def derive_sr_edges(signal_output: dict, out: Path) -> dict:
             arrays[kind] = (np.concatenate(scores) if scores else np.zeros(0),
                             np.concatenate(weights) if weights else np.zeros(0))
         try:
-            edges, z = flat_s_edges(*arrays["signal"], *arrays["background"])
+            edges, z = flat_s_edges(*arrays["signal"], *arrays["background"], min_edge=cfg.SIDEBAND_LOGIT_RANGE[1])
             result[dm] = [float(e) for e in edges]
             notes.append(f"dm {label}: edges {', '.join(f'{e:.2f}' for e in edges)}, Z_A = {z:.2f}")
         except SoftTrackError as err:
@@ -203,17 +207,28 @@ def derive_sr_edges(signal_output: dict, out: Path) -> dict:
     return {"edges": result, "notes": notes}
 
 
-def limits_stage(signal_output: dict, out: Path, workers: int) -> dict:
+def limits_stage(signal_output: dict, out: Path, workers: int, corrections=None) -> dict:
+    """Expected limits from the 12 signal regions; with ``corrections``, the sideband scale
+    factors and the residual shape are applied to the background of the signal regions
+    first (for the edges the output was filled with), with their uncertainties as shape
+    systematics (corrections.signal_regions)."""
     from analysis.stats.contour import plot_exclusion
     from analysis.stats.limits import upper_limits_grid
     from analysis.stats.workspace import parse_signal_point, workspace_from_histograms
+    from corrections.signal_regions import correct_output_sr
 
     h = signal_output["histograms"]["sr"]
     datasets = dict(signal_output["datasets"])
     lumi = signal_output["provenance"].get("lumi_fb", {})
     for meta in datasets.values():
         meta["lumi_used"] = lumi.get(meta["era"], cfg.LUMI_FB[meta["era"]])
-    scaled = drop_empty_regions(scale_to_nominal_lumi(h, datasets))
+    notes: list[str] = []
+    systematics = ["nominal", "jesUp", "jesDown"]
+    if corrections is not None:
+        n_before = len(h.axes["systematic"])
+        h, notes = correct_output_sr(signal_output, corrections)
+        systematics += list(h.axes["systematic"])[n_before:]
+    scaled = drop_empty_regions(scale_to_nominal_lumi(h, datasets, tuple(systematics)))
     signals = [s for s in scaled.axes["dataset"] if s.startswith("signal_")]
     specs = {s: workspace_from_histograms(scaled, s, data=None) for s in signals}
     ws_dir = out / "workspaces"
@@ -234,7 +249,8 @@ def limits_stage(signal_output: dict, out: Path, workers: int) -> dict:
         obs = np.array([results[s].observed for s in results])  # blinded: Asimov "observation"
         files = plot_exclusion(list(zip(m, dm, strict=True)), obs, exp, out / "exclusion")
     summary = {"signals": table, "workspace": str(ws_dir), "seconds": seconds, "luminosity_fb": sum(cfg.LUMI_FB.values()),
-               "blinded": True, "signal_regions_used": scaled.kept_regions, "plots": [str(f) for f in files]}
+               "blinded": True, "signal_regions_used": scaled.kept_regions, "plots": [str(f) for f in files],
+               "background_corrections": notes}
     (out / "limits.json").write_text(json.dumps(summary, indent=1))
     return summary
 
@@ -293,16 +309,20 @@ def main(args) -> int:
         for note in edges["notes"]:
             stages.console.print(f"  {note}")
     sig = stages.run("signal region (corrected)", process, "signal", corrections, "", edges["edges"] if edges else None)
+    sr_notes: list[str] = []
+    if scorer is not None:
+        corrections, sr_notes = stages.run("signal-region corrections", sr_corrections_stage, built.cset, sig, dy,
+                                           corr_path)
     rs = stages.run("Rebalance and Smear (QCD)", rs_stage, fileset, out, opts)
     limits = None
     if "sr" in sig["histograms"]:
-        limits = stages.run("limits", limits_stage, sig, out, args.workers)
+        limits = stages.run("limits", limits_stage, sig, out, args.workers, corrections if scorer is not None else None)
     plots = stages.run("plots", lambda: standard_plots(dy, out / "plots", prefix="dy_")
                        + standard_plots(sig, out / "plots", prefix="signal_"))
     summary = {
         "output": str(out), "sample": str(fileset_path), "events_per_sample": args.events,
         "stage_seconds": stages.times, "total_seconds": time.perf_counter() - stages.t0,
-        "corrections": {"file": str(corr_path), "notes": built.notes,
+        "corrections": {"file": str(corr_path), "notes": corrections_notes(built.notes, sr_notes, scorer is not None),
                         "track_class_sf": {era: {c: [f.sf[c], f.unc[c]] for c in ("pv", "spurious")}
                                            for era, f in built.track_fits.items()}},
         "agreement_signal_met": {"uncorrected": agreement(sig_raw), "corrected": agreement(sig)},
@@ -313,6 +333,26 @@ def main(args) -> int:
     (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
     print_summary(summary, sig, stages)
     return 0
+
+
+def corrections_notes(build: list[str], signal_regions: list[str], rederived: bool) -> list[str]:
+    """The notes of the corrections build, those about sideband_sf and residual_shape replaced
+    by the notes of their derivation from the corrected outputs when that ran."""
+    if not rederived:
+        return list(build)
+    return [n for n in build if not n.startswith(("sideband_sf", "residual_shape"))] + list(signal_regions)
+
+
+def sr_corrections_stage(cset, sig: dict, dy: dict, path: Path):
+    """Derive the sideband scale factors from the corrected signal region and the residual
+    shape from the corrected cleaned Drell-Yan for the signal regions of ``sig``, and write
+    the corrections file again with them (it then holds what the limits apply)."""
+    from corrections.apply import SoftTrackCorrections
+    from corrections.build import with_signal_region_corrections, write_correction_set
+    from corrections.signal_regions import sr_edges_of
+
+    cset, notes = with_signal_region_corrections(cset, sig, dy, sr_edges_of(sig))
+    return SoftTrackCorrections(write_correction_set(cset, path)), notes
 
 
 def rs_stage(fileset: dict, out: Path, opts) -> dict:
@@ -365,6 +405,15 @@ def print_summary(summary: dict, sig: dict, stages: Stages) -> None:
             e = v["expected"]
             t.add_row(name, f"{e[2]:.3g}", f"{e[1]:.3g}", f"{e[3]:.3g}")
         c.print(t)
+    notes = (summary["limits"] or {}).get("background_corrections", [])
+    if notes:
+        applied = {k: sum(f"{k} " in n and n.endswith(" applied") for n in notes) for k in ("sideband_sf", "residual_shape")}
+        c.print(f"signal-region background: sideband_sf applied in {applied['sideband_sf']}, residual_shape in "
+                f"{applied['residual_shape']} of {len(cfg.ERAS) * len(cfg.CLASSIFIER_DMS)} era x Delta m categories "
+                "(outputs/default/limits.json: background_corrections)")
+        for note in notes:
+            if "not applied" in note:
+                c.print(f"  {note}")
     for ds, v in summary["rs"]["baseline_closure"].items():
         if "ratio" in v and v["ratio"] is not None:
             c.print(f"R&S {ds}: predicted/simulated QCD in the seed-004 baseline = {v['ratio']:.2f} +- {v['uncertainty']:.2f}")

@@ -10,7 +10,7 @@ listed in the returned notes (SPEC.md sec. 6).
 from __future__ import annotations
 
 import gzip
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,6 +112,35 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None) 
         corrections=[c for c in corrections if c is not None],
     )
     return result
+
+
+def with_signal_region_corrections(cset: cs.CorrectionSet, signal: Mapping | None, dy: Mapping | None,
+                                   sr_edges: Mapping[float, Sequence[float]] | None = None
+                                   ) -> tuple[cs.CorrectionSet, list[str]]:
+    """``cset`` with ``sideband_sf`` and ``residual_shape`` derived again, from outputs that
+    were processed *with* the other corrections (the track-class scale factors above all,
+    which the sideband factor would otherwise count a second time) and for the signal-region
+    edges in use; see :mod:`corrections.signal_regions` for how they are applied.
+
+    An entry that cannot be derived from these outputs is removed, not kept from an earlier
+    derivation, and the reason is in the returned notes.
+    """
+    notes: list[str] = []
+    made = {}
+    if signal is not None and "max_logit" in signal["histograms"]:
+        made["sideband_sf"] = _optional(lambda: derive.sideband_sf(signal["histograms"], signal["datasets"]),
+                                        "sideband_sf", notes)
+    else:
+        notes.append("sideband_sf not derived: no signal output with a 'max_logit' histogram")
+    if dy is not None and "max_logit" in dy["histograms"]:
+        made["residual_shape"] = _optional(
+            lambda: derive.residual_shape(dy["histograms"], dy["datasets"], sr_edges=sr_edges), "residual_shape", notes)
+    else:
+        notes.append("residual_shape not derived: no dy output with a 'max_logit' histogram")
+    kept = [c for c in cset.corrections if c.name not in ("sideband_sf", "residual_shape")]
+    new = [c for c in made.values() if c is not None]
+    return cs.CorrectionSet(schema_version=cset.schema_version, description=cset.description,
+                            corrections=kept + new), notes
 
 
 def write_correction_set(cset: cs.CorrectionSet, out: Path | str) -> Path:

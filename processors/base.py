@@ -79,8 +79,8 @@ class RegionProcessor(processor.ProcessorABC):
         weighted by what the file provides (pileup; pT(Z) for Drell-Yan in the dy region;
         the p_T^miss line in the signal-like regions; the track-class scale factor of the
         event's highest-scoring track). The sideband scale factors and the residual shape are
-        derived (corrections.derive) but not applied here: they must come from the corrected
-        outputs to avoid counting the track-class normalization twice. The
+        not event weights: they scale the background of the signal regions and are applied to
+        the ``sr`` histogram of the corrected output (corrections.signal_regions). The
         ``nocorr`` variation keeps the uncorrected weight, ``puUp/puDown`` vary pileup.
     """
 

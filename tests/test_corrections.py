@@ -24,7 +24,8 @@ from analysis.toymc.processes import BOSON_A, ZNUNU_POWER, PowerSpectrum
 from analysis.toymc.truth import PSEUDO_DATA, PileupModel
 from corrections import derive
 from corrections.apply import DEFAULT_PATH, SoftTrackCorrections
-from corrections.build import build_corrections, write_correction_set
+from corrections.build import build_corrections, with_signal_region_corrections, write_correction_set
+from corrections.signal_regions import background_factors, category_tag, correct_sr_histogram
 from processors import collections as col
 from processors.base import ORIGIN_NAMES
 from processors.dy import DrellYanProcessor
@@ -261,6 +262,136 @@ def test_sideband_and_residual_shape(signal_output, written):
     nominal, up, down = (np.asarray(corr.residual_shape(ERA, "0.3", x, s)) for s in cfg.CORRECTION_SYSTEMATICS)
     assert nominal[0] == 1.0 and np.all(up >= nominal) and np.all(down <= nominal)
     assert nominal[-1] < nominal[1]  # injected slope -0.02 per unit of max logit
+
+
+# --- the max-logit corrections in the signal regions (corrections.signal_regions) -----------
+def _sr_systematics(corr, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
+    return {s: np.asarray(corr.residual_shape(ERA, key, x, s), dtype=float) for s in cfg.CORRECTION_SYSTEMATICS}
+
+
+def test_sr_background_factors(written):
+    corr = SoftTrackCorrections(written[0])
+    f = background_factors(corr, ERA, cfg.SR_LOGIT_EDGES)
+    for k, dm in enumerate(cfg.CLASSIFIER_DMS):
+        key, tag, sl = f"{dm:g}", category_tag(dm), slice(4 * k, 4 * k + 4)
+        sf = {s: corr.sideband_sf(ERA, key, s) for s in cfg.CORRECTION_SYSTEMATICS}
+        residual = _sr_systematics(corr, key, np.asarray(cfg.SR_LOGIT_EDGES[dm]) + 0.25)
+        assert f.nominal[sl] == pytest.approx(sf["nominal"] * residual["nominal"])
+        others = np.ones(cfg.N_SIGNAL_REGIONS, bool)
+        others[sl] = False
+        up, down = f.variations[f"sideband_{tag}"]
+        assert up[sl] == pytest.approx(np.full(4, sf["up"] / sf["nominal"]))
+        assert down[sl] == pytest.approx(np.full(4, sf["down"] / sf["nominal"]))
+        assert np.all(up[others] == 1.0) and np.all(down[others] == 1.0)
+        up, down = f.variations[f"residual_shape_{tag}"]
+        assert up[sl] * residual["nominal"] == pytest.approx(residual["up"])
+        assert down[sl] * residual["nominal"] == pytest.approx(residual["down"])
+        assert np.all(up[others] == 1.0) and np.all(down[others] == 1.0)
+    # the injected truth: sideband ratio 1.08, residual slope -0.02 per unit of max logit
+    sf = corr.sideband_sf(ERA, "0.3")
+    assert abs(sf - 1.08) < 3 * (corr.sideband_sf(ERA, "0.3", "up") - sf)
+    residual = _sr_systematics(corr, "0.3", np.asarray(cfg.SR_LOGIT_EDGES[0.3]) + 0.25)["nominal"]
+    assert np.all(np.diff(residual) < 0)
+    assert all("applied" in n and "not applied" not in n for n in f.notes)
+
+
+def test_sr_background_factors_refuse_overlap_other_edges_and_missing_era(written):
+    corr = SoftTrackCorrections(written[0])
+    low = {dm: (4.0, 6.0, 8.0, 9.0) for dm in cfg.CLASSIFIER_DMS}  # overlaps the 5-7 sideband
+    f = background_factors(corr, ERA, low)
+    assert np.all(f.nominal == 1.0) and not f.variations
+    assert sum("sideband_sf not applied" in n and "inside or below the sideband" in n for n in f.notes) == 3
+    # the residual shape in the file was derived for config.SR_LOGIT_EDGES
+    assert sum("residual_shape not applied" in n and "other signal-region edges" in n for n in f.notes) == 3
+    shifted = {dm: tuple(e + 0.5 for e in edges) for dm, edges in cfg.SR_LOGIT_EDGES.items()}
+    f = background_factors(corr, ERA, shifted)
+    assert not any(name.startswith("residual_shape") for name in f.variations)
+    assert all(name.startswith("sideband") for name in f.variations) and len(f.variations) == 3
+    f = background_factors(corr, "2016", cfg.SR_LOGIT_EDGES)
+    assert np.all(f.nominal == 1.0) and sum("no sideband_sf" in n for n in f.notes) == 3
+
+
+def test_signal_region_corrections_follow_the_edges_in_use(dy_output, signal_output, written):
+    dy = dict(dy_output, histograms=dict(dy_output["histograms"],
+                                         max_logit=_logit_hist(np.random.default_rng(3), -0.02, 1.0)))
+    dy["datasets"] = dict(dy["datasets"], **DATASETS_SIGNAL)
+    shifted = {dm: tuple(e + 0.5 for e in edges) for dm, edges in cfg.SR_LOGIT_EDGES.items()}
+    cset, notes = with_signal_region_corrections(written[1].cset, signal_output, dy, shifted)
+    assert not notes and sorted(c.name for c in cset.corrections) == sorted(c.name for c in written[1].cset.corrections)
+    corr = SoftTrackCorrections(json_text=cset.model_dump_json(exclude_unset=True))
+    f = background_factors(corr, ERA, shifted)
+    assert len(f.variations) == 6 and not any("not applied" in n for n in f.notes)
+    # an output that cannot give the residual shape removes the earlier one
+    cset, notes = with_signal_region_corrections(written[1].cset, signal_output, None, shifted)
+    assert "residual_shape" not in {c.name for c in cset.corrections} and "sideband_sf" in {c.name for c in cset.corrections}
+    assert notes == ["residual_shape not derived: no dy output with a 'max_logit' histogram"]
+
+
+SR_DATASETS = {"zjets_2018": {"process": "zjets_nunu", "era": ERA, "is_data": False},
+               "signal_m100_dm0p3_2018": {"process": "signal", "era": ERA, "is_data": False},
+               "data_2018": {"process": "data_met", "era": ERA, "is_data": True}}
+
+
+def _sr_histogram() -> hist.Hist:
+    """The processors' ``sr`` histogram: 10 entries in every signal region of every dataset,
+    of weight 2 (nominal), 2.2 (jesUp), 1.8 (jesDown)."""
+    h = hist.Hist(hist.axis.StrCategory(list(SR_DATASETS), name="dataset"),
+                  hist.axis.StrCategory(["nominal", "jesUp", "jesDown"], name="systematic"),
+                  hist.axis.Integer(0, cfg.N_SIGNAL_REGIONS, name="sr"), storage=hist.storage.Weight())
+    sr = np.arange(cfg.N_SIGNAL_REGIONS)
+    for ds in SR_DATASETS:
+        for syst, w in (("nominal", 2.0), ("jesUp", 2.2), ("jesDown", 1.8)):
+            h.fill(dataset=ds, systematic=syst, sr=np.repeat(sr, 10), weight=np.full(10 * sr.size, w))
+    return h
+
+
+def test_correct_sr_histogram_scales_background_only(written):
+    from analysis.stats.workspace import workspace_from_histograms
+
+    corr = SoftTrackCorrections(written[0])
+    datasets, h = SR_DATASETS, _sr_histogram()
+    out, notes = correct_sr_histogram(h, datasets, corr, cfg.SR_LOGIT_EDGES)
+    f = background_factors(corr, ERA, cfg.SR_LOGIT_EDGES)
+    assert notes == f.notes
+    view = out.view()
+    systs = list(out.axes["systematic"])
+    assert systs[:3] == ["nominal", "jesUp", "jesDown"] and len(systs) == 3 + 2 * len(f.variations)
+    bkg = out.axes["dataset"].index("zjets_2018")
+    for j, (syst, w) in enumerate((("nominal", 2.0), ("jesUp", 2.2), ("jesDown", 1.8))):
+        assert view["value"][bkg, j] == pytest.approx(10 * w * f.nominal)
+        assert view["variance"][bkg, j] == pytest.approx(10 * w**2 * f.nominal**2)
+    for name, (up, down) in f.variations.items():
+        assert view["value"][bkg, systs.index(name + "Up")] == pytest.approx(20.0 * f.nominal * up)
+        assert view["value"][bkg, systs.index(name + "Down")] == pytest.approx(20.0 * f.nominal * down)
+    for ds in ("signal_m100_dm0p3_2018", "data_2018"):
+        i = out.axes["dataset"].index(ds)
+        assert np.all(view["value"][i, 0] == 20.0) and np.all(view["value"][i, 3:] == 20.0)
+    spec = workspace_from_histograms(out, "signal_m100_dm0p3_2018", data=None)
+    modifiers = {m["name"] for ch in spec["channels"] for s in ch["samples"] for m in s["modifiers"]}
+    assert set(f.variations) <= modifiers
+
+
+def test_limits_cli_applies_the_signal_region_corrections(written, tmp_path):
+    from coffea.util import save
+
+    import run
+
+    edges = {f"{dm:g}": list(e) for dm, e in cfg.SR_LOGIT_EDGES.items()}
+    path = tmp_path / "signal.coffea"
+    save({"histograms": {"sr": _sr_histogram()}, "datasets": SR_DATASETS, "provenance": {"sr_edges": edges}}, path)
+    out = tmp_path / "limits.json"
+    argv = ["limits", "--histograms", str(path), "--out", str(out), "--workers", "1", "--blind"]
+    assert run.main([*argv, "--corrections", str(written[0])]) == 0
+    spec = json.loads(Path(json.loads(out.read_text())["signals"]["signal_m100_dm0p3_2018"]["workspace"]).read_text())
+    samples = {s["name"]: s for s in spec["channels"][0]["samples"]}
+    f = background_factors(SoftTrackCorrections(written[0]), ERA, cfg.SR_LOGIT_EDGES)
+    assert samples["zjets_2018"]["data"] == pytest.approx(20.0 * f.nominal)
+    assert samples["signal"]["data"] == pytest.approx(np.full(cfg.N_SIGNAL_REGIONS, 20.0))
+    assert {"sideband_dm0p3", "residual_shape_dm1"} <= {m["name"] for m in samples["zjets_2018"]["modifiers"]}
+    assert run.main(argv) == 0  # without: the background as filled
+    spec = json.loads(Path(json.loads(out.read_text())["signals"]["signal_m100_dm0p3_2018"]["workspace"]).read_text())
+    samples = {s["name"]: s for s in spec["channels"][0]["samples"]}
+    assert samples["zjets_2018"]["data"] == pytest.approx(np.full(cfg.N_SIGNAL_REGIONS, 20.0))
 
 
 # --- evaluation and errors -----------------------------------------------------------------
