@@ -150,8 +150,9 @@ def write_correction_set(cset: cs.CorrectionSet, out: Path | str) -> Path:
     path = out if out.name.endswith(".json.gz") else out / cfg.CORRECTIONS_FILENAME
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with gzip.open(path, "wt", encoding="utf-8") as f:
-            f.write(cset.model_dump_json(exclude_unset=True))
+        # mtime 0: the same corrections give the same bytes
+        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+            f.write(cset.model_dump_json(exclude_unset=True).encode("utf-8"))
     except OSError as err:
         raise ConfigError(f"cannot write corrections to {path}: {err.strerror or err}") from None
     return path

@@ -6,10 +6,12 @@ Two corrections act on the signal-region yields of simulated background, not on 
 - the sideband scale factor of a Delta m category (data/simulation in 5 < max logit < 7,
   derived *after* the track-class scale factors, i.e. from the corrected signal-region
   output) multiplies the background of that category's four signal regions; its
-  statistical uncertainty becomes a shape systematic ``sideband_dm<X>``;
+  statistical uncertainty becomes a shape systematic ``sideband_dm<X>_<era>`` (the eras'
+  factors come from independent data, so each has its own nuisance parameter);
 - the residual shape (line fits to cleaned Drell-Yan data/simulation, evaluated at each
   signal region's lower edge) multiplies each signal region by its nominal value; the
-  difference to the tight fit becomes a shape systematic ``residual_shape_dm<X>``.
+  difference to the tight fit becomes a shape systematic ``residual_shape_dm<X>``, one for
+  all eras (the choice between the two fits is the same method uncertainty in each).
 
 Both are constant within a signal region, so they are applied to the ``sr`` histogram
 (dataset, systematic, sr) exactly, without re-running the processors.
@@ -82,7 +84,7 @@ def background_factors(corrections, era: str, sr_edges: Mapping[float, Sequence[
             else:
                 up, down = corrections.sideband_sf(era, key, "up"), corrections.sideband_sf(era, key, "down")
                 out.nominal[sl] *= sf
-                out.variations[f"sideband_{tag}"] = (_in(sl, up / sf), _in(sl, max(down, 0.0) / sf))
+                out.variations[f"sideband_{tag}_{era}"] = (_in(sl, up / sf), _in(sl, max(down, 0.0) / sf))
                 out.notes.append(f"{era} dm {key}: sideband_sf {sf:.3f} (up {up:.3f}, down {down:.3f}) applied")
         if not _has(corrections, "residual_shape", era):
             out.notes.append(f"{era} dm {key}: no residual_shape in the corrections")

@@ -279,7 +279,7 @@ def test_sr_background_factors(written):
         assert f.nominal[sl] == pytest.approx(sf["nominal"] * residual["nominal"])
         others = np.ones(cfg.N_SIGNAL_REGIONS, bool)
         others[sl] = False
-        up, down = f.variations[f"sideband_{tag}"]
+        up, down = f.variations[f"sideband_{tag}_{ERA}"]
         assert up[sl] == pytest.approx(np.full(4, sf["up"] / sf["nominal"]))
         assert down[sl] == pytest.approx(np.full(4, sf["down"] / sf["nominal"]))
         assert np.all(up[others] == 1.0) and np.all(down[others] == 1.0)
@@ -387,7 +387,7 @@ def test_limits_cli_applies_the_signal_region_corrections(written, tmp_path):
     f = background_factors(SoftTrackCorrections(written[0]), ERA, cfg.SR_LOGIT_EDGES)
     assert samples["zjets_2018"]["data"] == pytest.approx(20.0 * f.nominal)
     assert samples["signal"]["data"] == pytest.approx(np.full(cfg.N_SIGNAL_REGIONS, 20.0))
-    assert {"sideband_dm0p3", "residual_shape_dm1"} <= {m["name"] for m in samples["zjets_2018"]["modifiers"]}
+    assert {"sideband_dm0p3_2018", "residual_shape_dm1"} <= {m["name"] for m in samples["zjets_2018"]["modifiers"]}
     assert run.main(argv) == 0  # without: the background as filled
     spec = json.loads(Path(json.loads(out.read_text())["signals"]["signal_m100_dm0p3_2018"]["workspace"]).read_text())
     samples = {s["name"]: s for s in spec["channels"][0]["samples"]}
