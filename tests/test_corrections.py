@@ -25,7 +25,7 @@ from analysis.toymc.truth import PSEUDO_DATA, PileupModel
 from corrections import derive
 from corrections.apply import DEFAULT_PATH, SoftTrackCorrections
 from corrections.build import build_corrections, with_signal_region_corrections, write_correction_set
-from corrections.signal_regions import background_factors, category_tag, correct_sr_histogram
+from corrections.signal_regions import background_factors, category_tag, correct_output_sr, correct_sr_histogram
 from processors import collections as col
 from processors.base import ORIGIN_NAMES
 from processors.dy import DrellYanProcessor
@@ -369,6 +369,18 @@ def test_correct_sr_histogram_scales_background_only(written):
     spec = workspace_from_histograms(out, "signal_m100_dm0p3_2018", data=None)
     modifiers = {m["name"] for ch in spec["channels"] for s in ch["samples"] for m in s["modifiers"]}
     assert set(f.variations) <= modifiers
+
+
+def test_correct_output_sr_needs_metadata_and_says_what_it_assumed(written):
+    corr = SoftTrackCorrections(written[0])
+    with pytest.raises(ConfigError, match="no 'datasets' metadata"):
+        correct_output_sr({"histograms": {"sr": _sr_histogram()}}, corr)
+    partial = {k: v for k, v in SR_DATASETS.items() if k != "data_2018"}
+    with pytest.raises(ConfigError, match=r"\['data_2018'\] of histogram 'sr' have no metadata"):
+        correct_output_sr({"histograms": {"sr": _sr_histogram()}, "datasets": partial}, corr)
+    h, notes = correct_output_sr({"histograms": {"sr": _sr_histogram()}, "datasets": SR_DATASETS}, corr)
+    assert notes[0].startswith("the output does not record its signal-region edges")
+    assert len(h.axes["systematic"]) == 3 + 2 * 6
 
 
 def test_limits_cli_applies_the_signal_region_corrections(written, tmp_path):
