@@ -20,6 +20,7 @@ from analysis import config as cfg
 from analysis.errors import ConfigError, SoftTrackError
 
 from . import derive
+from .signal_regions import sr_edges_of
 
 SCHEMA_VERSION = 2
 
@@ -55,6 +56,15 @@ def _optional(make, name: str, notes: list[str]):
         return None
 
 
+def _sr_edges(*outputs: Mapping | None) -> dict[float, tuple[float, ...]] | None:
+    """The signal-region edges recorded by the first output that has them."""
+    for out in outputs:
+        edges = sr_edges_of(out) if out is not None else None
+        if edges:
+            return edges
+    return None
+
+
 def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None) -> BuildResult:
     """Derive every correction the inputs allow and assemble the CorrectionSet.
 
@@ -64,6 +74,10 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None) 
         scale factors, residual max-logit shape (when ``max_logit`` exists).
     signal : output of the ``signal`` processor: p_T^miss weights, sideband scale factors
         (when ``max_logit`` exists).
+
+    The residual shape is evaluated at the signal-region edges the signal output (else the
+    dy output) was filled with, as its provenance records them (config.SR_LOGIT_EDGES for
+    outputs that do not).
 
     Pileup weights come from the generator's profiles for the eras of the inputs.
     """
@@ -88,7 +102,8 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None) 
         if result.track_fits:
             corrections.append(derive.track_class_sf(h, ds, pileup, result.track_fits))
         if "max_logit" in h:
-            corrections.append(_optional(lambda: derive.residual_shape(h, ds), "residual_shape", notes))
+            edges = _sr_edges(signal, dy)
+            corrections.append(_optional(lambda: derive.residual_shape(h, ds, sr_edges=edges), "residual_shape", notes))
         else:
             result.notes.append("residual_shape not derived: the dy output has no 'max_logit' histogram")
     else:

@@ -325,6 +325,10 @@ def test_signal_region_corrections_follow_the_edges_in_use(dy_output, signal_out
     cset, notes = with_signal_region_corrections(written[1].cset, signal_output, None, shifted)
     assert "residual_shape" not in {c.name for c in cset.corrections} and "sideband_sf" in {c.name for c in cset.corrections}
     assert notes == ["residual_shape not derived: no dy output with a 'max_logit' histogram"]
+    # the corrections command takes the edges the signal output records
+    recorded = dict(signal_output, provenance={"sr_edges": {f"{dm:g}": list(e) for dm, e in shifted.items()}})
+    corr = SoftTrackCorrections(json_text=build_corrections(dy, recorded).cset.model_dump_json(exclude_unset=True))
+    assert sum(n.startswith("residual_shape_") for n in background_factors(corr, ERA, shifted).variations) == 3
 
 
 SR_DATASETS = {"zjets_2018": {"process": "zjets_nunu", "era": ERA, "is_data": False},
