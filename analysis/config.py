@@ -366,6 +366,9 @@ SIDEBAND_LOGIT_RANGE: tuple[float, float] = (5.0, 7.0)
 #: residual-shape line fits above these max logits (thesis sec. 6.2.2, Tables 6.3, 6.4):
 #: nominal from the loose fit, systematic = difference to the tight fit
 RESIDUAL_SHAPE_FIT_MIN: tuple[float, float] = (5.0, 7.0)
+#: an era and category get a residual shape only if its statistical uncertainty at every
+#: signal region's lower edge stays below this fraction of the weight
+RESIDUAL_SHAPE_MAX_REL_UNC = 0.25
 #: pileup weights: true-interaction bins (width 1) and the relative up/down variation of
 #: the pseudo-data profile scale (the CMS minimum-bias cross section uncertainty, 4.6%)
 PILEUP_NTRUE_MAX = 100

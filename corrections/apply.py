@@ -67,8 +67,10 @@ class SoftTrackCorrections:
             raise CorrectionError(f"{self.path} is not a correctionlib schema-v2 CorrectionSet: {err}") from None
         self._inputs: dict[str, list[str]] = {}
         self._categories: dict[str, dict[str, set[str]]] = {}
+        self._data: dict[str, Any] = {}
         for c in model.corrections:
             self._inputs[c.name] = [v.name for v in c.inputs]
+            self._data[c.name] = c.data
             cats: dict[str, set[str]] = {}
             _string_categories(c.data, cats)
             self._categories[c.name] = cats
@@ -97,6 +99,21 @@ class SoftTrackCorrections:
         """Eras a correction provides."""
         self._require(name)
         return sorted(self._categories[name].get("era", set()))
+
+    def provides(self, name: str, **inputs: str) -> bool:
+        """Whether correction ``name`` has an entry for the given string inputs together, e.g.
+        ``provides("residual_shape", era="2018", category="0.3")`` (:meth:`eras` and the
+        category checks of :meth:`evaluate` look at each input on its own)."""
+        if name not in self._data:
+            return False
+        node = self._data[name]
+        while isinstance(node, cs.Category) and node.input in inputs:
+            want = str(inputs[node.input])
+            match = [item.value for item in node.content if str(item.key) == want]
+            if not match and node.default is None:
+                return False
+            node = match[0] if match else node.default
+        return True
 
     def _require(self, name: str) -> None:
         if name not in self._inputs:

@@ -103,7 +103,8 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None) 
             corrections.append(derive.track_class_sf(h, ds, pileup, result.track_fits))
         if "max_logit" in h:
             edges = _sr_edges(signal, dy)
-            corrections.append(_optional(lambda: derive.residual_shape(h, ds, sr_edges=edges), "residual_shape", notes))
+            corrections.append(_optional(lambda: derive.residual_shape(h, ds, sr_edges=edges, notes=notes),
+                                         "residual_shape", notes))
         else:
             result.notes.append("residual_shape not derived: the dy output has no 'max_logit' histogram")
     else:
@@ -149,7 +150,8 @@ def with_signal_region_corrections(cset: cs.CorrectionSet, signal: Mapping | Non
         notes.append("sideband_sf not derived: no signal output with a 'max_logit' histogram")
     if dy is not None and "max_logit" in dy["histograms"]:
         made["residual_shape"] = _optional(
-            lambda: derive.residual_shape(dy["histograms"], dy["datasets"], sr_edges=sr_edges), "residual_shape", notes)
+            lambda: derive.residual_shape(dy["histograms"], dy["datasets"], sr_edges=sr_edges, notes=notes),
+            "residual_shape", notes)
     else:
         notes.append("residual_shape not derived: no dy output with a 'max_logit' histogram")
     kept = [c for c in cset.corrections if c.name not in ("sideband_sf", "residual_shape")]

@@ -665,38 +665,89 @@ def fit_residual_shapes(hists: Mapping[str, hist.Hist], datasets: Mapping[str, M
     return out[0], out[1]
 
 
+def residual_shape_factors(loose: LineFit, tight: LineFit, low_edges: Sequence[float],
+                           sideband: tuple[float, float] = cfg.SIDEBAND_LOGIT_RANGE
+                           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(nominal, statistical uncertainty, fit-choice uncertainty) of the residual shape at each
+    signal region's lower edge: the loose line divided by its value at the sideband centre
+    (the sideband scale factor normalizes the background there, so the residual shape only
+    carries the change from the sideband to the signal regions); the statistical uncertainty
+    of that ratio from the line's covariance; |tight - loose| over the same normalization."""
+    centre = 0.5 * (sideband[0] + sideband[1])
+    norm = float(loose(centre))
+    if not norm > 0:
+        raise CorrectionError(f"the loose residual line is {norm:.3g} at the sideband centre {centre:g}")
+    edges = np.asarray(low_edges, dtype=np.float64)
+    nominal = np.asarray(loose(edges), dtype=np.float64) / norm
+    # d(ratio)/d(p0, p1) of (p0 + p1 (e - pivot)) / (p0 + p1 (c - pivot))
+    de, dc = edges - loose.pivot, centre - loose.pivot
+    g0 = (1.0 - nominal) / norm
+    g1 = (de - nominal * dc) / norm
+    cov01 = loose.correlation * loose.err_p0 * loose.err_p1
+    var = g0**2 * loose.err_p0**2 + g1**2 * loose.err_p1**2 + 2.0 * g0 * g1 * cov01
+    stat = np.sqrt(np.maximum(var, 0.0))
+    choice = np.abs(np.asarray(tight(edges), dtype=np.float64) - np.asarray(loose(edges), dtype=np.float64)) / norm
+    return nominal, stat, choice
+
+
 def residual_shape(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Mapping],
                    sr_edges: Mapping[float, Sequence[float]] | None = None,
-                   fit_min: tuple[float, float] = cfg.RESIDUAL_SHAPE_FIT_MIN) -> cs.Correction:
+                   fit_min: tuple[float, float] = cfg.RESIDUAL_SHAPE_FIT_MIN,
+                   max_rel_unc: float = cfg.RESIDUAL_SHAPE_MAX_REL_UNC,
+                   notes: list[str] | None = None) -> cs.Correction:
     """Residual max-logit shape correction (inputs era, category, max_logit, syst).
 
     In each signal-region bin of a category the weight is the loose line fit evaluated at
-    the bin's lower edge; up/down add -+ |loose - tight| there; below the first signal
-    region the weight is 1 (thesis sec. 6.2.2; summary sec. 5).
+    the bin's lower edge, relative to its value at the sideband centre
+    (:func:`residual_shape_factors`); up/down add -+ the fit-choice (loose vs tight) and the
+    statistical uncertainty in quadrature; below the first signal region the weight is 1
+    (thesis sec. 6.2.2, 7; summary sec. 5). An era and category whose shape the cleaned-DY
+    tail does not constrain (statistical uncertainty above ``max_rel_unc`` of the weight at
+    some edge, or a fit that fails) has no entry, and the reason is appended to ``notes``;
+    CorrectionError if no entry is left.
     """
     sr_edges = sr_edges or cfg.SR_LOGIT_EDGES
+    notes = notes if notes is not None else []
+    axis_edges = hists["max_logit"].axes["max_logit"].edges
     per_era, lines = {}, []
     for era in eras_of(datasets):
         items = {}
         for dm in cfg.CLASSIFIER_DMS:
             key = f"{dm:g}"
-            loose, tight = fit_residual_shapes(hists, datasets, era, key, fit_min)
             low_edges = [float(e) for e in sr_edges[dm]]
-            nominal = np.array([loose(e) for e in low_edges])
-            delta = np.abs(np.array([tight(e) for e in low_edges]) - nominal)
-            axis_edges = hists["max_logit"].axes["max_logit"].edges
+            try:
+                loose, tight = fit_residual_shapes(hists, datasets, era, key, fit_min)
+                nominal, stat, choice = residual_shape_factors(loose, tight, low_edges)
+            except (CorrectionError, ValueError, RuntimeError, ZeroDivisionError) as err:
+                notes.append(f"residual_shape not derived for {era} dm {key}: {err}")
+                continue
+            rel = stat / np.maximum(np.abs(nominal), 1e-12)
+            if np.any(nominal <= 0) or np.any(rel > max_rel_unc):
+                notes.append(f"residual_shape not derived for {era} dm {key}: "
+                             + ", ".join(f"{n:.2f} +- {u:.2f}" for n, u in zip(nominal, stat, strict=True))
+                             + f" at the SR edges, statistical uncertainty above {max_rel_unc:g} of the weight")
+                continue
+            spread = np.hypot(stat, choice)
             edges = [float(axis_edges[0]), *low_edges, float(axis_edges[-1])]
             per_syst = {}
             for syst, sign in zip(SYSTS, (0.0, 1.0, -1.0), strict=True):
                 per_syst[syst] = cs.Binning(nodetype="binning", input="max_logit", edges=edges,
-                                            content=[1.0, *[float(x) for x in nominal + sign * delta]], flow="clamp")
+                                            content=[1.0, *[float(x) for x in np.maximum(nominal + sign * spread, 0.0)]],
+                                            flow="clamp")
             items[key] = _cat("syst", per_syst)
-            lines.append(f"{era} dm {key}: >{fit_min[0]:g} slope {loose.p1:.3f}+-{loose.err_p1:.3f}, "
-                         f">{fit_min[1]:g} slope {tight.p1:.3f}+-{tight.err_p1:.3f}")
-        per_era[era] = _cat("category", items)
+            lines.append(f"{era} dm {key}: " + ", ".join(f"{n:.3f}" for n in nominal)
+                         + f" (>{fit_min[0]:g} slope {loose.p1:.3f}+-{loose.err_p1:.3f}, "
+                         f">{fit_min[1]:g} slope {tight.p1:.3f}+-{tight.err_p1:.3f})")
+        if items:
+            per_era[era] = _cat("category", items)
+    if not per_era:
+        raise CorrectionError("no era and category constrains the residual shape (the notes say why for each)")
+    centre = 0.5 * sum(cfg.SIDEBAND_LOGIT_RANGE)
     desc = ("Residual max-logit shape weights of simulated background in the signal regions: line fit of cleaned-DY "
-            f"data/refined simulation above {fit_min[0]:g} evaluated at each signal region's lower edge; up/down: "
-            f"difference to the fit above {fit_min[1]:g} (thesis sec. 6.2.2). " + "; ".join(lines))
+            f"data/refined simulation above {fit_min[0]:g} at each signal region's lower edge, relative to its value "
+            f"at the sideband centre {centre:g}; up/down: the difference to the fit above {fit_min[1]:g} and the "
+            "statistical uncertainty in quadrature (thesis sec. 6.2.2, 7). Eras and categories without an entry are "
+            "not constrained by the cleaned-DY tail. " + "; ".join(lines))
     return _correction(
         "residual_shape", desc,
         [ERA_INPUT, cs.Variable(name="category", type="string", description="Delta m category: 0.3, 0.6 or 1"),

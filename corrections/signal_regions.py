@@ -9,7 +9,8 @@ Two corrections act on the signal-region yields of simulated background, not on 
   statistical uncertainty becomes a shape systematic ``sideband_dm<X>_<era>`` (the eras'
   factors come from independent data, so each has its own nuisance parameter);
 - the residual shape (line fits to cleaned Drell-Yan data/simulation, evaluated at each
-  signal region's lower edge) multiplies each signal region by its nominal value; the
+  signal region's lower edge relative to the sideband centre) multiplies each signal region
+  by its nominal value; the
   difference to the tight fit becomes a shape systematic ``residual_shape_dm<X>``, one for
   all eras (the choice between the two fits is the same method uncertainty in each).
 
@@ -58,10 +59,6 @@ class BackgroundFactors:
     notes: list[str] = field(default_factory=list)
 
 
-def _has(corrections, name: str, era: str) -> bool:
-    return name in corrections.names and era in corrections.eras(name)
-
-
 def background_factors(corrections, era: str, sr_edges: Mapping[float, Sequence[float]],
                        window: tuple[float, float] = cfg.SIDEBAND_LOGIT_RANGE) -> BackgroundFactors:
     """The sideband scale factors and residual shape of ``corrections`` (a
@@ -72,7 +69,7 @@ def background_factors(corrections, era: str, sr_edges: Mapping[float, Sequence[
     for k, dm in enumerate(cfg.CLASSIFIER_DMS):
         key, tag, sl = f"{dm:g}", category_tag(dm), slice(k * nbin, (k + 1) * nbin)
         edges = np.asarray(sr_edges[dm], dtype=np.float64)
-        if not _has(corrections, "sideband_sf", era):
+        if not corrections.provides("sideband_sf", era=era, category=key):
             out.notes.append(f"{era} dm {key}: no sideband_sf in the corrections")
         elif edges[0] < window[1] - 1e-9:
             out.notes.append(f"{era} dm {key}: sideband_sf not applied: the lowest signal region starts at "
@@ -86,8 +83,9 @@ def background_factors(corrections, era: str, sr_edges: Mapping[float, Sequence[
                 out.nominal[sl] *= sf
                 out.variations[f"sideband_{tag}_{era}"] = (_in(sl, up / sf), _in(sl, max(down, 0.0) / sf))
                 out.notes.append(f"{era} dm {key}: sideband_sf {sf:.3f} (up {up:.3f}, down {down:.3f}) applied")
-        if not _has(corrections, "residual_shape", era):
-            out.notes.append(f"{era} dm {key}: no residual_shape in the corrections")
+        if not corrections.provides("residual_shape", era=era, category=key):
+            out.notes.append(f"{era} dm {key}: no residual_shape in the corrections (not derived, or not "
+                             "constrained by the cleaned-DY tail: see the corrections' notes)")
             continue
         factors = _residual_per_region(corrections, era, key, edges)
         if factors is None:

@@ -106,11 +106,12 @@ def _met_sample(rng, n_sim: int, n_data_cand: int):
     return sim, n_data_cand / n_sim, data
 
 
-def _logit_hist(rng, shape_slope: float, sideband_sf: float) -> hist.Hist:
-    """max_logit (dataset, systematic, dm, max_logit) with data = simulation x a known ratio."""
+def _logit_hist(rng, shape_slope: float, sideband_sf: float, scale: float = 1.0) -> hist.Hist:
+    """max_logit (dataset, systematic, dm, max_logit) with data = simulation x a known ratio
+    (``scale`` times the default number of events)."""
     h = hist.Hist(DATASET, SYSTEMATIC, DM, hist.axis.Regular(64, -16, 16, name="max_logit"), storage=hist.storage.Weight())
     centres = h.axes["max_logit"].centers
-    expected = 2.0e5 * np.exp(-0.5 * ((centres + 2.0) / 3.0) ** 2) + 200.0 * np.exp(-0.3 * (centres - 5.0))
+    expected = scale * (2.0e5 * np.exp(-0.5 * ((centres + 2.0) / 3.0) ** 2) + 200.0 * np.exp(-0.3 * (centres - 5.0)))
     ratio = np.where(centres < 7.0, sideband_sf, 1.0) * (1.0 + shape_slope * (centres - 6.0))
     for dm in DM:
         sim = expected * 5.0
@@ -262,6 +263,33 @@ def test_sideband_and_residual_shape(signal_output, written):
     nominal, up, down = (np.asarray(corr.residual_shape(ERA, "0.3", x, s)) for s in cfg.CORRECTION_SYSTEMATICS)
     assert nominal[0] == 1.0 and np.all(up >= nominal) and np.all(down <= nominal)
     assert nominal[-1] < nominal[1]  # injected slope -0.02 per unit of max logit
+
+
+def test_residual_shape_recovers_the_injected_slope_relative_to_the_sideband():
+    """data/simulation = sf (1 - 0.02 (x - 6)) below 7 and (1 - 0.02 (x - 6)) above: relative to
+    the sideband centre 6 the shape weight at a signal region's lower edge e is 1 - 0.02 (e - 6)."""
+    h = {"max_logit": _logit_hist(np.random.default_rng(5), -0.02, 1.0)}
+    loose, tight = derive.fit_residual_shapes(h, DATASETS_SIGNAL, ERA, "0.6")
+    edges = cfg.SR_LOGIT_EDGES[0.6]
+    nominal, stat, choice = derive.residual_shape_factors(loose, tight, edges)
+    truth = 1.0 - 0.02 * (np.asarray(edges) - 6.0)
+    assert np.all(np.abs(nominal - truth) < 3.0 * stat) and np.all(stat < 0.05)
+
+
+def test_unconstrained_residual_shape_is_left_out_with_a_note():
+    notes: list[str] = []
+    sparse = {"max_logit": _logit_hist(np.random.default_rng(6), -0.02, 1.0, scale=2e-4)}
+    with pytest.raises(CorrectionError, match="no era and category constrains the residual shape"):
+        derive.residual_shape(sparse, DATASETS_SIGNAL, notes=notes)
+    assert len(notes) == len(cfg.CLASSIFIER_DMS)
+    assert all(n.startswith(f"residual_shape not derived for {ERA} dm ") for n in notes)
+
+
+def test_provides_looks_at_the_inputs_together(written):
+    corr = SoftTrackCorrections(written[0])
+    assert corr.provides("residual_shape", era=ERA, category="0.3")
+    assert corr.provides("sideband_sf", era=ERA) and not corr.provides("sideband_sf", era="2016", category="0.3")
+    assert not corr.provides("sideband_sf", era=ERA, category="2") and not corr.provides("nonexistent", era=ERA)
 
 
 # --- the max-logit corrections in the signal regions (corrections.signal_regions) -----------
