@@ -438,6 +438,38 @@ def test_limits_cli_applies_the_signal_region_corrections(written, tmp_path):
     assert samples["zjets_2018"]["data"] == pytest.approx(np.full(cfg.N_SIGNAL_REGIONS, 20.0))
 
 
+def test_main_job_applies_the_sideband_sf_to_the_limits(tmp_path):
+    """The main job's wiring: the sideband SF derived from a (corrected) signal output scales
+    the background of the workspaces, with its per-era nuisance parameter; the luminosity
+    scaling to the full Run 2 comes on top."""
+    from commands.main_job import limits_stage, sr_corrections_stage
+
+    datasets = {"bkg_2018": {"process": "zjets_nunu", "era": ERA, "is_data": False},
+                "signal_m100_dm0p3_2018": {"process": "signal", "era": ERA, "is_data": False},
+                "data_2018": {"process": "data_met", "era": ERA, "is_data": True}}
+    sr = _sr_histogram()
+    h = hist.Hist(hist.axis.StrCategory(list(datasets), name="dataset"), *sr.axes[1:], storage=hist.storage.Weight())
+    h.view()[...] = sr.view()
+    lumi = {ERA: 10.0}
+    sig = {"histograms": {"sr": h, "max_logit": _logit_hist(np.random.default_rng(7), 0.0, 1.08)}, "datasets": datasets,
+           "provenance": {"lumi_fb": lumi, "sr_edges": {f"{dm:g}": list(e) for dm, e in cfg.SR_LOGIT_EDGES.items()}}}
+    built = build_corrections(None, sig)
+    corr, notes = sr_corrections_stage(built.cset, sig, None, tmp_path / "c.json.gz")
+    assert notes == ["residual_shape not derived: no dy output with a 'max_logit' histogram"]
+    result = limits_stage(sig, tmp_path, 1, corr)
+    assert sum(n.endswith(" applied") for n in result["background_corrections"]) == len(cfg.CLASSIFIER_DMS)
+    spec = json.loads(Path(result["signals"]["signal_m100_dm0p3"]["workspace"]).read_text())
+    samples = {s["name"]: s for s in spec["channels"][0]["samples"]}
+    sf = np.repeat([corr.sideband_sf(ERA, f"{dm:g}") for dm in cfg.CLASSIFIER_DMS], cfg.N_SR_BINS_PER_CATEGORY)
+    assert np.all(np.abs(sf - 1.08) < 0.03)
+    scale = cfg.LUMI_FB[ERA] / lumi[ERA]
+    assert samples["bkg"]["data"] == pytest.approx(20.0 * scale * sf)
+    assert samples["signal"]["data"] == pytest.approx(np.full(cfg.N_SIGNAL_REGIONS, 20.0 * scale))
+    assert {f"sideband_{category_tag(dm)}_{ERA}" for dm in cfg.CLASSIFIER_DMS} <= {
+        m["name"] for m in samples["bkg"]["modifiers"]}
+    assert 0.0 < result["signals"]["signal_m100_dm0p3"]["expected"][2] < np.inf
+
+
 # --- evaluation and errors -----------------------------------------------------------------
 def test_evaluator_pickles_lazily_and_takes_awkward(written):
     corr = SoftTrackCorrections(written[0])
