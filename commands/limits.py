@@ -17,7 +17,12 @@ Input, one of:
                         categories "<prefix>m<M>_dm<DM>", e.g. signal_m115_dm0p27;
                         with --corrections, the sideband scale factors and residual shape
                         of a corrections file scale the simulated background of the
-                        signal regions first (corrections/README.md)
+                        signal regions first (corrections/README.md). A processor output
+                        with dataset metadata has its datasets summed over eras (data
+                        into --data-name, or left out with --blind); systematic entries
+                        other than nominal and Up/Down pairs (the processors' diagnostic
+                        "nocorr") are left out; simulated bins below zero are set to zero
+                        and signal regions without background left out, each with a message
 
 Output OUT.json: {"signals": {NAME: {"observed": mu, "expected": [m2, m1, median, p1, p2],
 "cls_obs_mu1", "cls_exp_mu1", "workspace", "m", "dm", ...}}, "workspace": DIR, ...}.
@@ -99,11 +104,31 @@ def _process_map(items: list[str] | None) -> dict[str, str] | None:
     return out
 
 
+def fit_systematics(h):
+    """``h`` with only the entries of its systematic axis a fit can use: ``nominal`` and
+    complete ``<name>Up``/``<name>Down`` pairs; returns (histogram, dropped entries), e.g. the
+    processors' diagnostic ``nocorr`` (the weight without corrections)."""
+    import hist
+    import numpy as np
+
+    names = list(h.axes["systematic"])
+    keep = [s for s in names if s == "nominal" or (s.endswith("Up") and f"{s[:-2]}Down" in names)
+            or (s.endswith("Down") and f"{s[:-4]}Up" in names)]
+    dropped = [s for s in names if s not in keep]
+    if not dropped:
+        return h, []
+    axes = [hist.axis.StrCategory(keep, name="systematic") if ax.name == "systematic" else ax for ax in h.axes]
+    out = hist.Hist(*axes, storage=h.storage_type())
+    position = [ax.name for ax in h.axes].index("systematic")
+    out.view()[...] = np.take(h.view(), [names.index(s) for s in keep], axis=position)
+    return out, dropped
+
+
 def specs_from_histograms(args: argparse.Namespace) -> dict[str, dict]:
     """One workspace spec per signal category of the processor output file."""
     from coffea.util import load
 
-    from analysis.stats.workspace import _process_axis, workspace_from_histograms
+    from analysis.stats.workspace import _process_axis, sum_over_eras, usable_regions, workspace_from_histograms
 
     if not args.histograms.is_file():
         raise InputFileError(f"histogram file {args.histograms} does not exist")
@@ -125,6 +150,25 @@ def specs_from_histograms(args: argparse.Namespace) -> dict[str, dict]:
         h, notes = correct_output_sr(output, SoftTrackCorrections(args.corrections), args.histogram)
         for note in notes:
             print(f"background correction: {note}")
+    datasets = output.get("datasets")
+    if isinstance(datasets, dict) and h.axes[0].name == "dataset" and all(
+            isinstance(datasets.get(d), dict) and "era" in datasets[d] for d in h.axes["dataset"]):
+        h = sum_over_eras(h, datasets, with_data=not args.blind, data_name=args.data_name)
+        print("datasets summed over eras (the output's metadata gives each dataset's era)"
+              + ("; data left out (--blind)" if args.blind else f"; data summed into {args.data_name!r}"))
+    h, dropped = fit_systematics(h)
+    if dropped:
+        print(f"not fit systematics (neither nominal nor an Up/Down pair): {', '.join(dropped)}")
+    n_regions = h.axes["sr"].size
+    h, kept, clipped = usable_regions(h, signal_prefix=args.signal_prefix,
+                                      data=None if args.blind else args.data_name)
+    if clipped:
+        print(f"{clipped} simulated bins below zero (negative generator weights) set to zero")
+    if not kept:
+        raise ConfigError("no signal region has a positive total background")
+    if len(kept) < n_regions:
+        print(f"signal regions without background left out: {sorted(set(range(n_regions)) - set(kept))}; "
+              f"the workspaces' SR1..SR{len(kept)} are the regions {kept}")
     categories = list(h.axes[_process_axis(h)])
     signals = [c for c in categories if c.startswith(args.signal_prefix)]
     if not signals:

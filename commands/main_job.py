@@ -105,49 +105,21 @@ def load_scorer(stages: Stages):
 
 def scale_to_nominal_lumi(h, datasets: dict, systematics: tuple[str, ...] = ("nominal", "jesUp", "jesDown")):
     """SR histogram summed over eras with simulation scaled from the pseudo-data luminosity
-    it was normalized to, to the full luminosity of config (dataset names lose the era)."""
-    import hist
+    it was normalized to, to the full luminosity of config (dataset names lose the era;
+    data left out)."""
+    from analysis.stats.workspace import sum_over_eras
 
-    names = {}
-    for ds in h.axes["dataset"]:
-        meta = datasets[ds]
-        if meta["is_data"]:
-            continue
-        key = ds.rsplit("_", 1)[0]
-        names.setdefault(key, []).append(ds)
-    systs = [s for s in systematics if s in h.axes["systematic"]]
-    out = hist.Hist(hist.axis.StrCategory(sorted(names), name="dataset"), hist.axis.StrCategory(systs, name="systematic"),
-                    h.axes["sr"], storage=hist.storage.Weight())
-    view = out.view(flow=True)
-    for key, members in names.items():
-        i = out.axes["dataset"].index(key)
-        for ds in members:
-            meta = datasets[ds]
-            src = h[{"dataset": ds}].view(flow=True)
-            f = cfg.LUMI_FB[meta["era"]] / meta["lumi_used"]
-            for j, syst in enumerate(systs):
-                k = h.axes["systematic"].index(syst)
-                view["value"][i, j] += f * src["value"][k]
-                view["variance"][i, j] += f * f * src["variance"][k]
-    # bins made negative by negative generator weights hold no events: clip at zero
-    view["value"] = np.maximum(view["value"], 0.0)
-    return out
+    return sum_over_eras(h, datasets, systematics=systematics, with_data=False,
+                         scale=lambda meta: cfg.LUMI_FB[meta["era"]] / meta["lumi_used"])
 
 
 def drop_empty_regions(h):
     """Keep the signal regions with a positive total background (the likelihood needs one);
     the kept regions are renumbered in order (their original indices in ``h.kept_regions``)."""
-    import hist
+    from analysis.stats.workspace import usable_regions
 
-    names = list(h.axes["dataset"])
-    bkg = [i for i, n in enumerate(names) if not n.startswith("signal_")]
-    nominal = h.axes["systematic"].index("nominal")
-    total = h.view()["value"][bkg, nominal, :].sum(axis=0)
-    keep = np.nonzero(total > 0)[0]
-    out = hist.Hist(h.axes["dataset"], h.axes["systematic"], hist.axis.Integer(0, len(keep), name="sr"),
-                    storage=hist.storage.Weight())
-    out.view()[...] = h.view()[:, :, keep]
-    out.kept_regions = [int(k) for k in keep]
+    out, kept, _ = usable_regions(h, signal_prefix="signal_")
+    out.kept_regions = kept
     return out
 
 

@@ -425,17 +425,17 @@ def test_limits_cli_applies_the_signal_region_corrections(written, tmp_path):
     save({"histograms": {"sr": _sr_histogram()}, "datasets": SR_DATASETS, "provenance": {"sr_edges": edges}}, path)
     out = tmp_path / "limits.json"
     argv = ["limits", "--histograms", str(path), "--out", str(out), "--workers", "1", "--blind"]
-    assert run.main([*argv, "--corrections", str(written[0])]) == 0
-    spec = json.loads(Path(json.loads(out.read_text())["signals"]["signal_m100_dm0p3_2018"]["workspace"]).read_text())
+    assert run.main([*argv, "--corrections", str(written[0])]) == 0  # datasets summed over eras, data left out
+    spec = json.loads(Path(json.loads(out.read_text())["signals"]["signal_m100_dm0p3"]["workspace"]).read_text())
     samples = {s["name"]: s for s in spec["channels"][0]["samples"]}
     f = background_factors(SoftTrackCorrections(written[0]), ERA, cfg.SR_LOGIT_EDGES)
-    assert samples["zjets_2018"]["data"] == pytest.approx(20.0 * f.nominal)
+    assert samples["zjets"]["data"] == pytest.approx(20.0 * f.nominal)
     assert samples["signal"]["data"] == pytest.approx(np.full(cfg.N_SIGNAL_REGIONS, 20.0))
-    assert {"sideband_dm0p3_2018", "residual_shape_dm1"} <= {m["name"] for m in samples["zjets_2018"]["modifiers"]}
+    assert {"sideband_dm0p3_2018", "residual_shape_dm1"} <= {m["name"] for m in samples["zjets"]["modifiers"]}
     assert run.main(argv) == 0  # without: the background as filled
-    spec = json.loads(Path(json.loads(out.read_text())["signals"]["signal_m100_dm0p3_2018"]["workspace"]).read_text())
+    spec = json.loads(Path(json.loads(out.read_text())["signals"]["signal_m100_dm0p3"]["workspace"]).read_text())
     samples = {s["name"]: s for s in spec["channels"][0]["samples"]}
-    assert samples["zjets_2018"]["data"] == pytest.approx(np.full(cfg.N_SIGNAL_REGIONS, 20.0))
+    assert samples["zjets"]["data"] == pytest.approx(np.full(cfg.N_SIGNAL_REGIONS, 20.0))
 
 
 def test_main_job_applies_the_sideband_sf_to_the_limits(tmp_path):

@@ -296,6 +296,65 @@ def test_limits_cli_histograms(tmp_path, table2):
         workspace_from_histograms(h, "signal_m115_dm0p568", process_map={"pv_prompt": "pv"}, data="data")
 
 
+def test_limits_cli_takes_the_processor_layout(tmp_path, table2, capsys):
+    """The signal processor also fills puUp/puDown and the diagnostic 'nocorr' (the weight
+    without corrections): the pair becomes a histosys, 'nocorr' is left out with a message."""
+    from coffea.util import save
+
+    h = _processor_histogram(table2, np.random.default_rng(4))
+    sr = np.arange(12)
+    for cat in ("pv_prompt", "pv_secondary", "spurious", "tau"):
+        for syst, scale in (("puUp", 1.02), ("puDown", 0.98), ("nocorr", 1.3)):
+            y = h[{"dataset": cat, "systematic": "nominal"}].values() * scale
+            h.fill(dataset=cat, systematic=syst, sr=np.repeat(sr, 50), weight=np.repeat(y / 50, 50))
+    path = tmp_path / "signal.coffea"
+    save({"histograms": {"sr": h}}, path)
+    out = tmp_path / "limits.json"
+    assert run.main(["limits", "--histograms", str(path), "--out", str(out), "--workers", "1",
+                     "--process-map", "pv_prompt=pv", "pv_secondary=pv", "spurious=spurious", "tau=tau"]) == 0
+    assert "not fit systematics (neither nominal nor an Up/Down pair): nocorr" in capsys.readouterr().out
+    spec = json.loads(Path(json.loads(out.read_text())["signals"]["signal_m115_dm0p568"]["workspace"]).read_text())
+    samples = {s["name"]: s for s in spec["channels"][0]["samples"]}
+    pu = {m["name"]: m for m in samples["pv"]["modifiers"]}["pu"]["data"]
+    assert pu["hi_data"] == pytest.approx(1.02 * np.asarray(table2["backgrounds"]["pv"]["yields"]))
+    assert samples["pv"]["data"] == pytest.approx(table2["backgrounds"]["pv"]["yields"])
+
+
+def test_limits_cli_sums_eras_and_leaves_data_out_when_blind(tmp_path, table2):
+    from coffea.util import save
+
+    one = _processor_histogram(table2, np.random.default_rng(5))
+    h = hist.Hist(hist.axis.StrCategory([], growth=True, name="dataset"), *one.axes[1:], storage=hist.storage.Weight())
+    datasets = {}
+    for era in ("2017", "2018"):
+        for cat in one.axes["dataset"]:
+            name = f"{cat}_{era}"
+            datasets[name] = {"era": era, "is_data": cat == "data", "process": cat}
+            for syst in one.axes["systematic"]:
+                v = one[{"dataset": cat, "systematic": syst}]
+                if v.sum().value:
+                    h.fill(dataset=name, systematic=syst, sr=np.arange(12), weight=v.values())
+    path = tmp_path / "signal.coffea"
+    save({"histograms": {"sr": h}, "datasets": datasets}, path)
+    out = tmp_path / "limits.json"
+    argv = ["limits", "--histograms", str(path), "--out", str(out), "--workers", "1", "--process-map",
+            "pv_prompt=pv", "pv_secondary=pv", "spurious=spurious", "tau=tau"]
+    assert run.main([*argv, "--blind"]) == 0
+    result = json.loads(out.read_text())["signals"]
+    assert set(result) == {"signal_m115_dm0p568", "signal_m115_dm0p968"}
+    assert result["signal_m115_dm0p568"]["observed"] == pytest.approx(result["signal_m115_dm0p568"]["expected"][2],
+                                                                     rel=1e-3)
+    spec = json.loads(Path(result["signal_m115_dm0p568"]["workspace"]).read_text())
+    samples = {s["name"]: s for s in spec["channels"][0]["samples"]}
+    assert set(samples) == {"pv", "spurious", "tau", "signal"}
+    assert samples["pv"]["data"] == pytest.approx(2 * np.asarray(table2["backgrounds"]["pv"]["yields"]))
+    assert spec["observations"][0]["data"] == pytest.approx(
+        sum(2 * np.asarray(table2["backgrounds"][b]["yields"]) for b in ("pv", "spurious", "tau")))
+    assert run.main(argv) == 0  # unblinded: the data of both eras
+    spec = json.loads(Path(json.loads(out.read_text())["signals"]["signal_m115_dm0p568"]["workspace"]).read_text())
+    assert spec["observations"][0]["data"] == pytest.approx(2 * np.asarray(table2["observed"]))
+
+
 def test_limits_cli_plot(tmp_path, table2):
     """Exclusion plot from a 3x3 grid (names follow the grid convention)."""
     y = dict(table2)

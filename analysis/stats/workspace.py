@@ -314,6 +314,75 @@ def _process_axis(h) -> str:
     raise ConfigError(f"histogram has axes {names}; expected a StrCat axis 'dataset' or 'process'")
 
 
+def sum_over_eras(hist_sr, datasets: Mapping[str, Mapping], *, systematics: Sequence[str] | None = None,
+                  scale=None, with_data: bool = True, data_name: str | None = None):
+    """The 'sr' histogram (dataset, systematic, sr) with the datasets of one process summed
+    over eras: "zjets_nunu_2016", "zjets_nunu_2017", ... become "zjets_nunu" (the name less
+    its last "_<era>"), so a signal point and each background appear once.
+
+    ``datasets`` holds each dataset's metadata (``era``, ``is_data``); ``systematics``
+    (default all) are the entries kept; ``scale(meta)`` multiplies a simulated dataset
+    (e.g. to another luminosity; default 1); ``with_data=False`` leaves data out, and
+    ``data_name`` names the sum of all data datasets (default: per stream, e.g. "data_met").
+    """
+    import hist
+
+    members: dict[str, list[str]] = {}
+    for ds in hist_sr.axes["dataset"]:
+        meta = datasets.get(ds)
+        if meta is None or "era" not in meta:
+            raise ConfigError(f"dataset {ds!r} has no era in the output's metadata: cannot sum it over eras")
+        if meta["is_data"] and not with_data:
+            continue
+        suffix = f"_{meta['era']}"
+        key = data_name if (meta["is_data"] and data_name) else (ds[: -len(suffix)] if ds.endswith(suffix) else ds)
+        members.setdefault(key, []).append(ds)
+    systs = [x for x in (systematics or list(hist_sr.axes["systematic"])) if x in hist_sr.axes["systematic"]]
+    out = hist.Hist(hist.axis.StrCategory(sorted(members), name="dataset"),
+                    hist.axis.StrCategory(systs, name="systematic"), hist_sr.axes["sr"], storage=hist.storage.Weight())
+    view = out.view(flow=True)
+    for key, names in members.items():
+        i = out.axes["dataset"].index(key)
+        for ds in names:
+            meta = datasets[ds]
+            f = 1.0 if (scale is None or meta["is_data"]) else float(scale(meta))
+            src = hist_sr[{"dataset": ds}].view(flow=True)
+            for j, syst in enumerate(systs):
+                k = hist_sr.axes["systematic"].index(syst)
+                view["value"][i, j] += f * src["value"][k]
+                view["variance"][i, j] += f * f * src["variance"][k]
+    return out
+
+
+def usable_regions(hist_sr, *, signal_prefix: str = STATS_SIGNAL_PREFIX, data: str | None = None):
+    """The 'sr' histogram made fit-ready, and what was done: simulated bins made negative by
+    negative generator weights hold no events and are set to zero; signal regions without
+    background are left out (the likelihood needs b > 0 in every region) and the kept ones
+    renumbered. Returns (histogram with axes (process, systematic, sr), kept region indices,
+    number of clipped bins)."""
+    import hist
+
+    process_axis = _process_axis(hist_sr)
+    h = hist_sr.project(process_axis, "systematic", "sr")
+    names = list(h.axes[process_axis])
+    values, variances = h.values(flow=False).copy(), h.variances(flow=False)
+    if variances is None:
+        raise ConfigError("signal-region histogram needs Weight() storage (variances for staterror)")
+    simulated = np.array([n != data for n in names])
+    negative = (values < 0) & simulated[:, None, None]
+    values[negative] = 0.0
+    if "nominal" not in h.axes["systematic"]:
+        raise ConfigError(f"signal-region histogram has no 'nominal' systematic: {list(h.axes['systematic'])}")
+    background = [i for i, n in enumerate(names) if n != data and not n.startswith(signal_prefix)]
+    total = values[background, h.axes["systematic"].index("nominal"), :].sum(axis=0)
+    kept = np.nonzero(total > 0)[0]
+    out = hist.Hist(h.axes[process_axis], h.axes["systematic"], hist.axis.Integer(0, len(kept), name="sr"),
+                    storage=hist.storage.Weight())
+    view = out.view()
+    view["value"], view["variance"] = values[:, :, kept], variances[:, :, kept]
+    return out, [int(k) for k in kept], int(negative.sum())
+
+
 def _histogram_samples(
     hist_sr, process_axis: str
 ) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
