@@ -92,6 +92,44 @@ def test_weights_normalization(fileset):
     assert out["cutflow"]["zjets_nunu_2018"]["all"]["weighted"] == pytest.approx(expected, rel=1e-9)
 
 
+def test_same_file_with_other_dataset_metadata(fileset):
+    """A second run over the same dataset and file with other metadata uses the new metadata
+    (coffea's process-wide cache of file metadata would hand back the first run's)."""
+    fs = _subset(fileset, {"zjets_nunu_2018", "data_met_2018"})
+    opts = RunOptions(executor="iterative", chunksize=5000, status=False, systematics=False)
+    first = run_processor("signal", fs, opts)["cutflow"]["zjets_nunu_2018"]["all"]["weighted"]
+    doubled = {**fs["zjets_nunu_2018"], "metadata": {**fs["zjets_nunu_2018"]["metadata"]}}
+    doubled["metadata"]["xsec_pb"] *= 2
+    second = run_processor("signal", {**fs, "zjets_nunu_2018": doubled}, opts)
+    assert second["cutflow"]["zjets_nunu_2018"]["all"]["weighted"] == pytest.approx(2 * first, rel=1e-12)
+    assert second["datasets"]["zjets_nunu_2018"]["xsec_pb"] == doubled["metadata"]["xsec_pb"]
+
+
+def test_file_check_kept_until_the_file_changes(fileset, tmp_path, monkeypatch):
+    """The input check reads a file's tree once per process, and again once the file changes."""
+    import shutil
+
+    import uproot
+
+    from processors import runner
+
+    (path,) = fileset["data_met_2018"]["files"]
+    copy = tmp_path / "copy.root"
+    shutil.copy(path, copy)
+    opened = []
+    real_open = uproot.open
+    monkeypatch.setattr(runner.uproot, "open", lambda p, *a, **k: opened.append(p) or real_open(p, *a, **k))
+    first = runner.inspect_file(str(copy), "Events")
+    assert first == runner.inspect_file(str(copy), "Events")
+    assert first[0] is None and first[1]["numentries"] == real_open(path)["Events"].num_entries
+    assert len(opened) == 1
+    copy.write_text("not a ROOT file any more")
+    reason, info = runner.inspect_file(str(copy), "Events")
+    assert len(opened) == 2 and info is None and "cannot read" in reason
+    copy.unlink()
+    assert runner.inspect_file(str(copy), "Events") == (f"file {copy} not found", None)
+
+
 def test_missing_file_and_skip(fileset, tmp_path):
     fs = _subset(fileset, {"data_met_2018"})
     bad = {"files": {str(tmp_path / "missing.root"): "Events"}, "metadata": fs["data_met_2018"]["metadata"]}
