@@ -69,6 +69,8 @@ def stack_plot(h, datasets: dict, path: Path, systematic: str = "nominal", title
     edges = axis.edges
     mplhep.style.use("CMS")
     fig, (ax, rax) = plt.subplots(2, 1, figsize=(9, 9), gridspec_kw={"height_ratios": (3, 1)}, sharex=True)
+    # first: mplhep measures the label by drawing the figure, cheap while it is still empty
+    mplhep.cms.label("Toy", data=True, ax=ax, rlabel=title or "13 TeV")
     bkgs = [b for b in BACKGROUND_ORDER if b in groups]
     total = np.zeros(len(edges) - 1)
     total_var = np.zeros(len(edges) - 1)
@@ -106,7 +108,6 @@ def stack_plot(h, datasets: dict, path: Path, systematic: str = "nominal", title
         ax.set_ylim(max(total[total > 0].min() * 0.1, 1e-3), total.max() * 100)
     ax.set_xlabel("")
     ax.legend(fontsize=13, ncol=2)
-    mplhep.cms.label("Toy", data=True, ax=ax, rlabel=title or "13 TeV")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90, bbox_inches="tight")
     plt.close(fig)
