@@ -246,7 +246,7 @@ def agreement(output: dict, name: str = "met", systematic: str = "nominal") -> d
 def main(args) -> int:
     from coffea.util import save
 
-    from commands.plots import standard_plots
+    from commands.plots import draw_plots, plot_jobs, write_cutflow
     from corrections.apply import SoftTrackCorrections
     from corrections.build import build_corrections, write_correction_set
     from processors.fileset import load_fileset
@@ -289,8 +289,10 @@ def main(args) -> int:
     limits = None
     if "sr" in sig["histograms"]:
         limits = stages.run("limits", limits_stage, sig, out, args.workers, corrections if scorer is not None else None)
-    plots = stages.run("plots", lambda: standard_plots(dy, out / "plots", prefix="dy_")
-                       + standard_plots(sig, out / "plots", prefix="signal_"))
+    plots = stages.run("plots", lambda: draw_plots(plot_jobs(dy, out / "plots", prefix="dy_")
+                                                   + plot_jobs(sig, out / "plots", prefix="signal_"), args.workers))
+    for prefix, output in (("dy_", dy), ("signal_", sig)):
+        write_cutflow(output, out / "plots", prefix)
     summary = {
         "output": str(out), "sample": str(fileset_path), "events_per_sample": args.events,
         "stage_seconds": stages.times, "total_seconds": time.perf_counter() - stages.t0,
