@@ -11,8 +11,8 @@ refiner
   held-out tracks, before and after, with the injected truth) and REPORT/refiner.png.
 
 classifier
-  Generates zjets_nunu, wjets_lnu and the benchmark signal points per era (3000 events
-  each), computes the per-track feature table of analysis/features.py on the candidate
+  Generates the five background processes per era (--events each, default 3000) and the
+  signal points of the main job (--signal-points; a third as many events), computes the per-track feature table of analysis/features.py on the candidate
   tracks and the truth-matching classes of analysis/helix.py (signal tracks from signal
   samples, background classes from the backgrounds), and trains. --synthetic trains on
   synthetic separable features instead (a pipeline check, NOT physics; refuses to write
@@ -282,7 +282,7 @@ def classifier_inputs_from_features(seed: int, eras: list[str], n_events: int = 
 
     The single point where the classifier meets ``analysis.features`` (the 37 features of
     SPEC.md sec. 3) and the truth-matching labels of ``analysis.helix``: background tracks
-    from CLASSIFIER_BACKGROUNDS, signal-pion tracks from the benchmark signal points.
+    from CLASSIFIER_BACKGROUNDS, signal-pion tracks from ``points`` (default: the benchmarks).
     """
     if importlib.util.find_spec("analysis.features") is None:
         raise ConfigError(
