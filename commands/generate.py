@@ -35,7 +35,8 @@ from analysis.toymc.sample import generate_mc, generate_stream
 NAME = "generate"
 HELP = "generate toy NanoAOD-like samples and their fileset JSON"
 COMPRESSION = uproot.ZSTD(1)
-GENERATOR_VERSION = "2"  # 2: numba track/vertex/PF kernels (new random streams)
+GENERATOR_VERSION = "3"  # 2: numba track/vertex/PF kernels (new random streams); 3: fewer
+#   transcendental calls per track (same random streams, values differ in the last bits)
 #: store jagged float fields as float32 (NanoAOD precision); these stay float64-free
 FLOAT_DTYPE = np.float32
 

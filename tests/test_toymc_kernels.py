@@ -58,6 +58,39 @@ def test_poisson_by_inversion(lam):
 
 
 @njit(cache=True)
+def _soft_pts(rng, n):
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = tracking.soft_pt(rng)
+    return out
+
+
+def _soft_pt_cdf(x):
+    """The documented soft-pT distribution: SOFT_PT_MIN plus a Gamma variate, and a Pareto tail
+    above SOFT_PT_TAIL_START."""
+    f, start = tracking.SOFT_PT_TAIL_FRACTION, tracking.SOFT_PT_TAIL_START
+    tail = 1.0 - (np.maximum(x, start) / start) ** -tracking.SOFT_PT_TAIL_INDEX
+    shape, scale = tracking.SOFT_PT_GAMMA
+    return f * tail + (1 - f) * stats.gamma.cdf(np.maximum(x - tracking.SOFT_PT_MIN, 0.0), shape, scale=scale)
+
+
+def test_soft_pt_spectrum_is_the_documented_one():
+    """The sampled soft-particle pT follows the documented density (chi2 over 0.08-20 GeV, bins
+    of 0.04 GeV up to 3 GeV), with its documented 56% step at the start of the tail."""
+    x = _soft_pts(np.random.default_rng(11), 1_000_000)
+    assert x.min() >= tracking.SOFT_PT_MIN
+    edges = np.concatenate([np.arange(0.08, 3.0, 0.04), np.geomspace(3.0, 20.0, 15)[1:]])
+    expected = np.diff(_soft_pt_cdf(edges)) * x.size
+    observed, _ = np.histogram(x, edges)
+    chi2 = ((observed - expected) ** 2 / expected).sum()
+    assert stats.chi2.sf(chi2, edges.size - 2) > 1e-3
+    h = 1e-6
+    below = (_soft_pt_cdf(1.0) - _soft_pt_cdf(1.0 - h)) / h
+    above = (_soft_pt_cdf(1.0 + h) - _soft_pt_cdf(1.0)) / h
+    assert above / below == pytest.approx(1.56, abs=0.01)
+
+
+@njit(cache=True)
 def _kernel_model(pt, eta, rho, eff, res):
     e, s = np.empty(pt.size), np.empty((pt.size, 5))
     for i in range(pt.size):

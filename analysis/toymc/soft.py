@@ -27,6 +27,9 @@ from .jagged import Jagged
 from .tracking import soft_pt, wrap
 from .truth import Detector
 
+# numba caches a kernel by its own file only: a change of soft_pt or wrap (tracking.py) must come
+# with a change of this file, or a cached kernel here keeps the old one
+
 PROMPT_TRACKS_MEAN = 16.0
 V0_MEAN = 0.8
 K0S_MASS = 0.497611
