@@ -32,7 +32,7 @@ import numpy as np  # noqa: E402
 import uproot  # noqa: E402
 from numba import njit  # noqa: E402
 
-from analysis.toymc import soft, tracking  # noqa: E402
+from analysis.toymc import rand, soft, tracking  # noqa: E402
 from analysis.toymc.jagged import concatenate  # noqa: E402
 from analysis.toymc.memory import keep_freed_memory  # noqa: E402
 from analysis.toymc.processes import BACKGROUNDS  # noqa: E402
@@ -129,7 +129,7 @@ def refcounting(process: str = "zjets_nunu") -> None:
     pv = np.stack([vtx.pv["PV_x"], vtx.pv["PV_y"], vtx.pv["PV_z"],
                    *(np.sqrt(vtx.pv[f"PV_cov{c}"]) for c in ("XX", "YY", "ZZ"))])
     vo, pu = vtx.other, vtx.pu_true
-    n_pu_trk, n_spur = tracking._candidate_counts(make_rng(7), pu["x"].size, N, det.pileup.tracks_per_pu,
+    n_pu_trk, n_spur = tracking._candidate_counts(rand.stream(make_rng(7)), pu["x"].size, N, det.pileup.tracks_per_pu,
                                                   soft.SPURIOUS_MEAN * det.model.spurious_track_rate)
     cap = gp["pt"].size + int(n_pu_trk.sum()) + int(n_spur.sum())
     max_nv = 1 + int(np.max(np.diff(vo.offsets)))
@@ -142,7 +142,7 @@ def refcounting(process: str = "zjets_nunu") -> None:
         scratch = (np.empty(max_nv), np.empty(max_nv, np.int64), np.empty(5), np.empty(5), np.empty(5))
         out = (np.zeros(N, np.int64), np.empty((len(tracking.FLOAT_FIELDS), cap)),
                np.empty((len(tracking.INT_FIELDS), cap), np.int32), np.empty((15, cap), np.float32))
-        m = kernel(make_rng(8), *inputs, scratch, *out)
+        m = kernel(rand.stream(make_rng(8)), *inputs, scratch, *out)
         return [out[0]] + [a[:, :m] for a in out[1:]]
 
     with_nrt = njit(tracking._reconstruct.py_func)
@@ -185,8 +185,51 @@ def association(process: str = "zjets_nunu") -> None:
           f"z window {us[True]:.2f} us/event, all vertices {us[False]:.2f} us/event ({us[False] / us[True]:.1f}x)")
 
 
+@njit(cache=True)
+def _sum_generator(rng, kind, n):
+    s = 0.0
+    for _ in range(n):
+        if kind == 0:
+            s += rng.random()
+        elif kind == 1:
+            s += rng.standard_normal()
+        elif kind == 2:
+            s += rng.gamma(1.6)
+        else:
+            s += rng.standard_exponential()
+    return s
+
+
+@njit(cache=True)
+def _sum_inlined(st, kind, n):
+    s = 0.0
+    for _ in range(n):
+        if kind == 0:
+            s += rand.uniform(st)
+        elif kind == 1:
+            s += rand.normal(st)
+        elif kind == 2:
+            s += rand.gamma(st, 1.6)
+        else:
+            s += rand.exponential(st)
+    return s
+
+
+def draws(n: int = 5_000_000) -> None:
+    """Nanoseconds per variate in a numba loop: the kernels' inlined stream (analysis.toymc.rand)
+    against numba's numpy.random.Generator (the obvious alternative)."""
+    print("\nnanoseconds per variate in a numba loop: Generator / inlined xoshiro256++ (analysis.toymc.rand)")
+    rng, st = make_rng(9), rand.stream(make_rng(9))
+    for kind, name in enumerate(("uniform", "normal", "gamma(1.6)", "exponential")):
+        _sum_generator(rng, kind, 10), _sum_inlined(st, kind, 10)
+        g = min(_timed(lambda k=kind: _sum_generator(rng, k, n)) for _ in range(3)) / n * 1e9
+        i = min(_timed(lambda k=kind: _sum_inlined(st, k, n)) for _ in range(3)) / n * 1e9
+        print(f"  {name:<12} {g:6.1f} / {i:5.1f} ns ({g / i:.1f}x)")
+
+
 if __name__ == "__main__":
     main()
     stage_breakdown()
     refcounting()
     association()
+    draws()

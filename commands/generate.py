@@ -35,8 +35,9 @@ from analysis.toymc.sample import generate_mc, generate_stream
 NAME = "generate"
 HELP = "generate toy NanoAOD-like samples and their fileset JSON"
 COMPRESSION = uproot.ZSTD(1)
-GENERATOR_VERSION = "3"  # 2: numba track/vertex/PF kernels (new random streams); 3: fewer
-#   transcendental calls per track (same random streams, values differ in the last bits)
+GENERATOR_VERSION = "4"  # 2: numba track/vertex/PF kernels (new random streams); 3: fewer
+#   transcendental calls per track (same random streams, values differ in the last bits); 4: the
+#   kernels draw from inlined xoshiro256++ streams (analysis.toymc.rand; new random streams)
 #: store jagged float fields as float32 (NanoAOD precision); these stay float64-free
 FLOAT_DTYPE = np.float32
 

@@ -12,18 +12,18 @@ from scipy import stats
 
 from analysis import contract as dc
 from analysis import helix
-from analysis.toymc import tracking
+from analysis.toymc import rand, tracking
 from analysis.toymc.sample import generate_mc
 from analysis.toymc.soft import FROM_PV_TIGHT_DZ, PF_ISO_CONE
 from analysis.toymc.truth import DATA_DETECTOR, SIM_DETECTOR
 
 
 @njit(cache=True)
-def _draw_poisson(rng, lam, n):
+def _draw_poisson(st, lam, n):
     cdf = tracking.poisson_cdf(lam)
     out = np.empty(n, np.int64)
     for i in range(n):
-        out[i] = tracking.poisson_small(rng, cdf)
+        out[i] = tracking.poisson_small(st, cdf)
     return out
 
 
@@ -47,7 +47,7 @@ def test_poisson_table_inverts_like_summing_per_draw(lam):
 
 @pytest.mark.parametrize("lam", [0.6, 2.0, 6.0])
 def test_poisson_by_inversion(lam):
-    x = _draw_poisson(np.random.default_rng(4), lam, 200_000)
+    x = _draw_poisson(rand.stream(np.random.default_rng(4)), lam, 200_000)
     k = np.arange(int(4 * lam + 15))
     expected = stats.poisson.pmf(k, lam) * x.size
     observed = np.bincount(x, minlength=k.size)[: k.size]
@@ -58,10 +58,10 @@ def test_poisson_by_inversion(lam):
 
 
 @njit(cache=True)
-def _soft_pts(rng, n):
+def _soft_pts(st, n):
     out = np.empty(n)
     for i in range(n):
-        out[i] = tracking.soft_pt(rng)
+        out[i] = tracking.soft_pt(st)
     return out
 
 
@@ -77,7 +77,7 @@ def _soft_pt_cdf(x):
 def test_soft_pt_spectrum_is_the_documented_one():
     """The sampled soft-particle pT follows the documented density (chi2 over 0.08-20 GeV, bins
     of 0.04 GeV up to 3 GeV), with its documented 56% step at the start of the tail."""
-    x = _soft_pts(np.random.default_rng(11), 1_000_000)
+    x = _soft_pts(rand.stream(np.random.default_rng(11)), 1_000_000)
     assert x.min() >= tracking.SOFT_PT_MIN
     edges = np.concatenate([np.arange(0.08, 3.0, 0.04), np.geomspace(3.0, 20.0, 15)[1:]])
     expected = np.diff(_soft_pt_cdf(edges)) * x.size

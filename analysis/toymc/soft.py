@@ -6,7 +6,8 @@ the hard process (leptons, tau decays, signal pions), from pileup interactions, 
 spurious (fake) tracks are added. Tracks carry measured helix parameters smeared with the
 covariance of :class:`~analysis.toymc.truth.TrackModel`, stored in the convention of
 :mod:`analysis.contract` (the reconstruction itself is in :mod:`.tracking`). The per-particle
-work runs in numba kernels that draw from the sample's ``numpy.random.Generator``; as in
+work runs in numba kernels that draw from an inlined stream of :mod:`.rand` seeded from the
+sample's ``numpy.random.Generator``; as in
 :mod:`.tracking`, those that fill per-particle arrays get them allocated by NumPy and run
 without numba's reference counting where they can (``_nrt=False``).
 """
@@ -21,14 +22,14 @@ from numba import njit
 
 from .. import contract as dc
 from ..config import PION_MASS
-from . import tracking
+from . import rand, tracking
 from .hard import GEN_FIELDS, HardEvents
 from .jagged import Jagged
 from .tracking import soft_pt, wrap
 from .truth import Detector
 
-# numba caches a kernel by its own file only: a change of soft_pt or wrap (tracking.py) must come
-# with a change of this file, or a cached kernel here keeps the old one
+# numba caches a kernel by its own file only: a change of soft_pt or wrap (tracking.py) or of the
+# inlined draws (rand.py) must come with a change of this file, or a cached kernel here keeps the old one
 
 PROMPT_TRACKS_MEAN = 16.0
 V0_MEAN = 0.8
@@ -74,7 +75,7 @@ def vertices(true_pv, n_pu: np.ndarray, det: Detector, rng) -> Vertices:
     n_pu = n_pu.astype(np.int64)
     total = int(n_pu.sum())
     true, reco, counts, pv = np.empty((4, total)), np.empty((5, total)), np.zeros(n, np.int64), np.empty((5, n))
-    m = _vertices(rng, n_pu, *true_pv, pu.beamspot_sigma_xy, pu.beamspot_sigma_z, pu.vertex_reco_eff,
+    m = _vertices(rand.stream(rng), n_pu, *true_pv, pu.beamspot_sigma_xy, pu.beamspot_sigma_z, pu.vertex_reco_eff,
                   pu.pu_sigma_xy, pu.pu_sigma_z, pu.pv_sigma_xy, pu.pv_sigma_z, true, reco, counts, pv)
     reco = reco[:, :m]
     zeros = np.zeros(counts.sum())
@@ -91,8 +92,8 @@ def vertices(true_pv, n_pu: np.ndarray, det: Detector, rng) -> Vertices:
     return Vertices(pv_fields, other, true_pv, pu_true)
 
 
-@njit(cache=True)  # with NRT: Generator.poisson for means >= 10 needs it
-def _vertices(rng, n_pu, tx, ty, tz, bs_xy, bs_z, reco_eff, pu_xy, pu_z, pv_xy, pv_z, true, reco, counts, pv):
+@njit(cache=True, _nrt=False)
+def _vertices(st, n_pu, tx, ty, tz, bs_xy, bs_z, reco_eff, pu_xy, pu_z, pv_xy, pv_z, true, reco, counts, pv):
     """Fill true (x, y, z, reco index or -1) of pileup interactions; reco (x, y, z, covXX, covZZ) of
     the reconstructed ones with per-event counts; reco PV (x, y, z, chi2, ndof). Returns the
     number of reconstructed pileup vertices."""
@@ -100,30 +101,30 @@ def _vertices(rng, n_pu, tx, ty, tz, bs_xy, bs_z, reco_eff, pu_xy, pu_z, pv_xy, 
     j = m = 0
     for e in range(n):
         for _ in range(n_pu[e]):
-            x, y, z = rng.normal(0.0, bs_xy), rng.normal(0.0, bs_xy), rng.normal(0.0, bs_z)
+            x, y, z = bs_xy * rand.normal(st), bs_xy * rand.normal(st), bs_z * rand.normal(st)
             true[0, j], true[1, j], true[2, j], true[3, j] = x, y, z, -1
-            if rng.random() < reco_eff:
+            if rand.uniform(st) < reco_eff:
                 counts[e] += 1
                 true[3, j] = counts[e]  # 0 is the PV
-                sxy, sz = pu_xy * rng.uniform(0.7, 1.5), pu_z * rng.uniform(0.7, 1.5)
-                reco[0, m], reco[1, m] = x + sxy * rng.standard_normal(), y + sxy * rng.standard_normal()
-                reco[2, m], reco[3, m], reco[4, m] = z + sz * rng.standard_normal(), sxy * sxy, sz * sz
+                sxy, sz = pu_xy * (0.7 + 0.8 * rand.uniform(st)), pu_z * (0.7 + 0.8 * rand.uniform(st))
+                reco[0, m], reco[1, m] = x + sxy * rand.normal(st), y + sxy * rand.normal(st)
+                reco[2, m], reco[3, m], reco[4, m] = z + sz * rand.normal(st), sxy * sxy, sz * sz
                 m += 1
             j += 1
-        pv[0, e], pv[1, e] = tx[e] + pv_xy * rng.standard_normal(), ty[e] + pv_xy * rng.standard_normal()
-        pv[2, e], pv[3, e] = tz[e] + pv_z * rng.standard_normal(), rng.gamma(4.0, 0.25)
-        pv[4, e] = 2.0 * (10 + rng.poisson(15.0))
+        pv[0, e], pv[1, e] = tx[e] + pv_xy * rand.normal(st), ty[e] + pv_xy * rand.normal(st)
+        pv[2, e], pv[3, e] = tz[e] + pv_z * rand.normal(st), 0.25 * rand.gamma(st, 4.0)
+        pv[4, e] = 2.0 * (10 + rand.poisson(st, 15.0))
     return m
 
 
-@njit(cache=True, inline="always")
-def _direction(rng, e, j_off, j_eta, j_phi):
+@njit(cache=True)  # called, not inlined: each inlined draw costs compile time
+def _direction(st, e, j_off, j_eta, j_phi):
     """eta, phi of a soft particle: with probability NEAR_JET_FRACTION near a random hard gen jet."""
     nj = j_off[e + 1] - j_off[e]
-    if nj > 0 and rng.random() < NEAR_JET_FRACTION:
-        k = j_off[e] + min(int(rng.random() * nj), nj - 1)
-        return j_eta[k] + rng.normal(0.0, NEAR_JET_SPREAD), wrap(j_phi[k] + rng.normal(0.0, NEAR_JET_SPREAD))
-    return rng.uniform(-SOFT_ETA, SOFT_ETA), rng.uniform(-math.pi, math.pi)
+    if nj > 0 and rand.uniform(st) < NEAR_JET_FRACTION:
+        k = j_off[e] + min(int(rand.uniform(st) * nj), nj - 1)
+        return j_eta[k] + NEAR_JET_SPREAD * rand.normal(st), wrap(j_phi[k] + NEAR_JET_SPREAD * rand.normal(st))
+    return SOFT_ETA * (2.0 * rand.uniform(st) - 1.0), math.pi * (2.0 * rand.uniform(st) - 1.0)
 
 
 def hard_jets(genjets: Jagged) -> Jagged:
@@ -139,51 +140,52 @@ def primary_particles(hard: HardEvents, true_pv, det: Detector, rng) -> Jagged:
     """
     jets = hard_jets(hard.genjets)
     rate = det.model.pv_track_rate
-    n_prompt, n_v0 = _primary_counts(rng, hard.genpart.counts.size, PROMPT_TRACKS_MEAN * rate, V0_MEAN * rate)
+    st = rand.stream(rng)
+    n_prompt, n_v0 = _primary_counts(st, hard.genpart.counts.size, PROMPT_TRACKS_MEAN * rate, V0_MEAN * rate)
     counts = n_prompt + 3 * n_v0
     rows = np.empty((len(GEN_FIELDS), int(counts.sum())))
-    _primary(rng, n_prompt, n_v0, hard.genpart.counts, *true_pv, jets.offsets, jets["eta"], jets["phi"], rows)
+    _primary(st, n_prompt, n_v0, hard.genpart.counts, *true_pv, jets.offsets, jets["eta"], jets["phi"], rows)
     return Jagged(counts, {k: rows[i] for i, k in enumerate(GEN_FIELDS)})
 
 
 @njit(cache=True)
-def _primary_counts(rng, n, prompt_mean, v0_mean):
+def _primary_counts(st, n, prompt_mean, v0_mean):
     """Prompt hadrons and K0S of every event."""
     n_prompt, n_v0 = np.empty(n, np.int64), np.empty(n, np.int64)
     for e in range(n):
-        n_prompt[e] = rng.poisson(prompt_mean)
-        n_v0[e] = rng.poisson(v0_mean)
+        n_prompt[e] = rand.poisson(st, prompt_mean)
+        n_v0[e] = rand.poisson(st, v0_mean)
     return n_prompt, n_v0
 
 
 @njit(cache=True, _nrt=False)
-def _primary(rng, n_prompt, n_v0, hard_counts, pv_x, pv_y, pv_z, j_off, j_eta, j_phi, out):
+def _primary(st, n_prompt, n_v0, hard_counts, pv_x, pv_y, pv_z, j_off, j_eta, j_phi, out):
     """Fill ``out`` (GEN_FIELDS x particles) with the particles of :func:`primary_particles`."""
     n = hard_counts.size
     p_star = _two_body_momentum(K0S_MASS, PION_MASS, PION_MASS)
     m = 0
     for e in range(n):
         for _ in range(n_prompt[e]):
-            eta, phi = _direction(rng, e, j_off, j_eta, j_phi)
-            u = rng.random()
+            eta, phi = _direction(st, e, j_off, j_eta, j_phi)
+            u = rand.uniform(st)
             pdg, mass = (211, PION_MASS) if u < 0.8 else ((321, KAON_MASS) if u < 0.92 else (2212, PROTON_MASS))
-            sign = 1.0 if rng.random() < 0.5 else -1.0
-            _gen_row(out, m, soft_pt(rng), eta, phi, mass, sign * pdg, 1.0, -1.0, pv_x[e], pv_y[e], pv_z[e])
+            sign = 1.0 if rand.uniform(st) < 0.5 else -1.0
+            _gen_row(out, m, soft_pt(st), eta, phi, mass, sign * pdg, 1.0, -1.0, pv_x[e], pv_y[e], pv_z[e])
             m += 1
         base = hard_counts[e] + n_prompt[e]  # local index of this event's first K0S
         for b in range(n_v0[e]):
-            eta, phi = _direction(rng, e, j_off, j_eta, j_phi)
-            pt = K0S_PT_MIN + rng.gamma(K0S_PT_GAMMA[0], K0S_PT_GAMMA[1])
+            eta, phi = _direction(st, e, j_off, j_eta, j_phi)
+            pt = K0S_PT_MIN + K0S_PT_GAMMA[1] * rand.gamma(st, K0S_PT_GAMMA[0])
             px, py, pz = pt * math.cos(phi), pt * math.sin(phi), pt * math.sinh(eta)
             p = math.sqrt(pt * pt + pz * pz)
             energy = math.sqrt(p * p + K0S_MASS * K0S_MASS)
-            length = p / K0S_MASS * K0S_CTAU_CM * rng.standard_exponential()
+            length = p / K0S_MASS * K0S_CTAU_CM * rand.exponential(st)
             dx, dy, dz = pv_x[e] + length * px / p, pv_y[e] + length * py / p, pv_z[e] + length * pz / p
             _gen_row(out, m, pt, min(max(eta, -10.0), 10.0), phi, K0S_MASS, PDG_K0S, 2.0, -1.0, pv_x[e], pv_y[e], pv_z[e])
             # isotropic decay in the K0S rest frame, boosted to the lab
-            cos_t = rng.uniform(-1.0, 1.0)
+            cos_t = 2.0 * rand.uniform(st) - 1.0
             sin_t = math.sqrt(1.0 - cos_t * cos_t)
-            ph = rng.uniform(-math.pi, math.pi)
+            ph = math.pi * (2.0 * rand.uniform(st) - 1.0)
             kx, ky, kz = p_star * sin_t * math.cos(ph), p_star * sin_t * math.sin(ph), p_star * cos_t
             e_star = math.sqrt(p_star * p_star + PION_MASS * PION_MASS)
             for d, sign in ((1, 1.0), (2, -1.0)):
@@ -222,7 +224,7 @@ def _boost(px, py, pz, e, bx, by, bz):
 def smear_helix(params, det: Detector, rng):
     """Measured helix parameters (list of 5 arrays) and resolutions (n, 5) of true ``params``."""
     _, res, chol, _ = tracking.model_arrays(det)
-    meas, sig = tracking.smear_many(*(np.asarray(p, np.float64) for p in params), res, chol, rng)
+    meas, sig = tracking.smear_many(*(np.asarray(p, np.float64) for p in params), res, chol, rand.stream(rng))
     return [meas[:, i] for i in range(5)], sig
 
 
@@ -284,13 +286,14 @@ def pf_candidates(tracks: Jagged, hard: HardEvents, rng) -> tuple[Jagged, np.nda
     PF isolation of every track (sum pT of charged PV candidates and neutrals in DeltaR < 0.3)."""
     jets = hard_jets(hard.genjets)
     n = tracks.n_events
-    n_neutral = _poisson_per_event(rng, n, NEUTRAL_PF_MEAN)
+    st = rand.stream(rng)
+    n_neutral = _poisson_per_event(st, n, NEUTRAL_PF_MEAN)
     is_pf = tracks["isPFcand"]
     cap = int(np.count_nonzero(is_pf)) + int(n_neutral.sum())
     fl, it, counts, iso = np.empty((3, cap)), np.empty((4, cap), np.int32), np.zeros(n, np.int64), np.zeros(is_pf.size, np.float32)
     most = int(np.max(tracks.counts + n_neutral)) if n else 0  # candidates of one event, at most
     scratch = (np.empty(most), np.empty(most), np.empty(most), np.empty(most, np.int64))
-    m = _pf_and_isolation(rng, tracks.offsets, tracks["pt"], tracks["eta"], tracks["phi"], tracks["charge"],
+    m = _pf_and_isolation(st, tracks.offsets, tracks["pt"], tracks["eta"], tracks["phi"], tracks["charge"],
                           tracks["dz"], tracks["vtxIdx"], is_pf, jets.offsets, jets["eta"], jets["phi"], n_neutral,
                           PF_ISO_CONE, scratch, fl, it, counts, iso)
     fl, it = fl[:, :m], it[:, :m]
@@ -300,16 +303,16 @@ def pf_candidates(tracks: Jagged, hard: HardEvents, rng) -> tuple[Jagged, np.nda
 
 
 @njit(cache=True)
-def _poisson_per_event(rng, n, mean):
+def _poisson_per_event(st, n, mean):
     """A Poisson count of the given mean for each of n events (neutral PF candidates)."""
     out = np.empty(n, np.int64)
     for e in range(n):
-        out[e] = rng.poisson(mean)
+        out[e] = rand.poisson(st, mean)
     return out
 
 
 @njit(cache=True, _nrt=False)
-def _pf_and_isolation(rng, t_off, t_pt, t_eta, t_phi, t_charge, t_dz, t_vtx, t_pf, j_off, j_eta, j_phi,
+def _pf_and_isolation(st, t_off, t_pt, t_eta, t_phi, t_charge, t_dz, t_vtx, t_pf, j_off, j_eta, j_phi,
                       n_neutral, cone, scratch, fl, it, counts, iso):
     """Fill the PF candidates (fl, it, counts) and the track isolation ``iso``; returns the number
     of candidates. ``scratch`` holds four arrays as long as the most candidates of one event."""
@@ -326,9 +329,9 @@ def _pf_and_isolation(rng, t_off, t_pt, t_eta, t_phi, t_charge, t_dz, t_vtx, t_p
             it[0, m], it[1, m], it[2, m], it[3, m] = t_charge[i], 211 * t_charge[i], from_pv, i - t_off[e]
             m += 1
         for _ in range(n_neutral[e]):
-            eta, phi = _direction(rng, e, j_off, j_eta, j_phi)
-            fl[0, m], fl[1, m], fl[2, m] = NEUTRAL_PT_MIN + rng.exponential(NEUTRAL_PT_MEAN), eta, phi
-            it[0, m], it[1, m], it[2, m], it[3, m] = 0, 22 if rng.random() < PHOTON_FRACTION else 130, 0, -1
+            eta, phi = _direction(st, e, j_off, j_eta, j_phi)
+            fl[0, m], fl[1, m], fl[2, m] = NEUTRAL_PT_MIN + NEUTRAL_PT_MEAN * rand.exponential(st), eta, phi
+            it[0, m], it[1, m], it[2, m], it[3, m] = 0, 22 if rand.uniform(st) < PHOTON_FRACTION else 130, 0, -1
             m += 1
         counts[e] = m - start
         _isolation(t_off[e], t_off[e + 1], t_eta, t_phi, start, m, fl, it, cone, scratch, iso)

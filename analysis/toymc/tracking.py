@@ -9,10 +9,12 @@ Gaussian smearing with the pT- and eta-dependent resolution of
 covariance, quality variables, straight-line impact parameters with respect to the
 reconstructed PV and a vertex association, in the convention of :mod:`analysis.contract`.
 
-Randomness comes from the caller's ``numpy.random.Generator``, passed into the kernels
-(numba draws with NumPy's algorithms from the same bit generator), so a sample stays
-reproducible from its seed. Vertex association tests only the vertices in a z window around
-the track (sorted per event), with the same result as testing them all. The kernel that fills
+Randomness comes from an inlined xoshiro256++ stream of :mod:`.rand`, seeded from the caller's
+``numpy.random.Generator`` (a draw through numba's Generator is a call that cannot be inlined,
+2-3x slower), so a sample stays reproducible from its seed; numba caches a kernel by its own
+file only, so a change of rand.py must come with a change of this file and of soft.py.
+Vertex association tests only the vertices in a z window around the track (sorted per
+event), with the same result as testing them all. The kernel that fills
 the tracks runs without numba's reference counting (``_nrt=False``: no atomic increment and
 decrement of every array handed to an inlined helper, per track) into arrays that NumPy
 allocated (transparent huge pages for large ones: fewer page faults); it cannot allocate, so
@@ -29,6 +31,7 @@ from numba import njit
 
 from .. import config as cfg
 from .. import contract as dc
+from . import rand
 from .truth import Detector
 
 #: soft-particle pT: a fraction from a power-law tail above SOFT_PT_TAIL_START (P(pT > x) =
@@ -110,10 +113,10 @@ def poisson_cdf(lam):
 
 
 @njit(cache=True, inline="always")
-def poisson_small(rng, cdf):
-    """A Poisson variate by inversion of the CDF of :func:`poisson_cdf` (one uniform; faster than
-    Generator.poisson for means below ~10)."""
-    return poisson_inverse(rng.random(), cdf)
+def poisson_small(st, cdf):
+    """A Poisson variate by inversion of the CDF of :func:`poisson_cdf` (one uniform of the stream
+    ``st``; no exponential per draw)."""
+    return poisson_inverse(rand.uniform(st), cdf)
 
 
 @njit(cache=True, inline="always")
@@ -125,12 +128,12 @@ def poisson_inverse(u, cdf):
     return k
 
 
-@njit(cache=True, inline="always")
-def soft_pt(rng):
+@njit(cache=True)  # called, not inlined: each inlined draw costs compile time
+def soft_pt(st):
     """pT of a soft charged particle (GeV)."""
-    if rng.random() < SOFT_PT_TAIL_FRACTION:
-        return SOFT_PT_TAIL_START * (1.0 + rng.pareto(SOFT_PT_TAIL_INDEX))
-    return SOFT_PT_MIN + rng.gamma(SOFT_PT_GAMMA[0], SOFT_PT_GAMMA[1])
+    if rand.uniform(st) < SOFT_PT_TAIL_FRACTION:
+        return SOFT_PT_TAIL_START * (1.0 + rand.pareto(st, SOFT_PT_TAIL_INDEX))
+    return SOFT_PT_MIN + SOFT_PT_GAMMA[1] * rand.gamma(st, SOFT_PT_GAMMA[0])
 
 
 @njit(cache=True, inline="always")
@@ -171,28 +174,31 @@ def _quad(a, b):
 
 
 @njit(cache=True, inline="always")
-def smear(params, eta, res, chol, rng, sig, meas):
+def smear(params, eta, res, chol, st, sig, meas):
     """Measured helix parameters: true ``params`` (of pseudorapidity ``eta``) plus correlated
     Gaussian noise of width ``sig``."""
     sigmas(1.0 / abs(params[0]), eta, res, sig)
-    z0, z1, z2, z3, z4 = (rng.standard_normal(), rng.standard_normal(), rng.standard_normal(),
-                          rng.standard_normal(), rng.standard_normal())
     for i in range(5):
-        noise = chol[i, 0] * z0 + chol[i, 1] * z1 + chol[i, 2] * z2 + chol[i, 3] * z3 + chol[i, 4] * z4
-        meas[i] = params[i] + noise * sig[i]
+        meas[i] = 0.0
+    for k in range(5):  # noise = chol z, chol lower triangular (one inlined normal draw)
+        z = rand.normal(st)
+        for i in range(k, 5):
+            meas[i] += chol[i, k] * z
+    for i in range(5):
+        meas[i] = params[i] + meas[i] * sig[i]
     meas[2] = wrap(meas[2])
     meas[0] /= res[14]
 
 
 @njit(cache=True)
-def smear_many(q_pt, lam, phi, d0, z0, res, chol, rng):
+def smear_many(q_pt, lam, phi, d0, z0, res, chol, st):
     """:func:`smear` of many tracks: (measured (n, 5), sigmas (n, 5))."""
     n = q_pt.size
     meas, sig = np.empty((n, 5)), np.empty((n, 5))
     params = np.empty(5)
     for i in range(n):
         params[0], params[1], params[2], params[3], params[4] = q_pt[i], lam[i], phi[i], d0[i], z0[i]
-        smear(params, math.asinh(math.tan(lam[i])), res, chol, rng, sig[i], meas[i])
+        smear(params, math.asinh(math.tan(lam[i])), res, chol, st, sig[i], meas[i])
     return meas, sig
 
 
@@ -270,7 +276,8 @@ def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
     Returns (counts, floats (len(FLOAT_FIELDS), m), ints (len(INT_FIELDS), m), cov (15, m)).
     """
     n = g_off.size - 1
-    n_pu_trk, n_spur = _candidate_counts(rng, pu_x.size, n, pu_tracks_mean, spurious_mean)
+    st = rand.stream(rng)
+    n_pu_trk, n_spur = _candidate_counts(st, pu_x.size, n, pu_tracks_mean, spurious_mean)
     # The output is allocated by NumPy, which asks for transparent huge pages for large arrays
     # (far fewer page faults than numba's allocator), and the kernel that fills it runs
     # without numba's reference counting (no atomic increments per inlined helper call).
@@ -280,27 +287,28 @@ def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
     max_nv = 1 + (int(np.max(np.diff(v_off))) if n > 0 else 0)
     scratch = (np.empty(max_nv), np.empty(max_nv, np.int64), np.empty(5), np.empty(5), np.empty(5))
     hits_cdf = (poisson_cdf(HITS_MEAN[0]), poisson_cdf(HITS_MEAN[1]))  # genuine, spurious
-    m = _reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
+    m = _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
                      pu_off, pu_x, pu_y, pu_z, n_pu_trk, n_spur, true_pv_z,
                      pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr, hits_cdf, scratch, counts, fl, it, cov)
     return counts, fl[:, :m], it[:, :m], cov[:, :m]
 
 
 @njit(cache=True)
-def _candidate_counts(rng, n_interactions, n_events, pu_tracks_mean, spurious_mean):
+def _candidate_counts(st, n_interactions, n_events, pu_tracks_mean, spurious_mean):
     """Charged-particle candidates of every pileup interaction, and spurious tracks of every event."""
     n_pu_trk = np.empty(n_interactions, np.int64)
     pu_cdf = poisson_cdf(pu_tracks_mean)
     for j in range(n_interactions):
-        n_pu_trk[j] = poisson_small(rng, pu_cdf)
+        n_pu_trk[j] = poisson_small(st, pu_cdf)
     n_spur = np.empty(n_events, np.int64)
+    spur_cdf = poisson_cdf(spurious_mean)
     for e in range(n_events):
-        n_spur[e] = rng.poisson(spurious_mean)
+        n_spur[e] = poisson_small(st, spur_cdf)
     return n_pu_trk, n_spur
 
 
 @njit(cache=True, _nrt=False)
-def _reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
+def _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
                  pu_off, pu_x, pu_y, pu_z, n_pu_trk, n_spur, true_pv_z,
                  pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr, hits_cdf, scratch, counts, fl, it, cov):
     """Fill counts, fl, it, cov (of :func:`reconstruct`); returns the number of tracks."""
@@ -323,7 +331,7 @@ def _reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_
                         continue
                     if not (apdg == 211 or apdg == 321 or apdg == 2212 or apdg == 11 or apdg == 13):
                         continue
-                    if rng.random() >= efficiency(g_pt[i], math.sqrt(g_vx[i] * g_vx[i] + g_vy[i] * g_vy[i]), eff):
+                    if rand.uniform(st) >= efficiency(g_pt[i], math.sqrt(g_vx[i] * g_vx[i] + g_vy[i] * g_vy[i]), eff):
                         continue
                     q = (-1.0 if apdg == 11 or apdg == 13 else 1.0) * (1.0 if g_pdg[i] > 0 else -1.0)
                     params[0], params[1], params[2], params[3], params[4] = helix_at_beamline(
@@ -335,33 +343,33 @@ def _reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_
                         j += 1
                         left = n_pu_trk[j]
                     left -= 1
-                    pt = soft_pt(rng)
-                    if rng.random() >= efficiency(pt, 0.0, eff):
+                    pt = soft_pt(st)
+                    if rand.uniform(st) >= efficiency(pt, 0.0, eff):
                         continue
-                    eta = rng.uniform(-PU_TRACK_ETA, PU_TRACK_ETA)
-                    phi = rng.uniform(-math.pi, math.pi)
-                    q = 1.0 if rng.random() < 0.5 else -1.0
+                    eta = PU_TRACK_ETA * (2.0 * rand.uniform(st) - 1.0)
+                    phi = math.pi * (2.0 * rand.uniform(st) - 1.0)
+                    q = 1.0 if rand.uniform(st) < 0.5 else -1.0
                     params[0], params[1], params[2], params[3], params[4] = helix_at_beamline(
                         pt, eta, phi, q, pu_x[j], pu_y[j], pu_z[j])
                     kind = _PILEUP
                 else:  # spurious: a random helix near the PV
-                    q = 1.0 if rng.random() < 0.5 else -1.0
-                    params[0] = q / (SPURIOUS_PT_MIN + rng.exponential(SPURIOUS_PT_MEAN))
-                    eta = rng.uniform(-PU_TRACK_ETA, PU_TRACK_ETA)
+                    q = 1.0 if rand.uniform(st) < 0.5 else -1.0
+                    params[0] = q / (SPURIOUS_PT_MIN + SPURIOUS_PT_MEAN * rand.exponential(st))
+                    eta = PU_TRACK_ETA * (2.0 * rand.uniform(st) - 1.0)
                     params[1] = math.atan(math.sinh(eta))
-                    params[2] = rng.uniform(-math.pi, math.pi)
-                    params[3] = rng.laplace(0.0, SPURIOUS_D0_SCALE)
-                    params[4] = true_pv_z[e] + rng.laplace(0.0, SPURIOUS_Z0_SCALE)
-                m = _emit(rng, params, eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
+                    params[2] = math.pi * (2.0 * rand.uniform(st) - 1.0)
+                    params[3] = SPURIOUS_D0_SCALE * rand.laplace(st)
+                    params[4] = true_pv_z[e] + SPURIOUS_Z0_SCALE * rand.laplace(st)
+                m = _emit(st, params, eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
                           vtx, zs, order, sig, meas, fl, it, cov, m, counts, hits_cdf)
     return m
 
 
 @njit(cache=True, inline="always")
-def _emit(rng, params, true_eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz, vtx, zs, order,
+def _emit(st, params, true_eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz, vtx, zs, order,
           sig, meas, fl, it, cov, m, counts, hits_cdf):
     """Smear one track, apply the acceptance, and write it at position m; returns the next position."""
-    smear(params, true_eta, res, chol, rng, sig, meas)
+    smear(params, true_eta, res, chol, st, sig, meas)
     pt = 1.0 / abs(meas[0])
     sin_l, cos_l = math.sin(meas[1]), math.cos(meas[1])
     tanl = sin_l / cos_l
@@ -394,10 +402,10 @@ def _emit(rng, params, true_eta, gidx, local, kind, e, res, chol, corr, pv, v_of
     p_hp = 0.35 if spurious else (0.9 if pt < 0.3 else 0.97)
     p_pf, hits = (0.6, 5) if spurious else (0.95, 8)
     chi2_shape, chi2_scale = (2.0, 1.5) if spurious else (5.0, 0.2)
-    it[5, m] = rng.random() < p_hp
-    it[6, m] = rng.random() < p_pf
-    it[1, m] = hits + poisson_small(rng, hits_cdf[1] if spurious else hits_cdf[0])
-    fl[10, m] = rng.gamma(chi2_shape, chi2_scale)
+    it[5, m] = rand.uniform(st) < p_hp
+    it[6, m] = rand.uniform(st) < p_pf
+    it[1, m] = hits + poisson_small(st, hits_cdf[1] if spurious else hits_cdf[0])
+    fl[10, m] = chi2_scale * rand.gamma(st, chi2_shape)
     nv, r_max, sz_max = vtx
     it[7, m] = associate(ref_x, ref_y, z0, c, s, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max)
     counts[e] += 1
