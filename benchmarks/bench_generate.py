@@ -5,11 +5,12 @@ Measures, after a warm-up (numba JIT), events per second of
   - full events (plus vertices, tracks with helix covariance, PF candidates, isolation), first
     with the default allocator, then as ``run.py generate`` runs (``memory.keep_freed_memory``),
   - writing to ROOT (ZSTD level 1, as `generate` writes),
-for every background process, and prints a table, with the fixed cost of writing a file; then the microseconds per event of each
-step of a full event; the track kernel compiled without numba's reference counting against
-the same kernel compiled with it; and the vertex association of the generator's tracks by the
-z-window search against a scan over all vertices (the obvious alternative), measured in the
-same run.
+for every background process, and prints a table, with the fixed cost of writing a file; then
+the microseconds per event of each step of a full event; the track kernel compiled without
+numba's reference counting against the same kernel compiled with it; the vertex association of
+the generator's tracks by the z-window search against a scan over all vertices (the obvious
+alternative); and the nanoseconds per variate of the kernels' inlined streams
+(``analysis.toymc.rand``) against numba's ``numpy.random.Generator``, measured in the same run.
 Run: ``python benchmarks/bench_generate.py``.
 """
 
