@@ -135,3 +135,10 @@ def test_poisson(lam):
     chi2 = (((observed - expected) ** 2 / expected)[ok]).sum()
     assert stats.chi2.sf(chi2, ok.sum() - 1) > 1e-3
     assert x.mean() == pytest.approx(lam, abs=5 * math.sqrt(lam / x.size))
+
+
+@pytest.mark.parametrize(("kind", "par"), [(2, 0.0), (2, -1.0), (2, math.nan), (6, -1.0), (6, math.nan), (6, math.inf)],
+                         ids=["gamma0", "gamma-1", "gamma-nan", "poisson-1", "poisson-nan", "poisson-inf"])
+def test_bad_parameters_raise_instead_of_looping(kind, par):
+    with pytest.raises(ValueError, match="gamma|poisson"):
+        _fill(rand.stream(np.random.default_rng(6)), kind, par, 10)

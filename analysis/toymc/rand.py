@@ -129,7 +129,7 @@ def exponential(st):
 @njit(cache=True, inline="always")
 def gamma(st, shape):
     """Gamma variate of unit scale (Marsaglia and Tsang, 2000; shape < 1 by Stuart's u^(1/shape))."""
-    if shape < 1.0:
+    if not shape >= 1.0:  # below 1, and NaN (rejected there)
         return _gamma_small(st, shape)
     d = shape - 1.0 / 3.0
     c = 1.0 / math.sqrt(9.0 * d)
@@ -147,6 +147,8 @@ def gamma(st, shape):
 
 @njit(cache=True)
 def _gamma_small(st, shape):
+    if not shape > 0.0:  # also NaN: the squeeze would never accept
+        raise ValueError("gamma: the shape must be positive")
     boost = math.exp(math.log(1.0 - uniform(st)) / shape)  # u^(1/shape), u in (0, 1]
     return boost * gamma(st, shape + 1.0)
 
@@ -172,8 +174,10 @@ def pareto(st, index):
 def poisson(st, lam):
     """Poisson variate of mean ``lam`` >= 0: inversion below 10, else transformed rejection
     (Hörmann 1993, PTRS)."""
-    if lam <= 0.0:
+    if lam == 0.0:
         return 0
+    if not (lam > 0.0 and lam < 1e10):  # also NaN: the rejection loop would never accept
+        raise ValueError("poisson: the mean must be non-negative and finite (below 1e10)")
     if lam < 10.0:
         p = math.exp(-lam)
         total, u, k = p, uniform(st), 0
