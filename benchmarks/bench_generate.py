@@ -140,7 +140,7 @@ def refcounting(process: str = "zjets_nunu") -> None:
               vo.offsets, vo["x"], vo["y"], vo["z"], np.sqrt(vo["covZZ"]), *tracking.model_arrays(det), hits_cdf)
 
     def run(kernel):
-        scratch = (np.empty(max_nv), np.empty(max_nv, np.int64), np.empty(5), np.empty(5), np.empty(5))
+        scratch = (np.empty(max_nv), np.empty(max_nv, np.int64), np.empty(5), np.empty(5))
         out = (np.zeros(N, np.int64), np.empty((len(tracking.FLOAT_FIELDS), cap)),
                np.empty((len(tracking.INT_FIELDS), cap), np.int32), np.empty((15, cap), np.float32))
         m = kernel(rand.stream(make_rng(8)), *inputs, scratch, *out)

@@ -136,6 +136,33 @@ def test_generator_helix_matches_analysis_perigee():
     assert np.abs(got[:, 4] - ref.ref_z).max() < 1e-7
 
 
+@njit(cache=True)
+def _series(x):
+    out = np.empty((3, x.size))
+    for i in range(x.size):
+        out[0, i], out[1, i] = tracking.sincos_small(x[i])
+        out[2, i] = tracking.asinh_small(x[i])
+    return out
+
+
+def test_series_equal_the_functions_to_rounding():
+    """sin, cos and asinh of small arguments by their series agree with libm to ~1 ulp, up to and
+    beyond SERIES_MAX (where the kernels switch to libm), and asin's series in the perigee too."""
+    edge = tracking.SERIES_MAX
+    x = np.concatenate([np.linspace(-2 * edge, 2 * edge, 200_001), np.geomspace(1e-300, edge, 1000),
+                        np.nextafter(edge, 0.0) * np.array([-1.0, 1.0]), [0.0, -0.0]])
+    got = _series(x)
+    for row, ref in zip(got, (np.sin(x), np.cos(x), np.arcsinh(x)), strict=True):
+        assert np.all(np.abs(row - ref) <= 2.5 * np.spacing(np.abs(ref)))
+    # turning angles below and above SERIES_MAX (asin series and atan2) match the analysis helix
+    pt = np.array([30.0, 30.0, 3.0, 0.5])  # radius 40 m .. 66 cm
+    r = np.array([1e-3, 40.0, 20.0, 30.0])
+    got = _kernel_helix(pt, np.full(4, 0.7), np.full(4, 0.3), np.ones(4), r, np.zeros(4), np.zeros(4))
+    ref = helix.perigee_from_point(r, np.zeros(4), np.zeros(4), pt, np.full(4, 0.7), np.full(4, 0.3), np.ones(4))
+    assert np.abs(got[:, 2] - ref.phi0).max() < 1e-12
+    assert np.abs(got[:, 4] - ref.ref_z).max() < 1e-9
+
+
 @pytest.fixture(scope="module")
 def events():
     branches, _ = generate_mc("ttjets", "2018", 400, 21)
@@ -206,6 +233,34 @@ def test_pf_candidates_and_isolation_brute_force(events):
         inside &= pf["trkIdx"][ps][None, :] != np.arange(ts.stop - ts.start)[:, None]
         iso = (inside * pf["pt"][ps][None, :]).sum(axis=1)
         assert t["pfIso03"][ts] == pytest.approx(iso, rel=1e-5, abs=1e-5)
+
+
+def test_tracks_are_their_truth_helix_smeared_by_the_stored_covariance():
+    """Genuine tracks of prompt particles: (q/pT, lambda, phi, d0, z0) minus the truth perigee of
+    their generator particle, divided by the stored errors, are unit normal with the configured
+    correlations (the kernel smears by angle-addition formulas, not through lambda and atan)."""
+    events, _ = generate_mc("ttjets", "2018", 3000, 21)
+    t, g = events["Track"], events["GenPart"]
+    linked = t["genPartIdx"] >= 0
+    flat = (np.concatenate([[0], np.cumsum(g.counts)[:-1]])[t.event_index()] + t["genPartIdx"])[linked]
+    apdg = np.abs(g["pdgId"][flat])
+    q_true = np.where((apdg == 11) | (apdg == 13), -1.0, 1.0) * np.sign(g["pdgId"][flat])
+    prompt = np.hypot(g["vx"][flat], g["vy"][flat]) < 0.01
+    truth = helix.perigee_from_point(g["vx"][flat], g["vy"][flat], g["vz"][flat], g["pt"][flat], g["eta"][flat],
+                                     g["phi"][flat], q_true)
+    true = np.stack([q_true / g["pt"][flat], np.arctan(np.sinh(g["eta"][flat])), truth.phi0, truth.d0, truth.ref_z])
+    phi = t["phi"][linked]
+    meas = np.stack([t["charge"][linked] / t["pt"][linked], np.arctan(np.sinh(t["eta"][linked])), phi,
+                     -t["refX"][linked] * np.sin(phi) + t["refY"][linked] * np.cos(phi), t["refZ"][linked]])
+    resid = meas - true
+    resid[2] = (resid[2] + np.pi) % (2 * np.pi) - np.pi
+    err = np.sqrt(np.stack([t[f"cov{i}{i}"][linked] for i in range(5)]).astype(np.float64))
+    pull = (resid / err)[:, prompt]
+    assert pull.shape[1] > 30000  # statistical precision of each moment: ~0.006
+    assert np.abs(pull.mean(axis=1)).max() < 0.03
+    assert np.abs(pull.std(axis=1) - 1.0).max() < 0.03
+    corr = np.array(SIM_DETECTOR.tracks.correlation)
+    assert np.abs(np.corrcoef(pull) - corr).max() < 0.03
 
 
 def test_vertex_counts_and_truth_links(events):

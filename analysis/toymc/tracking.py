@@ -59,6 +59,8 @@ PU_TRACK_ETA = 2.5
 ASSOC_DZ_SIGMAS = 3.0
 ASSOC_DZ_FLOOR = 0.05  # cm
 ASSOC_DXY_MAX = 0.2  # cm
+#: below this, sin, cos, asin and asinh of an argument come from their series (exact in float64)
+SERIES_MAX = 0.05
 
 _PRIMARY, _PILEUP, _SPURIOUS = (dc.TRACK_ORIGINS[k] for k in ("primary", "pileup", "spurious"))
 _COV33, _COV44 = dc.cov_index(3, 3), dc.cov_index(4, 4)
@@ -139,27 +141,47 @@ def soft_pt(st):
 @njit(cache=True, inline="always")
 def helix_at_beamline(pt, eta, phi, charge, vx, vy, vz):
     """(q/pT, lambda, phi, d0, z0) at the PCA to the beam line of a particle made at (vx, vy, vz)."""
+    tan_lambda = math.sinh(eta)
+    phi_ref, _, _, d0, z0 = perigee(pt, tan_lambda, phi, charge, vx, vy, vz)
+    return charge / pt, math.atan(tan_lambda), phi_ref, d0, z0
+
+
+@njit(cache=True, inline="always")
+def perigee(pt, tan_lambda, phi, charge, vx, vy, vz):
+    """(phi, sin phi, cos phi, d0, z0) at the PCA to the beam line of a particle made at
+    (vx, vy, vz) with transverse momentum pt in direction phi and tan(lambda) = sinh(eta).
+
+    The turning angle from the production point to the PCA is tiny for a particle from the
+    beam spot: it comes from its sine by the series of asin (exact in float64 below
+    SERIES_MAX), not by atan2."""
     radius = pt * _R1_CM / charge
-    cx, cy = vx + radius * math.sin(phi), vy - radius * math.cos(phi)
+    sin_p, cos_p = math.sin(phi), math.cos(phi)
+    cx, cy = vx + radius * sin_p, vy - radius * cos_p
     cnorm = max(math.sqrt(cx * cx + cy * cy), 1e-12)
     s = 1.0 if radius > 0 else -1.0
     sin_ref, cos_ref = s * cx / cnorm, -s * cy / cnorm  # of the momentum azimuth at the reference point
-    phi_ref = math.atan2(sin_ref, cos_ref)
+    sin_turn, cos_turn = sin_ref * cos_p - cos_ref * sin_p, cos_ref * cos_p + sin_ref * sin_p
+    if cos_turn > 0.0 and abs(sin_turn) < SERIES_MAX:
+        t2 = sin_turn * sin_turn  # asin
+        turn = sin_turn * (1.0 + t2 * (1.0 / 6.0 + t2 * (3.0 / 40.0 + t2 * (5.0 / 112.0 + t2 * (35.0 / 1152.0 + t2 * (63.0 / 2816.0))))))
+    else:
+        turn = math.atan2(sin_turn, cos_turn)
     ref_x = cx - abs(radius) * cx / cnorm
     ref_y = cy - abs(radius) * cy / cnorm
-    ex = math.exp(eta)  # sinh(eta) and lambda = gd(eta) = 2 atan(e^eta) - pi/2 from one exp
-    tan_lambda = 0.5 * (ex - 1.0 / ex)
-    z0 = vz + radius * tan_lambda * wrap(phi - phi_ref)
-    d0 = -ref_x * sin_ref + ref_y * cos_ref
-    return charge / pt, 2.0 * math.atan(ex) - 0.5 * math.pi, phi_ref, d0, z0
+    return wrap(phi + turn), sin_ref, cos_ref, -ref_x * sin_ref + ref_y * cos_ref, vz - radius * tan_lambda * turn
 
 
 @njit(cache=True, inline="always")
 def sigmas(pt, eta, res, out):
     """The five helix-parameter resolutions into ``out`` (TrackModel.sigmas times the data-model scales)."""
-    cosh = math.cosh(eta)
+    sigmas_cosh(pt, math.cosh(eta), abs(eta), res, out)
+
+
+@njit(cache=True, inline="always")
+def sigmas_cosh(pt, cosh, abs_eta, res, out):
+    """:func:`sigmas` of a particle with cosh(eta) and |eta| given."""
     p = pt * cosh
-    growth = 1.0 + res[11] * abs(eta)
+    growth = 1.0 + res[11] * abs_eta
     z_eta = math.sqrt(cosh) if res[10] == 0.5 else cosh ** res[10]
     out[0] = _quad(res[0], res[1] * pt) / pt * growth
     out[1] = _quad(res[2], res[3] / p) * growth
@@ -174,20 +196,47 @@ def _quad(a, b):
 
 
 @njit(cache=True, inline="always")
+def correlated_noise(st, chol, out):
+    """Correlated standard-normal noise of the five helix parameters into ``out``: chol z, chol
+    lower triangular (one inlined normal draw per parameter)."""
+    for i in range(5):
+        out[i] = 0.0
+    for k in range(5):
+        z = rand.normal(st)
+        for i in range(k, 5):
+            out[i] += chol[i, k] * z
+
+
+@njit(cache=True, inline="always")
 def smear(params, eta, res, chol, st, sig, meas):
     """Measured helix parameters: true ``params`` (of pseudorapidity ``eta``) plus correlated
     Gaussian noise of width ``sig``."""
     sigmas(1.0 / abs(params[0]), eta, res, sig)
-    for i in range(5):
-        meas[i] = 0.0
-    for k in range(5):  # noise = chol z, chol lower triangular (one inlined normal draw)
-        z = rand.normal(st)
-        for i in range(k, 5):
-            meas[i] += chol[i, k] * z
+    correlated_noise(st, chol, meas)
     for i in range(5):
         meas[i] = params[i] + meas[i] * sig[i]
     meas[2] = wrap(meas[2])
     meas[0] /= res[14]
+
+
+@njit(cache=True, inline="always")
+def sincos_small(x):
+    """(sin x, cos x), by their series where |x| < SERIES_MAX."""
+    if abs(x) >= SERIES_MAX:
+        return math.sin(x), math.cos(x)
+    x2 = x * x
+    sin = x * (1.0 - x2 / 6.0 * (1.0 - x2 / 20.0 * (1.0 - x2 / 42.0 * (1.0 - x2 / 72.0 * (1.0 - x2 / 110.0)))))
+    cos = 1.0 - x2 / 2.0 * (1.0 - x2 / 12.0 * (1.0 - x2 / 30.0 * (1.0 - x2 / 56.0 * (1.0 - x2 / 90.0 * (1.0 - x2 / 132.0)))))
+    return sin, cos
+
+
+@njit(cache=True, inline="always")
+def asinh_small(x):
+    """asinh x, by its series where |x| < SERIES_MAX."""
+    if abs(x) >= SERIES_MAX:
+        return math.asinh(x)
+    x2 = x * x
+    return x * (1.0 - x2 * (1.0 / 6.0 - x2 * (3.0 / 40.0 - x2 * (5.0 / 112.0 - x2 * (35.0 / 1152.0 - x2 * (63.0 / 2816.0))))))
 
 
 @njit(cache=True)
@@ -285,7 +334,7 @@ def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
     fl, it, cov = np.empty((_N_FLOAT, cap)), np.empty((_N_INT, cap), np.int32), np.empty((15, cap), np.float32)
     counts = np.zeros(n, np.int64)
     max_nv = 1 + (int(np.max(np.diff(v_off))) if n > 0 else 0)
-    scratch = (np.empty(max_nv), np.empty(max_nv, np.int64), np.empty(5), np.empty(5), np.empty(5))
+    scratch = (np.empty(max_nv), np.empty(max_nv, np.int64), np.empty(5), np.empty(5))
     hits_cdf = (poisson_cdf(HITS_MEAN[0]), poisson_cdf(HITS_MEAN[1]))  # genuine, spurious
     m = _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
                      pu_off, pu_x, pu_y, pu_z, n_pu_trk, n_spur, true_pv_z,
@@ -312,7 +361,7 @@ def _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
                  pu_off, pu_x, pu_y, pu_z, n_pu_trk, n_spur, true_pv_z,
                  pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr, hits_cdf, scratch, counts, fl, it, cov):
     """Fill counts, fl, it, cov (of :func:`reconstruct`); returns the number of tracks."""
-    zs, order, params, sig, meas = scratch
+    zs, order, sig, noise = scratch
     max_eta = res[15]
     m = 0
     for e in range(g_off.size - 1):
@@ -323,7 +372,7 @@ def _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
         for src in range(3):
             n_src = n_gen if src == 0 else (n_pu if src == 1 else n_spur[e])
             for a in range(n_src):
-                gidx, local, kind, eta = -1, -1, _SPURIOUS, 0.0
+                gidx, local, kind = -1, -1, _SPURIOUS
                 if src == 0:  # charged generator particle of this event
                     i = g_off[e] + a
                     apdg = abs(g_pdg[i])
@@ -334,9 +383,7 @@ def _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
                     if rand.uniform(st) >= efficiency(g_pt[i], math.sqrt(g_vx[i] * g_vx[i] + g_vy[i] * g_vy[i]), eff):
                         continue
                     q = (-1.0 if apdg == 11 or apdg == 13 else 1.0) * (1.0 if g_pdg[i] > 0 else -1.0)
-                    params[0], params[1], params[2], params[3], params[4] = helix_at_beamline(
-                        g_pt[i], g_eta[i], g_phi[i], q, g_vx[i], g_vy[i], g_vz[i])
-                    eta = g_eta[i]
+                    pt, eta, phi, x, y, z = g_pt[i], g_eta[i], g_phi[i], g_vx[i], g_vy[i], g_vz[i]
                     gidx, local, kind = i, a, _PRIMARY
                 elif src == 1:  # a charged particle of a pileup interaction of this event
                     while left == 0:
@@ -349,39 +396,60 @@ def _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
                     eta = PU_TRACK_ETA * (2.0 * rand.uniform(st) - 1.0)
                     phi = math.pi * (2.0 * rand.uniform(st) - 1.0)
                     q = 1.0 if rand.uniform(st) < 0.5 else -1.0
-                    params[0], params[1], params[2], params[3], params[4] = helix_at_beamline(
-                        pt, eta, phi, q, pu_x[j], pu_y[j], pu_z[j])
+                    x, y, z = pu_x[j], pu_y[j], pu_z[j]
                     kind = _PILEUP
                 else:  # spurious: a random helix near the PV
                     q = 1.0 if rand.uniform(st) < 0.5 else -1.0
-                    params[0] = q / (SPURIOUS_PT_MIN + SPURIOUS_PT_MEAN * rand.exponential(st))
+                    pt = SPURIOUS_PT_MIN + SPURIOUS_PT_MEAN * rand.exponential(st)
                     eta = PU_TRACK_ETA * (2.0 * rand.uniform(st) - 1.0)
-                    params[1] = math.atan(math.sinh(eta))
-                    params[2] = math.pi * (2.0 * rand.uniform(st) - 1.0)
-                    params[3] = SPURIOUS_D0_SCALE * rand.laplace(st)
-                    params[4] = true_pv_z[e] + SPURIOUS_Z0_SCALE * rand.laplace(st)
-                m = _emit(st, params, eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
-                          vtx, zs, order, sig, meas, fl, it, cov, m, counts, hits_cdf)
+                ex = math.exp(eta)  # sinh(eta) = tan(lambda) and cosh(eta) from one exp
+                tanl, cosh = 0.5 * (ex - 1.0 / ex), 0.5 * (ex + 1.0 / ex)
+                if src < 2:
+                    phi, sin_p, cos_p, d0, z0 = perigee(pt, tanl, phi, q, x, y, z)
+                else:
+                    phi = math.pi * (2.0 * rand.uniform(st) - 1.0)
+                    sin_p, cos_p = math.sin(phi), math.cos(phi)
+                    d0 = SPURIOUS_D0_SCALE * rand.laplace(st)
+                    z0 = true_pv_z[e] + SPURIOUS_Z0_SCALE * rand.laplace(st)
+                true = (q / pt, tanl, cosh, eta, phi, sin_p, cos_p, d0, z0)
+                m = _emit(st, true, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
+                          vtx, zs, order, sig, noise, fl, it, cov, m, counts, hits_cdf)
     return m
 
 
 @njit(cache=True, inline="always")
-def _emit(st, params, true_eta, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz, vtx, zs, order,
-          sig, meas, fl, it, cov, m, counts, hits_cdf):
-    """Smear one track, apply the acceptance, and write it at position m; returns the next position."""
-    smear(params, true_eta, res, chol, st, sig, meas)
-    pt = 1.0 / abs(meas[0])
-    sin_l, cos_l = math.sin(meas[1]), math.cos(meas[1])
-    tanl = sin_l / cos_l
-    eta = math.copysign(math.log((1.0 + abs(sin_l)) / cos_l), sin_l)  # asinh(tan(lambda))
+def _emit(st, true, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz, vtx, zs, order,
+          sig, noise, fl, it, cov, m, counts, hits_cdf):
+    """Smear one track and write it at position m if it is in the acceptance; returns the next
+    position. ``true`` is its helix at the PCA to the beam line: (q/pT, tan(lambda), cosh(eta), eta,
+    phi, sin(phi), cos(phi), d0, z0).
+
+    The measured lambda and phi differ from the true ones by small angles: their sines and
+    cosines come from the true ones by the addition theorems, and eta from the true one by
+    asinh(a) - asinh(b) = asinh(a sqrt(1 + b^2) - b sqrt(1 + a^2)) (series for small arguments).
+    """
+    q_pt, tanl_true, cosh_true, eta_true, phi_true, sin_true, cos_true, d0_true, z0_true = true
+    sigmas_cosh(1.0 / abs(q_pt), cosh_true, abs(eta_true), res, sig)
+    correlated_noise(st, chol, noise)
+    q_pt_meas = (q_pt + noise[0] * sig[0]) / res[14]
+    pt = 1.0 / abs(q_pt_meas)
+    sin_dl, cos_dl = sincos_small(noise[1] * sig[1])
+    den = cos_dl - tanl_true * sin_dl  # cos(lambda + dlambda) / (cos(lambda) cos(dlambda))
+    if den <= 0.0:  # lambda pushed beyond +-pi/2
+        return m
+    tanl = (tanl_true * cos_dl + sin_dl) / den
+    eta = eta_true + asinh_small(tanl * cosh_true - tanl_true * math.sqrt(1.0 + tanl * tanl))
     if not (pt > res[16] and abs(eta) < res[15]):
         return m
+    dphi = noise[2] * sig[2]
+    sin_dp, cos_dp = sincos_small(dphi)
+    phi = wrap(phi_true + dphi)
+    c, s = cos_true * cos_dp - sin_true * sin_dp, sin_true * cos_dp + cos_true * sin_dp  # cos, sin of phi
+    d0, z0 = d0_true + noise[3] * sig[3], z0_true + noise[4] * sig[4]
     spurious = kind == _SPURIOUS
     if spurious:
         for i in range(5):
             sig[i] *= SPURIOUS_COV_INFLATION
-    phi, d0, z0 = meas[2], meas[3], meas[4]
-    c, s = math.cos(phi), math.sin(phi)
     ref_x, ref_y = -d0 * s, d0 * c
     k = 0
     for i in range(5):
@@ -396,7 +464,7 @@ def _emit(st, params, true_eta, gidx, local, kind, e, res, chol, corr, pv, v_off
     fl[6, m] = -dx * s + dy * c
     fl[7, m] = (z0 - pv[2, e]) - (dx * c + dy * s) * tanl
     fl[8, m], fl[9, m] = dxy_err, dz_err
-    it[0, m] = 1 if meas[0] > 0 else -1
+    it[0, m] = 1 if q_pt_meas > 0 else -1
     it[2, m], it[3, m], it[4, m] = local, kind, gidx
     # quality: high purity, PF candidate, valid hits, chi2/ndof (fake tracks are worse)
     p_hp = 0.35 if spurious else (0.9 if pt < 0.3 else 0.97)
