@@ -338,23 +338,26 @@ def _pf_and_isolation(st, t_off, t_pt, t_eta, t_phi, t_charge, t_dz, t_vtx, t_pf
     return m
 
 
-@njit(cache=True, inline="always")
+@njit(cache=True, _nrt=False, fastmath={"reassoc"})
 def _isolation(first, last, t_eta, t_phi, start, stop, fl, it, cone, scratch, iso):
     """Sum pT of PF candidates start..stop-1 (neutral, or charged from the PV) in DeltaR < cone of
-    tracks first..last-1, excluding the track's own candidate."""
+    tracks first..last-1, excluding the track's own candidate.
+
+    The sum over candidates is branchless and may be reassociated (``fastmath={"reassoc"}``), so
+    that LLVM vectorizes it (~2x faster isolation); it changes the float64 sum in its last bits.
+    """
     pt, eta, phi, trk = scratch
     k = 0
     for j in range(start, stop):
         if it[0, j] == 0 or it[2, j] >= 2:
             pt[k], eta[k], phi[k], trk[k] = fl[0, j], fl[1, j], fl[2, j], it[3, j]
             k += 1
+    cone2 = cone * cone
     for i in range(first, last):
         local, s = i - first, 0.0
         for a in range(k):
             deta = eta[a] - t_eta[i]
             dphi = abs(phi[a] - t_phi[i])
-            if dphi > math.pi:
-                dphi = 2.0 * math.pi - dphi
-            if deta * deta + dphi * dphi < cone * cone and trk[a] != local:
-                s += pt[a]
+            dphi = min(dphi, 2.0 * math.pi - dphi)
+            s += pt[a] if (deta * deta + dphi * dphi < cone2) & (trk[a] != local) else 0.0
         iso[i] = s
