@@ -31,10 +31,12 @@ TRIGGER_MU_PT = 24.0
 
 
 def _sum_vec(j: Jagged, pt: np.ndarray, phi: np.ndarray, mask: np.ndarray | None = None):
-    w = pt if mask is None else np.where(mask, pt, 0.0)
+    """Per-event vector sum (px, py) of the items of ``j`` (where ``mask``) of transverse momentum pt."""
     idx = j.event_index()
+    if mask is not None:
+        idx, pt, phi = idx[mask], pt[mask], phi[mask]
     n = j.n_events
-    return (np.bincount(idx, w * np.cos(phi), n), np.bincount(idx, w * np.sin(phi), n))
+    return (np.bincount(idx, pt * np.cos(phi), n), np.bincount(idx, pt * np.sin(phi), n))
 
 
 def jets(hard: HardEvents, det: Detector, hem: np.ndarray, rng) -> tuple[Jagged, Jagged, tuple]:
@@ -181,8 +183,9 @@ def noise_flags(n: int, era: str, det: Detector, rng) -> tuple[dict[str, np.ndar
 
 def triggers(met: dict, muons: Jagged, jets_: Jagged, rng) -> dict[str, np.ndarray]:
     n = met["MET_pt"].size
-    mx = met["MET_pt"] * np.cos(met["MET_phi"]) + _sum_vec(muons, muons["pt"], muons["phi"])[0]
-    my = met["MET_pt"] * np.sin(met["MET_phi"]) + _sum_vec(muons, muons["pt"], muons["phi"])[1]
+    mu_x, mu_y = _sum_vec(muons, muons["pt"], muons["phi"])
+    mx = met["MET_pt"] * np.cos(met["MET_phi"]) + mu_x
+    my = met["MET_pt"] * np.sin(met["MET_phi"]) + mu_y
     metnomu = np.hypot(mx, my)
     u = rng.random((3, n))
     central = (jets_["pt"] > cfg.OBJECT_CUTS.jet_pt) & (np.abs(jets_["eta"]) < 2.5)

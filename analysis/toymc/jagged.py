@@ -37,8 +37,13 @@ class Jagged:
         self.fields[name] = values
 
     def event_index(self) -> np.ndarray:
-        """Event index of each flat item."""
-        return np.repeat(np.arange(self.counts.size), self.counts)
+        """Event index of each flat item (computed once; read-only)."""
+        cached = self.__dict__.get("_event_index")
+        if cached is None or cached.size != self.counts.sum():
+            cached = np.repeat(np.arange(self.counts.size), self.counts)
+            cached.flags.writeable = False
+            self.__dict__["_event_index"] = cached
+        return cached
 
     def local_index(self) -> np.ndarray:
         """Index of each flat item within its event."""
