@@ -43,26 +43,28 @@ def _p4_fields(px, py, pz, e):
 
 
 class _Builder:
-    """Fixed-width GenPart rows (n_events, width) with a mask; compressed at the end."""
+    """Fixed-width GenPart rows (n_events, width) with a mask; compressed at the end.
+
+    The arrays are (n_events, width) views of (width, n_events) storage, so that a slot
+    (a column) is contiguous: the generator fills them slot by slot.
+    """
 
     def __init__(self, n: int, width: int, pv: tuple[np.ndarray, np.ndarray, np.ndarray]):
         self.n, self.width = n, width
-        self.mask = np.zeros((n, width), bool)
-        self.f = {k: np.zeros((n, width), np.float64) for k in GEN_FIELDS}
+        self.mask = np.zeros((width, n), bool).T
+        self.f = {k: np.zeros((width, n), np.float64).T for k in GEN_FIELDS}
         self.f["mother"][:] = -1
         for k, v in zip(("vx", "vy", "vz"), pv, strict=True):
             self.f[k][:] = v[:, None]
 
     def set(self, slot, p4, pdg, status, mother=-1, where=None, vertex=None):
-        where = np.ones(self.n, bool) if where is None else where
         pt, eta, phi, m = _p4_fields(*p4)
         vals = {"pt": pt, "eta": eta, "phi": phi, "mass": m, "pdgId": pdg, "status": status, "mother": mother}
-        for k, v in vals.items():
-            self.f[k][:, slot] = np.where(where, v, self.f[k][:, slot])
         if vertex is not None:
-            for k, v in zip(("vx", "vy", "vz"), vertex, strict=True):
-                self.f[k][:, slot] = np.where(where, v, self.f[k][:, slot])
-        self.mask[:, slot] |= where
+            vals |= dict(zip(("vx", "vy", "vz"), vertex, strict=True))
+        for k, v in vals.items():
+            np.copyto(self.f[k][:, slot], v, where=True if where is None else where)
+        self.mask[:, slot] |= True if where is None else where
 
     def compressed_index(self) -> np.ndarray:
         return np.cumsum(self.mask, axis=1) - 1
