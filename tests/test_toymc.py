@@ -85,6 +85,33 @@ def test_jet_response_in_files(small_sample):
     assert checked >= 3
 
 
+def test_reco_leptons_and_jet_tags_follow_the_detector_model():
+    """Muons and electrons: efficiency in the acceptance and pT resolution; jets: the b-tag score
+    of b and light jets and the charged hadron fraction are their documented Beta variates."""
+    from scipy import stats
+
+    b, _ = generate_mc("ttjets", "2018", 4000, 12)
+    gp = b["GenPart"]
+    first = np.concatenate([[0], np.cumsum(gp.counts)[:-1]])
+    for name, pdg, eff, res, eta_max in (("Muon", 13, SIM_DETECTOR.muon_eff, 0.015, cfg.OBJECT_CUTS.muon_eta),
+                                         ("Electron", 11, SIM_DETECTOR.electron_eff, 0.025, cfg.OBJECT_CUTS.electron_eta)):
+        col = b[name]
+        flat = first[col.event_index()] + col["genPartIdx"]
+        assert np.all(np.abs(gp["pdgId"][flat]) == pdg) and np.all(gp["status"][flat] == 1)
+        ratio = col["pt"] / gp["pt"][flat]
+        assert abs(ratio.std() / res - 1) < 0.1 and abs(ratio.mean() - 1) < 0.005
+        gen = (gp["status"] == 1) & (np.abs(gp["pdgId"]) == pdg) & (np.abs(gp["eta"]) < eta_max) & (gp["pt"] > 10)
+        found = np.isin(np.nonzero(gen)[0], flat)
+        assert gen.sum() > 500
+        assert abs(found.mean() - eff) < 4 * np.sqrt(eff * (1 - eff) / gen.sum())
+    jet = b["Jet"]
+    is_b = jet["hadronFlavour"] == 5
+    assert is_b.sum() > 2000
+    for score, dist in ((jet["btagDeepB"][is_b], stats.beta(5.0, 1.5)), (jet["btagDeepB"][~is_b], stats.beta(0.6, 12.0)),
+                        (jet["chHEF"] / 0.85, stats.beta(6.0, 4.0))):
+        assert stats.kstest(score, dist.cdf).pvalue > 1e-3
+
+
 def test_track_efficiency_curve(small_sample):
     """Fraction of prompt charged generator particles with a track follows the configured curve."""
     out, _ = small_sample

@@ -28,6 +28,7 @@ FLAG_NAMES = (
 TRIGGER_MET_THRESHOLD = (125.0, 25.0)  # turn-on midpoint and width in MET-no-mu (GeV)
 TRIGGER_HT_THRESHOLD = (1050.0, 30.0)
 TRIGGER_MU_PT = 24.0
+JET_FIELD_ORDER = ("pt", "eta", "phi", "mass", "btagDeepB", "jetId", "chHEF", "neHEF", "hadronFlavour", "genJetIdx")
 
 
 def _sum_vec(j: Jagged, pt: np.ndarray, phi: np.ndarray, mask: np.ndarray | None = None):
@@ -59,16 +60,22 @@ def jets(hard: HardEvents, det: Detector, hem: np.ndarray, rng) -> tuple[Jagged,
     gen_idx = np.where(gkeep, gen_local, -1)
     keep = (pt > RECO_JET_MIN_PT) & (np.abs(eta) < 4.7)
     flav = g["flavour"].astype(np.int64)
-    k = pt.size
-    btag = np.where(flav == 5, rng.beta(5.0, 1.5, k), rng.beta(0.6, 12.0, k))
-    chf = rng.beta(6.0, 4.0, k) * 0.85
-    nhf = (1.0 - chf) * rng.uniform(0.1, 0.6, k)
-    jet_id = np.where(rng.random(k) < det.jet_id_fail, 2, 6)
     reco = Jagged(g.counts, {
-        "pt": pt, "eta": eta, "phi": phi, "mass": g["mass"] * r, "btagDeepB": btag,
-        "jetId": jet_id, "chHEF": chf, "neHEF": nhf, "hadronFlavour": np.where(flav == 5, 5, 0),
+        "pt": pt, "eta": eta, "phi": phi, "mass": g["mass"] * r, "hadronFlavour": np.where(flav == 5, 5, 0),
         "genJetIdx": gen_idx,
     }).filter(keep)
+    # b tagging, energy fractions and jet ID only for the reconstructed jets
+    k = reco["pt"].size
+    is_b = reco["hadronFlavour"] == 5
+    btag = np.empty(k)
+    btag[is_b] = rng.beta(5.0, 1.5, np.count_nonzero(is_b))
+    btag[~is_b] = rng.beta(0.6, 12.0, k - np.count_nonzero(is_b))
+    chf = rng.beta(6.0, 4.0, k) * 0.85
+    reco["btagDeepB"] = btag
+    reco["jetId"] = np.where(rng.random(k) < det.jet_id_fail, 2, 6)
+    reco["chHEF"] = chf
+    reco["neHEF"] = (1.0 - chf) * rng.uniform(0.1, 0.6, k)
+    reco = Jagged(reco.counts, {f: reco[f] for f in JET_FIELD_ORDER})
     reco, _ = reco.sort_within(reco["pt"])
     genjet = Jagged(genjet.counts, {k2: genjet[k2] for k2 in ("pt", "eta", "phi", "mass")} | {
         "partonFlavour": genjet["flavour"].astype(np.int64)})
@@ -83,6 +90,7 @@ def leptons(hard: HardEvents, det: Detector, rng):
     identification fails.
     """
     gp = hard.genpart
+    n = gp.n_events
     apdg = np.abs(gp["pdgId"])
     final = gp["status"] == 1
     out = {}
@@ -91,25 +99,25 @@ def leptons(hard: HardEvents, det: Detector, rng):
         ("Muon", dc.PDG_MUON, cfg.OBJECT_CUTS.muon_eta, MUON_MIN_PT, det.muon_eff, 0.015, MUON_MASS),
         ("Electron", dc.PDG_ELECTRON, cfg.OBJECT_CUTS.electron_eta, ELECTRON_MIN_PT, det.electron_eff, 0.025, ELECTRON_MASS),
     ):
-        sel = final & (apdg == pdg)
-        k = gp["pt"].size
-        pt = gp["pt"] * (1.0 + res * rng.standard_normal(k))
-        in_acc = sel & (np.abs(gp["eta"]) < eta_max)
-        visible.append(_sum_vec(gp, pt, gp["phi"], in_acc))
+        sel = np.nonzero(final & (apdg == pdg))[0]  # the generator's leptons of this flavour
+        k = sel.size
+        ev, eta, phi, pdg_id = gp.event_index()[sel], gp["eta"][sel], gp["phi"][sel], gp["pdgId"][sel]
+        pt = gp["pt"][sel] * (1.0 + res * rng.standard_normal(k))
+        in_acc = np.abs(eta) < eta_max
+        visible.append((np.bincount(ev[in_acc], (pt * np.cos(phi))[in_acc], n),
+                        np.bincount(ev[in_acc], (pt * np.sin(phi))[in_acc], n)))
         reco = in_acc & (pt > min_pt) & (rng.random(k) < eff)
-        charge = -np.sign(gp["pdgId"]).astype(np.int32)
-        iso = rng.exponential(0.02, k)
         fields = {
-            "pt": pt, "eta": gp["eta"] + rng.normal(0, 0.001, k), "phi": gp["phi"],
-            "mass": np.full(k, mass), "charge": charge, "pdgId": gp["pdgId"].astype(np.int32),
-            "pfRelIso03_all": iso, "dxy": rng.normal(0, 0.002, k), "dz": rng.normal(0, 0.003, k),
-            "genPartIdx": gp.local_index().astype(np.int32),
+            "pt": pt, "eta": eta + rng.normal(0, 0.001, k), "phi": phi, "mass": np.full(k, mass),
+            "charge": -np.sign(pdg_id).astype(np.int32), "pdgId": pdg_id.astype(np.int32),
+            "pfRelIso03_all": rng.exponential(0.02, k), "dxy": rng.normal(0, 0.002, k), "dz": rng.normal(0, 0.003, k),
+            "genPartIdx": gp.local_index()[sel].astype(np.int32),
         }
         if name == "Muon":
             fields |= {"looseId": np.ones(k, bool), "mediumId": rng.random(k) < 0.98, "tightId": rng.random(k) < 0.95}
         else:
             fields |= {"cutBased": rng.choice([2, 3, 4], k, p=[0.1, 0.2, 0.7]).astype(np.int32)}
-        col = Jagged(gp.counts, fields).filter(reco)
+        col = Jagged(np.bincount(ev[reco], minlength=n).astype(np.int64), {f: v[reco] for f, v in fields.items()})
         col, _ = col.sort_within(col["pt"])
         out[name] = col
     vis = (visible[0][0] + visible[1][0], visible[0][1] + visible[1][1])
