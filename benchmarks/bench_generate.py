@@ -134,10 +134,10 @@ def refcounting(process: str = "zjets_nunu") -> None:
                                                   soft.SPURIOUS_MEAN * det.model.spurious_track_rate)
     cap = gp["pt"].size + int(n_pu_trk.sum()) + int(n_spur.sum())
     max_nv = 1 + int(np.max(np.diff(vo.offsets)))
-    hits_cdf = tuple(tracking.poisson_cdf(mu) for mu in tracking.HITS_MEAN)
+    hits = tuple(tracking.poisson_table(mu) for mu in tracking.HITS_MEAN)
     inputs = (gp.offsets, gp["pt"], gp["eta"], gp["phi"], gp["pdgId"].astype(np.int64), gp["status"].astype(np.int64),
               gp["vx"], gp["vy"], gp["vz"], pu.offsets, pu["x"], pu["y"], pu["z"], n_pu_trk, n_spur, vtx.true_pv[2], pv,
-              vo.offsets, vo["x"], vo["y"], vo["z"], np.sqrt(vo["covZZ"]), *tracking.model_arrays(det), hits_cdf)
+              vo.offsets, vo["x"], vo["y"], vo["z"], np.sqrt(vo["covZZ"]), *tracking.model_arrays(det), hits)
 
     def run(kernel):
         scratch = (np.empty(max_nv), np.empty(max_nv, np.int64), np.empty(5), np.empty(5))

@@ -20,10 +20,10 @@ from analysis.toymc.truth import DATA_DETECTOR, SIM_DETECTOR
 
 @njit(cache=True)
 def _draw_poisson(st, lam, n):
-    cdf = tracking.poisson_cdf(lam)
+    table = tracking.poisson_table(lam)
     out = np.empty(n, np.int64)
     for i in range(n):
-        out[i] = tracking.poisson_small(st, cdf)
+        out[i] = tracking.poisson_small(st, table)
     return out
 
 
@@ -40,9 +40,13 @@ def _inversion_by_summing(u, lam):
 
 @pytest.mark.parametrize("lam", [0.6, 2.0, 6.0])
 def test_poisson_table_inverts_like_summing_per_draw(lam):
-    u = np.concatenate([np.random.default_rng(3).random(20_000), [0.0, 1.0 - 2**-53, np.nextafter(1.0, 0) - 1e-16]])
-    cdf = tracking.poisson_cdf(lam)
-    assert np.array_equal([tracking.poisson_inverse(x, cdf) for x in u], [_inversion_by_summing(x, lam) for x in u])
+    """The guided inversion gives the k of summing the CDF for every draw, also at the edges of the
+    guide table's entries and at the CDF values themselves."""
+    cdf, guide = tracking.poisson_table(lam)
+    edges = np.arange(guide.size) / guide.size
+    u = np.concatenate([np.random.default_rng(3).random(20_000), [0.0, 1.0 - 2**-53, np.nextafter(1.0, 0) - 1e-16],
+                        edges, np.nextafter(edges, 0.0)[1:], cdf[cdf < 1.0], np.nextafter(cdf[cdf < 1.0], 1.0)])
+    assert np.array_equal([tracking.poisson_inverse(x, cdf, guide) for x in u], [_inversion_by_summing(x, lam) for x in u])
 
 
 @pytest.mark.parametrize("lam", [0.6, 2.0, 6.0])

@@ -59,6 +59,8 @@ PU_TRACK_ETA = 2.5
 ASSOC_DZ_SIGMAS = 3.0
 ASSOC_DZ_FLOOR = 0.05  # cm
 ASSOC_DXY_MAX = 0.2  # cm
+#: entries of the guide table of a Poisson inversion (a power of 2: j / size is exact)
+POISSON_GUIDE_SIZE = 64
 #: below this, sin, cos, asin and asinh of an argument come from their series (exact in float64)
 SERIES_MAX = 0.05
 
@@ -114,17 +116,32 @@ def poisson_cdf(lam):
     return np.array(cdf)
 
 
+@njit(cache=True)
+def poisson_table(lam):
+    """(cdf, guide) of a Poisson of mean ``lam``: the CDF of :func:`poisson_cdf` and its guide
+    table, guide[j] = the first k with cdf[k] >= j / POISSON_GUIDE_SIZE (or the last k)."""
+    cdf = poisson_cdf(lam)
+    guide = np.empty(POISSON_GUIDE_SIZE, np.int64)
+    k = 0
+    for j in range(POISSON_GUIDE_SIZE):
+        while k < cdf.size - 1 and cdf[k] < j / POISSON_GUIDE_SIZE:
+            k += 1
+        guide[j] = k
+    return cdf, guide
+
+
 @njit(cache=True, inline="always")
-def poisson_small(st, cdf):
-    """A Poisson variate by inversion of the CDF of :func:`poisson_cdf` (one uniform of the stream
+def poisson_small(st, table):
+    """A Poisson variate by inversion of the CDF of :func:`poisson_table` (one uniform of the stream
     ``st``; no exponential per draw)."""
-    return poisson_inverse(rand.uniform(st), cdf)
+    return poisson_inverse(rand.uniform(st), table[0], table[1])
 
 
 @njit(cache=True, inline="always")
-def poisson_inverse(u, cdf):
-    """The first k with u <= cdf[k] (the last k if none)."""
-    k, last = 0, cdf.size - 1
+def poisson_inverse(u, cdf, guide):
+    """The first k with u <= cdf[k] (the last k if none), searched from the guide table's entry for
+    u: the same k as a search from 0 (u >= j / size in the j-th entry), in about one step."""
+    k, last = guide[int(u * guide.size)], cdf.size - 1
     while k < last and u > cdf[k]:
         k += 1
     return k
@@ -335,10 +352,10 @@ def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
     counts = np.zeros(n, np.int64)
     max_nv = 1 + (int(np.max(np.diff(v_off))) if n > 0 else 0)
     scratch = (np.empty(max_nv), np.empty(max_nv, np.int64), np.empty(5), np.empty(5))
-    hits_cdf = (poisson_cdf(HITS_MEAN[0]), poisson_cdf(HITS_MEAN[1]))  # genuine, spurious
+    hits = (poisson_table(HITS_MEAN[0]), poisson_table(HITS_MEAN[1]))  # genuine, spurious
     m = _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
                      pu_off, pu_x, pu_y, pu_z, n_pu_trk, n_spur, true_pv_z,
-                     pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr, hits_cdf, scratch, counts, fl, it, cov)
+                     pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr, hits, scratch, counts, fl, it, cov)
     return counts, fl[:, :m], it[:, :m], cov[:, :m]
 
 
@@ -346,20 +363,20 @@ def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
 def _candidate_counts(st, n_interactions, n_events, pu_tracks_mean, spurious_mean):
     """Charged-particle candidates of every pileup interaction, and spurious tracks of every event."""
     n_pu_trk = np.empty(n_interactions, np.int64)
-    pu_cdf = poisson_cdf(pu_tracks_mean)
+    pu_table = poisson_table(pu_tracks_mean)
     for j in range(n_interactions):
-        n_pu_trk[j] = poisson_small(st, pu_cdf)
+        n_pu_trk[j] = poisson_small(st, pu_table)
     n_spur = np.empty(n_events, np.int64)
-    spur_cdf = poisson_cdf(spurious_mean)
+    spur_table = poisson_table(spurious_mean)
     for e in range(n_events):
-        n_spur[e] = poisson_small(st, spur_cdf)
+        n_spur[e] = poisson_small(st, spur_table)
     return n_pu_trk, n_spur
 
 
 @njit(cache=True, _nrt=False)
 def _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
                  pu_off, pu_x, pu_y, pu_z, n_pu_trk, n_spur, true_pv_z,
-                 pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr, hits_cdf, scratch, counts, fl, it, cov):
+                 pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr, hits, scratch, counts, fl, it, cov):
     """Fill counts, fl, it, cov (of :func:`reconstruct`); returns the number of tracks."""
     zs, order, sig, noise = scratch
     max_eta = res[15]
@@ -413,13 +430,13 @@ def _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
                     z0 = true_pv_z[e] + SPURIOUS_Z0_SCALE * rand.laplace(st)
                 true = (q / pt, tanl, cosh, eta, phi, sin_p, cos_p, d0, z0)
                 m = _emit(st, true, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
-                          vtx, zs, order, sig, noise, fl, it, cov, m, counts, hits_cdf)
+                          vtx, zs, order, sig, noise, fl, it, cov, m, counts, hits)
     return m
 
 
 @njit(cache=True, inline="always")
 def _emit(st, true, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz, vtx, zs, order,
-          sig, noise, fl, it, cov, m, counts, hits_cdf):
+          sig, noise, fl, it, cov, m, counts, hits):
     """Smear one track and write it at position m if it is in the acceptance; returns the next
     position. ``true`` is its helix at the PCA to the beam line: (q/pT, tan(lambda), cosh(eta), eta,
     phi, sin(phi), cos(phi), d0, z0).
@@ -468,11 +485,11 @@ def _emit(st, true, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz
     it[2, m], it[3, m], it[4, m] = local, kind, gidx
     # quality: high purity, PF candidate, valid hits, chi2/ndof (fake tracks are worse)
     p_hp = 0.35 if spurious else (0.9 if pt < 0.3 else 0.97)
-    p_pf, hits = (0.6, 5) if spurious else (0.95, 8)
+    p_pf, min_hits = (0.6, 5) if spurious else (0.95, 8)
     chi2_shape, chi2_scale = (2.0, 1.5) if spurious else (5.0, 0.2)
     it[5, m] = rand.uniform(st) < p_hp
     it[6, m] = rand.uniform(st) < p_pf
-    it[1, m] = hits + poisson_small(st, hits_cdf[1] if spurious else hits_cdf[0])
+    it[1, m] = min_hits + poisson_small(st, hits[1] if spurious else hits[0])
     fl[10, m] = chi2_scale * rand.gamma(st, chi2_shape)
     nv, r_max, sz_max = vtx
     it[7, m] = associate(ref_x, ref_y, z0, c, s, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max)
