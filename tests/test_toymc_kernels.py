@@ -115,6 +115,29 @@ def test_kernel_track_model_is_the_documented_one(det):
 
 
 @njit(cache=True)
+def _accepted(u, pt, rho, eff):
+    out, ref = np.empty(u.size, np.bool_), np.empty(u.size)
+    for i in range(u.size):
+        out[i] = tracking.accepted(u[i], pt[i], rho[i], eff)
+        ref[i] = tracking.efficiency(pt[i], rho[i], eff)
+    return out, ref
+
+
+def test_squeezed_efficiency_decides_as_the_efficiency():
+    """The reconstruction decision with the squeeze bounds is u < efficiency for every u, also
+    for u one rounding step either side of the efficiency and for displaced particles."""
+    rng = np.random.default_rng(8)
+    n = 400_000
+    pt = np.concatenate([rng.uniform(0.0, 3.0, n), np.exp(rng.uniform(-3, 5, n))])
+    rho = np.where(rng.random(2 * n) < 0.7, 0.0, rng.uniform(0, 70, 2 * n))
+    eff, _, _, _ = tracking.model_arrays(SIM_DETECTOR)
+    _, e = _accepted(np.zeros(pt.size), pt, rho, eff)
+    for u in (rng.random(pt.size), e, np.nextafter(e, 0.0), np.nextafter(e, 1.0)):
+        got, ref = _accepted(u, pt, rho, eff)
+        assert np.array_equal(got, u < ref)
+
+
+@njit(cache=True)
 def _kernel_helix(pt, eta, phi, q, vx, vy, vz):
     out = np.empty((pt.size, 5))
     for i in range(pt.size):

@@ -15,7 +15,8 @@ Randomness comes from an inlined xoshiro256++ stream of :mod:`.rand`, seeded fro
 file only, so a change of rand.py must come with a change of this file and of soft.py.
 Few transcendental functions per track: the measured lambda and phi come from the true ones
 by angle-addition formulas (series for the small angles), the turning angle to the beam line
-by the asin series; Poisson counts by inversion from a guide table. Vertex association tests
+by the asin series, the efficiency decision by squeeze bounds; Poisson counts by inversion
+from a guide table. Vertex association tests
 only the vertices in a z window around the track (sorted per event), with the same result as
 testing them all. The kernel that fills
 the tracks runs without numba's reference counting (``_nrt=False``: no atomic increment and
@@ -102,6 +103,28 @@ def efficiency(pt, rho, eff):
     turn_on = eff[0] / (1.0 + math.exp(-(pt - eff[1]) / eff[2]))
     disp = min(max((eff[4] - rho) / (eff[4] - eff[3]), 0.0), 1.0)
     return turn_on * disp
+
+
+@njit(cache=True, inline="always")
+def accepted(u, pt, rho, eff):
+    """u < efficiency(pt, rho, eff), mostly without its exponential: with y = |pT - turn_on| /
+    width and r = 1 + y + y^2/2 + y^3/6 <= e^y, the turn-on is at least plateau r / (r + 1) above
+    the turn-on point and at most plateau / (r + 1) below it; only a u between the bound and the
+    efficiency (a few percent of draws) needs the exponential. The bounds keep a relative margin
+    of 1e-12, so the decision is the one of comparing with :func:`efficiency`."""
+    disp = min(max((eff[4] - rho) / (eff[4] - eff[3]), 0.0), 1.0)
+    plateau = eff[0] * disp
+    if u >= plateau:
+        return False
+    x = (pt - eff[1]) / eff[2]
+    y = abs(x)
+    r = 1.0 + y * (1.0 + y * (0.5 + y / 6.0))
+    if x >= 0.0:
+        if u < plateau * r / (r + 1.0) * (1.0 - 1e-12):
+            return True
+    elif u >= plateau / (r + 1.0) * (1.0 + 1e-12):
+        return False
+    return u < efficiency(pt, rho, eff)
 
 
 @njit(cache=True)
@@ -400,7 +423,7 @@ def _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
                         continue
                     if not (apdg == 211 or apdg == 321 or apdg == 2212 or apdg == 11 or apdg == 13):
                         continue
-                    if rand.uniform(st) >= efficiency(g_pt[i], math.sqrt(g_vx[i] * g_vx[i] + g_vy[i] * g_vy[i]), eff):
+                    if not accepted(rand.uniform(st), g_pt[i], math.sqrt(g_vx[i] * g_vx[i] + g_vy[i] * g_vy[i]), eff):
                         continue
                     q = (-1.0 if apdg == 11 or apdg == 13 else 1.0) * (1.0 if g_pdg[i] > 0 else -1.0)
                     pt, eta, phi, x, y, z = g_pt[i], g_eta[i], g_phi[i], g_vx[i], g_vy[i], g_vz[i]
@@ -411,7 +434,7 @@ def _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
                         left = n_pu_trk[j]
                     left -= 1
                     pt = soft_pt(st)
-                    if rand.uniform(st) >= efficiency(pt, 0.0, eff):
+                    if not accepted(rand.uniform(st), pt, 0.0, eff):
                         continue
                     eta = PU_TRACK_ETA * (2.0 * rand.uniform(st) - 1.0)
                     phi = math.pi * (2.0 * rand.uniform(st) - 1.0)
