@@ -379,3 +379,15 @@ def test_sort_within_is_numpys_stable_lexsort():
             k = -key if descending else key
             _, order = jag.sort_within(key, descending=descending)
             assert np.array_equal(order, np.lexsort((k, jag.event_index()))), (trial, descending)
+
+
+def test_event_index_is_cached_per_counts_array_and_read_only():
+    from analysis.toymc.jagged import Jagged
+
+    jag = Jagged(np.array([2, 0, 3]), {"x": np.arange(5.0)})
+    idx = jag.event_index()
+    assert np.array_equal(idx, [0, 0, 2, 2, 2]) and jag.event_index() is idx
+    with pytest.raises(ValueError):
+        idx[0] = 1
+    jag.counts = np.array([1, 4, 0])  # a new counts array: a new index
+    assert np.array_equal(jag.event_index(), [0, 1, 1, 1, 1])

@@ -37,12 +37,12 @@ class Jagged:
         self.fields[name] = values
 
     def event_index(self) -> np.ndarray:
-        """Event index of each flat item (computed once; read-only)."""
-        cached = self.__dict__.get("_event_index")
-        if cached is None or cached.size != self.counts.sum():
+        """Event index of each flat item (computed once for the counts array; read-only)."""
+        counts, cached = self.__dict__.get("_event_index", (None, None))
+        if counts is not self.counts:
             cached = np.repeat(np.arange(self.counts.size), self.counts)
             cached.flags.writeable = False
-            self.__dict__["_event_index"] = cached
+            self.__dict__["_event_index"] = (self.counts, cached)
         return cached
 
     def local_index(self) -> np.ndarray:

@@ -16,9 +16,8 @@ file only, so a change of rand.py must come with a change of this file and of so
 Few transcendental functions per track: the measured lambda and phi come from the true ones
 by angle-addition formulas (series for the small angles), the turning angle to the beam line
 by the asin series, the efficiency decision by squeeze bounds; Poisson counts by inversion
-from a guide table. Vertex association tests
-only the vertices in a z window around the track (sorted per event), with the same result as
-testing them all. The kernel that fills
+from a guide table. Vertex association tests only the vertices in a z window around the
+track (sorted per event), with the same result as testing them all. The kernel that fills
 the tracks runs without numba's reference counting (``_nrt=False``: no atomic increment and
 decrement of every array handed to an inlined helper, per track) into arrays that NumPy
 allocated (transparent huge pages for large ones: fewer page faults); it cannot allocate, so
