@@ -128,7 +128,12 @@ def specs_from_histograms(args: argparse.Namespace) -> dict[str, dict]:
     """One workspace spec per signal category of the processor output file."""
     from coffea.util import load
 
-    from analysis.stats.workspace import _process_axis, sum_over_eras, usable_regions, workspace_from_histograms
+    from analysis.stats.workspace import (
+        _process_axis,
+        sum_over_eras,
+        usable_regions,
+        workspace_from_histograms,
+    )
 
     if not args.histograms.is_file():
         raise InputFileError(f"histogram file {args.histograms} does not exist")

@@ -24,8 +24,17 @@ from analysis.toymc.processes import BOSON_A, ZNUNU_POWER, PowerSpectrum
 from analysis.toymc.truth import PSEUDO_DATA, PileupModel
 from corrections import derive
 from corrections.apply import DEFAULT_PATH, SoftTrackCorrections
-from corrections.build import build_corrections, with_signal_region_corrections, write_correction_set
-from corrections.signal_regions import background_factors, category_tag, correct_output_sr, correct_sr_histogram
+from corrections.build import (
+    build_corrections,
+    with_signal_region_corrections,
+    write_correction_set,
+)
+from corrections.signal_regions import (
+    background_factors,
+    category_tag,
+    correct_output_sr,
+    correct_sr_histogram,
+)
 from processors import collections as col
 from processors.base import ORIGIN_NAMES
 from processors.dy import DrellYanProcessor
@@ -390,6 +399,7 @@ def test_correct_sr_histogram_scales_background_only(written):
     assert systs[:3] == ["nominal", "jesUp", "jesDown"] and len(systs) == 3 + 2 * len(f.variations)
     bkg = out.axes["dataset"].index("zjets_2018")
     for j, (syst, w) in enumerate((("nominal", 2.0), ("jesUp", 2.2), ("jesDown", 1.8))):
+        assert systs[j] == syst
         assert view["value"][bkg, j] == pytest.approx(10 * w * f.nominal)
         assert view["variance"][bkg, j] == pytest.approx(10 * w**2 * f.nominal**2)
     for name, (up, down) in f.variations.items():
