@@ -35,12 +35,13 @@ from analysis.toymc.sample import generate_mc, generate_stream
 NAME = "generate"
 HELP = "generate toy NanoAOD-like samples and their fileset JSON"
 COMPRESSION = uproot.ZSTD(1)
-GENERATOR_VERSION = "6"  # 2: numba track/vertex/PF kernels (new random streams); 3: fewer
+GENERATOR_VERSION = "7"  # 2: numba track/vertex/PF kernels (new random streams); 3: fewer
 #   transcendental calls per track (same random streams, values differ in the last bits); 4: the
 #   kernels draw from inlined xoshiro256++ streams (analysis.toymc.rand; new random streams); 5: the
 #   track kernel smears by angle-addition formulas and the isolation sum is vectorized (same
 #   random streams, values differ in the last bits); 6: jet tags and lepton variables are drawn
-#   only for the reconstructed jets and the generator's leptons (new random streams)
+#   only for the reconstructed jets and the generator's leptons (new random streams); 7: the
+#   track kernel may multiply by reciprocals instead of dividing (values differ in the last bits)
 #: store jagged float fields as float32 (NanoAOD precision); these stay float64-free
 FLOAT_DTYPE = np.float32
 

@@ -398,11 +398,17 @@ def _candidate_counts(st, n_interactions, n_events, pu_tracks_mean, spurious_mea
     return n_pu_trk, n_spur
 
 
-@njit(cache=True, _nrt=False)
+@njit(cache=True, _nrt=False, fastmath={"arcp", "nsz"})
 def _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
                  pu_off, pu_x, pu_y, pu_z, n_pu_trk, n_spur, true_pv_z,
                  pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr, hits, scratch, counts, fl, it, cov):
-    """Fill counts, fl, it, cov (of :func:`reconstruct`); returns the number of tracks."""
+    """Fill counts, fl, it, cov (of :func:`reconstruct`); returns the number of tracks.
+
+    Compiled with ``fastmath={"arcp", "nsz"}``: a division may become a multiplication by the
+    reciprocal (some twenty divisions per track; ~7% faster, values change by ~1e-16 relative),
+    signed zeros may be ignored; no contraction to FMA (results as written on any CPU) and no
+    assumption of finite values.
+    """
     zs, order, sig, noise = scratch
     max_eta = res[15]
     m = 0
