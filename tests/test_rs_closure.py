@@ -199,15 +199,18 @@ def test_counters_and_cutflow_are_surfaced(closure):
     assert set(result["counters"]) == {"nominal", "coreUp", "tailUp"}
 
 
-def test_rebalancing_restores_truth(closure):
+def test_rebalancing_restores_truth(quant_closure):
     """Seed 004 Fig. 2: in mis-measured events (hard MHT > 200 GeV) the response of the
-    rebalanced subleading jet to its gen jet is centred at 1 and narrower than the reco one."""
-    _, result = closure
+    rebalanced subleading jet to its gen jet is centred at 1 and narrower than the reco one.
+    On the quantitative closure's sample (core fractions 0.38 reco, 0.66 rebalanced at seed 11):
+    the 4000-event closure has ~60 such jets, and a fluctuation of six of them undoes the 0.1
+    margin (it did at generator version 7)."""
+    _, result = quant_closure
     reco, reb = result["response"]["subleading_reco"], result["response"]["subleading_rebalanced"]
     assert reco["entries"] > 0
-    assert abs(reb["mean"] - 1.0) < abs(reco["mean"] - 1.0)
-    assert reb["core_fraction"] > reco["core_fraction"] + 0.1
-    assert reb["half_width_68"] < reco["half_width_68"]
+    assert abs(reb["mean"] - 1.0) < abs(reco["mean"] - 1.0), (reco, reb)
+    assert reb["core_fraction"] > reco["core_fraction"] + 0.1, (reco, reb)
+    assert reb["half_width_68"] < reco["half_width_68"], (reco, reb)
 
 
 def test_prediction_invariant_to_chunk_size(closure):
