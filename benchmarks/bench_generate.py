@@ -111,7 +111,7 @@ def stage_breakdown(process: str = "zjets_nunu") -> None:
     st = timed("hard process + detector", _hard_stage, process, N, "2018", det, rng)
     vtx = timed("vertices (PV, pileup)", soft.vertices, st.true_pv, st.n_pu, det, rng)
     prim = timed("primary particles (prompt, K0S)", soft.primary_particles, st.hard, st.true_pv, det, rng)
-    gp, _ = concatenate([st.hard.genpart, prim])
+    gp = concatenate([st.hard.genpart, prim])
     timed("tracks, SV, PF candidates, isolation", soft.tracks_and_pf, gp, vtx, st.hard, det, False, rng)
     print(f"\n{process}: microseconds per event by step")
     for name, us in times.items():
@@ -126,7 +126,7 @@ def refcounting(process: str = "zjets_nunu") -> None:
     det = SIM_DETECTOR
     st = _hard_stage(process, N, "2018", det, make_rng(4, process))
     vtx = soft.vertices(st.true_pv, st.n_pu, det, make_rng(5))
-    gp, _ = concatenate([st.hard.genpart, soft.primary_particles(st.hard, st.true_pv, det, make_rng(6))])
+    gp = concatenate([st.hard.genpart, soft.primary_particles(st.hard, st.true_pv, det, make_rng(6))])
     pv = np.stack([vtx.pv["PV_x"], vtx.pv["PV_y"], vtx.pv["PV_z"],
                    *(np.sqrt(vtx.pv[f"PV_cov{c}"]) for c in ("XX", "YY", "ZZ"))])
     vo, pu = vtx.other, vtx.pu_true

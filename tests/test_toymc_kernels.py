@@ -360,6 +360,34 @@ def test_windowed_association_equals_testing_every_vertex():
     assert (expected > 0).mean() > 0.3 and (expected == 0).any() and (expected == -1).mean() > 0.05
 
 
+def test_concatenate_is_the_per_event_interleaving():
+    """jagged.concatenate (block copies per event) puts, in every event, the items of the first
+    part, then of the second, ...: the same as a stable sort of all items by event; values take the
+    first part's dtype; empty events and empty parts are fine; bad parts are refused."""
+    from analysis.toymc.jagged import Jagged, concatenate
+
+    rng = np.random.default_rng(3)
+    for trial in range(50):
+        n = int(rng.integers(0, 40))
+        parts = []
+        for k in range(int(rng.integers(1, 4))):
+            counts = rng.integers(0, 5 if trial % 3 else 1, n).astype(np.int64)
+            m = int(counts.sum())
+            parts.append(Jagged(counts, {"x": rng.normal(size=m), "i": rng.integers(-9, 9, m).astype(np.int32 if k == 0 else np.float64)}))
+        got = concatenate(parts)
+        event = np.concatenate([p.event_index() for p in parts])
+        order = np.argsort(event, kind="stable")
+        assert np.array_equal(got.counts, np.sum([p.counts for p in parts], axis=0))
+        assert np.array_equal(got["x"], np.concatenate([p["x"] for p in parts])[order])
+        assert got["i"].dtype == np.int32
+        assert np.array_equal(got["i"], np.concatenate([p["i"] for p in parts]).astype(np.int32)[order])
+    a = Jagged(np.array([1, 2]), {"x": np.zeros(3)})
+    with pytest.raises(ValueError, match="events"):
+        concatenate([a, Jagged(np.array([1]), {"x": np.zeros(1)})])
+    with pytest.raises(ValueError, match="field x"):
+        concatenate([a, Jagged(np.array([1, 1]), {"x": np.zeros(3)})])
+
+
 def test_sort_within_is_numpys_stable_lexsort():
     """Jagged.sort_within (an insertion-sort kernel per event) gives exactly the permutation of
     np.lexsort by (event, key), ties (and -0.0 == 0.0) in their original order, NaN last."""

@@ -216,8 +216,7 @@ def decay_taus(genpart: Jagged, rng: np.random.Generator) -> tuple[Jagged, Jagge
 
 def append_children(genpart: Jagged, kids: Jagged) -> Jagged:
     """Append decay products whose ``mother`` is a local index into ``genpart``."""
-    out, _ = concatenate([genpart, kids])
-    return out
+    return concatenate([genpart, kids])
 
 
 def _decay_w(b: _Builder, slot_w, slot_l, slot_nu, w_p4, w_mass, charge, rng, hadronic_frac=0.0):
@@ -278,7 +277,7 @@ def _with_taus(genpart: Jagged, jet_parts: list[Jagged], rng) -> HardEvents:
     })
     parts = [*jet_parts, underlying_jets(n, rng), tau_jets]
     parts = [Jagged(p.counts, {k: np.asarray(p[k], np.float64) for k in JET_FIELDS}) for p in parts]
-    jets, _ = concatenate(parts)
+    jets = concatenate(parts)
     jets, _ = jets.sort_within(jets["pt"])
     return HardEvents(_finalize(genpart), jets, taus)
 
@@ -370,7 +369,7 @@ def generate_qcd(n: int, pv, rng) -> HardEvents:
     lead = _Builder(n, 2, pv)
     for j in range(2):
         lead.set(j, from_ptetaphim(pt[:, j], eta[:, j], phi[:, j], 0.0), 21, 23)
-    genpart, _ = concatenate([lead.build(), b.build()])
+    genpart = concatenate([lead.build(), b.build()])
     jets = Jagged.from_rows(mask & (jet_pt > 5.0), pt=jet_pt, eta=jet_eta, phi=jet_phi,
                             mass=jet_pt * rng.uniform(0.04, 0.15, (n, 5)), flavour=flav)
     return _with_taus(genpart, [jets], rng)

@@ -103,28 +103,39 @@ def _argsort_within(offsets, key):
     return order
 
 
-def concatenate(parts: list[Jagged]) -> tuple[Jagged, list[np.ndarray]]:
-    """Concatenate collections event by event (all parts must have the same fields).
-
-    Returns the result and, for each part, the flat position of its items in the result
-    (to remap cross-references).
-    """
+def concatenate(parts: list[Jagged]) -> Jagged:
+    """Concatenate collections event by event: the items of each event are those of the first
+    part, then those of the second, and so on (all parts must have the same fields; values take
+    the first part's dtype). Each field is copied block by block (:func:`_copy_blocks`), not
+    scattered item by item."""
     n = parts[0].n_events
+    if any(p.n_events != n for p in parts):
+        raise ValueError(f"parts of {[p.n_events for p in parts]} events")
     counts = np.sum([p.counts for p in parts], axis=0).astype(np.int64)
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
-    shift = offsets[:-1].copy()
-    positions = []
+    starts, shift = [], offsets[:-1].copy()  # where each part's items of an event begin
     for p in parts:
-        pos = np.repeat(shift, p.counts) + p.local_index()
-        positions.append(pos)
+        starts.append(shift)
         shift = shift + p.counts
-    names = parts[0].fields.keys()
     fields = {}
-    for name in names:
-        first = parts[0].fields[name]
-        out = np.empty(counts.sum(), dtype=first.dtype)
-        for p, pos in zip(parts, positions, strict=True):
-            out[pos] = p.fields[name]
+    for name, first in parts[0].fields.items():
+        out = np.empty(int(offsets[-1]), dtype=first.dtype)
+        for p, start in zip(parts, starts, strict=True):
+            src = p.fields[name]
+            if src.shape != (p.counts.sum(),):
+                raise ValueError(f"field {name}: {src.shape} values for {p.counts.sum()} items")
+            _copy_blocks(out, start, src.astype(first.dtype, copy=False), p.counts)
         fields[name] = out
-    return Jagged(counts, fields), positions
+    return Jagged(counts, fields)
+
+
+@njit(cache=True)
+def _copy_blocks(out, start, src, counts):
+    """out[start[e]:start[e] + counts[e]] = the e-th block of src (blocks of counts, in order)."""
+    j = 0
+    for e in range(counts.size):
+        o = start[e]
+        for i in range(counts[e]):
+            out[o + i] = src[j + i]
+        j += counts[e]

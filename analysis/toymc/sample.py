@@ -78,7 +78,7 @@ def _select(stage: Stage, mask: np.ndarray) -> Stage:
 def _soft_stage(stage: Stage, det: Detector, is_data: bool, rng) -> dict:
     vtx = vertices(stage.true_pv, stage.n_pu, det, rng)
     primary = primary_particles(stage.hard, stage.true_pv, det, rng)
-    genpart, _ = concatenate([stage.hard.genpart, primary])
+    genpart = concatenate([stage.hard.genpart, primary])
     track, sv, pf = tracks_and_pf(genpart, vtx, stage.hard, det, is_data, rng)
     out = dict(stage.reco)
     out.update(vtx.pv)
