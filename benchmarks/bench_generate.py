@@ -146,7 +146,9 @@ def refcounting(process: str = "zjets_nunu") -> None:
         m = kernel(rand.stream(make_rng(8)), *inputs, scratch, *out)
         return [out[0]] + [a[:, :m] for a in out[1:]]
 
-    with_nrt = njit(tracking._reconstruct.py_func)
+    # the shipped kernel's options (its fastmath flags) but for the reference counting
+    options = {k: v for k, v in tracking._reconstruct.targetoptions.items() if k in ("fastmath", "boundscheck")}
+    with_nrt = njit(**options)(tracking._reconstruct.py_func)
     reference = run(with_nrt)
     assert all(np.array_equal(a, b) for a, b in zip(run(tracking._reconstruct), reference, strict=True))
     us = {name: min(_timed(lambda k=k: run(k)) for _ in range(5)) / N * 1e6
@@ -201,7 +203,7 @@ def _sum_generator(rng, kind, n):
     return s
 
 
-@njit(cache=True)
+@njit(cache=True, _nrt=False)  # as the kernels: no reference count of st at every inlined draw
 def _sum_inlined(st, kind, n):
     s = 0.0
     for _ in range(n):
