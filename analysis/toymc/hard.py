@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from .. import config as cfg
 from .. import contract as dc
@@ -45,14 +46,16 @@ def _p4_fields(px, py, pz, e):
 class _Builder:
     """Fixed-width GenPart rows (n_events, width) with a mask; compressed at the end.
 
-    The arrays are (n_events, width) views of (width, n_events) storage, so that a slot
-    (a column) is contiguous: the generator fills them slot by slot.
+    The arrays are (n_events, width) views of one (fields, width, n_events) storage, so that a
+    slot (a column) is contiguous: the generator fills them slot by slot, and :meth:`build`
+    compresses all fields in one pass (:func:`_compress_rows`).
     """
 
     def __init__(self, n: int, width: int, pv: tuple[np.ndarray, np.ndarray, np.ndarray]):
         self.n, self.width = n, width
         self.mask = np.zeros((width, n), bool).T
-        self.f = {k: np.zeros((width, n), np.float64).T for k in GEN_FIELDS}
+        self._data = np.zeros((len(GEN_FIELDS), width, n), np.float64)
+        self.f = {k: self._data[i].T for i, k in enumerate(GEN_FIELDS)}
         self.f["mother"][:] = -1
         for k, v in zip(("vx", "vy", "vz"), pv, strict=True):
             self.f[k][:] = v[:, None]
@@ -66,17 +69,39 @@ class _Builder:
             np.copyto(self.f[k][:, slot], v, where=True if where is None else where)
         self.mask[:, slot] |= True if where is None else where
 
-    def compressed_index(self) -> np.ndarray:
-        return np.cumsum(self.mask, axis=1) - 1
-
     def build(self) -> Jagged:
-        idx = self.compressed_index()
-        mother = self.f["mother"].astype(np.int64)
-        safe = np.clip(mother, 0, self.width - 1)
-        remapped = np.where(mother >= 0, np.take_along_axis(idx, safe, axis=1), -1)
-        fields = dict(self.f)
-        fields["mother"] = remapped
-        return Jagged.from_rows(self.mask, **fields)
+        """The kept slots of every event, in slot order; a mother slot becomes the local index of
+        the last kept slot at or before it (the mother itself where it is kept), -1 stays -1."""
+        counts = self.mask.sum(axis=1).astype(np.int64)
+        out = np.empty((len(GEN_FIELDS), int(counts.sum())))
+        mother = np.empty(out.shape[1], np.int64)
+        _compress_rows(self._data, self.mask.T, GEN_FIELDS.index("mother"), out, mother)
+        fields = {k: out[i] for i, k in enumerate(GEN_FIELDS)}
+        fields["mother"] = mother
+        return Jagged(counts, fields)
+
+
+@njit(cache=True, _nrt=False)
+def _compress_rows(data, mask, i_mother, out, mother):
+    """out[:, j] = data[:, slot, e] for the kept (mask[slot, e]) slots of every event e in slot
+    order; mother[j] = the local index of the last kept slot at or before the mother slot
+    (mother < 0: -1, the slot clipped to the width)."""
+    n_fields, width, n = data.shape
+    j = 0
+    for e in range(n):
+        for slot in range(width):
+            if mask[slot, e]:
+                for f in range(n_fields):
+                    out[f, j] = data[f, slot, e]
+                m = np.int64(data[i_mother, slot, e])
+                if m < 0:
+                    mother[j] = -1
+                else:
+                    kept = -1  # kept slots up to the mother, less one
+                    for t in range(min(m, width - 1) + 1):
+                        kept += mask[t, e]
+                    mother[j] = kept
+                j += 1
 
 
 def _jagged_from_flat(event: np.ndarray, n: int, **fields) -> Jagged:
