@@ -120,30 +120,27 @@ def stage_breakdown(process: str = "zjets_nunu") -> None:
 
 
 def refcounting(process: str = "zjets_nunu") -> None:
-    """The track kernel as shipped (compiled without NRT) against the same Python function
-    compiled with numba's reference counting (an atomic increment and decrement of every array
-    handed to an inlined helper, per track), on the same inputs and random stream."""
+    """The track kernel that draws the tracks as shipped (compiled without NRT) against the same
+    Python function compiled with numba's reference counting (an atomic increment and decrement of
+    every array handed to an inlined helper, per track), on the same inputs and random stream."""
     det = SIM_DETECTOR
     st = _hard_stage(process, N, "2018", det, make_rng(4, process))
     vtx = soft.vertices(st.true_pv, st.n_pu, det, make_rng(5))
     gp = concatenate([st.hard.genpart, soft.primary_particles(st.hard, st.true_pv, det, make_rng(6))])
-    pv = np.stack([vtx.pv["PV_x"], vtx.pv["PV_y"], vtx.pv["PV_z"],
-                   *(np.sqrt(vtx.pv[f"PV_cov{c}"]) for c in ("XX", "YY", "ZZ"))])
-    vo, pu = vtx.other, vtx.pu_true
+    pu = vtx.pu_true
     n_pu_trk, n_spur = tracking._candidate_counts(rand.stream(make_rng(7)), pu["x"].size, N, det.pileup.tracks_per_pu,
                                                   soft.SPURIOUS_MEAN * det.model.spurious_track_rate)
     cap = gp["pt"].size + int(n_pu_trk.sum()) + int(n_spur.sum())
-    max_nv = 1 + int(np.max(np.diff(vo.offsets)))
     hits = tuple(tracking.poisson_table(mu) for mu in tracking.HITS_MEAN)
+    eff, res, chol, _ = tracking.model_arrays(det)
     inputs = (gp.offsets, gp["pt"], gp["eta"], gp["phi"], gp["pdgId"].astype(np.int64), gp["status"].astype(np.int64),
-              gp["vx"], gp["vy"], gp["vz"], pu.offsets, pu["x"], pu["y"], pu["z"], n_pu_trk, n_spur, vtx.true_pv[2], pv,
-              vo.offsets, vo["x"], vo["y"], vo["z"], np.sqrt(vo["covZZ"]), *tracking.model_arrays(det), hits)
+              gp["vx"], gp["vy"], gp["vz"], pu.offsets, pu["x"], pu["y"], pu["z"], n_pu_trk, n_spur, vtx.true_pv[2],
+              eff, res, chol, hits)
 
-    def run(kernel):
-        scratch = (np.empty(max_nv), np.empty(max_nv, np.int64), np.empty(5), np.empty(5))
-        out = (np.zeros(N, np.int64), np.empty((len(tracking.FLOAT_FIELDS), cap)),
-               np.empty((len(tracking.INT_FIELDS), cap), np.int32), np.empty((15, cap), np.float32))
-        m = kernel(rand.stream(make_rng(8)), *inputs, scratch, *out)
+    def run(kernel):  # the drawing pass of the track reconstruction (tracking._finish_tracks is not timed)
+        out = (np.zeros(N, np.int64), np.zeros((len(tracking.FLOAT_FIELDS), cap)),  # zeros: rows it leaves
+               np.zeros((len(tracking.INT_FIELDS), cap), np.int32), np.zeros((8, cap)))
+        m = kernel(rand.stream(make_rng(8)), *inputs, (np.empty(5), np.empty(5)), *out)
         return [out[0]] + [a[:, :m] for a in out[1:]]
 
     # the shipped kernel's options (its fastmath flags) but for the reference counting
@@ -160,15 +157,16 @@ def refcounting(process: str = "zjets_nunu") -> None:
 @njit(cache=True)
 def _associate_tracks(windowed, t_off, rx, ry, rz, phi, tanl, dz_err, pv, v_off, vx, vy, vz, vsz):
     max_nv = 1 + np.max(v_off[1:] - v_off[:-1])
-    zs, order = np.empty(max_nv), np.empty(max_nv, np.int64)
+    zs, order = np.empty((4, max_nv)), np.empty(max_nv, np.int64)
     out = np.empty(rx.size, np.int64)
     for e in range(t_off.size - 1):
         nv, r_max, sz_max = tracking.sort_vertices(e, pv, v_off, vx, vy, vz, vsz, zs, order)
         if not windowed:  # every vertex in the window: the full scan (it pays for the sort too)
             r_max, sz_max = 1e300, 1e300
+        hint = 0
         for i in range(t_off[e], t_off[e + 1]):
-            out[i] = tracking.associate(rx[i], ry[i], rz[i], math.cos(phi[i]), math.sin(phi[i]), tanl[i], dz_err[i],
-                                        e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max)
+            out[i], hint = tracking.associate(rx[i], ry[i], rz[i], math.cos(phi[i]), math.sin(phi[i]), tanl[i],
+                                              dz_err[i], zs, order, nv, r_max, sz_max, hint)
     return out
 
 

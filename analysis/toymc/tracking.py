@@ -16,12 +16,14 @@ file only, so a change of rand.py must come with a change of this file and of so
 Few transcendental functions per track: the measured lambda and phi come from the true ones
 by angle-addition formulas (series for the small angles), the turning angle to the beam line
 by the asin series, the efficiency decision by squeeze bounds; Poisson counts by inversion
-from a guide table. Vertex association tests only the vertices in a z window around the
-track (sorted per event), with the same result as testing them all. The kernel that fills
-the tracks runs without numba's reference counting (``_nrt=False``: no atomic increment and
-decrement of every array handed to an inlined helper, per track) into arrays that NumPy
-allocated (transparent huge pages for large ones: fewer page faults); it cannot allocate, so
-the counts it needs are drawn first by a small kernel with the same random stream.
+from a guide table. What needs no random numbers (the covariance, the impact parameters with
+respect to the PV and the vertex association) is done in a second pass over the tracks: in the
+drawing loop, short of registers, the same work cost twice as much. Vertex association tests
+only the vertices in a z window around the track (sorted per event), with the same result as
+testing them all. The kernels that fill the tracks run without numba's reference counting
+(``_nrt=False``: no atomic increment and decrement of every array handed to an inlined helper,
+per track) into arrays that NumPy allocated (transparent huge pages for large ones: fewer page faults); they cannot allocate,
+so the counts they need are drawn first by a small kernel with the same random stream.
 ``benchmarks/bench_generate.py`` measures the throughput.
 """
 
@@ -296,65 +298,72 @@ def smear_many(q_pt, lam, phi, d0, z0, res, chol, st):
 # --- vertex association -----------------------------------------------------------------
 @njit(cache=True)
 def sort_vertices(e, pv, v_off, vx, vy, vz, vsz, zs, order):
-    """The PV (index 0) and OtherPV (k >= 1) of event ``e`` sorted by z into ``zs`` and ``order``
-    (stable); returns (count, largest transverse distance to the beam line, largest sigma_z)."""
+    """The PV (index 0) and OtherPV (k >= 1) of event ``e`` sorted by z (stable): ``order`` their
+    indices, ``zs`` (4, n) their z, x, y and sigma_z in that order; returns (count, largest
+    transverse distance to the beam line, largest sigma_z)."""
     nv = v_off[e + 1] - v_off[e] + 1
     r_max, sz_max = math.sqrt(pv[0, e] ** 2 + pv[1, e] ** 2), pv[5, e]
-    zs[0], order[0] = pv[2, e], 0
+    zs[0, 0], order[0] = pv[2, e], 0
     for k in range(1, nv):
         j = v_off[e] + k - 1
         r_max, sz_max = max(r_max, math.sqrt(vx[j] ** 2 + vy[j] ** 2)), max(sz_max, vsz[j])
         z, t = vz[j], k  # insertion sort: a few tens of vertices
-        while t > 0 and zs[t - 1] > z:
-            zs[t], order[t] = zs[t - 1], order[t - 1]
+        while t > 0 and zs[0, t - 1] > z:
+            zs[0, t], order[t] = zs[0, t - 1], order[t - 1]
             t -= 1
-        zs[t], order[t] = z, k
+        zs[0, t], order[t] = z, k
+    for t in range(nv):
+        k = order[t]
+        if k == 0:
+            zs[1, t], zs[2, t], zs[3, t] = pv[0, e], pv[1, e], pv[5, e]
+        else:
+            j = v_off[e] + k - 1
+            zs[1, t], zs[2, t], zs[3, t] = vx[j], vy[j], vsz[j]
     return nv, r_max, sz_max
 
 
 @njit(cache=True, inline="always")
-def associate(rx, ry, rz, c, s, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max):
-    """Vertex with the smallest straight-line dz pull within ASSOC_DZ_SIGMAS (floor ASSOC_DZ_FLOOR)
-    and |dxy| <= ASSOC_DXY_MAX for a track at reference point (rx, ry, rz) with direction
-    cos(phi) = c, sin(phi) = s: 0 = PV, k = OtherPV[k-1], -1 = none; ties go to the lower index.
+def associate(rx, ry, rz, c, s, tanl, dz_err, zs, order, nv, r_max, sz_max, hint):
+    """(vertex, window start) of a track at reference point (rx, ry, rz) with direction cos(phi) = c,
+    sin(phi) = s: the vertex with the smallest straight-line dz pull within ASSOC_DZ_SIGMAS (floor
+    ASSOC_DZ_FLOOR) and |dxy| <= ASSOC_DXY_MAX, 0 = PV, k = OtherPV[k-1], -1 = none; ties go to
+    the lower index.
 
     Only vertices in a z window that provably contains every acceptable one are tested
     (``zs``, ``order``, ``nv``, ``r_max``, ``sz_max`` from :func:`sort_vertices`): |dz| is
     bounded by the largest window, and the straight-line correction by
-    (|ref| + r_max) |tan(lambda)|.
+    (|ref| + r_max) |tan(lambda)|. The window's first vertex is found by a walk from ``hint``, the
+    window start of the event's previous track (its tracks come in groups from one vertex: the
+    PV's, then each pileup interaction's), so in a step or two instead of a bisection's five
+    mispredicted branches; it is the same vertex from any hint.
     """
     reach = math.sqrt(max(ASSOC_DZ_SIGMAS * ASSOC_DZ_SIGMAS * (dz_err * dz_err + sz_max * sz_max),
                           ASSOC_DZ_FLOOR * ASSOC_DZ_FLOOR))
     reach += (math.sqrt(rx * rx + ry * ry) + r_max) * abs(tanl)
     reach = reach * (1.0 + 1e-9) + 1e-9  # rounding
-    lo, hi = 0, nv  # first sorted vertex with z >= rz - reach
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if zs[mid] < rz - reach:
-            lo = mid + 1
-        else:
-            hi = mid
+    lo, target = min(max(hint, 0), nv - 1), rz - reach  # lo: the first sorted vertex with z >= target (nv if none)
+    if zs[0, lo] < target:
+        lo += 1
+        while lo < nv and zs[0, lo] < target:
+            lo += 1
+    else:
+        while lo > 0 and zs[0, lo - 1] >= target:
+            lo -= 1
     best, best_pull2 = -1, 1e300
     for t in range(lo, nv):
-        if zs[t] > rz + reach:
+        if zs[0, t] > rz + reach:
             break
-        k = order[t]
-        if k == 0:
-            x, y, z, sz = pv[0, e], pv[1, e], pv[2, e], pv[5, e]
-        else:
-            j = v_off[e] + k - 1
-            x, y, z, sz = vx[j], vy[j], vz[j], vsz[j]
-        dxy = -(rx - x) * s + (ry - y) * c
-        if abs(dxy) > ASSOC_DXY_MAX:
+        dx, dy = rx - zs[1, t], ry - zs[2, t]
+        if abs(-dx * s + dy * c) > ASSOC_DXY_MAX:
             continue
-        dz = (rz - z) - ((rx - x) * c + (ry - y) * s) * tanl
-        var = dz_err * dz_err + sz * sz
+        dz = (rz - zs[0, t]) - (dx * c + dy * s) * tanl
+        var = dz_err * dz_err + zs[3, t] * zs[3, t]
         if dz * dz > max(ASSOC_DZ_SIGMAS * ASSOC_DZ_SIGMAS * var, ASSOC_DZ_FLOOR * ASSOC_DZ_FLOOR):
             continue
-        pull2 = dz * dz / var
+        pull2, k = dz * dz / var, order[t]
         if pull2 < best_pull2 or (pull2 == best_pull2 and k < best):
             best_pull2, best = pull2, k
-    return best
+    return best, lo
 
 
 # --- the event loop ---------------------------------------------------------------------
@@ -370,17 +379,18 @@ def reconstruct(rng, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
     st = rand.stream(rng)
     n_pu_trk, n_spur = _candidate_counts(st, pu_x.size, n, pu_tracks_mean, spurious_mean)
     # The output is allocated by NumPy, which asks for transparent huge pages for large arrays
-    # (far fewer page faults than numba's allocator), and the kernel that fills it runs
+    # (far fewer page faults than numba's allocator), and the kernels that fill it run
     # without numba's reference counting (no atomic increments per inlined helper call).
     cap = g_pt.size + int(n_pu_trk.sum()) + int(n_spur.sum())
     fl, it, cov = np.empty((_N_FLOAT, cap)), np.empty((_N_INT, cap), np.int32), np.empty((15, cap), np.float32)
-    counts = np.zeros(n, np.int64)
-    max_nv = 1 + (int(np.max(np.diff(v_off))) if n > 0 else 0)
-    scratch = (np.empty(max_nv), np.empty(max_nv, np.int64), np.empty(5), np.empty(5))
+    counts, helix = np.zeros(n, np.int64), np.empty((8, cap))
     hits = (poisson_table(HITS_MEAN[0]), poisson_table(HITS_MEAN[1]))  # genuine, spurious
-    m = _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
-                     pu_off, pu_x, pu_y, pu_z, n_pu_trk, n_spur, true_pv_z,
-                     pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr, hits, scratch, counts, fl, it, cov)
+    m = _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz, pu_off, pu_x, pu_y, pu_z,
+                     n_pu_trk, n_spur, true_pv_z, eff, res, chol, hits, (np.empty(5), np.empty(5)),
+                     counts, fl, it, helix)
+    max_nv = 1 + (int(np.max(np.diff(v_off))) if n > 0 else 0)
+    vertex_scratch = (np.empty((4, max_nv)), np.empty(max_nv, np.int64))  # sorted z, x, y, sigma_z; order
+    _finish_tracks(counts, helix, corr, pv, v_off, vx, vy, vz, vsz, *vertex_scratch, fl, it, cov)
     return counts, fl[:, :m], it[:, :m], cov[:, :m]
 
 
@@ -401,19 +411,20 @@ def _candidate_counts(st, n_interactions, n_events, pu_tracks_mean, spurious_mea
 @njit(cache=True, _nrt=False, fastmath={"arcp", "nsz"})
 def _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_vz,
                  pu_off, pu_x, pu_y, pu_z, n_pu_trk, n_spur, true_pv_z,
-                 pv, v_off, vx, vy, vz, vsz, eff, res, chol, corr, hits, scratch, counts, fl, it, cov):
-    """Fill counts, fl, it, cov (of :func:`reconstruct`); returns the number of tracks.
+                 eff, res, chol, hits, scratch, counts, fl, it, helix):
+    """Draw the tracks of every event: counts, the measured helix, charge, truth link and quality
+    into fl and it, and into ``helix`` the cos phi, sin phi, tan lambda and five resolutions of
+    each track that :func:`_finish_tracks` needs; returns the number of tracks.
 
     Compiled with ``fastmath={"arcp", "nsz"}``: a division may become a multiplication by the
     reciprocal (some twenty divisions per track; ~7% faster, values change by ~1e-16 relative),
     signed zeros may be ignored; no contraction to FMA (results as written on any CPU) and no
     assumption of finite values.
     """
-    zs, order, sig, noise = scratch
+    sig, noise = scratch
     max_eta = res[15]
     m = 0
     for e in range(g_off.size - 1):
-        vtx = sort_vertices(e, pv, v_off, vx, vy, vz, vsz, zs, order)
         n_gen = g_off[e + 1] - g_off[e]
         n_pu = n_pu_trk[pu_off[e]:pu_off[e + 1]].sum()  # pileup-track candidates, interaction by interaction
         j, left = pu_off[e] - 1, 0
@@ -460,14 +471,42 @@ def _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
                     d0 = SPURIOUS_D0_SCALE * rand.laplace(st)
                     z0 = true_pv_z[e] + SPURIOUS_Z0_SCALE * rand.laplace(st)
                 true = (q / pt, tanl, cosh, eta, phi, sin_p, cos_p, d0, z0)
-                m = _emit(st, true, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz,
-                          vtx, zs, order, sig, noise, fl, it, cov, m, counts, hits)
+                m = _emit(st, true, gidx, local, kind, e, res, chol, sig, noise, fl, it, helix, m, counts, hits)
     return m
 
 
+@njit(cache=True, _nrt=False, fastmath={"arcp", "nsz"})
+def _finish_tracks(counts, helix, corr, pv, v_off, vx, vy, vz, vsz, zs, order, fl, it, cov):
+    """What the tracks of :func:`_reconstruct` get without random numbers: the covariance, the
+    straight-line dxy and dz to the PV with their errors, and the vertex association (``it[7]``).
+    A pass of its own: in that kernel's loop, among the draws, the same work cost twice as much
+    (its registers are taken)."""
+    stop = 0
+    for e in range(counts.size):
+        start, stop = stop, stop + counts[e]
+        if start == stop:
+            continue
+        nv, r_max, sz_max = sort_vertices(e, pv, v_off, vx, vy, vz, vsz, zs, order)
+        hint = 0
+        for m in range(start, stop):
+            c, s, tanl = helix[0, m], helix[1, m], helix[2, m]
+            k = 0
+            for i in range(5):
+                for j in range(i, 5):
+                    cov[k, m] = helix[3 + i, m] * helix[3 + j, m] * corr[i, j]
+                    k += 1
+            ref_x, ref_y, z0 = fl[3, m], fl[4, m], fl[5, m]
+            dx, dy = ref_x - pv[0, e], ref_y - pv[1, e]
+            dxy_err = math.sqrt(float(cov[_COV33, m]) + (pv[3, e] * s) ** 2 + (pv[4, e] * c) ** 2)
+            dz_err = math.sqrt(float(cov[_COV44, m]) + pv[5, e] ** 2)
+            fl[6, m] = -dx * s + dy * c
+            fl[7, m] = (z0 - pv[2, e]) - (dx * c + dy * s) * tanl
+            fl[8, m], fl[9, m] = dxy_err, dz_err
+            it[7, m], hint = associate(ref_x, ref_y, z0, c, s, tanl, dz_err, zs, order, nv, r_max, sz_max, hint)
+
+
 @njit(cache=True, inline="always")
-def _emit(st, true, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz, vsz, vtx, zs, order,
-          sig, noise, fl, it, cov, m, counts, hits):
+def _emit(st, true, gidx, local, kind, e, res, chol, sig, noise, fl, it, helix, m, counts, hits):
     """Smear one track and write it at position m if it is in the acceptance; returns the next
     position. ``true`` is its helix at the PCA to the beam line: (q/pT, tan(lambda), cosh(eta), eta,
     phi, sin(phi), cos(phi), d0, z0).
@@ -498,20 +537,11 @@ def _emit(st, true, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz
     if spurious:
         for i in range(5):
             sig[i] *= SPURIOUS_COV_INFLATION
-    ref_x, ref_y = -d0 * s, d0 * c
-    k = 0
-    for i in range(5):
-        for j in range(i, 5):
-            cov[k, m] = sig[i] * sig[j] * corr[i, j]
-            k += 1
-    dx, dy = ref_x - pv[0, e], ref_y - pv[1, e]
-    dxy_err = math.sqrt(float(cov[_COV33, m]) + (pv[3, e] * s) ** 2 + (pv[4, e] * c) ** 2)
-    dz_err = math.sqrt(float(cov[_COV44, m]) + pv[5, e] ** 2)
     fl[0, m], fl[1, m], fl[2, m] = pt, eta, phi
-    fl[3, m], fl[4, m], fl[5, m] = ref_x, ref_y, z0
-    fl[6, m] = -dx * s + dy * c
-    fl[7, m] = (z0 - pv[2, e]) - (dx * c + dy * s) * tanl
-    fl[8, m], fl[9, m] = dxy_err, dz_err
+    fl[3, m], fl[4, m], fl[5, m] = -d0 * s, d0 * c, z0  # the reference point
+    helix[0, m], helix[1, m], helix[2, m] = c, s, tanl  # for _finish_tracks
+    for i in range(5):
+        helix[3 + i, m] = sig[i]
     it[0, m] = 1 if q_pt_meas > 0 else -1
     it[2, m], it[3, m], it[4, m] = local, kind, gidx
     # quality: high purity, PF candidate, valid hits, chi2/ndof (fake tracks are worse)
@@ -522,7 +552,5 @@ def _emit(st, true, gidx, local, kind, e, res, chol, corr, pv, v_off, vx, vy, vz
     it[6, m] = rand.uniform(st) < p_pf
     it[1, m] = min_hits + poisson_small(st, hits[1] if spurious else hits[0])
     fl[10, m] = chi2_scale * rand.gamma(st, chi2_shape)
-    nv, r_max, sz_max = vtx
-    it[7, m] = associate(ref_x, ref_y, z0, c, s, tanl, dz_err, e, pv, v_off, vx, vy, vz, vsz, zs, order, nv, r_max, sz_max)
     counts[e] += 1
     return m + 1
