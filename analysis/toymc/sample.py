@@ -19,7 +19,7 @@ import numpy as np
 from .. import contract as dc
 from .detector import jets, leptons, missing_pt, noise_flags, photons, taus, triggers
 from .hard import generate_hard
-from .jagged import Jagged, concatenate
+from .jagged import Jagged
 from .processes import DATA_STREAMS, PROCESSES, signal_xsec_filtered_pb
 from .soft import primary_particles, sample_primary, tracks_and_pf, vertices
 from .truth import DATA_DETECTOR, RUN_RANGES, SIM_DETECTOR, Detector
@@ -77,8 +77,7 @@ def _select(stage: Stage, mask: np.ndarray) -> Stage:
 
 def _soft_stage(stage: Stage, det: Detector, is_data: bool, rng) -> dict:
     vtx = vertices(stage.true_pv, stage.n_pu, det, rng)
-    primary = primary_particles(stage.hard, stage.true_pv, det, rng)
-    genpart = concatenate([stage.hard.genpart, primary])
+    genpart = primary_particles(stage.hard, stage.true_pv, det, rng, with_hard=True)
     track, sv, pf = tracks_and_pf(genpart, vtx, stage.hard, det, is_data, rng)
     out = dict(stage.reco)
     out.update(vtx.pv)

@@ -24,7 +24,7 @@ from .. import contract as dc
 from ..config import PION_MASS
 from . import rand, tracking
 from .hard import GEN_FIELDS, HardEvents
-from .jagged import Jagged
+from .jagged import Jagged, _copy_blocks
 from .tracking import soft_pt, wrap
 from .truth import Detector
 
@@ -132,19 +132,31 @@ def hard_jets(genjets: Jagged) -> Jagged:
     return genjets.filter((genjets["pt"] > 20.0) & (np.abs(genjets["eta"]) < SOFT_ETA))
 
 
-def primary_particles(hard: HardEvents, true_pv, det: Detector, rng) -> Jagged:
+def primary_particles(hard: HardEvents, true_pv, det: Detector, rng, with_hard: bool = False) -> Jagged:
     """GenPart entries of the primary interaction: prompt hadrons and K0S -> pi+ pi-.
 
     Per event the prompt hadrons come first, then (K0S, pi+, pi-) triplets; mother indices
-    are local to the event after the hard process's GenPart entries.
+    are local to the event after the hard process's GenPart entries. ``with_hard``: each event's
+    hard-process entries first, then these (the event's GenPart, every field float64), written
+    in place instead of concatenated afterwards.
     """
     jets = hard_jets(hard.genjets)
     rate = det.model.pv_track_rate
     st = rand.stream(rng)
-    n_prompt, n_v0 = _primary_counts(st, hard.genpart.counts.size, PROMPT_TRACKS_MEAN * rate, V0_MEAN * rate)
+    hard_counts = hard.genpart.counts
+    n_prompt, n_v0 = _primary_counts(st, hard_counts.size, PROMPT_TRACKS_MEAN * rate, V0_MEAN * rate)
     counts = n_prompt + 3 * n_v0
-    rows = np.empty((len(GEN_FIELDS), int(counts.sum())))
-    _primary(st, n_prompt, n_v0, hard.genpart.counts, *true_pv, jets.offsets, jets["eta"], jets["phi"], rows)
+    if with_hard:
+        counts = counts + hard_counts
+    offsets = np.zeros(counts.size + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    rows = np.empty((len(GEN_FIELDS), int(offsets[-1])))
+    start = offsets[:-1]  # where the primary particles of an event go
+    if with_hard:
+        for i, k in enumerate(GEN_FIELDS):
+            _copy_blocks(rows[i], start, hard.genpart[k].astype(np.float64, copy=False), hard_counts)
+        start = start + hard_counts
+    _primary(st, n_prompt, n_v0, hard_counts, *true_pv, jets.offsets, jets["eta"], jets["phi"], start, rows)
     return Jagged(counts, {k: rows[i] for i, k in enumerate(GEN_FIELDS)})
 
 
@@ -159,12 +171,13 @@ def _primary_counts(st, n, prompt_mean, v0_mean):
 
 
 @njit(cache=True, _nrt=False)
-def _primary(st, n_prompt, n_v0, hard_counts, pv_x, pv_y, pv_z, j_off, j_eta, j_phi, out):
-    """Fill ``out`` (GEN_FIELDS x particles) with the particles of :func:`primary_particles`."""
+def _primary(st, n_prompt, n_v0, hard_counts, pv_x, pv_y, pv_z, j_off, j_eta, j_phi, start, out):
+    """Fill ``out`` (GEN_FIELDS x particles) with the particles of :func:`primary_particles`, those
+    of event e from position start[e] on."""
     n = hard_counts.size
     p_star = _two_body_momentum(K0S_MASS, PION_MASS, PION_MASS)
-    m = 0
     for e in range(n):
+        m = start[e]
         for _ in range(n_prompt[e]):
             eta, phi = _direction(st, e, j_off, j_eta, j_phi)
             u = rand.uniform(st)
