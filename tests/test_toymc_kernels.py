@@ -431,3 +431,30 @@ def test_event_index_is_cached_per_counts_array_and_read_only():
         idx[0] = 1
     jag.counts = np.array([1, 4, 0])  # a new counts array: a new index
     assert np.array_equal(jag.event_index(), [0, 1, 1, 1, 1])
+
+
+def test_jet_responses_are_the_binned_mixture():
+    """JetResponseModel.sample (one kernel pass) gives exactly the array formula of the model:
+    bins by searchsorted (pT on the edges and beyond the last, |eta| of either sign), the low
+    tail below low_tail_frac, the high tail up to low + high, the Gaussian core otherwise, and
+    the floor at 0.02."""
+    from analysis.toymc.truth import JetResponseModel
+
+    model = JetResponseModel()
+    rng = np.random.default_rng(8)
+    n = 50000
+    edges = np.array(model.pt_edges[:-1])  # pT exactly on each edge, and beyond the last
+    pt = np.concatenate([rng.uniform(0, 1200, n - edges.size - 6), edges, np.full(6, 2e5)])
+    eta = np.concatenate([rng.uniform(-5.5, 5.5, n - 8), [-2.5, 2.5, 1.3, -1.3, 0.0, 5.0, -5.0, 7.0]])
+    got = model.sample(pt, eta, np.random.default_rng(9))
+
+    draw = np.random.default_rng(9)
+    u, z, e = draw.random(n), draw.standard_normal(n), draw.standard_exponential(n)
+    core, fl, fh = model.tables()
+    ipt = np.clip(np.searchsorted(model.pt_edges, pt, side="right") - 1, 0, len(model.pt_edges) - 2)
+    ieta = np.clip(np.searchsorted(model.eta_edges, np.abs(eta), side="right") - 1, 0, len(model.eta_edges) - 2)
+    lo, hi = fl[ipt, ieta], fh[ipt, ieta]
+    r = np.where(u < lo, 1.0 - model.low_tail_scale * e,
+                 np.where(u < lo + hi, 1.0 + model.high_tail_scale * e, 1.0 + core[ipt, ieta] * z))
+    assert np.array_equal(got, np.maximum(r, 0.02))
+    assert (got == 0.02).any() and (got > 1.3).any()

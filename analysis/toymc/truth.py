@@ -15,6 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
+from numba import njit
 
 from ..config import ERAS
 
@@ -76,17 +77,41 @@ class JetResponseModel:
         return ipt, ieta
 
     def sample(self, pt_gen: np.ndarray, eta_gen: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Draw responses r for gen jets (flat arrays)."""
-        core, fl, fh = self.tables()
-        ipt, ieta = self.bin_index(pt_gen, eta_gen)
+        """Draw responses r for gen jets (flat arrays): the bins of :meth:`bin_index`, then
+        :func:`_responses` (one pass instead of a dozen array operations)."""
+        pt_gen, eta_gen = np.asarray(pt_gen, np.float64), np.asarray(eta_gen, np.float64)
         u = rng.random(pt_gen.size)
         z = rng.standard_normal(pt_gen.size)
         e = rng.standard_exponential(pt_gen.size)
-        fl_j, fh_j = fl[ipt, ieta], fh[ipt, ieta]
-        r = 1.0 + core[ipt, ieta] * z
-        r = np.where(u < fl_j, 1.0 - self.low_tail_scale * e, r)
-        r = np.where((u >= fl_j) & (u < fl_j + fh_j), 1.0 + self.high_tail_scale * e, r)
-        return np.maximum(r, 0.02)
+        return _responses(pt_gen, eta_gen, u, z, e, np.array(self.pt_edges, np.float64),
+                          np.array(self.eta_edges, np.float64), *self.tables(), self.low_tail_scale, self.high_tail_scale)
+
+
+@njit(cache=True)
+def _bin(x, edges):
+    """np.clip(np.searchsorted(edges, x, side="right") - 1, 0, edges.size - 2) for one x (NaN
+    sorts last)."""
+    k = edges.size if x != x else 0
+    while k < edges.size and edges[k] <= x:
+        k += 1
+    return min(max(k - 1, 0), edges.size - 2)
+
+
+@njit(cache=True)
+def _responses(pt, eta, u, z, e, pt_edges, eta_edges, core, fl, fh, low_scale, high_scale):
+    """JetResponseModel.sample's responses from its uniform, normal and exponential variates."""
+    r = np.empty(pt.size)
+    for i in range(pt.size):
+        ipt, ieta = _bin(pt[i], pt_edges), _bin(abs(eta[i]), eta_edges)
+        lo, hi = fl[ipt, ieta], fh[ipt, ieta]
+        if u[i] < lo:
+            x = 1.0 - low_scale * e[i]
+        elif u[i] < lo + hi:
+            x = 1.0 + high_scale * e[i]
+        else:
+            x = 1.0 + core[ipt, ieta] * z[i]
+        r[i] = x if not x < 0.02 else 0.02  # np.maximum: NaN stays NaN
+    return r
 
 
 # --- Tracks (SPEC.md sec. 1, 3) --------------------------------------------------------
