@@ -458,3 +458,33 @@ def test_jet_responses_are_the_binned_mixture():
                  np.where(u < lo + hi, 1.0 + model.high_tail_scale * e, 1.0 + core[ipt, ieta] * z))
     assert np.array_equal(got, np.maximum(r, 0.02))
     assert (got == 0.02).any() and (got > 1.3).any()
+
+
+def test_two_body_decay_is_the_array_formula():
+    """kinematics.two_body_decay (one kernel pass) equals the array formulas of the rest-frame
+    decay and kinematics.boost bit by bit, and conserves the parent's four-momentum."""
+    from analysis.toymc.kinematics import boost, from_ptyphim, two_body_decay, two_body_momentum
+
+    rng = np.random.default_rng(4)
+    n = 20000
+    m = rng.uniform(80, 400, n)
+    parent = from_ptyphim(rng.exponential(200, n), rng.normal(0, 2, n), rng.uniform(-np.pi, np.pi, n), m)
+    parent[0][:3] = parent[1][:3] = parent[2][:3] = 0.0  # parents at rest: no boost
+    parent[3][:3] = m[:3]
+    m1, m2 = 0.1056584, rng.uniform(0, 40, n)
+    d1, d2 = two_body_decay(parent, m, m1, m2, np.random.default_rng(5))
+
+    draw = np.random.default_rng(5)
+    p = two_body_momentum(m, m1, m2) * np.ones(n)
+    cos_t, ph = draw.uniform(-1.0, 1.0, n), draw.uniform(-np.pi, np.pi, n)
+    sin_t = np.sqrt(1.0 - cos_t**2)
+    dx, dy, dz = p * sin_t * np.cos(ph), p * sin_t * np.sin(ph), p * cos_t
+    b = tuple(c / parent[3] for c in parent[:3])
+    ref1 = boost(dx, dy, dz, np.sqrt(p**2 + m1**2), *b)
+    ref2 = boost(-dx, -dy, -dz, np.sqrt(p**2 + m2**2), *b)
+    for got, ref in zip((*d1, *d2), (*ref1, *ref2), strict=True):
+        assert np.array_equal(got, ref)
+    total = np.array(d1) + np.array(d2)
+    assert np.allclose(total, np.array(parent), rtol=1e-9, atol=1e-9)
+    mass1 = np.sqrt(np.maximum(d1[3] ** 2 - d1[0] ** 2 - d1[1] ** 2 - d1[2] ** 2, 0))
+    assert np.allclose(mass1, m1, atol=1e-4)  # a small mass from differences of large energies

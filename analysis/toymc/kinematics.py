@@ -5,7 +5,10 @@ All functions act on flat numpy arrays; nothing loops in Python.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
+from numba import njit
 
 TWO_PI = 2.0 * np.pi
 
@@ -55,21 +58,42 @@ def two_body_momentum(m, m1, m2):
 def two_body_decay(parent, m, m1, m2, rng: np.random.Generator):
     """Isotropic two-body decay of parents (px, py, pz, E) of mass m into masses m1, m2.
 
-    Returns the two daughters' four-vectors in the lab frame.
+    Returns the two daughters' four-vectors in the lab frame. The angles are drawn and their
+    sine and cosine taken here; the rest frame and the boosts (:func:`boost`'s arithmetic) are one
+    numba pass, :func:`_decay_in_lab`.
     """
     n = parent[0].size
     p = two_body_momentum(m, m1, m2) * np.ones(n)
     cos_t = rng.uniform(-1.0, 1.0, n)
-    sin_t = np.sqrt(1.0 - cos_t**2)
     ph = rng.uniform(-np.pi, np.pi, n)
-    dx, dy, dz = p * sin_t * np.cos(ph), p * sin_t * np.sin(ph), p * cos_t
-    e1 = np.sqrt(p**2 + m1**2)
-    e2 = np.sqrt(p**2 + m2**2)
-    px, py, pz, e = parent
-    bx, by, bz = px / e, py / e, pz / e
-    d1 = boost(dx, dy, dz, e1, bx, by, bz)
-    d2 = boost(-dx, -dy, -dz, e2, bx, by, bz)
-    return d1, d2
+    masses = (np.broadcast_to(np.asarray(m1, np.float64), (n,)), np.broadcast_to(np.asarray(m2, np.float64), (n,)))
+    out = np.empty((8, n))
+    _decay_in_lab(p, cos_t, np.cos(ph), np.sin(ph), *masses, *(np.asarray(c, np.float64) for c in parent), out)
+    return tuple(out[:4]), tuple(out[4:])
+
+
+@njit(cache=True)
+def _boost(px, py, pz, e, bx, by, bz):
+    """:func:`boost` of one four-vector."""
+    b2 = bx * bx + by * by + bz * bz
+    gamma = 1.0 / math.sqrt(max(1.0 - b2, 1e-300))
+    bp = bx * px + by * py + bz * pz
+    f = ((gamma - 1.0) / b2 if b2 > 0 else 0.0) * bp + gamma * e
+    return px + f * bx, py + f * by, pz + f * bz, gamma * (e + bp)
+
+
+@njit(cache=True)
+def _decay_in_lab(p, cos_t, cos_ph, sin_ph, m1, m2, px, py, pz, e, out):
+    """Daughters (out[:4], out[4:]) of momentum p in the parent's frame along (theta, phi),
+    boosted to the lab: the operations of the array formulas in the same order (bit-identical)."""
+    for i in range(p.size):
+        sin_t = math.sqrt(1.0 - cos_t[i] * cos_t[i])
+        dx, dy, dz = p[i] * sin_t * cos_ph[i], p[i] * sin_t * sin_ph[i], p[i] * cos_t[i]
+        e1 = math.sqrt(p[i] * p[i] + m1[i] * m1[i])
+        e2 = math.sqrt(p[i] * p[i] + m2[i] * m2[i])
+        bx, by, bz = px[i] / e[i], py[i] / e[i], pz[i] / e[i]
+        out[0, i], out[1, i], out[2, i], out[3, i] = _boost(dx, dy, dz, e1, bx, by, bz)
+        out[4, i], out[5, i], out[6, i], out[7, i] = _boost(-dx, -dy, -dz, e2, bx, by, bz)
 
 
 def delta_r(eta1, phi1, eta2, phi2):
