@@ -488,3 +488,37 @@ def test_two_body_decay_is_the_array_formula():
     assert np.allclose(total, np.array(parent), rtol=1e-9, atol=1e-9)
     mass1 = np.sqrt(np.maximum(d1[3] ** 2 - d1[0] ** 2 - d1[1] ** 2 - d1[2] ** 2, 0))
     assert np.allclose(mass1, m1, atol=1e-4)  # a small mass from differences of large energies
+
+
+def test_reco_jets_are_the_array_formula():
+    """detector._reco_jets (one pass) gives what the array formulas give: the HEM response inside
+    the box of affected events only, the reco selection, genJetIdx as the local index among the
+    gen jets above threshold (-1 below it) and the b flavour."""
+    from analysis.toymc.detector import GENJET_MIN_PT, RECO_JET_MIN_PT, _reco_jets
+
+    rng = np.random.default_rng(12)
+    counts = rng.integers(0, 9, 3000).astype(np.int64)
+    n, k = counts.size, int(counts.sum())
+    g_pt, eta, phi = rng.exponential(30.0, k) + 3.0, rng.uniform(-5.0, 5.0, k), rng.uniform(-np.pi, np.pi, k)
+    r, mass, flav = rng.uniform(0.3, 1.5, k), rng.uniform(1, 20, k), rng.choice([0.0, 4.0, 5.0], k)
+    hem = rng.random(n) < 0.5
+    box = np.array([-3.2, -1.2, -1.77, -0.67])
+    pt, fl, it, got_counts = np.empty(k), np.empty((4, k)), np.empty((2, k), np.int64), np.zeros(n, np.int64)
+    m = _reco_jets(counts, hem, g_pt, eta, phi, r, mass, flav, box, 0.8, GENJET_MIN_PT, RECO_JET_MIN_PT,
+                   pt, fl, it, got_counts)
+
+    ev = np.repeat(np.arange(n), counts)
+    in_hem = hem[ev] & (eta > box[0]) & (eta < box[1]) & (phi > box[2]) & (phi < box[3])
+    ref_pt = g_pt * r * np.where(in_hem, 0.8, 1.0)
+    gkeep = g_pt > GENJET_MIN_PT
+    before = np.cumsum(gkeep) - gkeep  # gen jets above threshold before each jet, over all events
+    first = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    gen_idx = np.where(gkeep, before - before[np.minimum(first, k - 1)][ev], -1)
+    keep = (ref_pt > RECO_JET_MIN_PT) & (np.abs(eta) < 4.7)
+    assert in_hem.any() and not keep.all()
+    assert np.array_equal(pt, ref_pt)
+    assert np.array_equal(got_counts, np.bincount(ev[keep], minlength=n))
+    for row, ref in zip(fl[:, :m], (ref_pt, eta, phi, mass * r), strict=True):
+        assert np.array_equal(row, ref[keep])
+    assert np.array_equal(it[0, :m], np.where(flav == 5, 5, 0)[keep])
+    assert np.array_equal(it[1, :m], gen_idx[keep])

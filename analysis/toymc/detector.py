@@ -7,6 +7,7 @@ Tracks, vertices and PF candidates (the soft component) are in :mod:`.soft`.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 from scipy.special import ndtr
 
 from .. import config as cfg
@@ -40,30 +41,45 @@ def _sum_vec(j: Jagged, pt: np.ndarray, phi: np.ndarray, mask: np.ndarray | None
     return (np.bincount(idx, pt * np.cos(phi), n), np.bincount(idx, pt * np.sin(phi), n))
 
 
+@njit(cache=True)
+def _reco_jets(counts, hem, g_pt, eta, phi, r, g_mass, g_flavour, hem_box, hem_response, gen_min_pt, reco_min_pt,
+               pt, fl, it, reco_counts):
+    """Reconstructed jets of gen jets with response r and smeared eta, phi: pt of every jet (the HEM
+    response in the HEM box of affected events), and the kept ones (pt > reco_min_pt, |eta| < 4.7)
+    as (pt, eta, phi, mass) in fl and (hadronFlavour, genJetIdx) in it, genJetIdx the local index
+    among the gen jets above gen_min_pt; returns how many are kept."""
+    i = k = 0
+    for e in range(counts.size):
+        n_gen = 0
+        for _ in range(counts[e]):
+            in_box = (eta[i] > hem_box[0]) & (eta[i] < hem_box[1]) & (phi[i] > hem_box[2]) & (phi[i] < hem_box[3])
+            pt[i] = g_pt[i] * r[i] * (hem_response if hem[e] and in_box else 1.0)
+            gen_idx = n_gen if g_pt[i] > gen_min_pt else -1
+            n_gen += g_pt[i] > gen_min_pt
+            if pt[i] > reco_min_pt and abs(eta[i]) < 4.7:
+                fl[0, k], fl[1, k], fl[2, k], fl[3, k] = pt[i], eta[i], phi[i], g_mass[i] * r[i]
+                it[0, k], it[1, k] = 5 if np.int64(g_flavour[i]) == 5 else 0, gen_idx
+                reco_counts[e] += 1
+                k += 1
+            i += 1
+    return k
+
+
 def jets(hard: HardEvents, det: Detector, hem: np.ndarray, rng) -> tuple[Jagged, Jagged, tuple]:
     """GenJet and reco Jet collections; returns (genjet, jet, reco sum (px, py) of all jets)."""
     g = hard.genjets
     r = det.jets.sample(g["pt"], g["eta"], rng)
     eta = g["eta"] + rng.normal(0.0, 0.02, g["pt"].size)
     phi = wrap_phi(g["phi"] + rng.normal(0.0, 0.02, g["pt"].size))
-    in_hem = (
-        np.repeat(hem, g.counts) & (eta > cfg.HEM_ETA[0]) & (eta < cfg.HEM_ETA[1])
-        & (phi > cfg.HEM_PHI[0]) & (phi < cfg.HEM_PHI[1])
-    )
-    pt = g["pt"] * r * np.where(in_hem, det.hem_response, 1.0)
-    sum_all = _sum_vec(g, pt, phi)
     # GenJet: gen jets above threshold (they are pt-sorted already)
-    gkeep = g["pt"] > GENJET_MIN_PT
-    genjet = g.filter(gkeep)
-    gen_local = np.cumsum(np.concatenate([[0], gkeep.astype(np.int64)]))[:-1]
-    gen_local = gen_local - np.repeat(gen_local[g.offsets[:-1]] if g.counts.sum() else np.zeros(g.n_events, np.int64), g.counts)
-    gen_idx = np.where(gkeep, gen_local, -1)
-    keep = (pt > RECO_JET_MIN_PT) & (np.abs(eta) < 4.7)
-    flav = g["flavour"].astype(np.int64)
-    reco = Jagged(g.counts, {
-        "pt": pt, "eta": eta, "phi": phi, "mass": g["mass"] * r, "hadronFlavour": np.where(flav == 5, 5, 0),
-        "genJetIdx": gen_idx,
-    }).filter(keep)
+    genjet = g.filter(g["pt"] > GENJET_MIN_PT)
+    pt, fl, it = np.empty(r.size), np.empty((4, r.size)), np.empty((2, r.size), np.int64)
+    counts = np.zeros(g.n_events, np.int64)
+    k = _reco_jets(g.counts, hem, g["pt"], eta, phi, r, g["mass"], g["flavour"], np.array([*cfg.HEM_ETA, *cfg.HEM_PHI]),
+                   det.hem_response, GENJET_MIN_PT, RECO_JET_MIN_PT, pt, fl, it, counts)
+    sum_all = _sum_vec(g, pt, phi)
+    reco = Jagged(counts, {"pt": fl[0, :k], "eta": fl[1, :k], "phi": fl[2, :k], "mass": fl[3, :k],
+                           "hadronFlavour": it[0, :k], "genJetIdx": it[1, :k]})
     # b tagging, energy fractions and jet ID only for the reconstructed jets
     k = reco["pt"].size
     is_b = reco["hadronFlavour"] == 5

@@ -106,7 +106,7 @@ def _argsort_within(offsets, key):
 def concatenate(parts: list[Jagged]) -> Jagged:
     """Concatenate collections event by event: the items of each event are those of the first
     part, then those of the second, and so on (all parts must have the same fields; values take
-    the first part's dtype). Each field is copied block by block (:func:`_copy_blocks`), not
+    the first part's dtype). Each field is copied block by block (:func:`copy_blocks`), not
     scattered item by item."""
     n = parts[0].n_events
     if any(p.n_events != n for p in parts):
@@ -125,13 +125,13 @@ def concatenate(parts: list[Jagged]) -> Jagged:
             src = p.fields[name]
             if src.shape != (p.counts.sum(),):
                 raise ValueError(f"field {name}: {src.shape} values for {p.counts.sum()} items")
-            _copy_blocks(out, start, src.astype(first.dtype, copy=False), p.counts)
+            copy_blocks(out, start, src.astype(first.dtype, copy=False), p.counts)
         fields[name] = out
     return Jagged(counts, fields)
 
 
 @njit(cache=True)
-def _copy_blocks(out, start, src, counts):
+def copy_blocks(out, start, src, counts):
     """out[start[e]:start[e] + counts[e]] = the e-th block of src (blocks of counts, in order)."""
     j = 0
     for e in range(counts.size):

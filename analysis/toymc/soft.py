@@ -24,7 +24,7 @@ from .. import contract as dc
 from ..config import PION_MASS
 from . import rand, tracking
 from .hard import GEN_FIELDS, HardEvents
-from .jagged import Jagged, _copy_blocks
+from .jagged import Jagged, copy_blocks
 from .tracking import soft_pt, wrap
 from .truth import Detector
 
@@ -154,7 +154,7 @@ def primary_particles(hard: HardEvents, true_pv, det: Detector, rng, with_hard: 
     start = offsets[:-1]  # where the primary particles of an event go
     if with_hard:
         for i, k in enumerate(GEN_FIELDS):
-            _copy_blocks(rows[i], start, hard.genpart[k].astype(np.float64, copy=False), hard_counts)
+            copy_blocks(rows[i], start, hard.genpart[k].astype(np.float64, copy=False), hard_counts)
         start = start + hard_counts
     _primary(st, n_prompt, n_v0, hard_counts, *true_pv, jets.offsets, jets["eta"], jets["phi"], start, rows)
     return Jagged(counts, {k: rows[i] for i, k in enumerate(GEN_FIELDS)})

@@ -22,8 +22,9 @@ drawing loop, short of registers, the same work cost twice as much. Vertex assoc
 only the vertices in a z window around the track (sorted per event), with the same result as
 testing them all. The kernels that fill the tracks run without numba's reference counting
 (``_nrt=False``: no atomic increment and decrement of every array handed to an inlined helper,
-per track) into arrays that NumPy allocated (transparent huge pages for large ones: fewer page faults); they cannot allocate,
-so the counts they need are drawn first by a small kernel with the same random stream.
+per track) into arrays that NumPy allocated (transparent huge pages for large ones: fewer page
+faults); they cannot allocate, so the counts they need are drawn first by a small kernel with
+the same random stream.
 ``benchmarks/bench_generate.py`` measures the throughput.
 """
 
@@ -341,7 +342,7 @@ def associate(rx, ry, rz, c, s, tanl, dz_err, zs, order, nv, r_max, sz_max, hint
                           ASSOC_DZ_FLOOR * ASSOC_DZ_FLOOR))
     reach += (math.sqrt(rx * rx + ry * ry) + r_max) * abs(tanl)
     reach = reach * (1.0 + 1e-9) + 1e-9  # rounding
-    lo, target = min(max(hint, 0), nv - 1), rz - reach  # lo: the first sorted vertex with z >= target (nv if none)
+    lo, target = min(max(hint, 0), nv - 1), rz - reach  # lo: the first vertex with z >= target (or nv)
     if zs[0, lo] < target:
         lo += 1
         while lo < nv and zs[0, lo] < target:
@@ -479,8 +480,8 @@ def _reconstruct(st, g_off, g_pt, g_eta, g_phi, g_pdg, g_status, g_vx, g_vy, g_v
 def _finish_tracks(counts, helix, corr, pv, v_off, vx, vy, vz, vsz, zs, order, fl, it, cov):
     """What the tracks of :func:`_reconstruct` get without random numbers: the covariance, the
     straight-line dxy and dz to the PV with their errors, and the vertex association (``it[7]``).
-    A pass of its own: in that kernel's loop, among the draws, the same work cost twice as much
-    (its registers are taken)."""
+    A pass of its own: in that kernel's loop, among the draws and short of registers, the same
+    work cost twice as much."""
     stop = 0
     for e in range(counts.size):
         start, stop = stop, stop + counts[e]
