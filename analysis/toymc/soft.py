@@ -132,6 +132,16 @@ def hard_jets(genjets: Jagged) -> Jagged:
     return genjets.filter((genjets["pt"] > 20.0) & (np.abs(genjets["eta"]) < SOFT_ETA))
 
 
+def _hard_jets_of(hard: HardEvents) -> Jagged:
+    """:func:`hard_jets` of the events' gen jets, computed once per gen-jet collection (the
+    primary particles and the neutral PF candidates both cluster around them)."""
+    genjets, jets = hard.__dict__.get("_hard_jets", (None, None))
+    if genjets is not hard.genjets:
+        jets = hard_jets(hard.genjets)
+        hard.__dict__["_hard_jets"] = (hard.genjets, jets)
+    return jets
+
+
 def primary_particles(hard: HardEvents, true_pv, det: Detector, rng, with_hard: bool = False) -> Jagged:
     """GenPart entries of the primary interaction: prompt hadrons and K0S -> pi+ pi-.
 
@@ -140,7 +150,7 @@ def primary_particles(hard: HardEvents, true_pv, det: Detector, rng, with_hard: 
     hard-process entries first, then these (the event's GenPart, every field float64), written
     in place instead of concatenated afterwards.
     """
-    jets = hard_jets(hard.genjets)
+    jets = _hard_jets_of(hard)
     rate = det.model.pv_track_rate
     st = rand.stream(rng)
     hard_counts = hard.genpart.counts
@@ -297,7 +307,7 @@ def secondary_vertices(genpart: Jagged, tracks: Jagged, rng) -> tuple[Jagged, np
 def pf_candidates(tracks: Jagged, hard: HardEvents, rng) -> tuple[Jagged, np.ndarray]:
     """PF candidates (charged ones from PF tracks, neutral ones near jets and uniform) and the
     PF isolation of every track (sum pT of charged PV candidates and neutrals in DeltaR < 0.3)."""
-    jets = hard_jets(hard.genjets)
+    jets = _hard_jets_of(hard)
     n = tracks.n_events
     st = rand.stream(rng)
     n_neutral = _poisson_per_event(st, n, NEUTRAL_PF_MEAN)
