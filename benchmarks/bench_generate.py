@@ -34,7 +34,6 @@ import uproot  # noqa: E402
 from numba import njit  # noqa: E402
 
 from analysis.toymc import rand, soft, tracking  # noqa: E402
-from analysis.toymc.jagged import concatenate  # noqa: E402
 from analysis.toymc.memory import keep_freed_memory  # noqa: E402
 from analysis.toymc.processes import BACKGROUNDS  # noqa: E402
 from analysis.toymc.sample import _hard_stage, generate_mc, make_rng  # noqa: E402
@@ -110,8 +109,7 @@ def stage_breakdown(process: str = "zjets_nunu") -> None:
 
     st = timed("hard process + detector", _hard_stage, process, N, "2018", det, rng)
     vtx = timed("vertices (PV, pileup)", soft.vertices, st.true_pv, st.n_pu, det, rng)
-    prim = timed("primary particles (prompt, K0S)", soft.primary_particles, st.hard, st.true_pv, det, rng)
-    gp = concatenate([st.hard.genpart, prim])
+    gp = timed("GenPart (hard + prompt, K0S)", soft.primary_particles, st.hard, st.true_pv, det, rng, True)
     timed("tracks, SV, PF candidates, isolation", soft.tracks_and_pf, gp, vtx, st.hard, det, False, rng)
     print(f"\n{process}: microseconds per event by step")
     for name, us in times.items():
@@ -126,7 +124,7 @@ def refcounting(process: str = "zjets_nunu") -> None:
     det = SIM_DETECTOR
     st = _hard_stage(process, N, "2018", det, make_rng(4, process))
     vtx = soft.vertices(st.true_pv, st.n_pu, det, make_rng(5))
-    gp = concatenate([st.hard.genpart, soft.primary_particles(st.hard, st.true_pv, det, make_rng(6))])
+    gp = soft.primary_particles(st.hard, st.true_pv, det, make_rng(6), with_hard=True)
     pu = vtx.pu_true
     n_pu_trk, n_spur = tracking._candidate_counts(rand.stream(make_rng(7)), pu["x"].size, N, det.pileup.tracks_per_pu,
                                                   soft.SPURIOUS_MEAN * det.model.spurious_track_rate)

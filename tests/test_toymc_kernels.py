@@ -494,7 +494,7 @@ def test_reco_jets_are_the_array_formula():
     """detector._reco_jets (one pass) gives what the array formulas give: the HEM response inside
     the box of affected events only, the reco selection, genJetIdx as the local index among the
     gen jets above threshold (-1 below it) and the b flavour."""
-    from analysis.toymc.detector import GENJET_MIN_PT, RECO_JET_MIN_PT, _reco_jets
+    from analysis.toymc.detector import GENJET_MIN_PT, RECO_JET_MAX_ETA, RECO_JET_MIN_PT, _reco_jets
 
     rng = np.random.default_rng(12)
     counts = rng.integers(0, 9, 3000).astype(np.int64)
@@ -505,7 +505,7 @@ def test_reco_jets_are_the_array_formula():
     box = np.array([-3.2, -1.2, -1.77, -0.67])
     pt, fl, it, got_counts = np.empty(k), np.empty((4, k)), np.empty((2, k), np.int64), np.zeros(n, np.int64)
     m = _reco_jets(counts, hem, g_pt, eta, phi, r, mass, flav, box, 0.8, GENJET_MIN_PT, RECO_JET_MIN_PT,
-                   pt, fl, it, got_counts)
+                   RECO_JET_MAX_ETA, pt, fl, it, got_counts)
 
     ev = np.repeat(np.arange(n), counts)
     in_hem = hem[ev] & (eta > box[0]) & (eta < box[1]) & (phi > box[2]) & (phi < box[3])

@@ -19,6 +19,7 @@ from .truth import Detector
 
 GENJET_MIN_PT = 10.0
 RECO_JET_MIN_PT = 15.0
+RECO_JET_MAX_ETA = 4.7
 MUON_MIN_PT = 3.0
 ELECTRON_MIN_PT = 5.0
 FLAG_NAMES = (
@@ -43,9 +44,9 @@ def _sum_vec(j: Jagged, pt: np.ndarray, phi: np.ndarray, mask: np.ndarray | None
 
 @njit(cache=True)
 def _reco_jets(counts, hem, g_pt, eta, phi, r, g_mass, g_flavour, hem_box, hem_response, gen_min_pt, reco_min_pt,
-               pt, fl, it, reco_counts):
+               reco_max_eta, pt, fl, it, reco_counts):
     """Reconstructed jets of gen jets with response r and smeared eta, phi: pt of every jet (the HEM
-    response in the HEM box of affected events), and the kept ones (pt > reco_min_pt, |eta| < 4.7)
+    response in the HEM box of affected events), and the kept ones (pt > reco_min_pt, |eta| < reco_max_eta)
     as (pt, eta, phi, mass) in fl and (hadronFlavour, genJetIdx) in it, genJetIdx the local index
     among the gen jets above gen_min_pt; returns how many are kept."""
     i = k = 0
@@ -56,7 +57,7 @@ def _reco_jets(counts, hem, g_pt, eta, phi, r, g_mass, g_flavour, hem_box, hem_r
             pt[i] = g_pt[i] * r[i] * (hem_response if hem[e] and in_box else 1.0)
             gen_idx = n_gen if g_pt[i] > gen_min_pt else -1
             n_gen += g_pt[i] > gen_min_pt
-            if pt[i] > reco_min_pt and abs(eta[i]) < 4.7:
+            if pt[i] > reco_min_pt and abs(eta[i]) < reco_max_eta:
                 fl[0, k], fl[1, k], fl[2, k], fl[3, k] = pt[i], eta[i], phi[i], g_mass[i] * r[i]
                 it[0, k], it[1, k] = 5 if np.int64(g_flavour[i]) == 5 else 0, gen_idx
                 reco_counts[e] += 1
@@ -76,7 +77,7 @@ def jets(hard: HardEvents, det: Detector, hem: np.ndarray, rng) -> tuple[Jagged,
     pt, fl, it = np.empty(r.size), np.empty((4, r.size)), np.empty((2, r.size), np.int64)
     counts = np.zeros(g.n_events, np.int64)
     k = _reco_jets(g.counts, hem, g["pt"], eta, phi, r, g["mass"], g["flavour"], np.array([*cfg.HEM_ETA, *cfg.HEM_PHI]),
-                   det.hem_response, GENJET_MIN_PT, RECO_JET_MIN_PT, pt, fl, it, counts)
+                   det.hem_response, GENJET_MIN_PT, RECO_JET_MIN_PT, RECO_JET_MAX_ETA, pt, fl, it, counts)
     sum_all = _sum_vec(g, pt, phi)
     reco = Jagged(counts, {"pt": fl[0, :k], "eta": fl[1, :k], "phi": fl[2, :k], "mass": fl[3, :k],
                            "hadronFlavour": it[0, :k], "genJetIdx": it[1, :k]})

@@ -77,8 +77,8 @@ class JetResponseModel:
         return ipt, ieta
 
     def sample(self, pt_gen: np.ndarray, eta_gen: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """Draw responses r for gen jets (flat arrays): the bins of :meth:`bin_index`, then
-        :func:`_responses` (one pass instead of a dozen array operations)."""
+        """Draw responses r for gen jets (flat arrays), in one pass (:func:`_responses`, whose bins
+        are those of :meth:`bin_index`) instead of a dozen array operations."""
         pt_gen, eta_gen = np.asarray(pt_gen, np.float64), np.asarray(eta_gen, np.float64)
         u = rng.random(pt_gen.size)
         z = rng.standard_normal(pt_gen.size)
