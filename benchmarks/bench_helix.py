@@ -31,6 +31,7 @@ from scipy.optimize import minimize_scalar  # noqa: E402
 
 from analysis import helix  # noqa: E402
 from analysis.config import R1_CM  # noqa: E402
+from analysis.toymc.perigee import perigee_from_point  # noqa: E402
 
 #: coarse grid of the scipy baseline before the bounded Brent refinement
 SCIPY_GRID = 64
@@ -48,7 +49,7 @@ def realistic_sample(rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]
     lxy = np.where(displaced, rng.uniform(0.0, 10.0, n), 0.0)
     ang = rng.uniform(-np.pi, np.pi, n)
     prod = pv + np.stack([lxy * np.cos(ang), lxy * np.sin(ang), np.zeros(n)])
-    per = helix.perigee_from_point(*prod, pt, eta, phi, q)
+    per = perigee_from_point(*prod, pt, eta, phi, q)
     return pt, eta, per.phi0, q, per.ref_x, per.ref_y, per.ref_z, *pv
 
 

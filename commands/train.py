@@ -256,8 +256,8 @@ def _toy_tracks(branches: dict):
     import awkward as ak
 
     from analysis.features import FEATURE_NAMES, TRACK_INPUTS, track_feature_table
-    from analysis.helix import track_class_labels
     from analysis.objects import candidate_tracks_mask
+    from analysis.softtrack.labels import track_class_labels
     from models.data import _collection
 
     trk = branches["Track"]

@@ -13,6 +13,8 @@ from scipy.optimize import minimize_scalar
 from analysis import helix
 from analysis.config import R1_CM, TRACK_CLASSES
 from analysis.contract import TRACK_COV_PAIRS, cov_index
+from analysis.softtrack.labels import track_class_labels, track_class_labels_jagged
+from analysis.toymc.perigee import perigee_from_point
 
 # --- tolerances of the tests -------------------------------------------------------------
 IP_TOLERANCE_CM = 1.0e-5
@@ -224,7 +226,7 @@ def test_zero_length_and_roundtrip():
     assert np.allclose(ca.t, tv, atol=1e-9)
     # perigee_from_point: the helix through a point with a momentum there
     phi_at = phi0 - tv
-    per = helix.perigee_from_point(*on, pt, eta, phi_at, q)
+    per = perigee_from_point(*on, pt, eta, phi_at, q)
     assert np.allclose(per.ref_x, ref[0], atol=1e-8)
     assert np.allclose(per.ref_y, ref[1], atol=1e-8)
     assert np.allclose(per.ref_z, ref[2], atol=1e-7)
@@ -353,7 +355,7 @@ def _pull_sample(rng, n, displaced_production, vertex_is_production):
         prod = pv + np.stack([lxy * np.cos(ang), lxy * np.sin(ang), rng.uniform(-3, 3, n)])
     else:
         prod = pv
-    per = helix.perigee_from_point(*prod, pt, eta, phi, q)
+    per = perigee_from_point(*prod, pt, eta, phi, q)
     vtx_true = prod if vertex_is_production else pv
     theta = np.stack([q / pt, np.arctan(np.sinh(eta)), per.phi0, per.d0, per.ref_z], 1)
     cov = _cms_like_covariance(pt, q)
@@ -427,7 +429,7 @@ def test_covariance_input_forms():
 # Helical truth matching
 # =========================================================================================
 def _smear_track(rng, pt, eta, phi, q, prod):
-    per = helix.perigee_from_point(*prod, pt, eta, phi, q)
+    per = perigee_from_point(*prod, pt, eta, phi, q)
     cov = _cms_like_covariance(pt, q)
     theta = np.stack([q / pt, np.arctan(np.sinh(eta)), per.phi0, per.d0, per.ref_z], 1)
     m = theta + np.einsum("nij,nj->ni", np.linalg.cholesky(cov), rng.normal(size=theta.shape))
@@ -584,7 +586,7 @@ def test_fallback_and_jagged_wrapper():
     res = helix.helical_match_jagged(tracks, gen)
     assert res.genPartIdx.tolist() == [[0, 1], []]
     assert res.method.tolist() == [[helix.MATCH_HELICAL, helix.MATCH_DELTA_R], []]
-    labels = helix.track_class_labels_jagged(res.genPartIdx, gen)
+    labels = track_class_labels_jagged(res.genPartIdx, gen)
     assert labels.tolist() == [[TRACK_CLASSES.index("pv_prompt"), TRACK_CLASSES.index("pv_secondary")], []]
     ca = helix.closest_approach_jagged(tracks, [0.0, 0.0], [0.0, 0.0], [0.0, 0.0])
     assert ak.num(ca, axis=1).tolist() == [2, 0]
@@ -611,11 +613,11 @@ def test_track_class_labels():
     vy = [0.0, 0.5, 0.5, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0]
     vz = [0.0] * 11
     track_gen = [1, 4, 6, 7, 9, 10, -1, 2]
-    labels = helix.track_class_labels(track_gen, [8], pdg, mother, vx, vy, vz, [11])
+    labels = track_class_labels(track_gen, [8], pdg, mother, vx, vy, vz, [11])
     names = [TRACK_CLASSES[i] for i in labels]
     assert names == ["signal", "tau", "tau", "pv_prompt", "pv_secondary", "pv_prompt",
                      "spurious", "pv_secondary"]  # fmt: skip
     # the true PV is the vertex of GenPart[0] of each event, not the origin
-    labels = helix.track_class_labels([0, 0], [1, 1], [211, 211], [-1, -1],
+    labels = track_class_labels([0, 0], [1, 1], [211, 211], [-1, -1],
                                       [0.3, 0.0], [0.0, 0.0], [2.0, 0.0], [1, 1])  # fmt: skip
     assert [TRACK_CLASSES[i] for i in labels] == ["pv_prompt", "pv_prompt"]

@@ -11,8 +11,8 @@ from numba import njit
 from scipy import stats
 
 from analysis import contract as dc
-from analysis import helix
 from analysis.toymc import rand, tracking
+from analysis.toymc.perigee import perigee_from_point
 from analysis.toymc.sample import generate_mc
 from analysis.toymc.soft import FROM_PV_TIGHT_DZ, PF_ISO_CONE
 from analysis.toymc.truth import DATA_DETECTOR, SIM_DETECTOR
@@ -146,7 +146,7 @@ def _kernel_helix(pt, eta, phi, q, vx, vy, vz):
 
 
 def test_generator_helix_matches_analysis_perigee():
-    """The generator's truth helix equals analysis.helix.perigee_from_point (written separately)."""
+    """The generator's truth helix equals analysis.toymc.perigee.perigee_from_point (written separately)."""
     rng = np.random.default_rng(2)
     n = 20000
     pt, eta, phi = rng.uniform(0.1, 30, n), rng.uniform(-2.5, 2.5, n), rng.uniform(-np.pi, np.pi, n)
@@ -154,7 +154,7 @@ def test_generator_helix_matches_analysis_perigee():
     r, a = rng.uniform(0, 40, n), rng.uniform(-np.pi, np.pi, n)
     vx, vy, vz = r * np.cos(a), r * np.sin(a), rng.normal(0, 5, n)
     got = _kernel_helix(pt, eta, phi, q, vx, vy, vz)
-    ref = helix.perigee_from_point(vx, vy, vz, pt, eta, phi, q)
+    ref = perigee_from_point(vx, vy, vz, pt, eta, phi, q)
     assert got[:, 0] == pytest.approx(q / pt)
     assert got[:, 1] == pytest.approx(np.arctan(np.sinh(eta)))
     dphi = (got[:, 2] - ref.phi0 + np.pi) % (2 * np.pi) - np.pi
@@ -185,7 +185,7 @@ def test_series_equal_the_functions_to_rounding():
     pt = np.array([30.0, 30.0, 3.0, 0.5])  # radius 40 m .. 66 cm
     r = np.array([1e-3, 40.0, 20.0, 30.0])
     got = _kernel_helix(pt, np.full(4, 0.7), np.full(4, 0.3), np.ones(4), r, np.zeros(4), np.zeros(4))
-    ref = helix.perigee_from_point(r, np.zeros(4), np.zeros(4), pt, np.full(4, 0.7), np.full(4, 0.3), np.ones(4))
+    ref = perigee_from_point(r, np.zeros(4), np.zeros(4), pt, np.full(4, 0.7), np.full(4, 0.3), np.ones(4))
     assert np.abs(got[:, 2] - ref.phi0).max() < 1e-12
     assert np.abs(got[:, 4] - ref.ref_z).max() < 1e-9
 
@@ -273,7 +273,7 @@ def test_tracks_are_their_truth_helix_smeared_by_the_stored_covariance():
     apdg = np.abs(g["pdgId"][flat])
     q_true = np.where((apdg == 11) | (apdg == 13), -1.0, 1.0) * np.sign(g["pdgId"][flat])
     prompt = np.hypot(g["vx"][flat], g["vy"][flat]) < 0.01
-    truth = helix.perigee_from_point(g["vx"][flat], g["vy"][flat], g["vz"][flat], g["pt"][flat], g["eta"][flat],
+    truth = perigee_from_point(g["vx"][flat], g["vy"][flat], g["vz"][flat], g["pt"][flat], g["eta"][flat],
                                      g["phi"][flat], q_true)
     true = np.stack([q_true / g["pt"][flat], np.arctan(np.sinh(g["eta"][flat])), truth.phi0, truth.d0, truth.ref_z])
     phi = t["phi"][linked]
