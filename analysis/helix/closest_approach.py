@@ -1,6 +1,6 @@
 """Point of closest approach in 3D of track helices to points: the iterative solve.
 
-Implements SPEC.md sec. 3 (thesis sec. 3.1, "Helix Extrapolation", eq. 3.1) on flat
+Implements docs/physics.md sec. 3 (thesis sec. 3.1, "Helix Extrapolation", eq. 3.1) on flat
 float64 arrays with numba; a thin awkward wrapper flattens and restores the jagged layout.
 
 Helix convention
@@ -322,7 +322,7 @@ def closest_approach(
     vtx_z: np.ndarray,
     bfield: float = BFIELD_TESLA,
 ) -> ClosestApproach:
-    """Point of closest approach in 3D of each track helix to a vertex (SPEC.md sec. 3).
+    """Point of closest approach in 3D of each track helix to a vertex (docs/physics.md sec. 3).
 
     The global minimum of |P(t) - V| over one turn, t in [-pi, pi], found by an exact
     bracketing of the (at most two) local minima and safeguarded Newton iterations on

@@ -3,7 +3,7 @@
 :func:`straight_line_impact` is the contract's linearised ``Track_dxy``/``Track_dz``;
 :func:`impact_parameters` the helix IP, IP_xy, IP_z at the 3D closest approach
 (:mod:`analysis.helix.closest_approach`) with their errors propagated from the track helix
-covariance and the vertex covariance (SPEC.md sec. 3; thesis Table 3.3).
+covariance and the vertex covariance (docs/physics.md sec. 3; thesis Table 3.3).
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ def straight_line_impact(
     dxy = -(x0 - vx) sin(phi0) + (y0 - vy) cos(phi0) (the contract's d0 sign, CMS
     ``Track::dxy(v)``); dz = (z0 - vz) - [(x0 - vx) cos(phi0) + (y0 - vy) sin(phi0)] tan(lambda)
     (CMS ``Track::dz(v)``). The definition of the contract's ``Track_dxy``/``Track_dz``
-    (SPEC.md sec. 1). Vectorised numpy, no curvature.
+    (docs/physics.md sec. 1). Vectorised numpy, no curvature.
     """
     eta, phi, ref_x, ref_y, ref_z, vtx_x, vtx_y, vtx_z = _as_flat(
         eta, phi, ref_x, ref_y, ref_z, vtx_x, vtx_y, vtx_z
@@ -291,7 +291,7 @@ def impact_parameters(
     vertex_cov: np.ndarray | tuple[np.ndarray, ...],
     bfield: float = BFIELD_TESLA,
 ) -> ImpactParameters:
-    """Helix IP, IP_xy, IP_z and their significances (SPEC.md sec. 3; thesis Table 3.3).
+    """Helix IP, IP_xy, IP_z and their significances (docs/physics.md sec. 3; thesis Table 3.3).
 
     The separation Delta = P(s_min) - V is differentiated w.r.t. the five helix parameters
     (q/pT, lambda, phi0, d0, z0; analysis.contract) and the vertex position, including the

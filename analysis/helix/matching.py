@@ -1,6 +1,6 @@
 """Helical truth matching of tracks to generator particles, with the DeltaR fallback.
 
-SPEC.md sec. 3; thesis sec. 3.1 "Track Matching": the 3D closest approach of the track
+docs/physics.md sec. 3; thesis sec. 3.1 "Track Matching": the 3D closest approach of the track
 helix to the generator production vertex and the DeltaR of the extrapolated track,
 assigned greedily one-to-one per event; the plain DeltaR matching as reference; the
 preselected pairs for the validation plots (thesis Fig. 3.2).
@@ -42,7 +42,7 @@ MATCH_DELTA_R = 2
 
 
 # =========================================================================================
-# Truth matching (SPEC.md sec. 3; thesis sec. 3.1 "Track Matching")
+# Truth matching (docs/physics.md sec. 3; thesis sec. 3.1 "Track Matching")
 # =========================================================================================
 @nb.njit(cache=True, inline="always")
 def _delta_r(eta1, phi1, eta2, phi2):
@@ -204,7 +204,7 @@ def helical_match(
 ) -> TrackMatch:
     """Helical truth matching of tracks to generator particles, with DeltaR fallback.
 
-    Per event (SPEC.md sec. 3; thesis sec. 3.1): a track is a candidate for a generator
+    Per event (docs/physics.md sec. 3; thesis sec. 3.1): a track is a candidate for a generator
     particle if it has the same charge, |pT - pT_gen|/pT_gen < 0.2, |Delta eta| < 0.1 and
     |phi_gen - phi0_track| < 1.57; it matches if the 3D closest approach of its helix to the
     production vertex, Delta_xyz < 0.2 cm, and DeltaR_extrapolated < 0.05, computed with the
@@ -258,7 +258,7 @@ def delta_r_match(
     gen_mask: np.ndarray | None = None,
     same_charge: bool = False,
 ) -> TrackMatch:
-    """Plain DeltaR(eta, phi_gen; eta, phi0_track) < 0.02 matching alone (SPEC.md sec. 3).
+    """Plain DeltaR(eta, phi_gen; eta, phi0_track) < 0.02 matching alone (docs/physics.md sec. 3).
 
     The reference for efficiency comparisons: greedy one-to-one in increasing DeltaR, any
     charge unless ``same_charge``; neutral or masked generator particles are not matched.

@@ -1,6 +1,6 @@
 """Classifier training classes of tracks from their matched generator particle.
 
-The five classes of the soft-track classifier (SPEC.md sec. 4; names and order from
+The five classes of the soft-track classifier (docs/physics.md sec. 4; names and order from
 analysis.config.TRACK_CLASSES): signal, pv_prompt, pv_secondary, spurious, tau.
 """
 
@@ -15,7 +15,7 @@ from analysis.contract import PDG_CHARGINO, PDG_PION, PDG_TAU
 from analysis.helix._arrays import _as_flat, _offsets
 from analysis.helix.closest_approach import _flat_np
 
-# --- Track classes (SPEC.md sec. 4; names and order from analysis.config) ----------------
+# --- Track classes (docs/physics.md sec. 4; names and order from analysis.config) ---
 CLASS_SIGNAL = TRACK_CLASSES.index("signal")
 CLASS_PV_PROMPT = TRACK_CLASSES.index("pv_prompt")
 CLASS_PV_SECONDARY = TRACK_CLASSES.index("pv_secondary")
