@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from analysis.columnar import offsets_from_counts
+
 
 def _as_flat(*arrays: object) -> list[np.ndarray]:
     """Broadcast array-likes to common 1D float64 contiguous arrays."""
@@ -15,13 +17,14 @@ def _as_flat(*arrays: object) -> list[np.ndarray]:
 
 
 def _offsets(counts_or_offsets: np.ndarray, n: int, what: str) -> np.ndarray:
+    """Event offsets (int64, n_events + 1) from per-event counts or offsets, checked to end at n."""
     arr = np.asarray(counts_or_offsets, dtype=np.int64)
     if arr.ndim != 1:
         raise ValueError(f"{what}: expected 1D counts or offsets")
     if arr.shape[0] > 0 and arr[0] == 0 and arr[-1] == n and np.all(np.diff(arr) >= 0):
         offs = arr
     else:
-        offs = np.concatenate([[0], np.cumsum(arr)])
+        offs = offsets_from_counts(arr)
     if offs[-1] != n:
         raise ValueError(f"{what}: counts/offsets sum to {offs[-1]}, but there are {n} entries")
     return offs

@@ -54,6 +54,7 @@ import awkward as ak
 import numba as nb
 import numpy as np
 
+from analysis.columnar import flat
 from analysis.constants import BFIELD_TESLA
 
 from ._arrays import _as_flat
@@ -354,10 +355,6 @@ def closest_approach(
 # =========================================================================================
 # Awkward wrapper: flatten, call the kernel, restore the jagged layout
 # =========================================================================================
-def _flat_np(array: ak.Array) -> np.ndarray:
-    return ak.to_numpy(ak.flatten(array, axis=None)).astype(np.float64)
-
-
 def closest_approach_jagged(
     tracks: ak.Array,
     vtx_x: ak.Array | np.ndarray,
@@ -374,7 +371,7 @@ def closest_approach_jagged(
     counts = ak.num(tracks, axis=1)
     vx, vy, vz = (ak.broadcast_arrays(tracks.pt, ak.Array(v))[1] for v in (vtx_x, vtx_y, vtx_z))
     res = closest_approach(
-        *(_flat_np(tracks[f]) for f in ("pt", "eta", "phi", "charge", "refX", "refY", "refZ")),
-        _flat_np(vx), _flat_np(vy), _flat_np(vz), bfield=bfield,
+        *(flat(tracks[f]) for f in ("pt", "eta", "phi", "charge", "refX", "refY", "refZ")),
+        flat(vx), flat(vy), flat(vz), bfield=bfield,
     )  # fmt: skip
     return ak.unflatten(ak.zip(res._asdict(), depth_limit=1), counts)

@@ -14,12 +14,13 @@ import awkward as ak
 import numba as nb
 import numpy as np
 
+from analysis.columnar import flat
 from analysis.constants import BFIELD_TESLA
 
 from ._arrays import _as_flat, _offsets
 from ._math import _wrap_angle, radius_constant_cm
 from .charge import gen_charge
-from .closest_approach import _closest_approach_one, _flat_np
+from .closest_approach import _closest_approach_one
 
 # --- Cuts (thesis sec. 3.1 "Track Matching") ------------------------------------------
 #: Delta_xyz: 3D closest approach of the track helix to the generator vertex (cm)
@@ -384,11 +385,11 @@ def helical_match_jagged(
     g_counts = ak.to_numpy(ak.num(genparts, axis=1))
     mask = None if gen_mask is None else ak.to_numpy(ak.flatten(gen_mask))
     res = helical_match(
-        *(_flat_np(tracks[f]) for f in ("pt", "eta", "phi", "charge", "refX", "refY", "refZ")),
+        *(flat(tracks[f]) for f in ("pt", "eta", "phi", "charge", "refX", "refY", "refZ")),
         t_counts,
-        *(_flat_np(genparts[f]) for f in ("pt", "eta", "phi")),
+        *(flat(genparts[f]) for f in ("pt", "eta", "phi")),
         gen_charge(ak.to_numpy(ak.flatten(genparts.pdgId))),
-        *(_flat_np(genparts[f]) for f in ("vx", "vy", "vz")),
+        *(flat(genparts[f]) for f in ("vx", "vy", "vz")),
         g_counts, gen_mask=mask, bfield=bfield, fallback_same_charge=fallback_same_charge,
     )  # fmt: skip
     out = ak.zip({"genPartIdx": res.track_gen_idx, "method": res.track_method})

@@ -10,10 +10,10 @@ import awkward as ak
 import numba as nb
 import numpy as np
 
+from analysis.columnar import flat
 from analysis.config import TRACK_CLASSES
 from analysis.contract import PDG_CHARGINO, PDG_PION, PDG_TAU
 from analysis.helix._arrays import _as_flat, _offsets
-from analysis.helix.closest_approach import _flat_np
 
 # --- Track classes (docs/physics.md sec. 4; names and order from analysis.config) ---
 CLASS_SIGNAL = TRACK_CLASSES.index("signal")
@@ -110,7 +110,7 @@ def track_class_labels_jagged(track_gen_idx: ak.Array, genparts: ak.Array) -> ak
         ak.to_numpy(ak.flatten(track_gen_idx)), t_counts,
         ak.to_numpy(ak.flatten(genparts.pdgId)),
         ak.to_numpy(ak.flatten(genparts.genPartIdxMother)),
-        *(_flat_np(genparts[f]) for f in ("vx", "vy", "vz")),
+        *(flat(genparts[f]) for f in ("vx", "vy", "vz")),
         ak.to_numpy(ak.num(genparts, axis=1)),
     )  # fmt: skip
     return ak.unflatten(labels, t_counts)
