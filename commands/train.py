@@ -14,7 +14,7 @@ classifier
   Generates the five background processes per era (--events each, default 3000) and the
   signal points of the main job (--signal-points; a third as many events), computes the
   per-track feature table of analysis/features.py on the candidate tracks and the truth-
-  matching classes of analysis/helix.py (signal tracks from signal samples, background
+  matching classes of analysis/softtrack/labels.py (signal tracks from signal samples, background
   classes from the backgrounds), and trains. --synthetic trains on synthetic separable
   features instead (a pipeline check, NOT physics; refuses to write into models/). Writes
   OUT/classifier.onnx + .json and REPORT/classifier_metrics.json
