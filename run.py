@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""softtrack: columnar analysis of compressed higgsinos with a soft displaced track.
+"""A columnar framework for LHC searches with missing transverse momentum.
 
-``python run.py`` runs the main job on the embedded default sample; ``python run.py
-COMMAND --help`` explains each stage. See README.md.
+``python run.py`` runs the main job (the soft-track analysis) on the embedded default
+sample; ``python run.py COMMAND --help`` explains each stage. See README.md and
+ARCHITECTURE.md.
 """
 
 from __future__ import annotations
@@ -11,25 +12,34 @@ import argparse
 import sys
 
 from analysis.errors import SoftTrackError
-from commands import COMMANDS, load
+
+#: the analysis whose main job ``python run.py`` runs without a command
+DEFAULT_ANALYSIS = "softtrack"
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from commands import all_commands, load
+    from processors.registry import analyses
+
+    listing = "\n".join(f"  {a.name:12s} {a.description}" for a in analyses().values())
     parser = argparse.ArgumentParser(
         prog="run.py",
         description=(
-            "Search for compressed higgsinos with a soft displaced track: toy NanoAOD "
-            "generation, coffea processors, corrections, models and limits. Without a "
-            "command, runs the main job on the default sample (outputs/default/)."
+            "Columnar analysis of LHC searches with missing transverse momentum: toy NanoAOD "
+            "generation, coffea processors, corrections, models and limits. Without a command, "
+            f"runs the main job of the {DEFAULT_ANALYSIS} analysis on the default sample "
+            "(outputs/default/)."
         ),
+        epilog=f"analyses (process --analysis NAME):\n{listing}",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
-        module = load(name)
+    for module_name, owner in all_commands():
+        module = load(module_name)
         if module is None:
             continue
         cmd = sub.add_parser(
-            module.NAME, help=module.HELP, description=module.__doc__,
+            module.NAME, help=module.HELP + (f" [{owner}]" if owner else ""), description=module.__doc__,
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         module.add_arguments(cmd)
@@ -38,16 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.command is None:
-        from commands import main_job
-
-        entry = main_job.main
-        args = main_job.default_args()
-    else:
-        entry = args._main
     try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        if args.command is None:
+            from processors.registry import get
+
+            entry, default_args = get(DEFAULT_ANALYSIS).main_job_entry()
+            args = default_args()
+        else:
+            entry = args._main
         return int(entry(args) or 0)
     except SoftTrackError as err:
         print(f"error: {err}", file=sys.stderr)

@@ -6,9 +6,10 @@ branch names of the data contract live in :mod:`analysis.contract`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
+from pydantic import Field
+
+from analysis.configuration import AnalysisConfig, ConfigModel
 
 from analysis.constants import (  # noqa: F401  (re-exported: the analysis' defaults)
     BFIELD_TESLA,
@@ -35,8 +36,7 @@ from analysis.signal_models import (  # noqa: F401
 
 
 # --- Object selection (SPEC.md sec. 2) -------------------------------------------------
-@dataclass(frozen=True)
-class ObjectCuts:
+class ObjectCuts(ConfigModel):
     jet_pt: float = 30.0
     jet_eta: float = 2.4
     jet_eta_wide: float = 5.0
@@ -58,8 +58,7 @@ class ObjectCuts:
     btag_loose: float = 0.2217
 
 
-@dataclass(frozen=True)
-class BaselineCuts:
+class BaselineCuts(ConfigModel):
     met: float = 300.0
     leading_jet_pt: float = 100.0
     mht: float = 300.0
@@ -89,8 +88,7 @@ NOISE_FILTERS_SKIP = {"2016": ("ecalBadCalibFilter",)}
 
 
 # --- Cleaned Drell-Yan control region (SPEC.md sec. 5) ---------------------------------
-@dataclass(frozen=True)
-class DrellYanCuts:
+class DrellYanCuts(ConfigModel):
     muon_pt: float = 30.0
     rel_iso: float = 0.2
     mass_low: float = 75.0
@@ -333,3 +331,34 @@ RESIDUAL_SHAPE_MAX_REL_UNC = 0.25
 #: the pseudo-data profile scale (the CMS minimum-bias cross section uncertainty, 4.6%)
 PILEUP_NTRUE_MAX = 100
 PILEUP_SCALE_UNCERTAINTY = 0.046
+
+
+# --- The configuration as validated data (analysis.configuration) ------------------------
+class HemVeto(ConfigModel):
+    """HEM 15/16 failure: jets in this (eta, phi) window near H_T^miss veto the event."""
+
+    eta: tuple[float, float] = HEM_ETA
+    phi: tuple[float, float] = HEM_PHI
+    dphi: float = HEM_DPHI
+    eras: tuple[str, ...] = HEM_ERAS
+
+
+class SoftTrackConfig(AnalysisConfig):
+    """The soft-track search's configuration (docs/physics.md sec. 2, 4, 5): the defaults are
+    the constants of this module; ``--config FILE`` overrides any key.
+
+    Attributes
+    ----------
+    objects, baseline, dy : object, baseline and cleaned Drell-Yan cuts.
+    hem : the 2018 HEM veto window.
+    sr_edges : Delta m category -> lower max-logit edges of its 4 signal regions.
+    jes_uncertainty : relative jet-energy-scale shift of the jesUp/jesDown variations.
+    """
+
+    metadata_keys: dict[str, str] = Field(default_factory=lambda: {"m_chargino": "float", "dm_chargino": "float"})
+    objects: ObjectCuts = OBJECT_CUTS
+    baseline: BaselineCuts = BASELINE_CUTS
+    dy: DrellYanCuts = DY_CUTS
+    hem: HemVeto = HemVeto()
+    sr_edges: dict[float, tuple[float, ...]] = Field(default_factory=lambda: dict(SR_LOGIT_EDGES))
+    jes_uncertainty: float = JES_UNCERTAINTY

@@ -55,7 +55,8 @@ def _np(x) -> np.ndarray:
     return ak.to_numpy(ak.fill_none(x, 0))
 
 
-def event_observables(jets, muons, electrons, photons, taus, met_pt, met_phi, era: str) -> EventObservables:
+def event_observables(jets, muons, electrons, photons, taus, met_pt, met_phi, era: str, cuts=OBJECT_CUTS,
+                      baseline=BASELINE_CUTS, hem=None) -> EventObservables:
     """Event observables from collections (jets pT-ordered, any pT).
 
     The jet quantities come from one numba pass over the flat jets (:func:`_jet_observables`),
@@ -71,17 +72,20 @@ def event_observables(jets, muons, electrons, photons, taus, met_pt, met_phi, er
         return np.asarray(ak.to_numpy(ak.flatten(jets[field], axis=1)), dtype=dtype)
 
     met_pt, met_phi = _np(met_pt).astype(np.float64), _np(met_phi).astype(np.float64)
-    c = OBJECT_CUTS
+    c = cuts
+    hem_eta, hem_phi, hem_dphi, hem_eras = ((HEM_ETA, HEM_PHI, HEM_DPHI, HEM_ERAS) if hem is None
+                                            else (hem.eta, hem.phi, hem.dphi, hem.eras))
     f, i = _jet_observables(
         offsets, flat("pt"), flat("eta"), flat("phi"), flat("jetId", np.int64), flat("btagDeepB"), met_phi,
-        c.jet_pt, c.jet_eta, c.jet_eta_wide, obj.JET_ID_TIGHT_LEPVETO, c.btag_loose, BASELINE_CUTS.n_dphi_jets,
-        era in HEM_ERAS, np.array([*HEM_ETA, *HEM_PHI, HEM_DPHI]),
+        c.jet_pt, c.jet_eta, c.jet_eta_wide, obj.JET_ID_TIGHT_LEPVETO, c.btag_loose, baseline.n_dphi_jets,
+        era in hem_eras, np.array([*hem_eta, *hem_phi, hem_dphi]),
     )
     return EventObservables(
         met=met_pt, met_phi=met_phi, mht=f[0], mht_phi=f[1], ht=f[2], ht5=f[3], n_jets=i[0], n_btags=i[1],
         leading_jet_pt=f[4], leading_jet_eta=f[5], leading_jet_phi=f[6], min_dphi=f[7],
-        n_muons=_np(ak.num(obj.isolated_muons(muons))), n_electrons=_np(ak.num(obj.isolated_electrons(electrons))),
-        n_photons=_np(ak.num(obj.isolated_photons(photons))), n_taus=_np(ak.num(obj.selected_taus(taus))),
+        n_muons=_np(ak.num(obj.isolated_muons(muons, c))),
+        n_electrons=_np(ak.num(obj.isolated_electrons(electrons, c))),
+        n_photons=_np(ak.num(obj.isolated_photons(photons, c))), n_taus=_np(ak.num(obj.selected_taus(taus, c))),
         hem_veto=i[2].astype(bool),
     )
 

@@ -94,7 +94,7 @@ def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: i
 
 def load_scorer(stages: Stages):
     from models.inference import DEFAULT_CLASSIFIER
-    from processors.scoring import TrackScorer
+    from processors.softtrack.scoring import TrackScorer
 
     if not DEFAULT_CLASSIFIER.is_file():
         stages.console.print(f"[yellow]notice:[/] no shipped classifier at {DEFAULT_CLASSIFIER}: "
@@ -250,7 +250,8 @@ def main(args) -> int:
     from corrections.apply import SoftTrackCorrections
     from corrections.build import build_corrections, write_correction_set
     from processors.fileset import load_fileset
-    from processors.runner import RunOptions, normalization_lumi, run_processor
+    from processors.runner import RunOptions
+    from processors.softtrack.run import run_region
 
     stages = Stages(args.quiet)
     out = Path(args.out)
@@ -262,10 +263,7 @@ def main(args) -> int:
     scorer = load_scorer(stages)
 
     def process(region: str, corrections=None, tag: str = "", sr_edges=None):
-        result = run_processor(region, fileset, opts, scorer=scorer, corrections=corrections, sr_edges=sr_edges)
-        from processors.runner import PROCESSORS
-
-        result["provenance"]["lumi_fb"] = normalization_lumi(fileset, PROCESSORS[region].stream)
+        result = run_region(region, fileset, opts, scorer=scorer, corrections=corrections, sr_edges=sr_edges)
         save(result, str(out / f"{region}{tag}.coffea"))
         return result
 

@@ -1,4 +1,4 @@
-"""Run a region processor (signal, dy, single_lepton) over a fileset.
+"""Run a processor of an analysis over a fileset.
 
 The output (coffea.util.save) is a dict with keys ``histograms`` (hist.Hist by name),
 ``cutflow`` (dataset -> ordered step -> {"events", "weighted"}), ``chunks`` (processed and
@@ -9,43 +9,48 @@ OUT.histograms.json.gz (UHI JSON: ``hist.Hist(obj)`` reads each back).
 Executors: ``futures`` (default, local processes), ``iterative`` (one process), ``dask``
 (a distributed.LocalCluster with --workers workers, or an existing cluster with
 ``--scheduler tcp://host:8786`` as on an analysis facility).
+
+Examples:
+  python run.py process --processor signal --fileset F --out signal.coffea
+  python run.py process --analysis zpeak --fileset F --out zpeak.coffea --executor dask
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 from pathlib import Path
 
-from analysis.errors import ConfigError
-
 NAME = "process"
-HELP = "run a region processor (signal, dy, single_lepton) over a fileset"
+HELP = "run a processor of an analysis over a fileset (--analysis, --processor)"
+DEFAULT_ANALYSIS = "softtrack"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from analysis.config import RS_N_BOOTSTRAP, RS_N_SMEAR, RS_PREDICTION_SEED
     from commands.rs_templates import add_executor_arguments
-    from processors.runner import PROCESSOR_NAMES
+    from processors.registry import analyses
 
-    p.add_argument("--processor", required=True, choices=PROCESSOR_NAMES, help="region to run (rs: R&S QCD prediction)")
+    known = analyses()
+    listing = "; ".join(f"{a.name}: {', '.join(a.processors)}" for a in known.values())
+    p.add_argument("--analysis", default=DEFAULT_ANALYSIS, choices=list(known),
+                   help=f"analysis (default {DEFAULT_ANALYSIS})")
+    p.add_argument("--processor", default=None,
+                   help=f"processor of the analysis (default: its default) [{listing}]")
     p.add_argument("--fileset", required=True, type=Path, help="fileset JSON (see run.py generate)")
     p.add_argument("--out", required=True, type=Path, help="output file (.coffea)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="TOML/YAML file overriding the analysis configuration (keys as documented)")
     add_executor_arguments(p)
     p.add_argument("--no-systematics", action="store_true", help="nominal only")
-    p.add_argument("--models", type=Path, default=None, help="directory of the ONNX models (default: shipped)")
-    p.add_argument("--no-scores", action="store_true", help="do not evaluate the track models")
-    p.add_argument("--corrections", type=Path, default=None,
-                   help="correctionlib file to apply to simulation (run.py corrections); default none")
-    rs = p.add_argument_group("Rebalance and Smear (--processor rs)")
-    rs.add_argument("--rs-templates", type=Path, default=None, help="templates file of run.py rs-templates")
-    rs.add_argument("--rs-seed", type=int, default=RS_PREDICTION_SEED, help="seed of smearing and bootstrap")
-    rs.add_argument("--n-smear", type=int, default=RS_N_SMEAR, help=f"smearings per seed event (default {RS_N_SMEAR})")
-    rs.add_argument("--n-bootstrap", type=int, default=RS_N_BOOTSTRAP, help=f"bootstrap replicas (default {RS_N_BOOTSTRAP})")
+    for a in known.values():
+        options = a.options()
+        if options is not None:
+            options.add_arguments(p.add_argument_group(f"{a.name} options"))
 
 
 def save_output(output: dict, out: Path) -> None:
+    import gzip
+    import json
+
     import uhi.io.json as uhi_json
     from coffea.util import save
 
@@ -55,42 +60,31 @@ def save_output(output: dict, out: Path) -> None:
         json.dump(output["histograms"], f, default=uhi_json.default)
 
 
-def load_scorer(args):
-    if args.no_scores or args.processor == "rs":
-        return None
-    try:
-        from processors.scoring import TrackScorer
-    except ImportError:
-        return None
-    return TrackScorer.from_directory(args.models)
-
-
-def main(args) -> int:
-    from commands.rs_templates import run_options
-    from processors.fileset import load_fileset
-    from processors.runner import run_processor
-
-    extra = {}
-    if args.processor == "rs":
-        from commands.rs_predict import rs_kwargs
-
-        if args.rs_templates is None:
-            raise ConfigError("--processor rs needs --rs-templates FILE (made by run.py rs-templates)")
-        extra = rs_kwargs(args)
-    fileset = load_fileset(args.fileset)
-    opts = run_options(args, systematics=not args.no_systematics)
-    opts.extra = extra
-    corrections = None
-    if args.corrections is not None:
-        from corrections.apply import SoftTrackCorrections
-
-        corrections = SoftTrackCorrections(args.corrections)
-    output = run_processor(args.processor, fileset, opts, scorer=load_scorer(args), corrections=corrections)
-    save_output(output, args.out)
+def report(output: dict, out: Path, what: str = "events") -> None:
+    """Print the notices, the skipped inputs and the processed count of an output."""
     for notice in output["notices"]:
         print(f"notice: {notice}")
     for skip in output["chunks"]["skipped"]:
         print(f"skipped: {skip['file']}: {skip['reason']}")
     n = sum(c["events"] for c in output["chunks"]["processed"])
-    print(f"processed {n} events in {len(output['chunks']['processed'])} chunks -> {args.out}")
+    print(f"processed {n} {what} in {len(output['chunks']['processed'])} chunks -> {out}")
+
+
+def main(args) -> int:
+    from commands.rs_templates import run_options
+    from processors.fileset import load_fileset
+    from processors.registry import get
+    from processors.runner import make_processor, run
+
+    analysis = get(args.analysis)
+    name = args.processor or analysis.default_processor
+    cls = analysis.processor_class(name)
+    config = analysis.load_config(args.config)
+    fileset = load_fileset(args.fileset)
+    options = analysis.options()
+    kwargs = options.processor_kwargs(args, name) if options is not None else {}
+    proc = make_processor(cls, fileset, config, systematics=not args.no_systematics, **kwargs)
+    output = run(proc, fileset, run_options(args, systematics=not args.no_systematics))
+    save_output(output, args.out)
+    report(output, args.out)
     return 0

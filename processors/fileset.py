@@ -1,18 +1,17 @@
 """The fileset JSON of the generator and of the user: validated, with clear errors.
 
-Format: ``{dataset: {"files": {path: "Events"}, "metadata": {...}}}`` with metadata keys
-of :class:`DatasetMetadata` (unknown keys are an error: a typo must not pass silently).
+Format: ``{dataset: {"files": {path: "Events"}, "metadata": {...}}}`` with the metadata keys
+of :class:`DatasetMetadata` plus those the registered analyses declare
+(``AnalysisConfig.metadata_keys``, e.g. the signal masses); any other key is an error: a typo
+must not pass silently.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Literal
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model_validator
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
-
-from analysis.config import ERAS
 from analysis.errors import FilesetError
 
 
@@ -20,13 +19,11 @@ class DatasetMetadata(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     process: str
-    era: Literal["2016", "2017", "2018"]
+    era: str
     is_data: bool
     xsec_pb: float | None = None
     sum_genweight: float | None = None
     lumi_fb: float | None = None
-    m_chargino: float | None = None
-    dm_chargino: float | None = None
     # informational keys written by the generator
     n_events: int | None = None
     seed: int | None = None
@@ -49,8 +46,24 @@ class Dataset(BaseModel):
     metadata: DatasetMetadata
 
 
-def load_fileset(path: str | Path) -> dict[str, dict]:
-    """Read and validate a fileset JSON; relative file paths are taken relative to it."""
+def _dataset_model(extra_keys: dict[str, type] | None) -> type[BaseModel]:
+    if not extra_keys:
+        return Dataset
+    meta = create_model("AnalysisDatasetMetadata", __base__=DatasetMetadata,
+                        **{k: (t | None, None) for k, t in sorted(extra_keys.items())})
+    return create_model("AnalysisDataset", __base__=Dataset, metadata=(meta, ...))
+
+
+def load_fileset(path: str | Path, extra_keys: dict[str, type] | None = None) -> dict[str, dict]:
+    """Read and validate a fileset JSON; relative file paths are taken relative to it.
+
+    ``extra_keys``: metadata keys (name -> type) allowed beside the core's; default: those of
+    every registered analysis (:func:`processors.registry.metadata_keys`)."""
+    if extra_keys is None:
+        from .registry import metadata_keys
+
+        extra_keys = metadata_keys()
+    model = _dataset_model(extra_keys)
     path = Path(path)
     if not path.is_file():
         raise FilesetError(f"fileset {path} not found")
@@ -63,7 +76,7 @@ def load_fileset(path: str | Path) -> dict[str, dict]:
     out = {}
     for name, entry in raw.items():
         try:
-            ds = Dataset.model_validate(entry)
+            ds = model.model_validate(entry)
         except ValidationError as err:
             first = err.errors()[0]
             where = ".".join(str(x) for x in first["loc"])
@@ -72,5 +85,4 @@ def load_fileset(path: str | Path) -> dict[str, dict]:
         meta = ds.metadata.model_dump(exclude_none=True)
         meta.pop("processes", None)  # a list is not hashable metadata for coffea
         out[name] = {"files": files, "metadata": meta}
-    assert set(ERAS) >= {d["metadata"]["era"] for d in out.values()}
     return out

@@ -1,56 +1,94 @@
-"""Histogram definitions shared by the processors (hist, Weight storage, named axes)."""
+"""Histograms declared as data: an analysis lists :class:`HistogramSpec` entries (name, axes,
+what fills them) and the processor base books and fills them.
+
+Every histogram starts with category axes (``dataset``, usually ``systematic``) and has
+``Weight`` storage unless the spec says otherwise. A spec's ``fill`` maps each of its own
+axes to the name of an observable (default: the axis name); the base fills every spec whose
+observables a chunk provides (:func:`fill_observables`), and an analysis' ``fill`` hook
+fills the others (track-level histograms, scores) by name.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
 import hist
+import numpy as np
 
-from analysis.config import CLASSIFIER_DMS, N_SIGNAL_REGIONS
+from analysis.errors import ConfigError
 
-DATASET = hist.axis.StrCategory([], name="dataset", growth=True)
-SYSTEMATIC = hist.axis.StrCategory([], name="systematic", growth=True)
-ORIGIN = hist.axis.StrCategory([], name="origin", label="track origin (generator truth)", growth=True)
-DM = hist.axis.StrCategory([f"{dm:g}" for dm in CLASSIFIER_DMS], name="dm", label="Delta m category (GeV)")
-
-EVENT_AXES = {
-    "met": hist.axis.Regular(60, 0, 1500, name="met", label=r"$p_T^{miss}$ [GeV]"),
-    "mht": hist.axis.Regular(60, 0, 1500, name="mht", label=r"$H_T^{miss}$ [GeV]"),
-    "ht": hist.axis.Regular(60, 0, 3000, name="ht", label=r"$H_T$ [GeV]"),
-    "n_jets": hist.axis.Integer(0, 12, name="n_jets", label=r"$N_{jets}$"),
-    "leading_jet_pt": hist.axis.Regular(60, 0, 1500, name="leading_jet_pt", label="leading jet $p_T$ [GeV]"),
-    "min_dphi": hist.axis.Regular(32, 0, 3.2, name="min_dphi", label=r"min $\Delta\phi(p_T^{miss}, j_{1-4})$"),
-    "n_candidates": hist.axis.Integer(0, 40, name="n_candidates", label="candidate tracks"),
-    "n_pv": hist.axis.Integer(0, 100, name="n_pv", label="reconstructed vertices"),
+#: the leading category axes a spec can ask for, by name
+CATEGORY_AXES = {
+    "dataset": lambda: hist.axis.StrCategory([], name="dataset", growth=True),
+    "systematic": lambda: hist.axis.StrCategory([], name="systematic", growth=True),
+    "origin": lambda: hist.axis.StrCategory([], name="origin", label="track origin (generator truth)", growth=True),
+    "region": lambda: hist.axis.StrCategory([], name="region", growth=True),
 }
-TRACK_AXES = {
-    "track_pt": hist.axis.Regular(40, 0, 20, name="track_pt", label="track $p_T$ [GeV]"),
-    "track_log10_dz": hist.axis.Regular(60, -5, 1, name="track_log10_dz", label=r"$\log_{10}|d_z|$ [cm]"),
-    "track_log10_dxy": hist.axis.Regular(60, -5, 1, name="track_log10_dxy", label=r"$\log_{10}|d_{xy}|$ [cm]"),
-    "track_log10_dxyerr": hist.axis.Regular(60, -4, 0, name="track_log10_dxyerr", label=r"$\log_{10}\sigma(d_{xy})$"),
-    "track_log10_dzerr": hist.axis.Regular(60, -4, 0, name="track_log10_dzerr", label=r"$\log_{10}\sigma(d_z)$"),
-    "track_log10_iso": hist.axis.Regular(50, -2, 3, name="track_log10_iso", label=r"$\log_{10}$ PF iso [GeV]"),
-}
+STORAGES = {"weight": hist.storage.Weight, "double": hist.storage.Double}
 
 
-def new_histograms(with_scores: bool) -> dict[str, hist.Hist]:
-    h = {name: hist.Hist(DATASET, SYSTEMATIC, ax, storage=hist.storage.Weight()) for name, ax in EVENT_AXES.items()}
-    for name, ax in TRACK_AXES.items():
-        h[name] = hist.Hist(DATASET, ORIGIN, ax, storage=hist.storage.Weight())
-    h["ptz_gen"] = hist.Hist(DATASET, SYSTEMATIC, hist.axis.Regular(50, 0, 1000, name="ptz", label=r"generator $p_T(Z)$ [GeV]"),
-                             storage=hist.storage.Weight())
-    # cleaned-DY inputs of the corrections: candidate tracks after the region preselection
-    # (before the baseline), its event count, and generator pT(Z) against p_T^miss
-    h["track_log10_dz_presel"] = hist.Hist(DATASET, ORIGIN, TRACK_AXES["track_log10_dz"], storage=hist.storage.Weight())
-    h["n_events_presel"] = hist.Hist(DATASET, SYSTEMATIC, EVENT_AXES["met"], storage=hist.storage.Weight())
-    h["ptz_met"] = hist.Hist(DATASET, hist.axis.Regular(50, 0, 1000, name="ptz", label=r"generator $p_T(Z)$ [GeV]"),
-                             EVENT_AXES["met"], storage=hist.storage.Weight())
-    h["n_true_int"] = hist.Hist(DATASET, hist.axis.Regular(100, 0, 100, name="n_true_int", label="true interactions"),
-                                storage=hist.storage.Weight())
-    if with_scores:
-        h["max_logit"] = hist.Hist(DATASET, SYSTEMATIC, DM, hist.axis.Regular(64, -16, 16, name="max_logit", label="max logit"),
-                                   storage=hist.storage.Weight())
-        # the category's max logit in fine bins (nominal): the input of the SR boundaries
-        h["max_logit_category"] = hist.Hist(DATASET, DM, hist.axis.Regular(320, -16, 16, name="max_logit", label="max logit"),
-                                            storage=hist.storage.Weight())
-        h["sr"] = hist.Hist(DATASET, SYSTEMATIC, hist.axis.Integer(0, N_SIGNAL_REGIONS, name="sr", label="signal region"),
-                            storage=hist.storage.Weight())
-    return h
+@dataclass(frozen=True)
+class HistogramSpec:
+    """One histogram: its name, leading category axes, observable axes and filling.
+
+    Attributes
+    ----------
+    name : key of the histogram in the output's ``histograms``.
+    axes : the observable axes (hist axes), after the category axes.
+    categories : names of the leading category axes (keys of :data:`CATEGORY_AXES`).
+    fill : axis name -> observable name; axes not listed are filled from the observable of
+        their own name. ``None`` (``fill=None``) means the analysis' ``fill`` hook fills it.
+    storage : ``"weight"`` (sum of weights and of their squares) or ``"double"``.
+    """
+
+    name: str
+    axes: tuple = ()
+    categories: tuple[str, ...] = ("dataset", "systematic")
+    fill: Mapping[str, str] | None = field(default_factory=dict)
+    storage: str = "weight"
+
+    def __post_init__(self):
+        unknown = [c for c in self.categories if c not in CATEGORY_AXES]
+        if unknown:
+            raise ConfigError(f"histogram {self.name!r}: unknown category axes {unknown}; "
+                              f"choose from {sorted(CATEGORY_AXES)}")
+        if self.storage not in STORAGES:
+            raise ConfigError(f"histogram {self.name!r}: storage {self.storage!r} not in {sorted(STORAGES)}")
+
+    def book(self) -> hist.Hist:
+        """A new, empty histogram."""
+        return hist.Hist(*(CATEGORY_AXES[c]() for c in self.categories), *self.axes,
+                         storage=STORAGES[self.storage]())
+
+    @property
+    def observables(self) -> dict[str, str]:
+        """Axis name -> observable that fills it (empty for hook-filled specs)."""
+        if self.fill is None:
+            return {}
+        return {ax.name: self.fill.get(ax.name, ax.name) for ax in self.axes}
+
+
+def book(specs: Sequence[HistogramSpec]) -> dict[str, hist.Hist]:
+    """Fresh histograms of ``specs`` by name (names must be unique)."""
+    out: dict[str, hist.Hist] = {}
+    for spec in specs:
+        if spec.name in out:
+            raise ConfigError(f"histogram {spec.name!r} declared twice")
+        out[spec.name] = spec.book()
+    return out
+
+
+def fill_observables(hists: Mapping[str, hist.Hist], specs: Sequence[HistogramSpec],
+                     observables: Mapping[str, np.ndarray], mask: np.ndarray, weight: np.ndarray,
+                     **categories: str) -> None:
+    """Fill every observable-filled spec whose observables are all in ``observables``, for the
+    events of ``mask``, with ``weight`` (already restricted to ``mask``) and the category
+    values ``categories`` (e.g. dataset=..., systematic=...)."""
+    for spec in specs:
+        names = spec.observables
+        if not names or not all(v in observables for v in names.values()):
+            continue
+        values = {ax: np.asarray(observables[obs])[mask] for ax, obs in names.items()}
+        cats = {c: categories[c] for c in spec.categories}
+        hists[spec.name].fill(**cats, **values, weight=weight)

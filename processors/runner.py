@@ -1,5 +1,6 @@
-"""Run a region processor over a fileset with coffea's executors (iterative, futures, dask),
-checking inputs first and recording processed and skipped chunks.
+"""The one execution path of every processor: :func:`run` over a fileset with coffea's
+executors (iterative, futures, dask), checking inputs first and recording processed and
+skipped chunks.
 
 Bad input: a missing file, a file that is not ROOT or is truncated, a file without the
 ``Events`` tree: with ``skip_bad_files`` it is skipped and the reason recorded in the output,
@@ -9,8 +10,6 @@ retried by the executor, then treated the same way.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import platform
 import time
@@ -20,23 +19,12 @@ import uproot
 from coffea import processor
 from coffea.processor.executor import FileMeta
 
-from analysis import config as cfg
+from analysis.configuration import config_hash
 from analysis.errors import ConfigError, InputFileError
 
-from .dy import DrellYanProcessor
 from .schema import SoftTrackSchema
-from .signal import SignalProcessor, SingleLeptonProcessor
 
-PROCESSORS = {"signal": SignalProcessor, "dy": DrellYanProcessor, "single_lepton": SingleLeptonProcessor}
-
-
-def _register_rs() -> None:
-    # processors/rs.py imports helpers from this module: register it lazily
-    from .rs import RSPredictionProcessor
-
-    PROCESSORS["rs"] = RSPredictionProcessor
 EXECUTORS = ("futures", "iterative", "dask")
-PROCESSOR_NAMES = ("signal", "dy", "single_lepton", "rs")
 #: exceptions that mean "this input is bad" (as opposed to a bug in the code)
 BAD_INPUT_ERRORS = (OSError, ValueError, KeyError, uproot.exceptions.KeyInFileError, InputFileError)
 
@@ -154,12 +142,13 @@ class _Guarded(processor.ProcessorABC):
         return accumulator
 
 
-def normalization_lumi(fileset: dict, stream: str) -> dict[str, float]:
-    """Luminosity per era for simulation: the pseudo-data stream's (if in the fileset), else config."""
-    lumi = dict(cfg.LUMI_FB)
+def normalization_lumi(fileset: dict, stream: str | None, default: dict[str, float]) -> dict[str, float]:
+    """Luminosity per era for simulation: the data stream's ``lumi_fb`` (pseudo-data: the
+    equivalent luminosity of the generated stream) where the fileset has it, else ``default``."""
+    lumi = dict(default)
     for entry in fileset.values():
         meta = entry["metadata"]
-        if meta["is_data"] and meta["process"] == f"data_{stream}" and "lumi_fb" in meta:
+        if meta["is_data"] and (stream is None or meta["process"] == f"data_{stream}") and "lumi_fb" in meta:
             lumi[meta["era"]] = float(meta["lumi_fb"])
     return lumi
 
@@ -183,29 +172,33 @@ def make_executor(opts: RunOptions):
     raise ConfigError(f"unknown executor {opts.executor!r}: choose from {', '.join(EXECUTORS)}")
 
 
-def provenance(name: str, opts: RunOptions, scorer=None) -> dict:
+def provenance(proc: processor.ProcessorABC, opts: RunOptions) -> dict:
+    """Versions, options, the hash of the effective configuration, the processor's models
+    (``scorer.hashes()``) and corrections (path and names), and the time."""
     import awkward
     import coffea
     import hist
     import numpy
 
-    config_text = json.dumps({k: repr(getattr(cfg, k)) for k in dir(cfg) if k.isupper()}, sort_keys=True)
+    config = getattr(proc, "config", None)
     prov = {
-        "processor": name, "executor": opts.executor, "workers": opts.workers, "chunksize": opts.chunksize,
+        "processor": getattr(proc, "name", type(proc).__name__), "executor": opts.executor,
+        "workers": opts.workers, "chunksize": opts.chunksize,
         "python": platform.python_version(), "coffea": coffea.__version__, "awkward": awkward.__version__,
         "uproot": uproot.__version__, "hist": hist.__version__, "numpy": numpy.__version__,
-        "config_hash": hashlib.sha256(config_text.encode()).hexdigest()[:16],
+        "config_hash": config_hash(config) if config is not None else None,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
+    scorer = getattr(proc, "scorer", None)
     if scorer is not None and hasattr(scorer, "hashes"):
         prov["models"] = scorer.hashes()
+    corrections = getattr(proc, "corrections", None)
+    if corrections is not None:
+        prov["corrections"] = {"path": corrections.path, "names": corrections.names}
+    if getattr(proc, "sr_edges", None):
+        prov["sr_edges"] = {f"{k:g}": list(v) for k, v in proc.sr_edges.items()}
+    prov["lumi_fb"] = dict(getattr(proc, "lumi_fb", {}))
     return prov
-
-
-def _corrections_provenance(corrections) -> dict:
-    if corrections is None:
-        return {}
-    return {"corrections": {"path": corrections.path, "names": corrections.names}}
 
 
 def execute(proc: processor.ProcessorABC, fileset: dict, opts: RunOptions) -> dict:
@@ -237,36 +230,44 @@ def execute(proc: processor.ProcessorABC, fileset: dict, opts: RunOptions) -> di
                 cluster.close()
 
 
-def run_processor(name: str, fileset: dict, opts: RunOptions, scorer=None, corrections=None,
-                  sr_edges: dict | None = None) -> dict:
-    """Run processor ``name`` over ``fileset``; returns the output dict (histograms,
-    cutflow, chunks, provenance, notices)."""
-    if name == "rs" and "rs" not in PROCESSORS:
-        _register_rs()
-    if name not in PROCESSORS:
-        raise ConfigError(f"unknown processor {name!r}: choose from {', '.join(PROCESSORS)}")
+def run(proc: processor.ProcessorABC, fileset: dict, opts: RunOptions) -> dict:
+    """Run ``proc`` over the datasets of ``fileset`` it accepts: the one execution path of every
+    processor. Returns the output dict: ``histograms`` and the processor's other accumulators,
+    ``cutflow`` (datasets sorted), ``chunks`` (processed and skipped, sorted), ``provenance``,
+    ``notices`` (sorted) and ``datasets`` (their metadata)."""
     if opts.chunksize <= 0 or opts.workers <= 0:
         raise ConfigError("--chunksize and --workers must be positive")
-    cls = PROCESSORS[name]
-    kwargs = dict(opts.extra)
-    if corrections is not None:
-        kwargs["corrections"] = corrections
-    if sr_edges is not None:
-        kwargs["sr_edges"] = sr_edges
-    proc = cls(lumi_fb=normalization_lumi(fileset, cls.stream), scorer=scorer, systematics=opts.systematics, **kwargs)
+    if opts.max_chunks is not None and opts.max_chunks <= 0:
+        raise ConfigError(f"--max-chunks must be positive, got {opts.max_chunks}")
+    name = getattr(proc, "name", type(proc).__name__)
     selected = {k: v for k, v in fileset.items() if proc.accepts(v["metadata"])}
     if not selected:
         raise ConfigError(f"no dataset of the fileset is read by the {name} processor")
     good, skipped = preflight(selected, opts.skip_bad_files)
-    result = execute(proc, good, opts)
-    chunks = sorted(result.get("chunks", []), key=lambda c: (c["dataset"], c["file"], c["entrystart"]))
-    skipped_chunks = sorted(result.get("skipped_chunks", []), key=lambda c: (c["dataset"], c["file"], c["entrystart"]))
-    return {
-        "histograms": result.get("histograms", {}),
-        "cutflow": {k: result.get("cutflow", {})[k] for k in sorted(result.get("cutflow", {}))},
+    result = dict(execute(proc, good, opts))
+
+    def order(c):
+        return (c["dataset"], c["file"], c["entrystart"])
+
+    chunks = sorted(result.pop("chunks", []), key=order)
+    skipped_chunks = sorted(result.pop("skipped_chunks", []), key=order)
+    cutflow = result.pop("cutflow", {})
+    out = {"histograms": result.pop("histograms", {})}
+    out.update(result)
+    out |= {
+        "cutflow": {k: cutflow[k] for k in sorted(cutflow)},
         "chunks": {"processed": chunks, "skipped": skipped + skipped_chunks},
-        "provenance": provenance(name, opts, scorer) | _corrections_provenance(corrections)
-        | {"sr_edges": {f"{k:g}": list(v) for k, v in getattr(proc, "sr_edges", {}).items()}},
+        "provenance": provenance(proc, opts),
         "notices": sorted(result.get("notices", set())),
         "datasets": {k: v["metadata"] for k, v in selected.items()},
     }
+    return out
+
+
+def make_processor(cls, fileset: dict, config=None, systematics: bool = True, **kwargs):
+    """An instance of processor class ``cls`` for ``fileset``: its analysis' configuration
+    (default: the defaults), simulation normalized to the luminosity of the data stream it
+    reads where the fileset records one (:func:`normalization_lumi`), and ``kwargs``."""
+    config = cls.config_class() if config is None else config
+    lumi = normalization_lumi(fileset, cls.stream, config.lumi_fb)
+    return cls(config=config, lumi_fb=lumi, systematics=systematics, **kwargs)

@@ -1,15 +1,15 @@
-"""Signal region and single-lepton validation region (SPEC.md sec. 2, 4)."""
+"""Signal region and single-lepton validation region (docs/physics.md sec. 2, 4)."""
 
 from __future__ import annotations
 
-from .base import RegionProcessor
+from .region import RegionProcessor
 
 
 class SignalProcessor(RegionProcessor):
     """Noise filters, MET trigger, HEM veto and the baseline; candidate tracks and, with a
     scorer, the max logit per Delta m, the category and the 12 signal regions."""
 
-    region = "signal"
+    name = "signal"
     stream = "met"
     n_leptons = 0
 
@@ -17,6 +17,6 @@ class SignalProcessor(RegionProcessor):
 class SingleLeptonProcessor(RegionProcessor):
     """The baseline with exactly one isolated electron or muon instead of none."""
 
-    region = "single_lepton"
+    name = "single_lepton"
     stream = "met"
     n_leptons = 1

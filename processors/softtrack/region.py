@@ -1,0 +1,311 @@
+"""The soft-track region processors on the framework's hooks (docs/physics.md sec. 2, 4, 5).
+
+objects: jets, leptons, tracks, p_T^miss (and a region's preselection, e.g. the Drell-Yan
+cleaning); variations: the jet energy scale up/down; observables: the event quantities of
+:func:`analysis.selection.event_observables`; selection: noise filters, trigger, the region's
+steps and the baseline; weights: normalization, pileup, p_T^miss and pT(Z) corrections;
+categories: candidate tracks and, with a scorer, the max logit per Delta m and the signal
+region; fill: the declared histograms (:mod:`processors.softtrack.histograms`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import awkward as ak
+import numpy as np
+
+from analysis import objects as obj
+from analysis.config import CLASSIFIER_DMS, SoftTrackConfig
+from analysis.contract import HLT_JETHT, HLT_MET, HLT_SINGLEMUON, TRACK_ORIGINS
+from analysis.selection import baseline_steps, event_observables, noise_filters
+from processors import collections as col
+from processors.base import AnalysisProcessor, Chunk, selection_from_steps
+from processors.histograms import fill_observables
+from processors.weights import EventWeights
+
+from .histograms import REGION_HISTOGRAMS, SCORE_HISTOGRAMS
+from .scoring import signal_region
+
+ORIGIN_NAMES = {v: k for k, v in TRACK_ORIGINS.items()}
+JES_VARIATIONS = ("nominal", "jesUp", "jesDown")
+TRIGGERS = {"met": HLT_MET, "singlemuon": HLT_SINGLEMUON, "jetht": HLT_JETHT}
+#: observables of the event histograms
+EVENT_OBSERVABLES = ("met", "mht", "ht", "n_jets", "leading_jet_pt", "min_dphi")
+
+
+@dataclass
+class Collections:
+    """The objects of a chunk, after the region's preselection."""
+
+    jets: ak.Array
+    muons: ak.Array
+    electrons: ak.Array
+    photons: ak.Array
+    taus: ak.Array
+    tracks: ak.Array
+    met_pt: np.ndarray
+    met_phi: np.ndarray
+    track_source: str
+    #: the pre-baseline steps (noise filters, trigger, the region's own): (name, mask)
+    steps: tuple = ()
+
+    def take(self, mask: np.ndarray) -> Collections:
+        return Collections(self.jets[mask], self.muons[mask], self.electrons[mask], self.photons[mask],
+                           self.taus[mask], self.tracks[mask], self.met_pt[mask], self.met_phi[mask],
+                           self.track_source, tuple((n, m[mask]) for n, m in self.steps))
+
+
+def vary_jets(c: Collections, variation: str, jes_uncertainty: float, pt_min: float) -> Collections:
+    """Jet energy scale up/down (docs/physics.md sec. 6): jets scaled by 1 +- jes_uncertainty and
+    p_T^miss corrected for the change of all jets above ``pt_min``."""
+    if variation == "nominal":
+        return c
+    scale = 1.0 + (jes_uncertainty if variation == "jesUp" else -jes_uncertainty)
+    jets = ak.with_field(c.jets, c.jets.pt * scale, "pt")
+    moved = c.jets.pt > pt_min
+    dpx, dpy = obj.vector_sum((c.jets.pt * (scale - 1.0))[moved], c.jets.phi[moved])
+    mx = c.met_pt * np.cos(c.met_phi) - ak.to_numpy(dpx)
+    my = c.met_pt * np.sin(c.met_phi) - ak.to_numpy(dpy)
+    return replace(c, jets=jets, met_pt=np.hypot(mx, my), met_phi=np.arctan2(my, mx))
+
+
+def track_origins(tracks, is_data: bool, n: int) -> np.ndarray:
+    """Generator origin name of each (flattened) track: "data" in data, "unknown" without truth."""
+    if is_data:
+        return np.full(n, "data", dtype=object)
+    if "genOrigin" in tracks.fields:
+        names = np.array([ORIGIN_NAMES[i] for i in range(len(ORIGIN_NAMES))], dtype=object)
+        return names[ak.to_numpy(ak.flatten(tracks.genOrigin)).astype(np.int64)]
+    return np.full(n, "unknown", dtype=object)
+
+
+def _flat(x) -> np.ndarray:
+    return ak.to_numpy(ak.flatten(x)).astype(np.float64)
+
+
+class RegionProcessor(AnalysisProcessor):
+    """Base of the soft-track region processors.
+
+    Parameters
+    ----------
+    config : :class:`analysis.config.SoftTrackConfig` (cuts, eras, luminosities, SR edges).
+    lumi_fb : era -> integrated luminosity normalizing simulation (default: the config's;
+        the runner passes the pseudo-data stream's).
+    scorer : optional object with ``max_logits(...) -> ((n_events, 3), best_origin)`` giving the
+        per-event maximum logit for each Delta m (refiner + classifier via ONNX).
+    systematics : fill the jet-energy-scale and weight variations.
+    sr_edges : Delta m -> the 4 lower max-logit edges of its signal regions (default: the
+        config's; the main job derives them with analysis.stats).
+    corrections : optional corrections.apply.SoftTrackCorrections; simulation is then
+        weighted by what the file provides (pileup; pT(Z) for Drell-Yan in the dy region;
+        the p_T^miss line in the signal-like regions; the track-class scale factor of the
+        event's highest-scoring track). The sideband scale factors and the residual shape are
+        not event weights: they scale the background of the signal regions and are applied to
+        the ``sr`` histogram of the corrected output (corrections.signal_regions). The
+        ``nocorr`` variation keeps the uncorrected weight, ``puUp/puDown`` vary pileup.
+    """
+
+    name = "base"
+    config_class = SoftTrackConfig
+    stream = "met"
+    n_leptons = 0
+    #: event-level corrections of this region (besides pileup and the track-class SFs)
+    event_corrections: tuple[str, ...] = ("met_weight",)
+
+    def __init__(self, config: SoftTrackConfig | None = None, lumi_fb=None, scorer=None, systematics: bool = True,
+                 corrections=None, sr_edges: dict | None = None):
+        super().__init__(config, lumi_fb, systematics)
+        self.sr_edges = {float(k): tuple(v) for k, v in (sr_edges or self.config.sr_edges).items()}
+        self.scorer = scorer
+        self.corrections = corrections
+        self.histograms = REGION_HISTOGRAMS + (SCORE_HISTOGRAMS if scorer is not None else ())
+
+    def _has(self, name: str, era: str | None = None) -> bool:
+        """The corrections provide ``name`` (for ``era``, when given)."""
+        if self.corrections is None or name not in self.corrections.names:
+            return False
+        return era is None or era in self.corrections.eras(name)
+
+    # -- objects ------------------------------------------------------------------------------
+    def objects(self, chunk: Chunk) -> Collections:
+        events, n = chunk.events, chunk.size
+        tracks, source = col.tracks(events)
+        if source != "Track":
+            chunk.notices.add(f"{chunk.dataset}: no Track extension, using {source} (straight-line observables only)")
+        mu, el, ph, ta = col.leptons(events)
+        met_pt, met_phi = col.met(events)
+        c = Collections(col.jets(events), mu, el, ph, ta, tracks, met_pt, met_phi, source)
+        steps = [("all", np.ones(n, bool))]
+        flags = events.Flag if "Flag" in events.fields else None
+        steps.append(("noise_filters", noise_filters(flags, chunk.era) if flags is not None else np.ones(n, bool)))
+        trigger = TRIGGERS[self.stream]
+        if "HLT" in events.fields and trigger in events.HLT.fields:
+            steps.append(("trigger", ak.to_numpy(events.HLT[trigger])))
+        else:
+            chunk.notices.add(f"{chunk.dataset}: trigger HLT_{trigger} not in file, not required")
+        pre_steps, c = self.preselect(chunk, c)
+        return replace(c, steps=tuple(steps + pre_steps))
+
+    def preselect(self, chunk: Chunk, c: Collections) -> tuple[list, Collections]:
+        """Region-specific steps before the baseline; may return transformed collections."""
+        return [], c
+
+    # -- variations and observables -----------------------------------------------------------
+    def variations(self, chunk: Chunk):
+        return JES_VARIATIONS
+
+    def vary(self, objects: Collections, variation: str, chunk: Chunk) -> Collections:
+        return vary_jets(objects, variation, self.config.jes_uncertainty, self.config.objects.jet_pt_rs)
+
+    def observables(self, chunk: Chunk, c: Collections):
+        cfg = self.config
+        o = event_observables(c.jets, c.muons, c.electrons, c.photons, c.taus, c.met_pt, c.met_phi, chunk.era,
+                              cfg.objects, cfg.baseline, cfg.hem)
+        events = chunk.events
+        has_npv = "PV" in events.fields and "npvs" in events.PV.fields
+        values = {name: getattr(o, name) for name in EVENT_OBSERVABLES}
+        values["n_pv"] = ak.to_numpy(events.PV.npvs) if has_npv else np.zeros(chunk.size, int)
+        values["_event"] = o
+        return values
+
+    # -- selection ----------------------------------------------------------------------------
+    def selection(self, chunk: Chunk, c: Collections, observables):
+        return selection_from_steps(list(c.steps) + baseline_steps(observables["_event"], self.n_leptons,
+                                                                   self.config.baseline))
+
+    # -- weights ------------------------------------------------------------------------------
+    def weights(self, chunk: Chunk, c: Collections) -> EventWeights:
+        """Normalization, then (simulation with corrections) pileup with its up/down
+        variations and the region's event corrections, in this order."""
+        w = EventWeights(chunk.size)
+        w.add("normalization", self.normalization(chunk))
+        meta, era, events = chunk.metadata, chunk.era, chunk.events
+        if chunk.is_data or self.corrections is None:
+            return w
+
+        def full(v):
+            v = np.asarray(v)
+            return v.astype(np.float64) if v.shape else np.full(chunk.size, float(v))
+
+        if self._has("pileup_weight", era) and "Pileup" in events.fields:
+            ntrue = ak.to_numpy(events.Pileup.nTrueInt).astype(np.float64)
+            w.add("pileup", *(full(self.corrections.pileup_weight(era, ntrue, s)) for s in ("nominal", "up", "down")))
+        if "met_weight" in self.event_corrections and self._has("met_weight", era):
+            w.add("met_weight", full(self.corrections.met_weight(era, c.met_pt)))
+        if ("ptz_weight" in self.event_corrections and self._has("ptz_weight", era)
+                and meta["process"] == "dy_mumu"):
+            w.add("ptz_weight", full(self.corrections.ptz_weight(era, col.gen_boson_pt(events))))
+        return w
+
+    def track_weight(self, era: str, best_origin: np.ndarray) -> np.ndarray:
+        """Track-class scale factor of the event's highest-scoring track (1 where unknown)."""
+        w = np.ones(len(best_origin))
+        if not self._has("track_class_sf", era):
+            return w
+        for origin, cls in ((TRACK_ORIGINS["primary"], "pv"), (TRACK_ORIGINS["spurious"], "spurious")):
+            w[best_origin == origin] = self.corrections.track_class_sf(era, cls)
+        return w
+
+    # -- categories ---------------------------------------------------------------------------
+    def categories(self, chunk: Chunk, c: Collections, observables, selected, variation):
+        """Candidate tracks of the selected events and, with a scorer, their max logit per
+        Delta m, the category, the signal region and the track-class weight."""
+        sel_c = c.take(selected)
+        cand = obj.candidate_tracks_mask(sel_c.tracks, sel_c.jets, self.config.objects)
+        ncand = ak.to_numpy(ak.sum(cand, axis=1))
+        out = {"tracks": sel_c.tracks[cand], "n_candidates": ncand, "scores": None, "track_sf": 1.0}
+        if self.scorer is not None and c.track_source == "Track":
+            ev = chunk.events[selected]
+            scores, best_origin = self.scorer.max_logits(sel_c.tracks, cand, ev.PV, ev.OtherPV, ev.SV, sel_c.jets,
+                                                         sel_c.met_pt, sel_c.met_phi, chunk.era, chunk.is_data)
+            out["scores"] = scores
+            out["category"], out["sr"] = signal_region(scores, self.sr_edges)
+            if not chunk.is_data:
+                out["track_sf"] = self.track_weight(chunk.era, best_origin)
+        elif self.scorer is not None:
+            chunk.notices.add(f"{chunk.dataset}: no helix covariance ({c.track_source}), track scores not evaluated")
+        return out
+
+    # -- fill ---------------------------------------------------------------------------------
+    def fill(self, hists, chunk: Chunk, c: Collections, observables, selected, weights: EventWeights, cats,
+             variation):
+        dataset = chunk.dataset
+        weight = weights.weight()
+        simulation_systematics = self.systematics and not chunk.is_data
+        if variation == "nominal":
+            self.fill_inputs(hists, chunk, c, weights)
+        sf = cats["track_sf"]
+        fills = [(variation, weight[selected] * sf)]
+        if variation == "nominal" and simulation_systematics:
+            # pileup up/down (the nominal weight where no pileup weight applies) and the
+            # uncorrected weight, which takes no track-class scale factor either
+            for label, modifier in (("puUp", "pileupUp"), ("puDown", "pileupDown")):
+                varied = weights.weight(modifier) if modifier in weights.variations else weight
+                fills.append((label, varied[selected] * sf))
+            fills.append(("nocorr", weights.product(include=("normalization",))[selected]))
+        n_cand = np.zeros(chunk.size, np.int64)
+        n_cand[selected] = cats["n_candidates"]
+        values = dict(observables, n_candidates=n_cand)
+        scores = cats["scores"]
+        for syst, ws in fills:
+            fill_observables(hists, self.histograms, values, selected, ws, dataset=dataset, systematic=syst)
+            if scores is not None:
+                self.fill_scores(hists, dataset, syst, cats, ws)
+        if variation == "nominal":
+            self.fill_tracks(hists, dataset, cats["tracks"], weight[selected], chunk.is_data)
+            self.fill_extra(chunk, c, observables["_event"], dict(c.steps), weight, hists)
+
+    def fill_inputs(self, hists, chunk: Chunk, c: Collections, weights: EventWeights) -> None:
+        """Pileup profile (raw weight), candidate-track log10|dz| and event count after the
+        preselection (before the baseline): the inputs of the corrections (cleaned DY)."""
+        dataset, is_data = chunk.dataset, chunk.is_data
+        events = chunk.events
+        if not is_data and "Pileup" in events.fields:
+            hists["n_true_int"].fill(dataset=dataset, n_true_int=ak.to_numpy(events.Pileup.nTrueInt),
+                                     weight=weights.product(include=("normalization",)))
+        weight = weights.weight()
+        pre = np.logical_and.reduce([m for _, m in c.steps])
+        cp = c.take(pre)
+        cand = obj.candidate_tracks_mask(cp.tracks, cp.jets, self.config.objects)
+        tr = cp.tracks[cand]
+        w = ak.to_numpy(ak.flatten(ak.broadcast_arrays(weight[pre], tr.pt)[0]))
+        with np.errstate(divide="ignore"):
+            v = np.log10(np.abs(ak.to_numpy(ak.flatten(tr.dz)).astype(np.float64)))
+        origin = track_origins(tr, is_data, w.size)
+        ok = np.isfinite(v)
+        hists["track_log10_dz_presel"].fill(dataset=dataset, origin=origin[ok], track_log10_dz=v[ok], weight=w[ok])
+        hists["n_events_presel"].fill(dataset=dataset, systematic="nominal", met=cp.met_pt, weight=weight[pre])
+
+    def fill_scores(self, hists, dataset: str, syst: str, cats, ws: np.ndarray) -> None:
+        scores, category, sr = cats["scores"], cats["category"], cats["sr"]
+        has = cats["n_candidates"] > 0
+        for j, dm in enumerate(CLASSIFIER_DMS):
+            hists["max_logit"].fill(dataset=dataset, systematic=syst, dm=f"{dm:g}", max_logit=scores[has, j],
+                                    weight=ws[has])
+        if syst == "nominal":
+            cat_value = scores[np.arange(len(category)), category]
+            labels = np.array([f"{dm:g}" for dm in CLASSIFIER_DMS], dtype=object)[category]
+            hists["max_logit_category"].fill(dataset=dataset, dm=labels[has], max_logit=cat_value[has],
+                                             weight=ws[has])
+        in_sr = sr >= 0
+        hists["sr"].fill(dataset=dataset, systematic=syst, sr=sr[in_sr], weight=ws[in_sr])
+
+    def fill_tracks(self, hists, dataset, tracks, event_weight, is_data):
+        w = ak.to_numpy(ak.flatten(ak.broadcast_arrays(event_weight, tracks.pt)[0]))
+        origin = track_origins(tracks, is_data, w.size)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = {
+                "track_pt": _flat(tracks.pt),
+                "track_log10_dz": np.log10(np.abs(_flat(tracks.dz))),
+                "track_log10_dxy": np.log10(np.abs(_flat(tracks.dxy))),
+                "track_log10_dxyerr": np.log10(_flat(tracks.dxyErr)),
+                "track_log10_dzerr": np.log10(_flat(tracks.dzErr)),
+                "track_log10_iso": np.log10(_flat(tracks.pfIso03)),
+            }
+        for name, v in values.items():
+            finite = np.isfinite(v)
+            hists[name].fill(dataset=dataset, origin=origin[finite], **{name: v[finite]}, weight=w[finite])
+
+    def fill_extra(self, chunk: Chunk, c: Collections, o, steps: dict, weight, hists) -> None:
+        """Region-specific histograms (nominal only); ``steps`` are the pre-baseline masks."""
