@@ -22,6 +22,7 @@ COMMANDS: tuple[str, ...] = (
     "rs_templates",
     "rs_predict",
     "rs_closure",
+    "compare",
 )
 
 
