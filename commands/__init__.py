@@ -17,6 +17,7 @@ COMMANDS: tuple[str, ...] = (
     "commands.plots",
     "commands.limits",
     "commands.abcd",
+    "commands.compare",
 )
 
 
