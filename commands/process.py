@@ -25,7 +25,8 @@ HELP = "run a region processor (signal, dy, single_lepton) over a fileset"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from analysis.config import RS_N_BOOTSTRAP, RS_N_SMEAR, RS_PREDICTION_SEED
+    from analysis.config import RS_PREDICTION_SEED
+    from analysis.rs.defaults import RS_N_BOOTSTRAP, RS_N_SMEAR
     from commands.rs_templates import add_executor_arguments
     from processors.runner import PROCESSOR_NAMES
 
