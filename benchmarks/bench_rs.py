@@ -1,4 +1,4 @@
-"""Throughput of the Rebalance and Smear kernels (analysis/rebalance_smear.py), single thread.
+"""Throughput of the Rebalance and Smear kernels (analysis/rs/), single thread.
 
 Prints a table: rebalanced seed events per second (numba, all events of a chunk), the same
 posterior maximized per event with scipy.optimize.minimize (L-BFGS-B) on a subsample, their
@@ -24,7 +24,8 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import analysis.rebalance_smear as rs  # noqa: E402
+import analysis.rs as rs  # noqa: E402
+from analysis.config import OBJECT_CUTS  # noqa: E402
 
 
 def _load_toy():
@@ -51,20 +52,22 @@ def main(argv: list[str] | None = None) -> None:
 
     # warm-up (compilation or cache load) on a few events
     w = slice(0, off[10])
-    rs.rebalance(*(a[w] for a in jets), off[:11], seeds["n_bjets"][:10], templates, priors)
-    r0 = rs.rebalance(*(a[w] for a in jets), off[:11], seeds["n_bjets"][:10], templates, priors)
+    rs.rebalance(*(a[w] for a in jets), off[:11], seeds["n_bjets"][:10], templates, priors,
+                 pt_min=OBJECT_CUTS.jet_pt_rs)
+    r0 = rs.rebalance(*(a[w] for a in jets), off[:11], seeds["n_bjets"][:10], templates, priors,
+                      pt_min=OBJECT_CUTS.jet_pt_rs)
     rs.smear(r0.pt, seeds["eta"][w], seeds["phi"][w], off[:11], templates, seed=1, file_id="b",
              entry=np.arange(10), n_smear=2)
 
     t0 = time.perf_counter()
-    res = rs.rebalance(*jets, off, seeds["n_bjets"], templates, priors)
+    res = rs.rebalance(*jets, off, seeds["n_bjets"], templates, priors, pt_min=OBJECT_CUTS.jet_pt_rs)
     t_reb = time.perf_counter() - t0
 
     n_sc = min(args.scipy_events, args.events)
     sl = slice(0, off[n_sc])
     t0 = time.perf_counter()
     ref = rs.rebalance_scipy(*(a[sl] for a in jets), off[: n_sc + 1], seeds["n_bjets"][:n_sc],
-                             templates, priors)
+                             templates, priors, pt_min=OBJECT_CUTS.jet_pt_rs)
     t_sc = time.perf_counter() - t0
 
     t0 = time.perf_counter()

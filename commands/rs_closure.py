@@ -38,10 +38,9 @@ from analysis.config import (
     RS_CLOSURE_ERA,
     RS_CLOSURE_EVENTS,
     RS_CLOSURE_TOLERANCE,
-    RS_N_BOOTSTRAP,
-    RS_N_SMEAR,
-    RS_N_TEMPLATE_REPLICAS,
+    RS_FIG2_CORE_WINDOW,
 )
+from analysis.rs.defaults import RS_N_BOOTSTRAP, RS_N_SMEAR, RS_N_TEMPLATE_REPLICAS
 
 NAME = "rs-closure"
 HELP = "R&S closure on simulated QCD: templates, prediction, comparison, plots (closure.json)"
@@ -76,7 +75,7 @@ def _ratio(a: float, sa: float, b: float, sb: float) -> tuple[float | None, floa
 
 def summarize(output: dict, dataset: str) -> dict:
     """closure.json content from the prediction output (seed-004 baseline region)."""
-    from analysis.rs_observables import closure_bins, response_summary
+    from analysis.rs import closure_bins, response_summary
     from processors.rs import PREDICTION_SUFFIX
 
     h = output["histograms"]
@@ -113,7 +112,7 @@ def summarize(output: dict, dataset: str) -> dict:
     for jet in ("leading", "subleading"):
         for kind in ("reco", "rebalanced"):
             hr = resp[{"dataset": pred_ds, "jet": jet, "kind": kind}]
-            response[f"{jet}_{kind}"] = response_summary(hr.values(), hr.axes[0].edges)
+            response[f"{jet}_{kind}"] = response_summary(hr.values(), hr.axes[0].edges, RS_FIG2_CORE_WINDOW)
     counters = h["rs_counters"]
     cnt = {}
     for syst in counters.axes["systematic"]:

@@ -64,7 +64,7 @@ def build(fileset: dict, out: Path, opts, replicas: int = 0) -> dict:
     """Run the templates processor, write the correctionlib file (and, with ``replicas`` > 0,
     that many Poisson-bootstrap replicas of it, :func:`replica_path`, for the templates'
     statistical uncertainty); returns a summary dict."""
-    from analysis import rebalance_smear as rs
+    from analysis import rs
     from processors.rs import RSTemplatesProcessor, build_templates, run_rs
     from processors.runner import normalization_lumi
 

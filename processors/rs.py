@@ -15,8 +15,8 @@
   also fills the same histograms directly from the seed events (the closure reference) and
   the Fig. 2 response of reco and rebalanced jets to their gen jets.
 
-Processors are thin: the physics is in ``analysis.rebalance_smear`` and
-``analysis.rs_observables``. :func:`run_rs` runs either over a fileset with the executors of
+Processors are thin: the physics is in ``analysis.rs`` (the method) and
+``analysis.softtrack.rs_selection``. :func:`run_rs` runs either over a fileset with the executors of
 ``processors.runner``.
 """
 
@@ -28,33 +28,37 @@ import awkward as ak
 import hist
 import numpy as np
 
-from analysis import rebalance_smear as rs
-from analysis import rs_observables as rso
+from analysis import rs
+from analysis.columnar import offsets_from_counts
 from analysis.config import (
+    OBJECT_CUTS,
     RS_CLOSURE_BINS,
     RS_FIG2_MHT,
     RS_FIG2_RESPONSE_EDGES,
+    RS_PREDICTION_SEED,
+    RS_SEED_PROCESSES,
+)
+from analysis.errors import ConfigError, InputFileError
+from analysis.rs import rs_jet_mask
+from analysis.rs.defaults import (
     RS_MAX_REBALANCED_MHT,
     RS_N_BJET_CATEGORIES,
     RS_N_BOOTSTRAP,
     RS_N_SMEAR,
     RS_N_TEMPLATE_REPLICAS,
-    RS_PREDICTION_SEED,
     RS_PRIOR_DPHI_EDGES,
     RS_PRIOR_DPHI_MHT_EDGES,
     RS_PRIOR_HT_EDGES,
     RS_PRIOR_MHT_EDGES,
     RS_RESPONSE_EDGES,
-    RS_SEED_PROCESSES,
     RS_SYST_CORE_WIDTH_SCALE,
     RS_SYST_TAIL_FRACTION_SCALE,
     RS_TEMPLATE_ABSETA_EDGES,
     RS_TEMPLATE_BOOTSTRAP_SEED,
     RS_TEMPLATE_PT_EDGES,
 )
-from analysis.errors import ConfigError, InputFileError
-from analysis.rs_observables import rs_jet_mask
 from analysis.selection import baseline_steps, event_observables, noise_filters
+from analysis.softtrack.rs_selection import seed004_steps
 
 from . import collections as col
 from .base import TRIGGERS, RegionProcessor
@@ -72,6 +76,8 @@ RS_REGIONS = ("baseline", "seed004")
 EVENT_OBSERVABLES = ("met", "mht", "ht", "n_jets", "leading_jet_pt", "min_dphi")
 #: dataset suffix of the prediction (the direct simulation keeps the dataset name)
 PREDICTION_SUFFIX = "_rs"
+#: the analysis' b tag of the prior's b-jet category (analysis.rs.bjet_count)
+_BTAG = {"pt_min": OBJECT_CUTS.jet_pt, "eta_max": OBJECT_CUTS.jet_eta, "btag_min": OBJECT_CUTS.btag_loose}
 
 
 def _flat(x) -> np.ndarray:
@@ -121,8 +127,8 @@ class RSTemplatesProcessor(RegionProcessor):
     Reads ``Jet`` (all reco jets, with ``genJetIdx``) and ``GenJet``. Weights: the normalized
     event weight of the region processors (only shapes are used). Gen jets below the first
     template pT edge are not used. Isolated gen jets without any reco jet enter the response
-    below the reco threshold (:func:`analysis.rebalance_smear.lost_jet_responses`); the prior
-    uses the true jets along the measured directions (:func:`analysis.rebalance_smear.prior_jets`)
+    below the reco threshold (:func:`analysis.rs.lost_jet_responses`); the prior
+    uses the true jets along the measured directions (:func:`analysis.rs.prior_jets`)
     binned in the reco H_T. Every accumulator has a ``replica`` axis: 0 nominal, 1..n Poisson
     bootstrap replicas of the template events (counter-based, chunking-independent)."""
 
@@ -141,8 +147,8 @@ class RSTemplatesProcessor(RegionProcessor):
         weight = self.event_weight(events, meta)
         jets = col.jets(events)
         gen = events.GenJet
-        roff = rso.offsets_from_counts(ak.to_numpy(ak.num(jets)))
-        goff = rso.offsets_from_counts(ak.to_numpy(ak.num(gen)))
+        roff = offsets_from_counts(ak.to_numpy(ak.num(jets)))
+        goff = offsets_from_counts(ak.to_numpy(ak.num(gen)))
         pairs = rs.select_template_jets(_flat(jets.pt), _flat(jets.eta), _flat(jets.phi), roff,
                                         _flat(gen.pt), _flat(gen.eta), _flat(gen.phi), goff)
         h = new_template_histograms()
@@ -166,9 +172,10 @@ class RSTemplatesProcessor(RegionProcessor):
                                  "the reco-gen jet association")
         gidx = _flat(events.Jet.genJetIdx)
         ppt, peta, pphi, poff, pht = rs.prior_jets(_flat(jets.pt), _flat(jets.eta), _flat(jets.phi), roff, gidx,
-                                                   _flat(gen.pt), _flat(gen.eta), _flat(gen.phi), goff)
-        mht, dphi = rso.prior_event_values(ppt, peta, pphi, poff)
-        nb = np.minimum(rso.bjet_count(_flat(jets.pt), _flat(jets.eta), _flat(jets.btagDeepB), roff),
+                                                   _flat(gen.pt), _flat(gen.eta), _flat(gen.phi), goff,
+                                                   pt_min=OBJECT_CUTS.jet_pt_rs)
+        mht, dphi = rs.prior_event_values(ppt, peta, pphi, poff, pt_min=OBJECT_CUTS.jet_pt_rs)
+        nb = np.minimum(rs.bjet_count(_flat(jets.pt), _flat(jets.eta), _flat(jets.btagDeepB), roff, **_BTAG),
                         RS_N_BJET_CATEGORIES - 1)
         ok = np.isfinite(dphi) & np.isfinite(weight)
         # np.histogram2d closes the last bin on the right; hist does not: move x == edge inside
@@ -203,8 +210,8 @@ def build_templates(acc: dict[str, hist.Hist], replica: int = 0) -> tuple[rs.Jet
     if not 0 <= replica < n_rep:
         raise ConfigError(f"template replica {replica} not in the accumulator (0..{n_rep - 1})")
     sel = {"replica": replica}
-    templates = rso.templates_from_histogram(acc["response"][sel].values())
-    priors = rso.priors_from_histograms(
+    templates = rs.templates_from_histogram(acc["response"][sel].values())
+    priors = rs.priors_from_histograms(
         acc["prior_sumw"][sel].values(flow=True), acc["prior_sumwx"][sel].values(flow=True),
         acc["prior_count"][sel].values(flow=True), acc["prior_dphi"][sel].values(),
     )
@@ -241,7 +248,7 @@ class _SeedJets:
     def __init__(self, jets):
         sel = jets[_rs_mask(jets)]
         self.counts = ak.to_numpy(ak.num(sel))
-        self.offsets = rso.offsets_from_counts(self.counts)
+        self.offsets = offsets_from_counts(self.counts)
         self.pt, self.eta, self.phi = _flat(sel.pt), _flat(sel.eta), _flat(sel.phi)
         self.mass = _flat(sel.mass) if "mass" in sel.fields else np.zeros_like(self.pt)
         self.btag = _flat(sel.btagDeepB)
@@ -250,7 +257,7 @@ class _SeedJets:
 
 
 def _rs_mask(jets):
-    return rs_jet_mask(jets.pt, jets.eta)
+    return rs_jet_mask(jets.pt, jets.eta, OBJECT_CUTS.jet_pt_rs)
 
 
 def _jets_record(pt, eta, phi, mass, jet_id, btag, offsets) -> ak.Array:
@@ -271,7 +278,7 @@ class RSPredictionProcessor(RegionProcessor):
         response variations coreUp and tailUp, each rebalanced and smeared with the varied
         templates, seed 004 sec. 4 item 2).
     rs_templates : str
-        correctionlib file of :func:`analysis.rebalance_smear.write_correctionset` (read
+        correctionlib file of :func:`analysis.rs.write_correctionset` (read
         lazily on each worker; only the path is pickled).
     rs_seed, rs_n_smear, rs_n_bootstrap :
         Global seed of the smearing/bootstrap streams, smearing iterations (weight 1/n), and
@@ -363,7 +370,7 @@ class RSPredictionProcessor(RegionProcessor):
             self._fill(hists, cutflow, dataset, "nominal", o, weight, steps, None)
 
         seeds = _SeedJets(jets)
-        nb = rso.bjet_count(seeds.pt, seeds.eta, seeds.btag, seeds.offsets)
+        nb = rs.bjet_count(seeds.pt, seeds.eta, seeds.btag, seeds.offsets, **_BTAG)
         entry = int(meta.get("entrystart", 0)) + np.arange(n, dtype=np.int64)
         file_id = _file_id(meta)
         boot = rs.bootstrap_weights(self.rs_seed, file_id, entry, self.rs_n_bootstrap)
@@ -371,7 +378,7 @@ class RSPredictionProcessor(RegionProcessor):
         for syst in variations:
             templates, priors = self.inputs()[syst]
             reb = rs.rebalance(seeds.pt, seeds.eta, seeds.phi, seeds.offsets, nb, templates, priors,
-                               max_rebalanced_mht=self.rs_max_rebalanced_mht)
+                               max_rebalanced_mht=self.rs_max_rebalanced_mht, pt_min=OBJECT_CUTS.jet_pt_rs)
             keep = reb.keep & seed_ok
             for key, value in reb.summary.items():
                 hists["rs_counters"].fill(dataset=pred, systematic=syst, counter=key, weight=value)
@@ -388,28 +395,29 @@ class RSPredictionProcessor(RegionProcessor):
         mu, el, ph, ta = leptons
         n_smeared, w_smeared = 0, 0.0
         parts = []
-        for batch, w_tot, n_tot in rso.smear_skimmed(
+        for batch, w_tot, n_tot in rs.smear_skimmed(
             reb.pt, seeds.eta, seeds.phi, seeds.offsets, keep, templates, seed=self.rs_seed,
             file_id=file_id, entry=entry, n_smear=self.rs_n_smear, event_weight=weight,
+            mht_pt_min=OBJECT_CUTS.jet_pt, mht_eta_max=OBJECT_CUTS.jet_eta_wide,
         ):
             n_smeared += n_tot
             w_smeared += w_tot
             parts.append(batch)
         hists["rs_counters"].fill(dataset=pred, systematic=syst, counter="smeared_events", weight=n_smeared)
         if parts:
-            b = rso.SmearedBatch(*(np.concatenate([getattr(p, f) for p in parts]) if f != "offsets" else
-                                   rso.offsets_from_counts(np.concatenate([np.diff(p.offsets) for p in parts]))
-                                   for f in ("pt", "eta", "phi", "source", "offsets", "event_index", "weight")))
+            b = rs.SmearedBatch(*(np.concatenate([getattr(p, f) for p in parts]) if f != "offsets" else
+                                  offsets_from_counts(np.concatenate([np.diff(p.offsets) for p in parts]))
+                                  for f in ("pt", "eta", "phi", "source", "offsets", "event_index", "weight")))
         else:
-            b = rso.SmearedBatch(*(np.zeros(0) for _ in range(3)), np.zeros(0, np.int64), np.zeros(1, np.int64),
-                                 np.zeros(0, np.int64), np.zeros(0))
+            b = rs.SmearedBatch(*(np.zeros(0) for _ in range(3)), np.zeros(0, np.int64), np.zeros(1, np.int64),
+                                np.zeros(0, np.int64), np.zeros(0))
         hists["rs_counters"].fill(dataset=pred, systematic=syst, counter="smeared_skimmed", weight=b.weight.size)
         src = b.source.astype(np.int64)
         sm_jets = _jets_record(b.pt, b.eta, b.phi, seeds.mass[src] * np.divide(
             b.pt, seeds.pt[src], out=np.ones_like(b.pt), where=seeds.pt[src] > 0),
             seeds.jet_id[src], seeds.btag[src], b.offsets)
         ev = b.event_index.astype(np.int64)
-        mpt, mphi = rso.met_after_smearing(met_pt[ev], met_phi[ev], seeds.pt[src], seeds.phi[src], b.pt, b.phi,
+        mpt, mphi = rs.met_after_smearing(met_pt[ev], met_phi[ev], seeds.pt[src], seeds.phi[src], b.pt, b.phi,
                                            b.offsets)
         o = event_observables(sm_jets, mu[ev], el[ev], ph[ev], ta[ev], mpt, mphi, era)
         pre = []
@@ -429,7 +437,7 @@ class RSPredictionProcessor(RegionProcessor):
         if steps is not None:  # direct events: seed-level steps apply event by event
             for _, m in steps:
                 base_mask &= m
-        regions = {"baseline": baseline_steps(o), "seed004": rso.seed004_steps(o)}
+        regions = {"baseline": baseline_steps(o), "seed004": seed004_steps(o)}
         if cutflow is not None:
             for region, rsteps in regions.items():
                 key = dataset if region == "baseline" else f"{dataset}_seed004"
@@ -476,7 +484,7 @@ class RSPredictionProcessor(RegionProcessor):
         gidx = ak.to_numpy(ak.flatten(gidx_all)).astype(np.int64)
         gen_pt = events.GenJet.pt
         gcount = ak.to_numpy(ak.num(gen_pt))
-        goff = rso.offsets_from_counts(gcount)
+        goff = offsets_from_counts(gcount)
         gflat = _flat(gen_pt)
         ev_of_jet = np.repeat(np.arange(len(seeds.counts)), seeds.counts)
         valid = (gidx >= 0) & (gidx < gcount[ev_of_jet])

@@ -1,4 +1,4 @@
-"""Tests of the Rebalance and Smear kernels (analysis/rebalance_smear.py; SPEC.md sec. 8, seed 004).
+"""Tests of the Rebalance and Smear kernels (analysis/rs/; docs/physics.md sec. 8, seed 004).
 
 A numpy toy with known truth: gen jets from a falling pT spectrum, 2-6 per event, balanced up
 to a small true hard MHT (Gaussian, 8 GeV per component), smeared with a response that is a
@@ -15,9 +15,10 @@ import json
 import numpy as np
 import pytest
 
-import analysis.rebalance_smear as rs
-from analysis.config import RS_TEMPLATE_ABSETA_EDGES, RS_TEMPLATE_PT_EDGES
+import analysis.rs as rs
+from analysis.config import OBJECT_CUTS
 from analysis.errors import ConfigError, CorrectionError, InputFileError
+from analysis.rs.defaults import RS_TEMPLATE_ABSETA_EDGES, RS_TEMPLATE_PT_EDGES
 
 PT_EDGES = np.asarray(RS_TEMPLATE_PT_EDGES)
 ETA_EDGES = np.asarray(RS_TEMPLATE_ABSETA_EDGES)
@@ -131,7 +132,7 @@ def build_inputs(toy):
     )
     templates = rs.build_response_templates(sel["reco_pt"], sel["gen_pt"], sel["gen_eta"])
     priors = rs.build_priors(toy["gen_pt"], toy["gen_eta"], toy["gen_phi"], toy["offsets"],
-                             toy["n_bjets"])
+                             toy["n_bjets"], pt_min=OBJECT_CUTS.jet_pt_rs)
     return sel, templates, priors
 
 
@@ -163,7 +164,7 @@ def seeds():
 def rebalanced(seeds, inputs):
     _, templates, priors = inputs
     return rs.rebalance(seeds["pt"], seeds["eta"], seeds["phi"], seeds["offsets"],
-                        seeds["n_bjets"], templates, priors)
+                        seeds["n_bjets"], templates, priors, pt_min=OBJECT_CUTS.jet_pt_rs)
 
 
 # ----------------------------------------------------------------------------------------
@@ -367,7 +368,7 @@ def test_rebalance_restores_truth(seeds, rebalanced):
     assert s["kept"] >= 0.98 * s["events"]
     off = seeds["offsets"]
     ev = np.repeat(np.arange(off.size - 1), np.diff(off))
-    mht_reco = rs.hard_mht(seeds["pt"], seeds["eta"], seeds["phi"], off, 15.0)["mht"]
+    mht_reco = rs.hard_mht(seeds["pt"], seeds["eta"], seeds["phi"], off, 15.0, OBJECT_CUTS.jet_eta_wide)["mht"]
     # the rebalanced hard MHT sits at the true (prior) scale, far below the reco one
     big = res.keep & (mht_reco > 80.0)
     assert big.sum() >= 100
@@ -394,7 +395,7 @@ def test_numba_optimizer_matches_scipy(seeds, inputs, rebalanced):
     off = seeds["offsets"][: n + 1]
     sl = slice(0, off[-1])
     ref = rs.rebalance_scipy(seeds["pt"][sl], seeds["eta"][sl], seeds["phi"][sl], off,
-                             seeds["n_bjets"][:n], templates, priors)
+                             seeds["n_bjets"][:n], templates, priors, pt_min=OBJECT_CUTS.jet_pt_rs)
     d = rebalanced.neg_log_posterior[:n] - ref["neg_log_posterior"]
     ok = np.isfinite(d)
     assert ok.sum() > 0.95 * n
@@ -419,7 +420,7 @@ def test_rebalance_edge_cases(inputs):
     phi = np.concatenate([np.asarray(e[2], float) for e in events])
     off = np.r_[0, np.cumsum([len(e[0]) for e in events])]
     res = rs.rebalance(pt, eta, phi, off, np.zeros(len(events), int), templates, priors,
-                       eta_max=6.0)
+                       pt_min=OBJECT_CUTS.jet_pt_rs, eta_max=6.0)
     st = res.status
     assert st[0] == rs.STATUS_TOO_FEW_JETS and st[1] == rs.STATUS_TOO_FEW_JETS
     assert st[2] == rs.STATUS_NAN_INPUT
@@ -433,7 +434,8 @@ def test_rebalance_edge_cases(inputs):
     assert res.pt[off[4] + 2] == 10.0  # below the R&S threshold: passed through
     assert np.all(np.isfinite(res.mht[3:]))
     with pytest.raises(ConfigError, match="offsets"):
-        rs.rebalance(pt, eta, phi, off[:-1], np.zeros(len(events) - 1, int), templates, priors)
+        rs.rebalance(pt, eta, phi, off[:-1], np.zeros(len(events) - 1, int), templates, priors,
+                     pt_min=OBJECT_CUTS.jet_pt_rs)
 
 
 def test_rebalance_drops_large_mht(seeds, inputs):
@@ -443,7 +445,7 @@ def test_rebalance_drops_large_mht(seeds, inputs):
     sl = slice(0, off[-1])
     args = (seeds["pt"][sl], seeds["eta"][sl], seeds["phi"][sl], off, seeds["n_bjets"][:n],
             templates, priors)
-    strict = rs.rebalance(*args, max_rebalanced_mht=10.0, reject_quantile=0.0)
+    strict = rs.rebalance(*args, max_rebalanced_mht=10.0, reject_quantile=0.0, pt_min=OBJECT_CUTS.jet_pt_rs)
     conv = strict.status == rs.STATUS_CONVERGED
     np.testing.assert_array_equal(strict.keep, conv & (strict.mht <= 10.0))
     assert strict.summary["mht_too_large"] == int((conv & (strict.mht > 10.0)).sum()) > 0
@@ -451,7 +453,7 @@ def test_rebalance_drops_large_mht(seeds, inputs):
     q = priors.mht_quantile(0.999)
     thr = priors.rejection_threshold(np.array([100.0, 100.0]), np.array([0, 5]), 0.999, 10.0)
     np.testing.assert_allclose(thr, np.maximum(10.0, q[0, [0, 2]]))
-    loose = rs.rebalance(*args, max_rebalanced_mht=10.0)
+    loose = rs.rebalance(*args, max_rebalanced_mht=10.0, pt_min=OBJECT_CUTS.jet_pt_rs)
     assert loose.summary["kept"] > strict.summary["kept"]
 
 
@@ -484,9 +486,10 @@ def test_smear_closure_hard_mht(seeds, inputs, rebalanced):
     sm = rs.smear(rebalanced.pt, seeds["eta"], seeds["phi"], off, templates, seed=11,
                   file_id="toy.root", entry=seeds["entry"], n_smear=50, keep=rebalanced.keep)
     edges = np.array([0.0, 20.0, 40.0, 60.0, 80.0, 100.0, 130.0, 170.0, 250.0])
-    reco = np.histogram(rs.hard_mht(seeds["pt"], seeds["eta"], seeds["phi"], off)["mht"],
+    reco = np.histogram(rs.hard_mht(seeds["pt"], seeds["eta"], seeds["phi"], off, OBJECT_CUTS.jet_pt,
+                                     OBJECT_CUTS.jet_eta_wide)["mht"],
                         edges)[0]
-    mht_pred = rs.hard_mht(sm.pt, sm.eta, sm.phi, sm.offsets)["mht"]
+    mht_pred = rs.hard_mht(sm.pt, sm.eta, sm.phi, sm.offsets, OBJECT_CUTS.jet_pt, OBJECT_CUTS.jet_eta_wide)["mht"]
     pred = np.histogram(mht_pred, edges, weights=sm.weight)[0]
     boot = rs.bootstrap_weights(11, "toy.root", seeds["entry"])
     mean, std = rs.bootstrap_mean_std(
@@ -551,7 +554,7 @@ def test_reproducible_regardless_of_chunking(seeds, inputs):
         o = off[lo: hi + 1] - off[lo]
         sl = slice(off[lo], off[hi])
         reb = rs.rebalance(seeds["pt"][sl], seeds["eta"][sl], seeds["phi"][sl], o,
-                           seeds["n_bjets"][lo:hi], templates, priors)
+                           seeds["n_bjets"][lo:hi], templates, priors, pt_min=OBJECT_CUTS.jet_pt_rs)
         sm = rs.smear(reb.pt, seeds["eta"][sl], seeds["phi"][sl], o, templates, seed=42,
                       file_id="root://site//store/file.root", entry=seeds["entry"][lo:hi],
                       n_smear=5, keep=reb.keep)

@@ -1,5 +1,5 @@
-"""End-to-end tests of the R&S processors and commands (processors/rs.py, analysis/rs_observables.py,
-commands/rs_*.py; SPEC.md sec. 8, seed 004 sec. 2-4, issue 7).
+"""End-to-end tests of the R&S processors and commands (processors/rs.py, analysis/rs/,
+commands/rs_*.py; docs/physics.md sec. 8, seed 004 sec. 2-4, issue 7).
 
 A small closure (two independent generated QCD samples of 2018, fixed seeds) runs the whole
 chain once per session: templates processor -> correctionlib file -> prediction processor ->
@@ -18,11 +18,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import analysis.rebalance_smear as rs
-from analysis import rs_observables as rso
-from analysis.config import (
-    RS_CLOSURE_BINS,
-    RS_CLOSURE_TOLERANCE,
+import analysis.rs as rs
+from analysis.config import OBJECT_CUTS, RS_CLOSURE_BINS, RS_CLOSURE_TOLERANCE
+from analysis.rs.defaults import (
     RS_PRIOR_DPHI_EDGES,
     RS_PRIOR_DPHI_MHT_EDGES,
     RS_PRIOR_HT_EDGES,
@@ -89,8 +87,10 @@ def test_priors_from_histograms_equal_build_priors():
     w = np.random.default_rng(1).uniform(0.5, 1.5, off.size - 1)
     # an H_T that populates several H_T bins of the prior
     ht = np.random.default_rng(2).uniform(0.0, 3000.0, off.size - 1)
-    ref = rs.build_priors(toy["gen_pt"], toy["gen_eta"], toy["gen_phi"], off, nb, weights=w, ht=ht)
-    mht, dphi = rso.prior_event_values(toy["gen_pt"], toy["gen_eta"], toy["gen_phi"], off)
+    ref = rs.build_priors(toy["gen_pt"], toy["gen_eta"], toy["gen_phi"], off, nb, weights=w, ht=ht,
+                          pt_min=OBJECT_CUTS.jet_pt_rs)
+    mht, dphi = rs.prior_event_values(toy["gen_pt"], toy["gen_eta"], toy["gen_phi"], off,
+                                       pt_min=OBJECT_CUTS.jet_pt_rs)
     cat = np.minimum(nb, 2)
     ok = np.isfinite(dphi)
     edges = (np.asarray(RS_PRIOR_HT_EDGES), np.arange(4.0) - 0.5, np.r_[np.asarray(RS_PRIOR_MHT_EDGES), np.inf])
@@ -101,7 +101,7 @@ def test_priors_from_histograms_equal_build_priors():
     hd = np.stack([np.histogram2d(mht[ok & (cat == c)], dphi[ok & (cat == c)],
                                   bins=(RS_PRIOR_DPHI_MHT_EDGES, RS_PRIOR_DPHI_EDGES), weights=w[ok & (cat == c)])[0]
                    for c in range(3)])
-    got = rso.priors_from_histograms(sw, sx, cnt, hd)
+    got = rs.priors_from_histograms(sw, sx, cnt, hd)
     assert got.pdf_mht.shape == (len(RS_PRIOR_HT_EDGES) - 1, 3, len(RS_PRIOR_MHT_EDGES) - 1)
     np.testing.assert_allclose(got.pdf_mht, ref.pdf_mht, rtol=1e-9, atol=1e-15)
     np.testing.assert_allclose(got.pdf_dphi, ref.pdf_dphi, rtol=1e-9, atol=1e-15)
@@ -115,7 +115,7 @@ def test_prior_jets_use_measured_directions():
     gidx = np.array([0, -1, 2])  # the 12 GeV reco jet is below the R&S threshold
     gen = dict(pt=np.array([100.0, 80.0, 11.0]), eta=np.array([0.1, -2.0, 0.5]), phi=np.array([0.05, 2.0, 1.0]))
     pt, eta, phi, off, ht = rs.prior_jets(reco["pt"], reco["eta"], reco["phi"], [0, 3], gidx,
-                                          gen["pt"], gen["eta"], gen["phi"], [0, 3])
+                                          gen["pt"], gen["eta"], gen["phi"], [0, 3], pt_min=OBJECT_CUTS.jet_pt_rs)
     np.testing.assert_array_equal(off, [0, 4])
     np.testing.assert_allclose(pt, [100.0, 45.0, 80.0, 11.0])
     np.testing.assert_allclose(phi, [0.0, 3.0, 2.0, 1.0])
@@ -130,7 +130,7 @@ def test_templates_from_histogram_equal_build_response_templates():
     r = np.clip(rng.normal(1.0, 0.15, gpt.size), 0.01, 2.99)
     ref = rs.build_response_templates(r * gpt, gpt, geta)
     h = np.histogramdd(np.c_[gpt, geta, r], bins=(ref.pt_edges, ref.eta_edges, ref.response_edges))[0]
-    got = rso.templates_from_histogram(h)
+    got = rs.templates_from_histogram(h)
     np.testing.assert_allclose(got.entries, ref.entries)
     np.testing.assert_allclose(got.pdf, ref.pdf, rtol=1e-9, atol=1e-12)
 
@@ -140,7 +140,7 @@ def test_met_after_smearing():
     off = np.array([0, 2, 3])
     seed_pt = np.array([100.0, 50.0, 80.0])
     phi = np.array([0.0, np.pi / 2, np.pi])
-    met, mphi = rso.met_after_smearing(np.array([20.0, 5.0]), np.array([np.pi, 0.0]), seed_pt, phi,
+    met, mphi = rs.met_after_smearing(np.array([20.0, 5.0]), np.array([np.pi, 0.0]), seed_pt, phi,
                                        seed_pt + np.array([10.0, 0.0, 0.0]), phi, off)
     np.testing.assert_allclose(met, [30.0, 5.0])
     np.testing.assert_allclose(np.cos(mphi), [-1.0, 1.0], atol=1e-12)
@@ -151,11 +151,13 @@ def test_smear_skimmed_does_not_depend_on_batching():
     toy = mod.make_toy(3000, seed=4)
     _, templates, priors = mod.build_inputs(mod.make_toy(20_000, seed=5))
     off = toy["offsets"]
-    reb = rs.rebalance(toy["reco_pt"], toy["reco_eta"], toy["reco_phi"], off, toy["n_bjets"], templates, priors)
-    kw = dict(seed=9, file_id="f.root", entry=np.arange(off.size - 1) + 100, n_smear=10, skim_mht=60.0)
-    a = list(rso.smear_skimmed(reb.pt, toy["reco_eta"], toy["reco_phi"], off, reb.keep, templates,
+    reb = rs.rebalance(toy["reco_pt"], toy["reco_eta"], toy["reco_phi"], off, toy["n_bjets"], templates, priors,
+                       pt_min=OBJECT_CUTS.jet_pt_rs)
+    kw = dict(seed=9, file_id="f.root", entry=np.arange(off.size - 1) + 100, n_smear=10, skim_mht=60.0,
+              mht_pt_min=OBJECT_CUTS.jet_pt, mht_eta_max=OBJECT_CUTS.jet_eta_wide)
+    a = list(rs.smear_skimmed(reb.pt, toy["reco_eta"], toy["reco_phi"], off, reb.keep, templates,
                                batch_events=7, **kw))
-    b = list(rso.smear_skimmed(reb.pt, toy["reco_eta"], toy["reco_phi"], off, reb.keep, templates,
+    b = list(rs.smear_skimmed(reb.pt, toy["reco_eta"], toy["reco_phi"], off, reb.keep, templates,
                                batch_events=10_000, **kw))
     cat = {f: np.concatenate([getattr(x[0], f) for x in a]) for f in ("pt", "source", "event_index", "weight")}
     assert b[0][0].pt.size > 0
@@ -163,7 +165,8 @@ def test_smear_skimmed_does_not_depend_on_batching():
         np.testing.assert_array_equal(v, getattr(b[0][0], f))
     assert sum(x[2] for x in a) == b[0][2] == 10 * int(reb.keep.sum())
     # the skim is exact: every kept event has hard MHT above the threshold
-    mht = rs.hard_mht(b[0][0].pt, b[0][0].eta, b[0][0].phi, b[0][0].offsets)["mht"]
+    mht = rs.hard_mht(b[0][0].pt, b[0][0].eta, b[0][0].phi, b[0][0].offsets, OBJECT_CUTS.jet_pt,
+                      OBJECT_CUTS.jet_eta_wide)["mht"]
     assert np.all(mht > 60.0)
 
 

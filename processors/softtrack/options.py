@@ -9,7 +9,8 @@ from analysis.errors import ConfigError
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
-    from analysis.config import RS_N_BOOTSTRAP, RS_N_SMEAR, RS_PREDICTION_SEED
+    from analysis.config import RS_PREDICTION_SEED
+    from analysis.rs.defaults import RS_N_BOOTSTRAP, RS_N_SMEAR
 
     group.add_argument("--models", type=Path, default=None, help="directory of the ONNX models (default: shipped)")
     group.add_argument("--no-scores", action="store_true", help="do not evaluate the track models")
