@@ -10,7 +10,6 @@ import numpy as np
 from pydantic import Field
 
 from analysis.configuration import AnalysisConfig, ConfigModel
-
 from analysis.constants import (  # noqa: F401  (re-exported: the analysis' defaults)
     BFIELD_TESLA,
     ERAS,

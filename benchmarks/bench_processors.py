@@ -20,8 +20,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from commands.generate import generate_samples  # noqa: E402
 from processors.fileset import load_fileset  # noqa: E402
-from processors.runner import RunOptions, run_processor  # noqa: E402
-from processors.scoring import TrackScorer  # noqa: E402
+from processors.runner import RunOptions  # noqa: E402
+from processors.softtrack.run import run_region as run_processor  # noqa: E402
+from processors.softtrack.scoring import TrackScorer  # noqa: E402
 
 N = int(os.environ.get("BENCH_EVENTS", "20000"))
 

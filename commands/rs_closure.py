@@ -76,7 +76,7 @@ def _ratio(a: float, sa: float, b: float, sb: float) -> tuple[float | None, floa
 def summarize(output: dict, dataset: str) -> dict:
     """closure.json content from the prediction output (seed-004 baseline region)."""
     from analysis.rs import closure_bins, response_summary
-    from processors.rs import PREDICTION_SUFFIX
+    from processors.softtrack.rs import PREDICTION_SUFFIX
 
     h = output["histograms"]
     pred_ds = dataset + PREDICTION_SUFFIX
@@ -127,7 +127,7 @@ def summarize(output: dict, dataset: str) -> dict:
 def predicted_yields(output: dict, dataset: str) -> dict:
     """Nominal R&S prediction in the seed-004 baseline: per closure bin of each observable and
     the total (overflow included), from a prediction output."""
-    from processors.rs import PREDICTION_SUFFIX
+    from processors.softtrack.rs import PREDICTION_SUFFIX
 
     h = output["histograms"]
     sel = {"dataset": dataset + PREDICTION_SUFFIX, "region": "seed004", "systematic": "nominal"}
@@ -186,7 +186,7 @@ def plot(result: dict, output: dict, dataset: str, out: Path) -> list[Path]:
     import matplotlib.pyplot as plt
     import mplhep as hep
 
-    from processors.rs import PREDICTION_SUFFIX
+    from processors.softtrack.rs import PREDICTION_SUFFIX
 
     plt.style.use(hep.style.CMS)
     files = []

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from analysis.config import RS_PREDICTION_SEED
 from analysis.rs.defaults import RS_N_BOOTSTRAP, RS_N_SMEAR
+from processors.softtrack.options import rs_kwargs
 
 from .rs_templates import add_executor_arguments, run_options
 
@@ -41,12 +42,6 @@ def add_rs_arguments(p: argparse.ArgumentParser) -> None:
                    help=f"bootstrap replicas (default {RS_N_BOOTSTRAP})")
 
 
-def rs_kwargs(args) -> dict:
-    """Keyword arguments of RSPredictionProcessor from the parsed R&S options."""
-    return {"rs_templates": str(args.rs_templates), "rs_seed": args.rs_seed, "rs_n_smear": args.n_smear,
-            "rs_n_bootstrap": args.n_bootstrap, "rs_direct": not getattr(args, "no_direct", False)}
-
-
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fileset", required=True, type=Path, help="fileset JSON with the seed datasets")
     p.add_argument("--out", required=True, type=Path, help="output file (.coffea)")
@@ -58,12 +53,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def predict(fileset: dict, opts, **kwargs) -> dict:
     """Run the prediction processor over ``fileset``; returns the merged output."""
-    from processors.rs import RSPredictionProcessor, run_rs
-    from processors.runner import normalization_lumi
+    from processors.softtrack.run import run_region
 
-    proc = RSPredictionProcessor(lumi_fb=normalization_lumi(fileset, RSPredictionProcessor.stream),
-                                 systematics=opts.systematics, **kwargs)
-    return run_rs(proc, fileset, opts)
+    return run_region("rs", fileset, opts, **kwargs)
 
 
 def main(args) -> int:

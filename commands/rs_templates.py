@@ -65,11 +65,10 @@ def build(fileset: dict, out: Path, opts, replicas: int = 0) -> dict:
     that many Poisson-bootstrap replicas of it, :func:`replica_path`, for the templates'
     statistical uncertainty); returns a summary dict."""
     from analysis import rs
-    from processors.rs import RSTemplatesProcessor, build_templates, run_rs
-    from processors.runner import normalization_lumi
+    from processors.softtrack.rs import build_templates
+    from processors.softtrack.run import run_region
 
-    proc = RSTemplatesProcessor(lumi_fb=normalization_lumi(fileset, RSTemplatesProcessor.stream))
-    result = run_rs(proc, fileset, opts)
+    result = run_region("rs_templates", fileset, opts)
     if "rs_templates" not in result:
         from analysis.errors import InputFileError
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model, model_validator
 
 from analysis.errors import FilesetError

@@ -36,9 +36,10 @@ from corrections.signal_regions import (
     correct_sr_histogram,
 )
 from processors import collections as col
-from processors.base import ORIGIN_NAMES
-from processors.dy import DrellYanProcessor
-from processors.histograms import DATASET, DM, EVENT_AXES, ORIGIN, SYSTEMATIC, TRACK_AXES
+from processors.histograms import CATEGORY_AXES
+from processors.softtrack.dy import DrellYanProcessor
+from processors.softtrack.histograms import DM, LOG10_DZ, MET
+from processors.softtrack.region import ORIGIN_NAMES
 
 ERA = "2018"
 SEED = 11
@@ -57,8 +58,9 @@ class LooseTrackDY(DrellYanProcessor):
       selection, to apply the pT(Z) weights to the p_T^miss spectrum.
     """
 
-    def fill_extra(self, events, c, o, steps, weight, hists, dataset, meta):
-        super().fill_extra(events, c, o, steps, weight, hists, dataset, meta)
+    def fill_extra(self, chunk, c, o, steps, weight, hists):
+        super().fill_extra(chunk, c, o, steps, weight, hists)
+        events, dataset, meta = chunk.events, chunk.dataset, chunk.metadata
         ev = steps["noise_filters"] & steps.get("trigger", np.ones(len(weight), bool))
         tracks = c.tracks[ev]
         t = tracks[candidate_tracks_mask(tracks, c.jets[ev]) & (tracks.vtxIdx <= 0)]
@@ -71,17 +73,17 @@ class LooseTrackDY(DrellYanProcessor):
         with np.errstate(divide="ignore"):
             dz = np.log10(np.abs(ak.to_numpy(ak.flatten(t.dz)).astype(np.float64)))
         ok = np.isfinite(dz)
-        h = hist.Hist(DATASET, ORIGIN, TRACK_AXES["track_log10_dz"], storage=hist.storage.Weight())
+        h = hist.Hist(CATEGORY_AXES["dataset"](), CATEGORY_AXES["origin"](), LOG10_DZ, storage=hist.storage.Weight())
         h.fill(dataset=dataset, origin=origin[ok], track_log10_dz=dz[ok], weight=w[ok])
         hists["loose_track_log10_dz"] = h
-        he = hist.Hist(DATASET, SYSTEMATIC, EVENT_AXES["met"], storage=hist.storage.Weight())
+        he = hist.Hist(CATEGORY_AXES["dataset"](), CATEGORY_AXES["systematic"](), MET, storage=hist.storage.Weight())
         he.fill(dataset=dataset, systematic="nominal", met=o.met[ev], weight=weight[ev])
         hists["loose_met"] = he
         if not meta["is_data"] and meta["process"] in ("dy_mumu", "zjets_nunu"):
             sel = steps["noise_filters"] & (o.met > cfg.DY_CUTS.ptz_weight_met)
             if meta["process"] == "dy_mumu":
                 sel &= steps["dimuon"]
-            hp = hist.Hist(DATASET, hists["ptz_gen"].axes["ptz"], EVENT_AXES["met"], storage=hist.storage.Weight())
+            hp = hist.Hist(CATEGORY_AXES["dataset"](), hists["ptz_gen"].axes["ptz"], MET, storage=hist.storage.Weight())
             hp.fill(dataset=dataset, ptz=col.gen_boson_pt(events)[sel], met=o.met[sel], weight=weight[sel])
             hists["ptz_met"] = hp
 
@@ -90,18 +92,13 @@ class LooseTrackDY(DrellYanProcessor):
 def dy_output(tmp_path_factory) -> dict:
     """Cleaned-DY processor output of a 2018 sample (seed 11, 20k events per sample)."""
     from commands.generate import generate_samples
-    from processors import runner
+    from processors.runner import RunOptions, make_processor, run
 
     out = tmp_path_factory.mktemp("corr")
     procs = ["dy_mumu", "wjets_lnu", "ttjets", "zjets_nunu", "data_singlemuon"]
     fileset = generate_samples(out, [ERA], procs, [], N_EVENTS, SEED)
-    saved = runner.PROCESSORS["dy"]
-    runner.PROCESSORS["dy"] = LooseTrackDY
-    try:
-        return runner.run_processor("dy", fileset, runner.RunOptions(executor="iterative", status=False,
-                                                                     systematics=False))
-    finally:
-        runner.PROCESSORS["dy"] = saved
+    proc = make_processor(LooseTrackDY, fileset, systematics=False)
+    return run(proc, fileset, RunOptions(executor="iterative", status=False))
 
 
 def _met_sample(rng, n_sim: int, n_data_cand: int):
@@ -118,7 +115,7 @@ def _met_sample(rng, n_sim: int, n_data_cand: int):
 def _logit_hist(rng, shape_slope: float, sideband_sf: float, scale: float = 1.0) -> hist.Hist:
     """max_logit (dataset, systematic, dm, max_logit) with data = simulation x a known ratio
     (``scale`` times the default number of events)."""
-    h = hist.Hist(DATASET, SYSTEMATIC, DM, hist.axis.Regular(64, -16, 16, name="max_logit"), storage=hist.storage.Weight())
+    h = hist.Hist(CATEGORY_AXES["dataset"](), CATEGORY_AXES["systematic"](), DM, hist.axis.Regular(64, -16, 16, name="max_logit"), storage=hist.storage.Weight())
     centres = h.axes["max_logit"].centers
     expected = scale * (2.0e5 * np.exp(-0.5 * ((centres + 2.0) / 3.0) ** 2) + 200.0 * np.exp(-0.3 * (centres - 5.0)))
     ratio = np.where(centres < 7.0, sideband_sf, 1.0) * (1.0 + shape_slope * (centres - 6.0))
@@ -143,7 +140,7 @@ def signal_output() -> dict:
     max-logit data/simulation ratio (sideband SF 1.08 in 5-7)."""
     rng = np.random.default_rng(SEED)
     sim, weight, data = _met_sample(rng, 400_000, 400_000)
-    met = hist.Hist(DATASET, SYSTEMATIC, EVENT_AXES["met"], storage=hist.storage.Weight())
+    met = hist.Hist(CATEGORY_AXES["dataset"](), CATEGORY_AXES["systematic"](), MET, storage=hist.storage.Weight())
     met.fill(dataset="bkg_2018", systematic="nominal", met=sim, weight=np.full(sim.size, weight))
     met.fill(dataset="data_2018", systematic="nominal", met=data)
     return {"histograms": {"met": met, "max_logit": _logit_hist(rng, 0.0, 1.08)}, "datasets": DATASETS_SIGNAL}

@@ -6,12 +6,13 @@ import matplotlib.image as mpimg
 import numpy as np
 
 from commands.plots import draw_plots, plot_jobs, standard_plots
-from processors.histograms import new_histograms
+from processors.histograms import book
+from processors.softtrack.histograms import REGION_HISTOGRAMS
 
 
 def _output():
     rng = np.random.default_rng(3)
-    h = new_histograms(with_scores=False)
+    h = book(REGION_HISTOGRAMS)
     datasets = {
         "zjets_nunu_2018": {"process": "zjets_nunu", "era": "2018", "is_data": False},
         "data_met_2018": {"process": "data_met", "era": "2018", "is_data": True},

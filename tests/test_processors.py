@@ -11,7 +11,8 @@ import pytest
 
 from analysis.errors import FilesetError, InputFileError
 from processors.fileset import load_fileset
-from processors.runner import RunOptions, run_processor
+from processors.runner import RunOptions
+from processors.softtrack.run import run_region as run_processor
 
 
 @pytest.fixture(scope="module")

@@ -31,7 +31,6 @@ import numpy as np
 from analysis import rs
 from analysis.columnar import offsets_from_counts
 from analysis.config import (
-    OBJECT_CUTS,
     RS_CLOSURE_BINS,
     RS_FIG2_MHT,
     RS_FIG2_RESPONSE_EDGES,
@@ -59,10 +58,12 @@ from analysis.rs.defaults import (
 )
 from analysis.selection import baseline_steps, event_observables, noise_filters
 from analysis.softtrack.rs_selection import seed004_steps
+from processors import collections as col
+from processors.base import Chunk, cutflow, selection_from_steps
+from processors.histograms import CATEGORY_AXES, book
 
-from . import collections as col
-from .base import TRIGGERS, RegionProcessor
-from .histograms import DATASET, SYSTEMATIC, new_histograms
+from .histograms import REGION_HISTOGRAMS
+from .region import TRIGGERS, RegionProcessor
 
 #: response variations of seed 004 sec. 4 item 2 (name -> vary_response arguments)
 RS_VARIATIONS: dict[str, dict[str, float]] = {
@@ -77,7 +78,6 @@ EVENT_OBSERVABLES = ("met", "mht", "ht", "n_jets", "leading_jet_pt", "min_dphi")
 #: dataset suffix of the prediction (the direct simulation keeps the dataset name)
 PREDICTION_SUFFIX = "_rs"
 #: the analysis' b tag of the prior's b-jet category (analysis.rs.bjet_count)
-_BTAG = {"pt_min": OBJECT_CUTS.jet_pt, "eta_max": OBJECT_CUTS.jet_eta, "btag_min": OBJECT_CUTS.btag_loose}
 
 
 def _flat(x) -> np.ndarray:
@@ -132,7 +132,7 @@ class RSTemplatesProcessor(RegionProcessor):
     binned in the reco H_T. Every accumulator has a ``replica`` axis: 0 nominal, 1..n Poisson
     bootstrap replicas of the template events (counter-based, chunking-independent)."""
 
-    region = "rs_templates"
+    name = "rs_templates"
     stream = "jetht"
 
     def accepts(self, metadata: dict) -> bool:
@@ -144,7 +144,7 @@ class RSTemplatesProcessor(RegionProcessor):
         n = len(events)
         if "GenJet" not in events.fields:
             raise InputFileError(f"GenJet missing from {meta.get('filename')}: R&S templates need simulation")
-        weight = self.event_weight(events, meta)
+        weight = self.normalization(Chunk(events, meta))
         jets = col.jets(events)
         gen = events.GenJet
         roff = offsets_from_counts(ak.to_numpy(ak.num(jets)))
@@ -173,9 +173,9 @@ class RSTemplatesProcessor(RegionProcessor):
         gidx = _flat(events.Jet.genJetIdx)
         ppt, peta, pphi, poff, pht = rs.prior_jets(_flat(jets.pt), _flat(jets.eta), _flat(jets.phi), roff, gidx,
                                                    _flat(gen.pt), _flat(gen.eta), _flat(gen.phi), goff,
-                                                   pt_min=OBJECT_CUTS.jet_pt_rs)
-        mht, dphi = rs.prior_event_values(ppt, peta, pphi, poff, pt_min=OBJECT_CUTS.jet_pt_rs)
-        nb = np.minimum(rs.bjet_count(_flat(jets.pt), _flat(jets.eta), _flat(jets.btagDeepB), roff, **_BTAG),
+                                                   pt_min=self.config.objects.jet_pt_rs)
+        mht, dphi = rs.prior_event_values(ppt, peta, pphi, poff, pt_min=self.config.objects.jet_pt_rs)
+        nb = np.minimum(rs.bjet_count(_flat(jets.pt), _flat(jets.eta), _flat(jets.btagDeepB), roff, **_btag(self.config.objects)),
                         RS_N_BJET_CATEGORIES - 1)
         ok = np.isfinite(dphi) & np.isfinite(weight)
         # np.histogram2d closes the last bin on the right; hist does not: move x == edge inside
@@ -193,12 +193,12 @@ class RSTemplatesProcessor(RegionProcessor):
             h["prior_count"].fill(replica=k, ht=ht_in, nb=nb[ok], mht=mht[ok],
                                   weight=np.ones(int(ok.sum())) if k == 0 else boot[ok, k - 1])
             h["prior_dphi"].fill(replica=k, nb=nb[ok], mht=mht[ok], dphi=dphi_in, weight=w_ok)
-        cutflow = {"events": {"events": n, "weighted": float(weight.sum())},
+        flow = {"events": {"events": n, "weighted": float(weight.sum())},
                    "template_pairs": {"events": int(use.sum()), "weighted": float(weight[pairs["event"][use]].sum())},
                    "template_lost_jets": {"events": int((lpt >= pte[0]).sum()),
                                           "weighted": float(weight[lev[lpt >= pte[0]]].sum())},
                    "prior_events": {"events": int(ok.sum()), "weighted": float(weight[ok].sum())}}
-        return {"rs_templates": h, "cutflow": {dataset: cutflow}, "chunks": [_chunk_record(meta, n)],
+        return {"rs_templates": h, "cutflow": {dataset: flow}, "chunks": [_chunk_record(meta, n)],
                 "notices": set()}
 
 
@@ -229,15 +229,16 @@ def new_rs_histograms(n_bootstrap: int) -> dict[str, hist.Hist]:
     out = {}
     for name, edges in RS_CLOSURE_BINS.items():
         ax = hist.axis.Variable(edges, name=name)
-        out[f"rs_{name}"] = hist.Hist(DATASET, region, SYSTEMATIC, ax, storage=hist.storage.Weight())
-        out[f"rs_bootstrap_{name}"] = hist.Hist(DATASET, region, replica, ax, storage=hist.storage.Double())
+        out[f"rs_{name}"] = hist.Hist(CATEGORY_AXES["dataset"](), region, CATEGORY_AXES["systematic"](), ax, storage=hist.storage.Weight())
+        out[f"rs_bootstrap_{name}"] = hist.Hist(CATEGORY_AXES["dataset"](), region, replica, ax, storage=hist.storage.Double())
     out["rs_response"] = hist.Hist(
-        DATASET, hist.axis.StrCategory(["leading", "subleading"], name="jet"),
+        CATEGORY_AXES["dataset"](), hist.axis.StrCategory(["leading", "subleading"], name="jet"),
         hist.axis.StrCategory(["reco", "rebalanced"], name="kind"),
         hist.axis.Variable(RS_FIG2_RESPONSE_EDGES, name="response", label="$p_T/p_T^{gen}$"),
         storage=hist.storage.Weight(),
     )
-    out["rs_counters"] = hist.Hist(DATASET, SYSTEMATIC, hist.axis.StrCategory([], name="counter", growth=True),
+    out["rs_counters"] = hist.Hist(CATEGORY_AXES["dataset"](), CATEGORY_AXES["systematic"](),
+                                   hist.axis.StrCategory([], name="counter", growth=True),
                                    storage=hist.storage.Double())
     return out
 
@@ -245,19 +246,25 @@ def new_rs_histograms(n_bootstrap: int) -> dict[str, hist.Hist]:
 class _SeedJets:
     """Flat R&S jets (pT > 15, |eta| < 5) of the seed events with the fields the selection uses."""
 
-    def __init__(self, jets):
-        sel = jets[_rs_mask(jets)]
+    def __init__(self, jets, pt_min: float):
+        mask = _rs_mask(jets, pt_min)
+        sel = jets[mask]
         self.counts = ak.to_numpy(ak.num(sel))
         self.offsets = offsets_from_counts(self.counts)
         self.pt, self.eta, self.phi = _flat(sel.pt), _flat(sel.eta), _flat(sel.phi)
         self.mass = _flat(sel.mass) if "mass" in sel.fields else np.zeros_like(self.pt)
         self.btag = _flat(sel.btagDeepB)
         self.jet_id = ak.to_numpy(ak.flatten(sel.jetId)).astype(np.int64)
-        self.local = ak.to_numpy(ak.flatten(ak.local_index(jets)[_rs_mask(jets)])).astype(np.int64)
+        self.local = ak.to_numpy(ak.flatten(ak.local_index(jets)[mask])).astype(np.int64)
 
 
-def _rs_mask(jets):
-    return rs_jet_mask(jets.pt, jets.eta, OBJECT_CUTS.jet_pt_rs)
+def _rs_mask(jets, pt_min: float):
+    return rs_jet_mask(jets.pt, jets.eta, pt_min)
+
+
+def _btag(cuts) -> dict[str, float]:
+    """The b-tag counting cuts of the R&S kernels from the object cuts."""
+    return {"pt_min": cuts.jet_pt, "eta_max": cuts.jet_eta, "btag_min": cuts.btag_loose}
 
 
 def _jets_record(pt, eta, phi, mass, jet_id, btag, offsets) -> ak.Array:
@@ -296,14 +303,14 @@ class RSPredictionProcessor(RegionProcessor):
     ``rs_response`` and ``rs_counters``), ``cutflow``, ``chunks``, ``notices``.
     """
 
-    region = "rs"
+    name = "rs"
     stream = "jetht"
 
-    def __init__(self, lumi_fb=None, scorer=None, systematics: bool = True, *, rs_templates=None,
+    def __init__(self, config=None, lumi_fb=None, systematics: bool = True, *, rs_templates=None,
                  rs_seed: int = RS_PREDICTION_SEED, rs_n_smear: int = RS_N_SMEAR,
                  rs_n_bootstrap: int = RS_N_BOOTSTRAP, rs_direct: bool = True,
                  rs_max_rebalanced_mht: float = RS_MAX_REBALANCED_MHT):
-        super().__init__(lumi_fb=lumi_fb, scorer=None, systematics=systematics)
+        super().__init__(config, lumi_fb=lumi_fb, scorer=None, systematics=systematics)
         if rs_templates is None:
             raise ConfigError("the rs processor needs R&S templates: pass --rs-templates FILE "
                               "(made by python run.py rs-templates)")
@@ -333,6 +340,10 @@ class RSPredictionProcessor(RegionProcessor):
                             for name, kw in RS_VARIATIONS.items()}
         return self._inputs
 
+    def _cuts(self):
+        cfg = self.config
+        return cfg.objects, cfg.baseline, cfg.hem
+
     def accepts(self, metadata: dict) -> bool:
         """Seed datasets: simulated QCD (closure) and the jet-HT pseudo-data stream."""
         return metadata["process"] in RS_SEED_PROCESSES
@@ -343,11 +354,11 @@ class RSPredictionProcessor(RegionProcessor):
         dataset, era, is_data = meta["dataset"], str(meta["era"]), bool(meta["is_data"])
         n = len(events)
         pred = dataset + PREDICTION_SUFFIX
-        hists = {k: v for k, v in new_histograms(with_scores=False).items()}
+        hists = book(REGION_HISTOGRAMS)
         hists.update(new_rs_histograms(self.rs_n_bootstrap))
-        cutflow: dict[str, dict] = {}
-        out = {"histograms": hists, "cutflow": cutflow, "chunks": [_chunk_record(meta, n)], "notices": set()}
-        weight = self.event_weight(events, meta)
+        flows: dict[str, dict] = {}
+        out = {"histograms": hists, "cutflow": flows, "chunks": [_chunk_record(meta, n)], "notices": set()}
+        weight = self.normalization(Chunk(events, meta))
         jets = col.jets(events)
         mu, el, ph, ta = col.leptons(events)
         met_pt, met_phi = col.met(events)
@@ -366,11 +377,11 @@ class RSPredictionProcessor(RegionProcessor):
             seed_ok &= m
 
         if self.rs_direct:
-            o = event_observables(jets, mu, el, ph, ta, met_pt, met_phi, era)
-            self._fill(hists, cutflow, dataset, "nominal", o, weight, steps, None)
+            o = event_observables(jets, mu, el, ph, ta, met_pt, met_phi, era, *self._cuts())
+            self._fill(hists, flows, dataset, "nominal", o, weight, steps, None)
 
-        seeds = _SeedJets(jets)
-        nb = rs.bjet_count(seeds.pt, seeds.eta, seeds.btag, seeds.offsets, **_BTAG)
+        seeds = _SeedJets(jets, self.config.objects.jet_pt_rs)
+        nb = rs.bjet_count(seeds.pt, seeds.eta, seeds.btag, seeds.offsets, **_btag(self.config.objects))
         entry = int(meta.get("entrystart", 0)) + np.arange(n, dtype=np.int64)
         file_id = _file_id(meta)
         boot = rs.bootstrap_weights(self.rs_seed, file_id, entry, self.rs_n_bootstrap)
@@ -378,7 +389,7 @@ class RSPredictionProcessor(RegionProcessor):
         for syst in variations:
             templates, priors = self.inputs()[syst]
             reb = rs.rebalance(seeds.pt, seeds.eta, seeds.phi, seeds.offsets, nb, templates, priors,
-                               max_rebalanced_mht=self.rs_max_rebalanced_mht, pt_min=OBJECT_CUTS.jet_pt_rs)
+                               max_rebalanced_mht=self.rs_max_rebalanced_mht, pt_min=self.config.objects.jet_pt_rs)
             keep = reb.keep & seed_ok
             for key, value in reb.summary.items():
                 hists["rs_counters"].fill(dataset=pred, systematic=syst, counter=key, weight=value)
@@ -386,11 +397,11 @@ class RSPredictionProcessor(RegionProcessor):
             if syst == "nominal" and self.rs_direct and not is_data and "GenJet" in events.fields:
                 self._fill_response(events, hists, pred, seeds, reb, jets, mu, el, ph, ta, met_pt, met_phi,
                                     era, weight)
-            self._predict(hists, cutflow, pred, syst, seeds, reb, keep, weight, boot, templates, file_id,
+            self._predict(hists, flows, pred, syst, seeds, reb, keep, weight, boot, templates, file_id,
                           entry, (mu, el, ph, ta), met_pt, met_phi, era, steps)
         return out
 
-    def _predict(self, hists, cutflow, pred, syst, seeds, reb, keep, weight, boot, templates, file_id, entry,
+    def _predict(self, hists, flows, pred, syst, seeds, reb, keep, weight, boot, templates, file_id, entry,
                  leptons, met_pt, met_phi, era, steps):
         mu, el, ph, ta = leptons
         n_smeared, w_smeared = 0, 0.0
@@ -398,7 +409,7 @@ class RSPredictionProcessor(RegionProcessor):
         for batch, w_tot, n_tot in rs.smear_skimmed(
             reb.pt, seeds.eta, seeds.phi, seeds.offsets, keep, templates, seed=self.rs_seed,
             file_id=file_id, entry=entry, n_smear=self.rs_n_smear, event_weight=weight,
-            mht_pt_min=OBJECT_CUTS.jet_pt, mht_eta_max=OBJECT_CUTS.jet_eta_wide,
+            mht_pt_min=self.config.objects.jet_pt, mht_eta_max=self.config.objects.jet_eta_wide,
         ):
             n_smeared += n_tot
             w_smeared += w_tot
@@ -419,42 +430,31 @@ class RSPredictionProcessor(RegionProcessor):
         ev = b.event_index.astype(np.int64)
         mpt, mphi = rs.met_after_smearing(met_pt[ev], met_phi[ev], seeds.pt[src], seeds.phi[src], b.pt, b.phi,
                                            b.offsets)
-        o = event_observables(sm_jets, mu[ev], el[ev], ph[ev], ta[ev], mpt, mphi, era)
-        pre = []
-        running = np.ones(len(weight), bool)
-        for name, m in steps:
-            running &= m
-            pre.append((f"seed_{name}", int(running.sum()), float(weight[running].sum())))
+        o = event_observables(sm_jets, mu[ev], el[ev], ph[ev], ta[ev], mpt, mphi, era, *self._cuts())
+        pre = [(f"seed_{name}", c["events"], c["weighted"])
+               for name, c in cutflow(selection_from_steps(steps), weight).items()]
         pre += [("rebalanced_kept", int(keep.sum()), float(weight[keep].sum())),
                 ("smeared", n_smeared, w_smeared), ("skim_mht", b.weight.size, float(b.weight.sum()))]
-        self._fill(hists, cutflow if syst == "nominal" else None, pred, syst, o, b.weight, None,
+        self._fill(hists, flows if syst == "nominal" else None, pred, syst, o, b.weight, None,
                    boot[ev] if syst == "nominal" else None, pre=pre)
 
-    def _fill(self, hists, cutflow, dataset, syst, o, weight, steps, boot, pre=()):
+    def _fill(self, hists, flows, dataset, syst, o, weight, steps, boot, pre=()):
         """Fill the standard histograms (SPEC baseline) and the R&S region histograms."""
         n = len(o.met)
         base_mask = np.ones(n, bool)
         if steps is not None:  # direct events: seed-level steps apply event by event
             for _, m in steps:
                 base_mask &= m
-        regions = {"baseline": baseline_steps(o), "seed004": seed004_steps(o)}
-        if cutflow is not None:
+        cfg = self.config
+        regions = {"baseline": baseline_steps(o, 0, cfg.baseline), "seed004": seed004_steps(o)}
+        if flows is not None:
             for region, rsteps in regions.items():
                 key = dataset if region == "baseline" else f"{dataset}_seed004"
-                flow: dict[str, dict] = {}
-                if steps is not None:
-                    running = np.ones(n, bool)
-                    for name, m in steps:
-                        running &= m
-                        flow[name] = {"events": int(running.sum()), "weighted": float(weight[running].sum())}
-                else:
-                    running = np.ones(n, bool)
-                    for name, ne, we in pre:
-                        flow[name] = {"events": int(ne), "weighted": float(we)}
-                for name, m in rsteps:
-                    running &= m
-                    flow[name] = {"events": int(running.sum()), "weighted": float(weight[running].sum())}
-                cutflow[key] = flow
+                if steps is not None:  # direct events: the seed-level steps, then the region's
+                    flows[key] = cutflow(selection_from_steps(list(steps) + rsteps), weight)
+                else:  # smeared events: the seed-level counts recorded before smearing
+                    flows[key] = {name: {"events": int(ne), "weighted": float(we)} for name, ne, we in pre}
+                    flows[key] |= cutflow(selection_from_steps(rsteps), weight)
         for region, rsteps in regions.items():
             sel = base_mask & np.logical_and.reduce([m for _, m in rsteps])
             w = weight[sel]
@@ -478,9 +478,9 @@ class RSPredictionProcessor(RegionProcessor):
         before and after rebalancing, in seed events with hard MHT > RS_FIG2_MHT and >= 2 jets."""
         if "genJetIdx" not in events.Jet.fields:
             return
-        o = event_observables(jets, mu, el, ph, ta, met_pt, met_phi, era)
+        o = event_observables(jets, mu, el, ph, ta, met_pt, met_phi, era, *self._cuts())
         ev_ok = (o.mht > RS_FIG2_MHT) & (o.n_jets >= 2) & (reb.status == rs.STATUS_CONVERGED)
-        gidx_all = events.Jet.genJetIdx[_rs_mask(events.Jet)]
+        gidx_all = events.Jet.genJetIdx[_rs_mask(events.Jet, self.config.objects.jet_pt_rs)]
         gidx = ak.to_numpy(ak.flatten(gidx_all)).astype(np.int64)
         gen_pt = events.GenJet.pt
         gcount = ak.to_numpy(ak.num(gen_pt))
@@ -503,31 +503,3 @@ class RSPredictionProcessor(RegionProcessor):
 
     def postprocess(self, accumulator):
         return accumulator
-
-
-# =========================================================================================
-# Running
-# =========================================================================================
-def run_rs(processor_obj, fileset: dict, opts) -> dict:
-    """Run an R&S processor instance over ``fileset`` with the executors and input checks of
-    ``processors.runner`` (:class:`processors.runner.RunOptions`); returns the merged output
-    with ``provenance`` added. Datasets the processor does not accept are left out."""
-
-    from .runner import execute, preflight, provenance
-
-    selected = {k: v for k, v in fileset.items() if processor_obj.accepts(v["metadata"])}
-    if not selected:
-        raise ConfigError(f"no dataset of the fileset is read by the {processor_obj.region} processor "
-                          f"(needs processes {', '.join(RS_SEED_PROCESSES)})")
-    if opts.chunksize <= 0 or opts.workers <= 0:
-        raise ConfigError("--chunksize and --workers must be positive")
-    good, skipped = preflight(selected, opts.skip_bad_files)
-    result = execute(processor_obj, good, opts)
-    result = dict(result)
-    chunks = sorted(result.pop("chunks", []), key=lambda c: (c["dataset"], c["file"], c["entrystart"]))
-    skipped_chunks = result.pop("skipped_chunks", [])
-    result["chunks"] = {"processed": chunks, "skipped": skipped + skipped_chunks}
-    result["notices"] = sorted(result.get("notices", set()))
-    result["provenance"] = provenance(processor_obj.region, opts)
-    result["datasets"] = {k: v["metadata"] for k, v in selected.items()}
-    return result
