@@ -47,19 +47,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
             options.add_arguments(p.add_argument_group(f"{a.name} options"))
 
 
-def save_output(output: dict, out: Path) -> None:
-    import gzip
-    import json
-
-    import uhi.io.json as uhi_json
-    from coffea.util import save
-
-    out.parent.mkdir(parents=True, exist_ok=True)
-    save(output, str(out))
-    with gzip.open(out.with_suffix(".histograms.json.gz"), "wt") as f:
-        json.dump(output["histograms"], f, default=uhi_json.default)
-
-
 def report(output: dict, out: Path, what: str = "events") -> None:
     """Print the notices, the skipped inputs and the processed count of an output."""
     for notice in output["notices"]:
@@ -84,6 +71,8 @@ def main(args) -> int:
     options = analysis.options()
     kwargs = options.processor_kwargs(args, name) if options is not None else {}
     proc = make_processor(cls, fileset, config, systematics=not args.no_systematics, **kwargs)
+    from processors.output import save_output
+
     output = run(proc, fileset, run_options(args, systematics=not args.no_systematics))
     save_output(output, args.out)
     report(output, args.out)

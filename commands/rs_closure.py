@@ -250,7 +250,7 @@ def run_closure(out: Path, events: int, seed: int, era: str = RS_CLOSURE_ERA, n_
     from commands.generate import generate_samples
     from processors.runner import RunOptions
 
-    from .process import save_output
+    from processors.output import save_output
     from .rs_predict import predict
     from .rs_templates import build
 

@@ -61,7 +61,7 @@ def predict(fileset: dict, opts, **kwargs) -> dict:
 def main(args) -> int:
     from processors.fileset import load_fileset
 
-    from .process import save_output
+    from processors.output import save_output
 
     output = predict(load_fileset(args.fileset), run_options(args, systematics=not args.no_systematics),
                      **rs_kwargs(args))
