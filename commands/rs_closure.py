@@ -248,9 +248,9 @@ def run_closure(out: Path, events: int, seed: int, era: str = RS_CLOSURE_ERA, n_
 
     from analysis.errors import ConfigError
     from commands.generate import generate_samples
+    from processors.output import save_output
     from processors.runner import RunOptions
 
-    from processors.output import save_output
     from .rs_predict import predict
     from .rs_templates import build
 

@@ -60,7 +60,6 @@ def predict(fileset: dict, opts, **kwargs) -> dict:
 
 def main(args) -> int:
     from processors.fileset import load_fileset
-
     from processors.output import save_output
 
     output = predict(load_fileset(args.fileset), run_options(args, systematics=not args.no_systematics),
