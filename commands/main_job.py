@@ -71,18 +71,16 @@ class Stages:
 
 def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: int = 1) -> Path:
     from analysis.toymc.processes import ALL_PROCESSES, DATA_STREAMS
-    from commands.generate import generate_samples, request_hash
+    from analysis.toymc.writer import generate_samples, present_fileset, request_hash
 
     procs = [*ALL_PROCESSES, *DATA_STREAMS]
     points = default_signal_points()
     signal_events = max(events // SIGNAL_EVENT_FRACTION, 1)
     wanted = request_hash(list(cfg.ERAS), procs, points, events, seed, signal_events)
-    request = data / "request.json"
-    if request.is_file() and json.loads(request.read_text()).get("hash") == wanted:
-        fileset = json.loads((data / "fileset.json").read_text())
-        if all(Path(f).is_file() for d in fileset.values() for f in d["files"]):
-            stages.console.print(f"default sample present in {data} (hash {wanted})")
-            return data / "fileset.json"
+    present = present_fileset(data, wanted)
+    if present is not None:
+        stages.console.print(f"default sample present in {data} (hash {wanted})")
+        return present
 
     def progress(i, n, dataset, n_ev, dt):
         stages.console.print(f"  [{i:>3}/{n}] {dataset:<34} {n_ev:>7} events {dt:5.1f} s")

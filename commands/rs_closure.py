@@ -248,7 +248,7 @@ def run_closure(out: Path, events: int, seed: int, era: str = RS_CLOSURE_ERA, n_
     from dataclasses import replace
 
     from analysis.errors import ConfigError
-    from commands.generate import generate_samples
+    from analysis.toymc.writer import generate_samples
     from processors.runner import RunOptions
 
     from .process import save_output

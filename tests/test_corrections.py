@@ -89,7 +89,7 @@ class LooseTrackDY(DrellYanProcessor):
 @pytest.fixture(scope="session")
 def dy_output(tmp_path_factory) -> dict:
     """Cleaned-DY processor output of a 2018 sample (seed 11, 20k events per sample)."""
-    from commands.generate import generate_samples
+    from analysis.toymc.writer import generate_samples
     from processors import runner
 
     out = tmp_path_factory.mktemp("corr")
