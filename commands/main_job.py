@@ -225,26 +225,11 @@ def limits_stage(signal_output: dict, out: Path, workers: int, corrections=None)
     return summary
 
 
-def agreement(output: dict, name: str = "met", systematic: str = "nominal") -> dict:
-    """chi2/ndf and data/MC yield ratio of a histogram (bins with MC > 0)."""
-    from commands.plots import group_by_process
-
-    groups = group_by_process(output["histograms"][name], output["datasets"], systematic)
-    if "data" not in groups:
-        return {}
-    d, dv = groups["data"]
-    mc = sum(v[0] for k, v in groups.items() if k not in ("data",) and not k.startswith("signal_"))
-    mcv = sum(v[1] for k, v in groups.items() if k not in ("data",) and not k.startswith("signal_"))
-    ok = (mc > 0) & ((d > 0) | (mc > 0.5))
-    chi2 = float((((d - mc) ** 2) / np.maximum(dv + mcv, 1e-9))[ok].sum())
-    return {"data": float(d.sum()), "mc": float(mc.sum()), "ratio": float(d.sum() / max(mc.sum(), 1e-12)),
-            "chi2": chi2, "ndf": int(ok.sum())}
-
-
 def main(args) -> int:
     from coffea.util import save
 
-    from commands.plots import draw_plots, plot_jobs, write_cutflow
+    from analysis.plotting import draw_plots
+    from analysis.softtrack.plots import agreement, plot_jobs, write_cutflow
     from corrections.apply import SoftTrackCorrections
     from corrections.build import build_corrections, write_correction_set
     from processors.fileset import load_fileset

@@ -1,0 +1,1 @@
+"""The soft-track higgsino search: its configuration, selections and observables."""
