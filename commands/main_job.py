@@ -101,106 +101,29 @@ def load_scorer(stages: Stages):
     return TrackScorer.from_directory(None)
 
 
-def scale_to_nominal_lumi(h, datasets: dict, systematics: tuple[str, ...] = ("nominal", "jesUp", "jesDown")):
-    """SR histogram summed over eras with simulation scaled from the pseudo-data luminosity
-    it was normalized to, to the full luminosity of config (dataset names lose the era;
-    data left out)."""
-    from analysis.stats.workspace import sum_over_eras
-
-    return sum_over_eras(h, datasets, systematics=systematics, with_data=False,
-                         scale=lambda meta: cfg.LUMI_FB[meta["era"]] / meta["lumi_used"])
-
-
-def drop_empty_regions(h):
-    """Keep the signal regions with a positive total background (the likelihood needs one);
-    the kept regions are renumbered in order (their original indices in ``h.kept_regions``)."""
-    from analysis.stats.workspace import usable_regions
-
-    out, kept, _ = usable_regions(h, signal_prefix="signal_")
-    out.kept_regions = kept
-    return out
-
-
 def derive_sr_edges(signal_output: dict, out: Path) -> dict:
-    """Signal-region boundaries per Delta m category (SPEC.md sec. 4): Asimov significance
-    with 20% background uncertainty, flat-S bins, tightest split in two
-    (analysis.stats.significance.flat_s_edges), from the category's max logit of simulated
-    background and of the signal points whose Delta m is nearest to the category's, above
-    the sideband of the sideband scale factors (config.SIDEBAND_LOGIT_RANGE).
+    """Signal-region boundaries per Delta m category (analysis.softtrack.stats.sr_edges),
+    written to OUT/sr_edges.json."""
+    from analysis.softtrack.stats import sr_edges
 
-    The fine histogram is turned into pseudo-events: each bin contributes its effective
-    number of entries (sum w)^2 / sum w^2 at its centre, so the minimum-entries requirement
-    counts simulated events, not bins. A category whose inputs cannot support the binning
-    keeps the edges of config with a note."""
-    from analysis.errors import SoftTrackError
-    from analysis.stats.significance import flat_s_edges
-
-    h = signal_output["histograms"]["max_logit_category"]
-    datasets = signal_output["datasets"]
-    centres = h.axes["max_logit"].centers
-    result, notes = {}, []
-    for dm in cfg.CLASSIFIER_DMS:
-        label = f"{dm:g}"
-        parts = {"signal": [], "background": []}
-        for ds in h.axes["dataset"]:
-            meta = datasets[ds]
-            if meta["is_data"]:
-                continue
-            if meta["process"] == "signal":
-                nearest = min(cfg.CLASSIFIER_DMS, key=lambda c, d=meta["dm_chargino"]: abs(c - d))
-                if nearest != dm:
-                    continue
-                kind = "signal"
-            else:
-                kind = "background"
-            view = h[{"dataset": ds, "dm": label}].view()
-            parts[kind].append((view["value"], view["variance"]))
-        arrays = {}
-        for kind, items in parts.items():
-            scores, weights = [], []
-            for value, var in items:
-                ok = (value > 0) & (var > 0)
-                neff = np.maximum(np.round(value[ok] ** 2 / var[ok]).astype(int), 1)
-                scores.append(np.repeat(centres[ok], neff))
-                weights.append(np.repeat(value[ok] / neff, neff))
-            arrays[kind] = (np.concatenate(scores) if scores else np.zeros(0),
-                            np.concatenate(weights) if weights else np.zeros(0))
-        try:
-            edges, z = flat_s_edges(*arrays["signal"], *arrays["background"], min_edge=cfg.SIDEBAND_LOGIT_RANGE[1])
-            result[dm] = [float(e) for e in edges]
-            notes.append(f"dm {label}: edges {', '.join(f'{e:.2f}' for e in edges)}, Z_A = {z:.2f}")
-        except SoftTrackError as err:
-            result[dm] = list(cfg.SR_LOGIT_EDGES[dm])
-            notes.append(f"dm {label}: kept the config edges ({err})")
-    (out / "sr_edges.json").write_text(json.dumps({"edges": {f"{k:g}": v for k, v in result.items()},
-                                                   "notes": notes}, indent=1))
-    return {"edges": result, "notes": notes}
+    result = sr_edges(signal_output)
+    (out / "sr_edges.json").write_text(json.dumps({"edges": {f"{k:g}": v for k, v in result["edges"].items()},
+                                                   "notes": result["notes"]}, indent=1))
+    return result
 
 
 def limits_stage(signal_output: dict, out: Path, workers: int, corrections=None) -> dict:
-    """Expected limits from the 12 signal regions; with ``corrections``, the sideband scale
-    factors and the residual shape are applied to the background of the signal regions
-    first (for the edges the output was filled with), with their uncertainties as shape
-    systematics (corrections.signal_regions)."""
+    """Expected limits from the 12 signal regions (analysis.softtrack.stats.limit_workspaces);
+    with ``corrections``, the sideband scale factors and the residual shape are applied to the
+    background of the signal regions first (for the edges the output was filled with), with
+    their uncertainties as shape systematics (corrections.signal_regions)."""
+    from analysis.softtrack.stats import limit_workspaces
     from analysis.stats.contour import plot_exclusion
     from analysis.stats.limits import upper_limits_grid
-    from analysis.stats.workspace import parse_signal_point, workspace_from_histograms
-    from corrections.signal_regions import correct_output_sr
+    from analysis.stats.workspace import parse_signal_point
 
-    h = signal_output["histograms"]["sr"]
-    datasets = dict(signal_output["datasets"])
-    lumi = signal_output["provenance"].get("lumi_fb", {})
-    for meta in datasets.values():
-        meta["lumi_used"] = lumi.get(meta["era"], cfg.LUMI_FB[meta["era"]])
-    notes: list[str] = []
-    systematics = ["nominal", "jesUp", "jesDown"]
-    if corrections is not None:
-        n_before = len(h.axes["systematic"])
-        h, notes = correct_output_sr(signal_output, corrections)
-        systematics += list(h.axes["systematic"])[n_before:]
-    scaled = drop_empty_regions(scale_to_nominal_lumi(h, datasets, tuple(systematics)))
-    signals = [s for s in scaled.axes["dataset"] if s.startswith("signal_")]
-    specs = {s: workspace_from_histograms(scaled, s, data=None) for s in signals}
+    built = limit_workspaces(signal_output, corrections)
+    specs = built.specs
     ws_dir = out / "workspaces"
     ws_dir.mkdir(parents=True, exist_ok=True)
     for s, spec in specs.items():
@@ -219,8 +142,8 @@ def limits_stage(signal_output: dict, out: Path, workers: int, corrections=None)
         obs = np.array([results[s].observed for s in results])  # blinded: Asimov "observation"
         files = plot_exclusion(list(zip(m, dm, strict=True)), obs, exp, out / "exclusion")
     summary = {"signals": table, "workspace": str(ws_dir), "seconds": seconds, "luminosity_fb": sum(cfg.LUMI_FB.values()),
-               "blinded": True, "signal_regions_used": scaled.kept_regions, "plots": [str(f) for f in files],
-               "background_corrections": notes}
+               "blinded": True, "signal_regions_used": built.kept_regions, "plots": [str(f) for f in files],
+               "background_corrections": built.correction_notes}
     (out / "limits.json").write_text(json.dumps(summary, indent=1))
     return summary
 
