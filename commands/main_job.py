@@ -153,6 +153,7 @@ def main(args) -> int:
 
     from analysis.plotting import draw_plots
     from analysis.softtrack.plots import agreement, plot_jobs, write_cutflow
+    from commands.corrections import truth_pileup
     from corrections.apply import SoftTrackCorrections
     from corrections.build import build_corrections, write_correction_set
     from processors.fileset import load_fileset
@@ -177,7 +178,7 @@ def main(args) -> int:
 
     dy_raw = stages.run("cleaned Drell-Yan (uncorrected)", process, "dy", None, "_uncorrected")
     sig_raw = stages.run("signal region (uncorrected)", process, "signal", None, "_uncorrected")
-    built = stages.run("derive corrections", build_corrections, dy_raw, sig_raw)
+    built = stages.run("derive corrections", build_corrections, dy_raw, sig_raw, pileup_profiles=truth_pileup())
     corr_path = write_correction_set(built.cset, out / "corrections")
     corrections = SoftTrackCorrections(corr_path)
     dy = stages.run("cleaned Drell-Yan (corrected)", process, "dy", corrections)
