@@ -152,35 +152,10 @@ RS_FIG2_CORE_WINDOW = 0.1
 RS_CLOSURE_EVENTS = 40_000
 RS_CLOSURE_ERA = "2018"
 
-# --- Statistics (SPEC.md sec. 9; summary sec. 5; seeds 002, 003) -----------------------
-#: relative (log-normal) normalization uncertainty per fit background (summary Table 2:
-#: PV-associated, spurious, W->tau nu): the ~10% scale-factor uncertainty of summary sec. 5;
-#: backgrounds not listed get STATS_DEFAULT_NORM_UNC
-STATS_BACKGROUND_NORM_UNC: dict[str, float] = {"pv": 0.10, "spurious": 0.10, "tau": 0.10}
-STATS_DEFAULT_NORM_UNC = 0.10
-#: overall signal modeling uncertainty (summary sec. 5: tau-enriched CR, 10%)
-STATS_SIGNAL_UNCERTAINTY = 0.10
-STATS_CHANNEL = "signal_regions"
-STATS_POI = "mu"
-STATS_MEASUREMENT = "softtrack"
-STATS_DATA_NAME = "data"
-STATS_SIGNAL_PREFIX = "signal_"
-#: CLs level of the upper limits (95% CL) and the asymptotic test statistic
-STATS_CLS_LEVEL = 0.05
-STATS_TEST_STAT = "qtilde"
-#: POI range: [0, max(STATS_POI_MIN_UPPER, STATS_POI_UPPER_SIGMAS * sigma_mu)], sigma_mu the
-#: Asimov estimate 1/sqrt(sum s^2/b); keeps the free fit unbounded in practice for weak points
-STATS_POI_MIN_UPPER = 10.0
-STATS_POI_UPPER_SIGMAS = 50.0
-#: relative precision of the root finding of the upper limits on mu
-STATS_LIMIT_RTOL = 1e-6
-#: signal-region binning (SPEC.md sec. 4): Asimov significance with this relative
-#: background uncertainty, flat-S bins above an optimised threshold, tightest bin split
-SR_BACKGROUND_REL_UNC = 0.20
-SR_FLAT_S_BINS = 3  # equal-signal bins before the tightest one is split in two
-SR_MIN_BACKGROUND_ENTRIES = 10  # unweighted background MC entries required in every bin
-SR_THRESHOLD_SCAN_POINTS = 60  # candidate lower edges: signal-score quantiles scanned
-SR_THRESHOLD_MAX_QUANTILE = 0.95  # highest signal quantile tried as the lower edge
+# --- Statistics -------------------------------------------------------------------------
+#: the method constants of the statistics (CLs level, test statistic, workspace names,
+#: normalization uncertainties, the flat-S binning of the signal regions) are
+#: analysis.stats.defaults'
 
 
 # --- Models (SPEC.md sec. 4 and 7; thesis ch. 4 and Part I; models/) --------------------

@@ -38,7 +38,7 @@ from analysis.toymc.memory import keep_freed_memory  # noqa: E402
 from analysis.toymc.processes import BACKGROUNDS  # noqa: E402
 from analysis.toymc.sample import _hard_stage, generate_mc, make_rng  # noqa: E402
 from analysis.toymc.truth import SIM_DETECTOR  # noqa: E402
-from commands.generate import COMPRESSION, to_arrays, write_root  # noqa: E402
+from analysis.toymc.writer import COMPRESSION, to_arrays, write_root  # noqa: E402
 
 N = int(os.environ.get("BENCH_EVENTS", "20000"))
 

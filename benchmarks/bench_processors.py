@@ -18,7 +18,7 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from commands.generate import generate_samples  # noqa: E402
+from analysis.toymc.writer import generate_samples  # noqa: E402
 from processors.fileset import load_fileset  # noqa: E402
 from processors.runner import RunOptions  # noqa: E402
 from processors.softtrack.run import run_region as run_processor  # noqa: E402

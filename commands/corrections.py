@@ -3,7 +3,8 @@
 Reads the outputs of ``run.py process`` (coffea.util.save files): the cleaned Drell-Yan
 region (``--dy``: pT(Z) weights, track-class scale factors, residual max-logit shape) and
 the signal region (``--signal``: p_T^miss weights, max-logit sideband scale factors);
-pileup weights come from the generator's profiles. Writes one gzipped CorrectionSet for
+pileup weights come from the toy generator's true pileup profiles of simulation and
+pseudo-data (analysis.toymc.pileup.truth_profiles), which this command passes in. Writes one gzipped CorrectionSet for
 all eras, OUT/softtrack_corrections.json.gz, that passes ``correction validate``
 (SPEC.md sec. 5, 6; corrections/README.md).
 
@@ -48,6 +49,16 @@ def load_output(path: Path | None, what: str) -> dict | None:
     return out
 
 
+def truth_pileup():
+    """The pileup-weight input of the toy samples: the generator's true profiles of every era
+    (corrections.derive.PileupProfiles of analysis.toymc.pileup.truth_profiles)."""
+    from analysis.config import ERAS
+    from analysis.toymc.pileup import truth_profiles
+    from corrections.derive import PileupProfiles
+
+    return PileupProfiles(**truth_profiles(ERAS))
+
+
 def main(args) -> int:
     from rich.console import Console
 
@@ -56,7 +67,8 @@ def main(args) -> int:
     if args.dy is None and args.signal is None:
         raise ConfigError("give --dy and/or --signal (processor outputs)")
     console = Console(stderr=True, quiet=args.quiet)
-    result = build_corrections(load_output(args.dy, "dy"), load_output(args.signal, "signal"))
+    result = build_corrections(load_output(args.dy, "dy"), load_output(args.signal, "signal"),
+                               pileup_profiles=truth_pileup())
     path = write_correction_set(result.cset, args.out)
     for era, f in result.track_fits.items():
         console.print(f"track_class_sf {era}: pv {f.sf['pv']:.4f} +- {f.unc['pv']:.4f}, spurious "

@@ -23,6 +23,9 @@ Input, one of:
                         other than nominal and Up/Down pairs (the processors' diagnostic
                         "nocorr") are left out; simulated bins below zero are set to zero
                         and signal regions without background left out, each with a message
+                        (analysis.stats.from_histograms.workspaces_from_output, which
+                        the main job uses too: --blind --full-lumi --systematics
+                        nominal,jesUp,jesDown with its corrections file gives its limits)
 
 Output OUT.json: {"signals": {NAME: {"observed": mu, "expected": [m2, m1, median, p1, p2],
 "cls_obs_mu1", "cls_exp_mu1", "workspace", "m", "dm", ...}}, "workspace": DIR, ...}.
@@ -37,13 +40,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from analysis.config import (
+from analysis.errors import ConfigError, InputFileError, YieldsError
+from analysis.stats.defaults import (
     STATS_CLS_LEVEL,
     STATS_DATA_NAME,
     STATS_SIGNAL_PREFIX,
     STATS_TEST_STAT,
 )
-from analysis.errors import ConfigError, InputFileError, YieldsError
 
 NAME = "limits"
 HELP = "CLs upper limits on mu per signal point (asymptotic, qtilde) and the exclusion contour"
@@ -77,6 +80,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="histograms: apply the file's sideband scale factors and residual shape to the "
                              "simulated background of the signal regions (with their uncertainties as shape "
                              "systematics), for the SR edges recorded in the output")
+    parser.add_argument("--full-lumi", action="store_true",
+                        help="histograms: scale simulation from the luminosity the output was normalized to "
+                             "(its provenance) to the full Run-2 luminosity of each era, as the main job does")
+    parser.add_argument("--systematics", metavar="NAME,...",
+                        help="histograms: the systematic entries to use (default: every nominal and Up/Down "
+                             "pair; the main job uses nominal,jesUp,jesDown); pairs added by --corrections "
+                             "are always used")
     parser.add_argument("--process-map", nargs="+", default=None, metavar="CATEGORY=BACKGROUND",
                         help="histograms: map categories to fit backgrounds (several may share "
                              "one); default: every non-signal, non-data category is a background")
@@ -104,36 +114,21 @@ def _process_map(items: list[str] | None) -> dict[str, str] | None:
     return out
 
 
-def fit_systematics(h):
-    """``h`` with only the entries of its systematic axis a fit can use: ``nominal`` and
-    complete ``<name>Up``/``<name>Down`` pairs; returns (histogram, dropped entries), e.g. the
-    processors' diagnostic ``nocorr`` (the weight without corrections)."""
-    import hist
-    import numpy as np
-
-    names = list(h.axes["systematic"])
-    keep = [s for s in names if s == "nominal" or (s.endswith("Up") and f"{s[:-2]}Down" in names)
-            or (s.endswith("Down") and f"{s[:-4]}Up" in names)]
-    dropped = [s for s in names if s not in keep]
-    if not dropped:
-        return h, []
-    axes = [hist.axis.StrCategory(keep, name="systematic") if ax.name == "systematic" else ax for ax in h.axes]
-    out = hist.Hist(*axes, storage=h.storage_type())
-    position = [ax.name for ax in h.axes].index("systematic")
-    out.view()[...] = np.take(h.view(), [names.index(s) for s in keep], axis=position)
-    return out, dropped
+def _systematics(text: str | None) -> list[str] | None:
+    if text is None:
+        return None
+    names = [x.strip() for x in text.split(",") if x.strip()]
+    if "nominal" not in names:
+        raise ConfigError(f"--systematics must include nominal, got {text!r}")
+    return names
 
 
 def specs_from_histograms(args: argparse.Namespace) -> dict[str, dict]:
-    """One workspace spec per signal category of the processor output file."""
+    """One workspace spec per signal category of the processor output file
+    (analysis.stats.from_histograms.workspaces_from_output, the main job's path too)."""
     from coffea.util import load
 
-    from analysis.stats.workspace import (
-        _process_axis,
-        sum_over_eras,
-        usable_regions,
-        workspace_from_histograms,
-    )
+    from analysis.stats.from_histograms import workspaces_from_output
 
     if not args.histograms.is_file():
         raise InputFileError(f"histogram file {args.histograms} does not exist")
@@ -147,46 +142,26 @@ def specs_from_histograms(args: argparse.Namespace) -> dict[str, dict]:
             f"{args.histograms} has no histograms[{args.histogram!r}]; expected a dict with key "
             "'histograms' holding the processor's histograms"
         )
-    h = hists[args.histogram]
+    correct = None
     if args.corrections is not None:
+        from analysis.softtrack.stats import sr_corrector
         from corrections.apply import SoftTrackCorrections
-        from corrections.signal_regions import correct_output_sr
 
-        h, notes = correct_output_sr(output, SoftTrackCorrections(args.corrections), args.histogram)
-        for note in notes:
-            print(f"background correction: {note}")
-    datasets = output.get("datasets")
-    if isinstance(datasets, dict) and h.axes[0].name == "dataset" and all(
-            isinstance(datasets.get(d), dict) and "era" in datasets[d] for d in h.axes["dataset"]):
-        h = sum_over_eras(h, datasets, with_data=not args.blind, data_name=args.data_name)
-        print("datasets summed over eras (the output's metadata gives each dataset's era)"
-              + ("; data left out (--blind)" if args.blind else f"; data summed into {args.data_name!r}"))
-    h, dropped = fit_systematics(h)
-    if dropped:
-        print(f"not fit systematics (neither nominal nor an Up/Down pair): {', '.join(dropped)}")
-    n_regions = h.axes["sr"].size
-    h, kept, clipped = usable_regions(h, signal_prefix=args.signal_prefix,
-                                      data=None if args.blind else args.data_name)
-    if clipped:
-        print(f"{clipped} simulated bins below zero (negative generator weights) set to zero")
-    if not kept:
-        raise ConfigError("no signal region has a positive total background")
-    if len(kept) < n_regions:
-        print(f"signal regions without background left out: {sorted(set(range(n_regions)) - set(kept))}; "
-              f"the workspaces' SR1..SR{len(kept)} are the regions {kept}")
-    categories = list(h.axes[_process_axis(h)])
-    signals = [c for c in categories if c.startswith(args.signal_prefix)]
-    if not signals:
-        raise ConfigError(f"no signal categories ({args.signal_prefix}*) in {categories}")
-    data = None if args.blind else args.data_name
-    if data is not None and data not in categories:
-        raise ConfigError(f"data category {data!r} not in {categories}; pass --data-name or --blind")
-    process_map = _process_map(args.process_map)
-    return {
-        s: workspace_from_histograms(h, s, process_map=process_map, data=data,
-                                     signal_prefix=args.signal_prefix)
-        for s in signals
-    }
+        correct = sr_corrector(SoftTrackCorrections(args.corrections))
+    target_lumi = None
+    if args.full_lumi:
+        from analysis.constants import LUMI_FB
+
+        target_lumi = LUMI_FB
+    result = workspaces_from_output(output, histogram=args.histogram, correct=correct, blind=args.blind,
+                                    data_name=args.data_name, signal_prefix=args.signal_prefix,
+                                    process_map=_process_map(args.process_map),
+                                    systematics=_systematics(args.systematics), target_lumi_fb=target_lumi)
+    for note in result.correction_notes:
+        print(f"background correction: {note}")
+    for message in result.messages:
+        print(message)
+    return result.specs
 
 
 def main(args: argparse.Namespace) -> int:

@@ -71,18 +71,16 @@ class Stages:
 
 def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: int = 1) -> Path:
     from analysis.toymc.processes import ALL_PROCESSES, DATA_STREAMS
-    from commands.generate import generate_samples, request_hash
+    from analysis.toymc.writer import generate_samples, present_fileset, request_hash
 
     procs = [*ALL_PROCESSES, *DATA_STREAMS]
     points = default_signal_points()
     signal_events = max(events // SIGNAL_EVENT_FRACTION, 1)
     wanted = request_hash(list(cfg.ERAS), procs, points, events, seed, signal_events)
-    request = data / "request.json"
-    if request.is_file() and json.loads(request.read_text()).get("hash") == wanted:
-        fileset = json.loads((data / "fileset.json").read_text())
-        if all(Path(f).is_file() for d in fileset.values() for f in d["files"]):
-            stages.console.print(f"default sample present in {data} (hash {wanted})")
-            return data / "fileset.json"
+    present = present_fileset(data, wanted)
+    if present is not None:
+        stages.console.print(f"default sample present in {data} (hash {wanted})")
+        return present
 
     def progress(i, n, dataset, n_ev, dt):
         stages.console.print(f"  [{i:>3}/{n}] {dataset:<34} {n_ev:>7} events {dt:5.1f} s")
@@ -103,106 +101,29 @@ def load_scorer(stages: Stages):
     return TrackScorer.from_directory(None)
 
 
-def scale_to_nominal_lumi(h, datasets: dict, systematics: tuple[str, ...] = ("nominal", "jesUp", "jesDown")):
-    """SR histogram summed over eras with simulation scaled from the pseudo-data luminosity
-    it was normalized to, to the full luminosity of config (dataset names lose the era;
-    data left out)."""
-    from analysis.stats.workspace import sum_over_eras
-
-    return sum_over_eras(h, datasets, systematics=systematics, with_data=False,
-                         scale=lambda meta: cfg.LUMI_FB[meta["era"]] / meta["lumi_used"])
-
-
-def drop_empty_regions(h):
-    """Keep the signal regions with a positive total background (the likelihood needs one);
-    the kept regions are renumbered in order (their original indices in ``h.kept_regions``)."""
-    from analysis.stats.workspace import usable_regions
-
-    out, kept, _ = usable_regions(h, signal_prefix="signal_")
-    out.kept_regions = kept
-    return out
-
-
 def derive_sr_edges(signal_output: dict, out: Path) -> dict:
-    """Signal-region boundaries per Delta m category (SPEC.md sec. 4): Asimov significance
-    with 20% background uncertainty, flat-S bins, tightest split in two
-    (analysis.stats.significance.flat_s_edges), from the category's max logit of simulated
-    background and of the signal points whose Delta m is nearest to the category's, above
-    the sideband of the sideband scale factors (config.SIDEBAND_LOGIT_RANGE).
+    """Signal-region boundaries per Delta m category (analysis.softtrack.stats.sr_edges),
+    written to OUT/sr_edges.json."""
+    from analysis.softtrack.stats import sr_edges
 
-    The fine histogram is turned into pseudo-events: each bin contributes its effective
-    number of entries (sum w)^2 / sum w^2 at its centre, so the minimum-entries requirement
-    counts simulated events, not bins. A category whose inputs cannot support the binning
-    keeps the edges of config with a note."""
-    from analysis.errors import SoftTrackError
-    from analysis.stats.significance import flat_s_edges
-
-    h = signal_output["histograms"]["max_logit_category"]
-    datasets = signal_output["datasets"]
-    centres = h.axes["max_logit"].centers
-    result, notes = {}, []
-    for dm in cfg.CLASSIFIER_DMS:
-        label = f"{dm:g}"
-        parts = {"signal": [], "background": []}
-        for ds in h.axes["dataset"]:
-            meta = datasets[ds]
-            if meta["is_data"]:
-                continue
-            if meta["process"] == "signal":
-                nearest = min(cfg.CLASSIFIER_DMS, key=lambda c, d=meta["dm_chargino"]: abs(c - d))
-                if nearest != dm:
-                    continue
-                kind = "signal"
-            else:
-                kind = "background"
-            view = h[{"dataset": ds, "dm": label}].view()
-            parts[kind].append((view["value"], view["variance"]))
-        arrays = {}
-        for kind, items in parts.items():
-            scores, weights = [], []
-            for value, var in items:
-                ok = (value > 0) & (var > 0)
-                neff = np.maximum(np.round(value[ok] ** 2 / var[ok]).astype(int), 1)
-                scores.append(np.repeat(centres[ok], neff))
-                weights.append(np.repeat(value[ok] / neff, neff))
-            arrays[kind] = (np.concatenate(scores) if scores else np.zeros(0),
-                            np.concatenate(weights) if weights else np.zeros(0))
-        try:
-            edges, z = flat_s_edges(*arrays["signal"], *arrays["background"], min_edge=cfg.SIDEBAND_LOGIT_RANGE[1])
-            result[dm] = [float(e) for e in edges]
-            notes.append(f"dm {label}: edges {', '.join(f'{e:.2f}' for e in edges)}, Z_A = {z:.2f}")
-        except SoftTrackError as err:
-            result[dm] = list(cfg.SR_LOGIT_EDGES[dm])
-            notes.append(f"dm {label}: kept the config edges ({err})")
-    (out / "sr_edges.json").write_text(json.dumps({"edges": {f"{k:g}": v for k, v in result.items()},
-                                                   "notes": notes}, indent=1))
-    return {"edges": result, "notes": notes}
+    result = sr_edges(signal_output)
+    (out / "sr_edges.json").write_text(json.dumps({"edges": {f"{k:g}": v for k, v in result["edges"].items()},
+                                                   "notes": result["notes"]}, indent=1))
+    return result
 
 
 def limits_stage(signal_output: dict, out: Path, workers: int, corrections=None) -> dict:
-    """Expected limits from the 12 signal regions; with ``corrections``, the sideband scale
-    factors and the residual shape are applied to the background of the signal regions
-    first (for the edges the output was filled with), with their uncertainties as shape
-    systematics (corrections.signal_regions)."""
+    """Expected limits from the 12 signal regions (analysis.softtrack.stats.limit_workspaces);
+    with ``corrections``, the sideband scale factors and the residual shape are applied to the
+    background of the signal regions first (for the edges the output was filled with), with
+    their uncertainties as shape systematics (corrections.signal_regions)."""
+    from analysis.softtrack.stats import limit_workspaces
     from analysis.stats.contour import plot_exclusion
     from analysis.stats.limits import upper_limits_grid
-    from analysis.stats.workspace import parse_signal_point, workspace_from_histograms
-    from corrections.signal_regions import correct_output_sr
+    from analysis.stats.workspace import parse_signal_point
 
-    h = signal_output["histograms"]["sr"]
-    datasets = dict(signal_output["datasets"])
-    lumi = signal_output["provenance"].get("lumi_fb", {})
-    for meta in datasets.values():
-        meta["lumi_used"] = lumi.get(meta["era"], cfg.LUMI_FB[meta["era"]])
-    notes: list[str] = []
-    systematics = ["nominal", "jesUp", "jesDown"]
-    if corrections is not None:
-        n_before = len(h.axes["systematic"])
-        h, notes = correct_output_sr(signal_output, corrections)
-        systematics += list(h.axes["systematic"])[n_before:]
-    scaled = drop_empty_regions(scale_to_nominal_lumi(h, datasets, tuple(systematics)))
-    signals = [s for s in scaled.axes["dataset"] if s.startswith("signal_")]
-    specs = {s: workspace_from_histograms(scaled, s, data=None) for s in signals}
+    built = limit_workspaces(signal_output, corrections)
+    specs = built.specs
     ws_dir = out / "workspaces"
     ws_dir.mkdir(parents=True, exist_ok=True)
     for s, spec in specs.items():
@@ -221,32 +142,18 @@ def limits_stage(signal_output: dict, out: Path, workers: int, corrections=None)
         obs = np.array([results[s].observed for s in results])  # blinded: Asimov "observation"
         files = plot_exclusion(list(zip(m, dm, strict=True)), obs, exp, out / "exclusion")
     summary = {"signals": table, "workspace": str(ws_dir), "seconds": seconds, "luminosity_fb": sum(cfg.LUMI_FB.values()),
-               "blinded": True, "signal_regions_used": scaled.kept_regions, "plots": [str(f) for f in files],
-               "background_corrections": notes}
+               "blinded": True, "signal_regions_used": built.kept_regions, "plots": [str(f) for f in files],
+               "background_corrections": built.correction_notes}
     (out / "limits.json").write_text(json.dumps(summary, indent=1))
     return summary
-
-
-def agreement(output: dict, name: str = "met", systematic: str = "nominal") -> dict:
-    """chi2/ndf and data/MC yield ratio of a histogram (bins with MC > 0)."""
-    from commands.plots import group_by_process
-
-    groups = group_by_process(output["histograms"][name], output["datasets"], systematic)
-    if "data" not in groups:
-        return {}
-    d, dv = groups["data"]
-    mc = sum(v[0] for k, v in groups.items() if k not in ("data",) and not k.startswith("signal_"))
-    mcv = sum(v[1] for k, v in groups.items() if k not in ("data",) and not k.startswith("signal_"))
-    ok = (mc > 0) & ((d > 0) | (mc > 0.5))
-    chi2 = float((((d - mc) ** 2) / np.maximum(dv + mcv, 1e-9))[ok].sum())
-    return {"data": float(d.sum()), "mc": float(mc.sum()), "ratio": float(d.sum() / max(mc.sum(), 1e-12)),
-            "chi2": chi2, "ndf": int(ok.sum())}
 
 
 def main(args) -> int:
     from coffea.util import save
 
-    from commands.plots import draw_plots, plot_jobs, write_cutflow
+    from analysis.plotting import draw_plots
+    from analysis.softtrack.plots import agreement, plot_jobs, write_cutflow
+    from commands.corrections import truth_pileup
     from corrections.apply import SoftTrackCorrections
     from corrections.build import build_corrections, write_correction_set
     from processors.fileset import load_fileset
@@ -269,7 +176,7 @@ def main(args) -> int:
 
     dy_raw = stages.run("cleaned Drell-Yan (uncorrected)", process, "dy", None, "_uncorrected")
     sig_raw = stages.run("signal region (uncorrected)", process, "signal", None, "_uncorrected")
-    built = stages.run("derive corrections", build_corrections, dy_raw, sig_raw)
+    built = stages.run("derive corrections", build_corrections, dy_raw, sig_raw, pileup_profiles=truth_pileup())
     corr_path = write_correction_set(built.cset, out / "corrections")
     corrections = SoftTrackCorrections(corr_path)
     dy = stages.run("cleaned Drell-Yan (corrected)", process, "dy", corrections)

@@ -1,4 +1,4 @@
-"""Signal-region bin edges from classifier scores (SPEC.md sec. 4): Asimov significance with
+"""Signal-region bin edges from classifier scores (docs/physics.md sec. 4): Asimov significance with
 20% background uncertainty, flat-S binning, tightest bin split in two.
 
 Input: an NPZ (numpy.savez) or JSON file with six equal-length-per-sample arrays
@@ -23,13 +23,11 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.config import CLASSIFIER_DMS, SIDEBAND_LOGIT_RANGE, SR_BACKGROUND_REL_UNC
-from analysis.errors import InputFileError, YieldsError
+from analysis.config import CLASSIFIER_DMS, SIDEBAND_LOGIT_RANGE
+from analysis.stats.defaults import SR_BACKGROUND_REL_UNC
 
 NAME = "sr-edges"
 HELP = "signal-region edges per category: flat-S bins maximising the Asimov significance"
-KEYS = ("score", "weight", "category")
-SAMPLES = ("signal", "background")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -44,52 +42,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "the sideband scale factors, so that the two are disjoint; --min-edge=-inf: no limit)")
 
 
-def load_scores(path: Path) -> dict[str, dict[str, np.ndarray]]:
-    """{"signal": {"score", "weight", "category"}, "background": {...}} from NPZ or JSON."""
-    if not path.is_file():
-        raise InputFileError(f"score file {path} does not exist")
-    try:
-        if path.suffix == ".json":
-            raw = json.loads(path.read_text())
-        else:
-            with np.load(path) as f:
-                raw = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as err:
-        raise InputFileError(f"cannot read score file {path}: {err}") from None
-    expected = {f"{s}_{k}" for s in SAMPLES for k in KEYS}
-    unknown, missing = sorted(set(raw) - expected), sorted(expected - set(raw))
-    if unknown or missing:
-        raise YieldsError(f"score file {path}: unknown keys {unknown}, missing keys {missing}; "
-                          f"expected exactly {sorted(expected)}")
-    out = {}
-    for s in SAMPLES:
-        arrays = {k: np.asarray(raw[f"{s}_{k}"]) for k in KEYS}
-        sizes = {f"{s}_{k}": a.size for k, a in arrays.items()}
-        if len(set(sizes.values())) != 1:
-            raise YieldsError(f"score file {path}: arrays of different lengths {sizes}")
-        bad = sorted(set(np.unique(arrays["category"]).tolist()) - set(range(len(CLASSIFIER_DMS))))
-        if bad:
-            raise YieldsError(f"{s}_category holds {bad}; expected indices 0..{len(CLASSIFIER_DMS) - 1}")
-        out[s] = arrays
-    return out
-
-
 def main(args: argparse.Namespace) -> int:
-    from analysis.stats.significance import sr_edges_by_category
+    from analysis.stats.sr_edges import load_scores, sr_edges_from_scores
 
-    scores = load_scores(args.scores)
-    result = sr_edges_by_category(scores["signal"], scores["background"], CLASSIFIER_DMS,
-                                  rel_unc=args.background_rel_unc, min_edge=args.min_edge)
-    out = {
-        "categories": list(CLASSIFIER_DMS),
-        "edges": {f"{dm:g}": edges.tolist() for dm, (edges, _) in result.items()},
-        "z_asimov": {f"{dm:g}": z for dm, (_, z) in result.items()},
-        "background_rel_unc": args.background_rel_unc,
-        "min_edge": args.min_edge if np.isfinite(args.min_edge) else None,
-    }
+    scores = load_scores(args.scores, len(CLASSIFIER_DMS))
+    out = sr_edges_from_scores(scores, CLASSIFIER_DMS, rel_unc=args.background_rel_unc, min_edge=args.min_edge)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=1))
-    for dm, (edges, z) in result.items():
+    for dm in CLASSIFIER_DMS:
+        edges, z = out["edges"][f"{dm:g}"], out["z_asimov"][f"{dm:g}"]
         print(f"dm = {dm:g} GeV: lower edges {np.round(edges, 3).tolist()}  Z_A = {z:.2f}")
     print(f"wrote {args.out}")
     return 0

@@ -65,7 +65,8 @@ def _sr_edges(*outputs: Mapping | None) -> dict[float, tuple[float, ...]] | None
     return None
 
 
-def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None) -> BuildResult:
+def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None, *,
+                      pileup_profiles: derive.PileupProfiles) -> BuildResult:
     """Derive every correction the inputs allow and assemble the CorrectionSet.
 
     Parameters
@@ -74,17 +75,20 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None) 
         scale factors, residual max-logit shape (when ``max_logit`` exists).
     signal : output of the ``signal`` processor: p_T^miss weights, sideband scale factors
         (when ``max_logit`` exists).
+    pileup_profiles : the true-interaction profiles of simulation and data per era that the pileup
+        weights are derived from (:class:`corrections.derive.PileupProfiles`; the commands
+        pass the generator's truth profiles, analysis.toymc.pileup.truth_profiles).
 
     The residual shape is evaluated at the signal-region edges the signal output (else the
     dy output) was filled with, as its provenance records them (config.SR_LOGIT_EDGES for
     outputs that do not).
 
-    Pileup weights come from the generator's profiles for the eras of the inputs.
+    Pileup weights come from ``pileup_profiles`` for the eras of the inputs.
     """
     if dy is None and signal is None:
         raise ConfigError("corrections need at least one processor output (--dy and/or --signal)")
     eras = sorted({e for out in (dy, signal) if out for e in derive.eras_of(out["datasets"])})
-    pileup = derive.pileup_weight(eras or cfg.ERAS)
+    pileup = derive.pileup_weight(pileup_profiles, eras or cfg.ERAS)
     result = BuildResult(cs.CorrectionSet(schema_version=SCHEMA_VERSION, corrections=[]))
     corrections = [pileup]
     if dy is not None:

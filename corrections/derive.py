@@ -26,14 +26,13 @@ import correctionlib.schemav2 as cs
 import hist
 import numpy as np
 from iminuit import Minuit
-from scipy import stats
 
 from analysis import config as cfg
 from analysis.errors import CorrectionError
-from analysis.toymc.truth import PSEUDO_DATA, DataModel, PileupModel
 
 __all__ = [
     "LineFit",
+    "PileupProfiles",
     "PtzWeights",
     "TrackClassFit",
     "fit_line",
@@ -43,7 +42,6 @@ __all__ = [
     "fit_sideband_sf",
     "fit_track_classes",
     "met_weight",
-    "pileup_profiles",
     "pileup_track_norm",
     "pileup_weight",
     "ptz_weight",
@@ -144,56 +142,45 @@ SYST_INPUT = cs.Variable(name="syst", type="string", description="systematic var
 
 
 # --- pileup (SPEC.md sec. 6) ---------------------------------------------------------------
-def pileup_profiles(era: str, model: PileupModel | None = None, data_scale: float = PSEUDO_DATA.pileup_scale,
-                    n_max: int = cfg.PILEUP_NTRUE_MAX) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Probabilities of the true number of interactions in unit bins [k, k+1), k < n_max.
+@dataclass(frozen=True)
+class PileupProfiles:
+    """The input of the pileup weights: probabilities of the true number of interactions
+    (Pileup_nTrueInt) in the bins ``edges`` (unit bins 0..n_max), per era, of simulation and
+    of data (nominal and the up/down variations of the data profile).
 
-    The generator draws n_true ~ Gamma(mean m, width s) clipped at ``model.max_true``
-    (:meth:`PileupModel.sample_true`); pseudo-data scales m and s by ``data_scale``.
-
-    Returns (edges, p_simulation, p_data); the clipped tail is put in the bin of max_true.
+    The caller supplies them, e.g. the normalized ``n_true_int`` histograms of simulation and
+    data, or the generator's truth profiles that the commands pass in
+    (``PileupProfiles(**analysis.toymc.pileup.truth_profiles(eras))``); ``description`` says
+    where they come from (it goes into the correction's description).
     """
-    model = model or PileupModel()
-    if era not in model.mean:
-        raise CorrectionError(f"no pileup profile for era {era!r}: the generator has {sorted(model.mean)}")
-    edges = np.arange(n_max + 1, dtype=np.float64)
 
-    def profile(scale: float) -> np.ndarray:
-        m, s = model.mean[era] * scale, model.sd[era] * scale
-        k = (m / s) ** 2
-        cdf = stats.gamma.cdf(edges, k, scale=m / k)
-        p = np.diff(cdf)
-        clip_bin = min(int(model.max_true), n_max - 1)
-        p[clip_bin] += stats.gamma.sf(model.max_true, k, scale=m / k)
-        p[clip_bin + 1:] = 0.0
-        return p / p.sum()
-
-    return edges, profile(1.0), profile(data_scale)
+    edges: np.ndarray
+    simulation: Mapping[str, np.ndarray]
+    data: Mapping[str, Mapping[str, np.ndarray]]
+    description: str = ""
 
 
-def pileup_weight(eras: Sequence[str] = cfg.ERAS, model: PileupModel | None = None,
-                  data_model: DataModel = PSEUDO_DATA,
-                  scale_unc: float = cfg.PILEUP_SCALE_UNCERTAINTY) -> cs.Correction:
-    """Pileup weights w(n_true) = p_data / p_sim per era, nominal/up/down (SPEC.md sec. 6).
-
-    The simulated profile is the generator's :class:`PileupModel`; the pseudo-data profile
-    the same Gamma with mean and width scaled by ``data_model.pileup_scale``; up/down scale
-    it further by 1 +- ``scale_unc`` (minimum-bias cross section uncertainty).
-    """
+def pileup_weight(profiles: PileupProfiles, eras: Sequence[str] | None = None) -> cs.Correction:
+    """Pileup weights w(n_true) = p_data / p_sim per era, nominal/up/down (SPEC.md sec. 6), from
+    the profiles of simulation and data (``profiles``, for ``eras``, default all it has)."""
+    eras = list(profiles.simulation) if eras is None else list(eras)
+    edges = np.asarray(profiles.edges, dtype=np.float64)
     per_era = {}
     for era in eras:
+        if era not in profiles.simulation or era not in profiles.data:
+            raise CorrectionError(f"no pileup profile for era {era!r}: the profiles have {sorted(profiles.simulation)}")
+        p_sim = np.asarray(profiles.simulation[era], dtype=np.float64)
         variations = {}
-        for syst, f in zip(SYSTS, (1.0, 1.0 + scale_unc, 1.0 - scale_unc), strict=True):
-            edges, p_sim, p_data = pileup_profiles(era, model, data_model.pileup_scale * f)
+        for syst in SYSTS:
+            p_data = np.asarray(profiles.data[era][syst], dtype=np.float64)
             w = np.divide(p_data, p_sim, out=np.ones_like(p_sim), where=p_sim > 1e-300)
             variations[syst] = cs.Binning(nodetype="binning", input="n_true_int", edges=list(edges),
                                           content=[float(x) for x in w], flow="clamp")
         per_era[era] = _cat("syst", variations)
     desc = (
-        "Pileup weights p_data(n_true)/p_sim(n_true) in unit bins (SPEC.md sec. 6). Simulation: the toy "
-        "generator's Gamma profiles (PileupModel); pseudo-data: mean and width scaled by "
-        f"{data_model.pileup_scale:g}; up/down: that scale times 1 +- {scale_unc:g}. Clamped outside [0, "
-        f"{cfg.PILEUP_NTRUE_MAX}]."
+        "Pileup weights p_data(n_true)/p_sim(n_true) in unit bins (SPEC.md sec. 6). "
+        + (f"{profiles.description} " if profiles.description else "")
+        + f"Clamped outside [{edges[0]:g}, {edges[-1]:g}]."
     )
     return _correction(
         "pileup_weight", desc,

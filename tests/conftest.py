@@ -13,7 +13,7 @@ REAL_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "real"
 @pytest.fixture(scope="session")
 def small_sample(tmp_path_factory) -> tuple[Path, dict]:
     """Every process and stream of 2018, 1500 events each (seed 7), with its fileset."""
-    from commands.generate import generate_samples
+    from analysis.toymc.writer import generate_samples
 
     out = tmp_path_factory.mktemp("toy")
     procs = ["zjets_nunu", "wjets_lnu", "ttjets", "dy_mumu", "qcd", "signal", "data_met", "data_singlemuon", "data_jetht"]

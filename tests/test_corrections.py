@@ -20,6 +20,7 @@ import pytest
 from analysis import config as cfg
 from analysis.errors import ConfigError, CorrectionError
 from analysis.objects import candidate_tracks_mask
+from analysis.toymc.pileup import truth_profiles
 from analysis.toymc.processes import BOSON_A, ZNUNU_POWER, PowerSpectrum
 from analysis.toymc.truth import PSEUDO_DATA, PileupModel
 from corrections import derive
@@ -41,6 +42,8 @@ from processors.softtrack.dy import DrellYanProcessor
 from processors.softtrack.histograms import DM, LOG10_DZ, MET
 from processors.softtrack.region import ORIGIN_NAMES
 
+#: the pileup-weight input of the toy samples (the generator's truth, as the commands pass it)
+PILEUP = derive.PileupProfiles(**truth_profiles(cfg.ERAS))
 ERA = "2018"
 SEED = 11
 #: events per sample: the spurious SF's statistical error is then ~6%, the PV one ~0.6%
@@ -91,7 +94,7 @@ class LooseTrackDY(DrellYanProcessor):
 @pytest.fixture(scope="session")
 def dy_output(tmp_path_factory) -> dict:
     """Cleaned-DY processor output of a 2018 sample (seed 11, 20k events per sample)."""
-    from commands.generate import generate_samples
+    from analysis.toymc.writer import generate_samples
     from processors.runner import RunOptions, make_processor, run
 
     out = tmp_path_factory.mktemp("corr")
@@ -151,7 +154,7 @@ def written(dy_output, signal_output, tmp_path_factory) -> tuple[Path, object]:
     dy = dict(dy_output, histograms=dict(dy_output["histograms"],
                                          max_logit=_logit_hist(np.random.default_rng(3), -0.02, 1.0)))
     dy["datasets"] = dict(dy["datasets"], **DATASETS_SIGNAL)
-    result = build_corrections(dy, signal_output)
+    result = build_corrections(dy, signal_output, pileup_profiles=PILEUP)
     return write_correction_set(result.cset, tmp_path_factory.mktemp("cset")), result
 
 
@@ -192,7 +195,7 @@ def test_shipped_file_validates():
 
 # --- closure against the generator's truth -------------------------------------------------
 def test_track_class_sf_recovers_injected_rates(dy_output):
-    pileup = derive.pileup_weight([ERA])
+    pileup = derive.pileup_weight(PILEUP, [ERA])
     fit = derive.fit_track_classes(_loose(dy_output), dy_output["datasets"], ERA, pileup)
     truth = {"pv": PSEUDO_DATA.pv_track_rate, "spurious": PSEUDO_DATA.spurious_track_rate}
     for cls, value in truth.items():
@@ -229,7 +232,7 @@ def test_ptz_weights_close_met_spectrum(dy_output, written):
 def test_pileup_weights_reproduce_pseudo_data_profile():
     model, rng = PileupModel(), np.random.default_rng(SEED)
     corr = SoftTrackCorrections(json_text=json.dumps({"schema_version": 2, "corrections": [
-        json.loads(derive.pileup_weight().model_dump_json(exclude_unset=True))]}))
+        json.loads(derive.pileup_weight(PILEUP).model_dump_json(exclude_unset=True))]}))
     for era in cfg.ERAS:
         sim = model.sample_true(era, 300_000, rng)
         data = model.sample_true(era, 300_000, rng, PSEUDO_DATA.pileup_scale)
@@ -361,7 +364,7 @@ def test_signal_region_corrections_follow_the_edges_in_use(dy_output, signal_out
     assert notes == ["residual_shape not derived: no dy output with a 'max_logit' histogram"]
     # the corrections command takes the edges the signal output records
     recorded = dict(signal_output, provenance={"sr_edges": {f"{dm:g}": list(e) for dm, e in shifted.items()}})
-    corr = SoftTrackCorrections(json_text=build_corrections(dy, recorded).cset.model_dump_json(exclude_unset=True))
+    corr = SoftTrackCorrections(json_text=build_corrections(dy, recorded, pileup_profiles=PILEUP).cset.model_dump_json(exclude_unset=True))
     assert sum(n.startswith("residual_shape_") for n in background_factors(corr, ERA, shifted).variations) == 3
 
 
@@ -460,7 +463,7 @@ def test_main_job_applies_the_sideband_sf_to_the_limits(tmp_path):
     lumi = {ERA: 10.0}
     sig = {"histograms": {"sr": h, "max_logit": _logit_hist(np.random.default_rng(7), 0.0, 1.08)}, "datasets": datasets,
            "provenance": {"lumi_fb": lumi, "sr_edges": {f"{dm:g}": list(e) for dm, e in cfg.SR_LOGIT_EDGES.items()}}}
-    built = build_corrections(None, sig)
+    built = build_corrections(None, sig, pileup_profiles=PILEUP)
     corr, notes = sr_corrections_stage(built.cset, sig, None, tmp_path / "c.json.gz")
     assert notes == ["residual_shape not derived: no dy output with a 'max_logit' histogram"]
     result = limits_stage(sig, tmp_path, 1, corr)
@@ -496,7 +499,7 @@ def test_unknown_era_class_or_correction_raise(written):
         corr.track_class_sf(ERA, "tau")
     with pytest.raises(CorrectionError, match="no syst 'sideways'"):
         corr.met_weight(ERA, 400.0, "sideways")
-    no_met = {"schema_version": 2, "corrections": [json.loads(derive.pileup_weight([ERA]).model_dump_json())]}
+    no_met = {"schema_version": 2, "corrections": [json.loads(derive.pileup_weight(PILEUP, [ERA]).model_dump_json())]}
     with pytest.raises(CorrectionError, match="'met_weight' not in"):
         SoftTrackCorrections(json_text=json.dumps(no_met)).met_weight(ERA, 400.0)
     with pytest.raises(CorrectionError, match="cannot read corrections file"):

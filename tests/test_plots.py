@@ -5,7 +5,8 @@ from __future__ import annotations
 import matplotlib.image as mpimg
 import numpy as np
 
-from commands.plots import draw_plots, plot_jobs, standard_plots
+from analysis.plotting import draw_plots
+from analysis.softtrack.plots import plot_jobs, standard_plots
 from processors.histograms import book
 from processors.softtrack.histograms import REGION_HISTOGRAMS
 
@@ -45,3 +46,12 @@ def test_plots_cli_rejects_bad_workers(tmp_path, capsys):
     (tmp_path / "o.coffea").write_bytes(b"")
     assert run.main(["plots", str(tmp_path / "o.coffea"), "--out", str(tmp_path), "--workers", "0"]) == 2
     assert "--workers must be at least 1" in capsys.readouterr().err
+
+
+def test_signal_benchmark_names_are_the_generated_datasets():
+    from analysis.config import SIGNAL_BENCHMARKS
+    from analysis.softtrack.plots import signal_name, style
+    from analysis.toymc.processes import signal_dataset_name
+
+    assert set(style()["signals"]) == {signal_dataset_name(m, dm) for m, dm in SIGNAL_BENCHMARKS}
+    assert all(signal_name(m, dm) == signal_dataset_name(m, dm) for m, dm in SIGNAL_BENCHMARKS)

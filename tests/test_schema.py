@@ -20,7 +20,7 @@ def test_generated_file_cross_references(small_sample):
     ev = _open(out / "dy_mumu_2018.root")
     assert {"Track", "PFCand", "OtherPV", "SV", "GenPart", "PV"} <= set(ev.fields)
     charged = ev.PFCand[ev.PFCand.trkIdx >= 0]
-    # PFCand pT is stored with a 12-bit mantissa (commands/generate.py MANTISSA_BITS)
+    # PFCand pT is stored with a 12-bit mantissa (analysis/toymc/writer.py MANTISSA_BITS)
     assert ak.all(abs(charged.matched_track.pt / charged.pt - 1) < 1e-3)
     with_sv = ev.Track[ev.Track.svIdx >= 0]
     assert ak.all(with_sv.matched_sv.x == ev.SV.x[with_sv.svIdx])

@@ -499,3 +499,39 @@ def test_abcd_cli(tmp_path):
     result = json.loads(out.read_text())
     assert result["prediction"] == pytest.approx((c["B"] * c["C"] / c["D"]).tolist())
     pyhf.Workspace(json.loads(Path(result["workspace"]).read_text()))
+
+
+def test_limits_cli_with_the_main_job_options_gives_its_workspaces(tmp_path):
+    """One path from a processor output to workspaces: ``limits --histograms --blind
+    --full-lumi --systematics nominal,jesUp,jesDown`` builds the main job's workspaces (two
+    eras normalized to their pseudo-data luminosities, pileup and nocorr entries filled)."""
+    from coffea.util import save
+
+    from commands.main_job import limits_stage
+
+    rng = np.random.default_rng(11)
+    datasets = {}
+    for era in ("2017", "2018"):
+        datasets |= {f"zjets_nunu_{era}": {"process": "zjets_nunu", "era": era, "is_data": False},
+                     f"data_met_{era}": {"process": "data_met", "era": era, "is_data": True},
+                     f"signal_m100_dm0p3_{era}": {"process": "signal", "era": era, "is_data": False}}
+    systs = ["nominal", "jesUp", "jesDown", "puUp", "puDown", "nocorr"]
+    h = hist.Hist(hist.axis.StrCategory(list(datasets), name="dataset"), hist.axis.StrCategory(systs, name="systematic"),
+                  hist.axis.Integer(0, cfg.N_SIGNAL_REGIONS, name="sr"), storage=hist.storage.Weight())
+    for ds, meta in datasets.items():
+        for i, syst in enumerate(systs[:1] if meta["is_data"] else systs):
+            region = rng.integers(0, cfg.N_SIGNAL_REGIONS, 600)
+            h.fill(dataset=ds, systematic=syst, sr=region, weight=np.full(region.size, 0.2 * (1 + 0.02 * i)))
+    output = {"histograms": {"sr": h}, "datasets": datasets, "provenance": {"lumi_fb": {"2017": 4.0, "2018": 6.0}}}
+    main = limits_stage(output, tmp_path, 1)
+    save(output, tmp_path / "signal.coffea")
+    out = tmp_path / "cli.json"
+    assert run.main(["limits", "--histograms", str(tmp_path / "signal.coffea"), "--out", str(out), "--workers", "1",
+                     "--blind", "--full-lumi", "--systematics", "nominal,jesUp,jesDown"]) == 0
+    cli = json.loads(out.read_text())["signals"]
+    for name, entry in main["signals"].items():
+        assert cli[name]["expected"] == entry["expected"]
+        assert json.loads(Path(cli[name]["workspace"]).read_text()) == json.loads(Path(entry["workspace"]).read_text())
+    assert run.main(["limits", "--histograms", str(tmp_path / "signal.coffea"), "--out", str(out), "--workers", "1",
+                     "--blind"]) == 0  # as filled, with the pileup pair: other limits
+    assert json.loads(out.read_text())["signals"]["signal_m100_dm0p3"]["expected"] != main["signals"]["signal_m100_dm0p3"]["expected"]

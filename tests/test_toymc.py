@@ -244,7 +244,7 @@ def test_same_seed_same_arrays_different_seed_differs():
 
 def test_files_reproducible(tmp_path):
     """Same request, same bytes of every branch, whether samples are made in 1 or 2 processes."""
-    from commands.generate import generate_samples
+    from analysis.toymc.writer import generate_samples
 
     for sub, workers in (("a", 1), ("b", 2)):
         generate_samples(tmp_path / sub, ["2016"], ["signal", "data_jetht"], [(140.0, 0.58)], 200, 3, workers=workers)

@@ -37,8 +37,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.config import STATS_MEASUREMENT, STATS_POI
 from analysis.errors import ConfigError
+from analysis.stats.defaults import STATS_MEASUREMENT, STATS_POI
 
 REGIONS: tuple[str, ...] = ("A", "B", "C", "D")
 ABCD_NORM = "abcd_norm"

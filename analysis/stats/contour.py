@@ -15,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.config import LUMI_FB, signal_xsec_pb
+from analysis.constants import LUMI_FB
+from analysis.signal_models import signal_xsec_pb
 
 #: line styles of the contours (summary Fig. 5 right: expected red, observed black)
 EXPECTED_COLOR = "tab:red"

@@ -38,8 +38,13 @@ import pyhf
 from scipy.optimize import brentq
 from scipy.special import ndtr, ndtri
 
-from analysis.config import STATS_CLS_LEVEL, STATS_LIMIT_RTOL, STATS_MEASUREMENT, STATS_TEST_STAT
 from analysis.errors import ConfigError
+from analysis.stats.defaults import (
+    STATS_CLS_LEVEL,
+    STATS_LIMIT_RTOL,
+    STATS_MEASUREMENT,
+    STATS_TEST_STAT,
+)
 from analysis.stats.likelihood import FitResult, HistFactoryLikelihood
 
 #: order of the expected band: N sigma of the background-only test-statistic distribution

@@ -29,15 +29,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.config import (
-    N_SR_BINS_PER_CATEGORY,
+from analysis.errors import ConfigError
+from analysis.stats.defaults import (
     SR_BACKGROUND_REL_UNC,
     SR_FLAT_S_BINS,
     SR_MIN_BACKGROUND_ENTRIES,
     SR_THRESHOLD_MAX_QUANTILE,
     SR_THRESHOLD_SCAN_POINTS,
 )
-from analysis.errors import ConfigError
 
 
 def asimov_significance(
@@ -104,7 +103,7 @@ def flat_s_edges(
     min_entries: int = SR_MIN_BACKGROUND_ENTRIES,
     min_edge: float | None = None,
 ) -> tuple[np.ndarray, float]:
-    """The 4 lower SR edges of one category and their combined Z_A (module docstring).
+    """The n_flat + 1 (default 4) lower SR edges of one category and their combined Z_A (module docstring).
 
     Parameters
     ----------
@@ -118,10 +117,10 @@ def flat_s_edges(
 
     Returns
     -------
-    edges : array (N_SR_BINS_PER_CATEGORY,)
+    edges : array (n_flat + 1,)
         Increasing lower edges; the last bin is open above.
     z_asimov : float
-        Combined Z_A of the 4 bins.
+        Combined Z_A of the n_flat + 1 bins.
 
     Raises
     ------
@@ -164,7 +163,7 @@ def flat_s_edges(
     tight = ss >= edges[-1]
     split = _weighted_quantiles(ss[tight], sw[tight], np.array([0.5]))[0]
     edges = np.append(edges, split)
-    if edges.size != N_SR_BINS_PER_CATEGORY or np.any(np.diff(edges) <= 0):
+    if edges.size != n_flat + 1 or np.any(np.diff(edges) <= 0):
         raise ConfigError(f"could not split the tightest bin at {split:g}: too few signal events")
     s_sum, _ = _bin_sums(ss, sw, edges)
     b_sum, _ = _bin_sums(bs, bw, edges)

@@ -38,8 +38,9 @@ from typing import Any
 import numpy as np
 import pyhf
 
-from analysis.config import (
-    LUMI_UNCERTAINTY,
+from analysis.constants import LUMI_UNCERTAINTY
+from analysis.errors import ConfigError, YieldsError
+from analysis.stats.defaults import (
     STATS_BACKGROUND_NORM_UNC,
     STATS_CHANNEL,
     STATS_DEFAULT_NORM_UNC,
@@ -50,7 +51,6 @@ from analysis.config import (
     STATS_SIGNAL_PREFIX,
     STATS_SIGNAL_UNCERTAINTY,
 )
-from analysis.errors import ConfigError, YieldsError
 
 #: keys of a yields file: required and optional (``source`` is free-text provenance)
 YIELDS_REQUIRED_KEYS = frozenset({"regions", "observed", "backgrounds", "signals"})

@@ -1,0 +1,182 @@
+"""Plots and tables of processor outputs, for any analysis: stacked simulation vs data with a
+ratio panel (mplhep, CMS style), signal overlays, data/simulation agreement and the cutflow
+table.
+
+Nothing here knows a particular analysis: which backgrounds are stacked (and in which
+order), their labels and colours, which signals are overlaid and which histograms are drawn
+are the caller's (for the soft-track search: :mod:`analysis.softtrack.plots`).
+
+A processor output is the dict of the processors: ``"histograms"`` (hist.Hist with a
+``dataset`` StrCat axis, optionally ``systematic`` and ``origin``), ``"datasets"`` (each
+dataset's metadata: ``process``, ``is_data``) and ``"cutflow"``.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+#: process of the signal datasets; they are grouped by dataset name less its last "_<era>"
+SIGNAL_PROCESS = "signal"
+#: the group of every data dataset
+DATA_GROUP = "data"
+
+
+def group_by_process(h, datasets: dict, systematic: str | None = "nominal", signal_process: str = SIGNAL_PROCESS):
+    """Project a histogram per process: dict process -> (values, variances) summed over eras.
+    Data streams become 'data'; datasets of ``signal_process`` keep their dataset name without
+    era."""
+    out: dict[str, list[np.ndarray]] = defaultdict(lambda: [0.0, 0.0])
+    for ds in h.axes["dataset"]:
+        meta = datasets.get(ds)
+        if meta is None:
+            continue
+        sel = {"dataset": ds}
+        if systematic is not None and "systematic" in h.axes.name:
+            if systematic not in h.axes["systematic"]:
+                continue
+            sel["systematic"] = systematic
+        sub = h[sel]
+        for ax in list(sub.axes.name):
+            if ax in ("origin",):
+                sub = sub[{ax: sum}]
+        view = sub.view(flow=False)
+        key = DATA_GROUP if meta["is_data"] else meta["process"]
+        if key == signal_process:
+            key = ds.rsplit("_", 1)[0]
+        out[key][0] = out[key][0] + view["value"]
+        out[key][1] = out[key][1] + view["variance"]
+    return {k: (np.asarray(v[0]), np.asarray(v[1])) for k, v in out.items()}
+
+
+def stack_plot(h, datasets: dict, path: Path, systematic: str = "nominal", title: str = "", logy: bool = True,
+               extra_sel: dict | None = None, *, backgrounds: Sequence[str] = (),
+               labels: Mapping[str, str] | None = None, colors: Mapping[str, str] | None = None,
+               signals: Sequence[str] = (), experiment_label: str = "Toy") -> Path:
+    """Stacked simulation (the groups of :func:`group_by_process` named in ``backgrounds``,
+    in that order, with ``labels`` and ``colors``), the MC statistical band, the signal
+    groups named in ``signals`` as dashed lines and data as points, with a data/MC ratio
+    panel; written to ``path`` (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import mplhep
+
+    labels, colors = labels or {}, colors or {}
+    if extra_sel:
+        h = h[extra_sel]
+    groups = group_by_process(h, datasets, systematic)
+    axis = [ax for ax in h.axes if ax.name not in ("dataset", "systematic", "origin")][0]
+    edges = axis.edges
+    mplhep.style.use("CMS")
+    fig, (ax, rax) = plt.subplots(2, 1, figsize=(9, 9), gridspec_kw={"height_ratios": (3, 1)}, sharex=True)
+    # first: mplhep measures the label by drawing the figure, cheap while it is still empty
+    mplhep.cms.label(experiment_label, data=True, ax=ax, rlabel=title or "13 TeV")
+    bkgs = [b for b in backgrounds if b in groups]
+    total = np.zeros(len(edges) - 1)
+    total_var = np.zeros(len(edges) - 1)
+    if bkgs:
+        mplhep.histplot([groups[b][0] for b in bkgs], edges, stack=True, histtype="fill", ax=ax,
+                        label=[labels.get(b, b) for b in bkgs], color=[colors.get(b) for b in bkgs])
+        for b in bkgs:
+            total += groups[b][0]
+            total_var += groups[b][1]
+        ax.stairs(total + np.sqrt(total_var), edges, baseline=total - np.sqrt(total_var), fill=True,
+                  color="none", hatch="///", edgecolor="gray", linewidth=0, label="MC stat. unc.")
+    shown = set(signals)
+    for name in sorted(k for k in groups if k in shown):
+        mplhep.histplot(groups[name][0], edges, ax=ax, histtype="step", linewidth=2, linestyle="--", label=name)
+    if DATA_GROUP in groups:
+        d, dv = groups[DATA_GROUP]
+        centers = 0.5 * (edges[1:] + edges[:-1])
+        ax.errorbar(centers, d, yerr=np.sqrt(dv), fmt="ko", markersize=4, label="Pseudo-data")
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(total > 0, d / total, np.nan)
+            rerr = np.where(total > 0, np.sqrt(dv) / total, np.nan)
+            band = np.where(total > 0, np.sqrt(total_var) / total, 0.0)
+        rax.errorbar(centers, ratio, yerr=rerr, fmt="ko", markersize=4)
+        rax.stairs(1 + band, edges, baseline=1 - band, fill=True, color="gray", alpha=0.3)
+    rax.axhline(1.0, color="k", linewidth=1)
+    rax.set_ylim(0.0, 2.0)
+    rax.set_ylabel("Data / MC")
+    rax.set_xlabel(axis.label or axis.name)
+    ax.set_ylabel("Events / bin")
+    if logy and (total > 0).any():
+        ax.set_yscale("log")
+        ax.set_ylim(max(total[total > 0].min() * 0.1, 1e-3), total.max() * 100)
+    ax.set_xlabel("")
+    ax.legend(fontsize=13, ncol=2)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def data_mc_agreement(h, datasets: dict, systematic: str = "nominal", signal_prefix: str = "signal_") -> dict:
+    """chi2/ndf and data/MC yield ratio of a histogram (bins with MC > 0); MC is every group
+    of :func:`group_by_process` but data and the signals (named ``signal_prefix``...).
+    Empty without data."""
+    groups = group_by_process(h, datasets, systematic)
+    if DATA_GROUP not in groups:
+        return {}
+    d, dv = groups[DATA_GROUP]
+    mc = sum(v[0] for k, v in groups.items() if k not in (DATA_GROUP,) and not k.startswith(signal_prefix))
+    mcv = sum(v[1] for k, v in groups.items() if k not in (DATA_GROUP,) and not k.startswith(signal_prefix))
+    ok = (mc > 0) & ((d > 0) | (mc > 0.5))
+    chi2 = float((((d - mc) ** 2) / np.maximum(dv + mcv, 1e-9))[ok].sum())
+    return {"data": float(d.sum()), "mc": float(mc.sum()), "ratio": float(d.sum() / max(mc.sum(), 1e-12)),
+            "chi2": chi2, "ndf": int(ok.sum())}
+
+
+def cutflow_table(cutflow: dict, datasets: dict, backgrounds: Sequence[str] = (),
+                  signal_prefix: str = "signal_", signal_process: str = SIGNAL_PROCESS) -> str:
+    """Markdown table: steps x processes (weighted yields, summed over eras); the columns are
+    ``backgrounds`` (in that order), data and the signals (``signal_prefix``..., sorted)."""
+    by_proc: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    steps: list[str] = []
+    for ds, flow in cutflow.items():
+        meta = datasets.get(ds, {})
+        key = DATA_GROUP if meta.get("is_data") else meta.get("process", ds)
+        if key == signal_process:
+            key = ds.rsplit("_", 1)[0]
+        for step, v in flow.items():
+            if step not in steps:
+                steps.append(step)
+            by_proc[key][step] += v["weighted"]
+    procs = ([p for p in (*backgrounds, DATA_GROUP) if p in by_proc]
+             + sorted(p for p in by_proc if p.startswith(signal_prefix)))
+    lines = ["| step | " + " | ".join(procs) + " |", "|---" * (len(procs) + 1) + "|"]
+    for step in steps:
+        lines.append(f"| {step} | " + " | ".join(f"{by_proc[p].get(step, 0.0):.4g}" for p in procs) + " |")
+    return "\n".join(lines)
+
+
+def write_cutflow(output: dict, out: Path, prefix: str = "", **table_kwargs) -> Path:
+    """OUT/<prefix>cutflow.md: the cutflow table of a processor output (``table_kwargs`` go to
+    :func:`cutflow_table`)."""
+    path = out / f"{prefix}cutflow.md"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(cutflow_table(output["cutflow"], output["datasets"], **table_kwargs) + "\n")
+    return path
+
+
+def _draw(job: tuple[tuple, dict]) -> Path:
+    args, kwargs = job
+    return stack_plot(*args, **kwargs)
+
+
+def draw_plots(jobs: list[tuple[tuple, dict]], workers: int = 1) -> list[Path]:
+    """Draw plot jobs, each the (args, kwargs) of :func:`stack_plot`, in ``workers`` processes
+    when more than one (a plot takes ~1 s, most of it matplotlib drawing the figure twice to
+    save it with a tight bounding box); the pictures do not depend on the number of workers."""
+    if workers <= 1 or len(jobs) < 2:
+        return [_draw(job) for job in jobs]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(min(workers, len(jobs)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        return list(pool.map(_draw, jobs))
