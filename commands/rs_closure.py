@@ -247,12 +247,8 @@ def run_closure(out: Path, events: int, seed: int, era: str = RS_CLOSURE_ERA, n_
     from dataclasses import replace
 
     from analysis.errors import ConfigError
-<<<<<<< HEAD
-    from commands.generate import generate_samples
-    from processors.output import save_output
-=======
     from analysis.toymc.writer import generate_samples
->>>>>>> wt_h3
+    from processors.output import save_output
     from processors.runner import RunOptions
 
     from .rs_predict import predict
