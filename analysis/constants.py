@@ -26,3 +26,23 @@ Z_WIDTH = 2.4952
 W_MASS = 80.379
 W_WIDTH = 2.085
 TOP_MASS = 172.5
+
+# --- Detector conditions (CMS summary sec. 3) ------------------------------------------------
+#: HEM 15/16 failure (2018 only): the (eta, phi) region without hadron calorimeter response
+HEM_ETA: tuple[float, float] = (-3.2, -1.2)
+HEM_PHI: tuple[float, float] = (-1.77, -0.67)
+HEM_ERAS: tuple[str, ...] = ("2018",)
+#: the recommended noise filters (Flag_ branches); ecalBadCalib is not used in 2016
+NOISE_FILTERS: tuple[str, ...] = (
+    "globalSuperTightHalo2016Filter",
+    "EcalDeadCellTriggerPrimitiveFilter",
+    "BadPFMuonDzFilter",
+    "ecalBadCalibFilter",
+)
+NOISE_FILTERS_SKIP: dict[str, tuple[str, ...]] = {"2016": ("ecalBadCalibFilter",)}
+
+# --- Pileup -----------------------------------------------------------------------------
+#: pileup weights: true-interaction bins (width 1) and the relative up/down variation of
+#: the pseudo-data profile scale (the CMS minimum-bias cross section uncertainty, 4.6%)
+PILEUP_NTRUE_MAX = 100
+PILEUP_SCALE_UNCERTAINTY = 0.046

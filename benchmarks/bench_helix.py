@@ -30,7 +30,7 @@ import numpy as np  # noqa: E402
 from scipy.optimize import minimize_scalar  # noqa: E402
 
 from analysis import helix  # noqa: E402
-from analysis.config import R1_CM  # noqa: E402
+from analysis.softtrack.config import R1_CM  # noqa: E402
 from analysis.toymc.perigee import perigee_from_point  # noqa: E402
 
 #: coarse grid of the scipy baseline before the bounded Brent refinement

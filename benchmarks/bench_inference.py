@@ -29,7 +29,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis.config import CLASSIFIER_DM_INPUT, CLASSIFIER_ERA_INPUTS  # noqa: E402
+from analysis.softtrack.config import CLASSIFIER_DM_INPUT, CLASSIFIER_ERA_INPUTS  # noqa: E402
 
 N_TRACK_FEATURES = 37  # SPEC.md sec. 3 / thesis Table 4.2
 BATCH_SIZES = (1_000, 10_000, 100_000)

@@ -25,7 +25,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from analysis.config import SIGNAL_GRID, signal_xsec_pb  # noqa: E402
+from analysis.softtrack.config import SIGNAL_GRID, signal_xsec_pb  # noqa: E402
 from analysis.stats.contour import plot_exclusion  # noqa: E402
 from analysis.stats.limits import upper_limits_grid  # noqa: E402
 from analysis.stats.workspace import signal_point_name, workspaces_from_yields  # noqa: E402

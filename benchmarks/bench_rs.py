@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import analysis.rs as rs  # noqa: E402
-from analysis.config import OBJECT_CUTS  # noqa: E402
+from analysis.softtrack.config import OBJECT_CUTS  # noqa: E402
 
 
 def _load_toy():

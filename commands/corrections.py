@@ -6,7 +6,7 @@ the signal region (``--signal``: p_T^miss weights, max-logit sideband scale fact
 pileup weights come from the toy generator's true pileup profiles of simulation and
 pseudo-data (analysis.toymc.pileup.truth_profiles), which this command passes in. Writes one gzipped CorrectionSet for
 all eras, OUT/softtrack_corrections.json.gz, that passes ``correction validate``
-(SPEC.md sec. 5, 6; corrections/README.md).
+(SPEC.md sec. 5, 6; corrections/softtrack/README.md).
 
 Examples:
   python run.py corrections --dy out/dy.coffea --signal out/signal.coffea --out corrections/
@@ -51,10 +51,10 @@ def load_output(path: Path | None, what: str) -> dict | None:
 
 def truth_pileup():
     """The pileup-weight input of the toy samples: the generator's true profiles of every era
-    (corrections.derive.PileupProfiles of analysis.toymc.pileup.truth_profiles)."""
-    from analysis.config import ERAS
+    (corrections.softtrack.derive.PileupProfiles of analysis.toymc.pileup.truth_profiles)."""
+    from analysis.softtrack.config import ERAS
     from analysis.toymc.pileup import truth_profiles
-    from corrections.derive import PileupProfiles
+    from corrections.softtrack.derive import PileupProfiles
 
     return PileupProfiles(**truth_profiles(ERAS))
 
@@ -62,7 +62,7 @@ def truth_pileup():
 def main(args) -> int:
     from rich.console import Console
 
-    from corrections.build import build_corrections, write_correction_set
+    from corrections.softtrack.build import build_corrections, write_correction_set
 
     if args.dy is None and args.signal is None:
         raise ConfigError("give --dy and/or --signal (processor outputs)")

@@ -15,8 +15,8 @@ import argparse
 import time
 from pathlib import Path
 
-from analysis.config import ERAS
 from analysis.errors import ConfigError
+from analysis.softtrack.config import ERAS
 from analysis.toymc.processes import ALL_PROCESSES, DATA_STREAMS, signal_points
 from analysis.toymc.writer import generate_samples
 

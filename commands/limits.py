@@ -17,7 +17,7 @@ Input, one of:
                         categories "<prefix>m<M>_dm<DM>", e.g. signal_m115_dm0p27;
                         with --corrections, the sideband scale factors and residual shape
                         of a corrections file scale the simulated background of the
-                        signal regions first (corrections/README.md). A processor output
+                        signal regions first (corrections/softtrack/README.md). A processor output
                         with dataset metadata has its datasets summed over eras (data
                         into --data-name, or left out with --blind); systematic entries
                         other than nominal and Up/Down pairs (the processors' diagnostic
@@ -145,7 +145,7 @@ def specs_from_histograms(args: argparse.Namespace) -> dict[str, dict]:
     correct = None
     if args.corrections is not None:
         from analysis.softtrack.stats import sr_corrector
-        from corrections.apply import SoftTrackCorrections
+        from corrections.softtrack.apply import SoftTrackCorrections
 
         correct = sr_corrector(SoftTrackCorrections(args.corrections))
     target_lumi = None

@@ -8,7 +8,7 @@
 3. build R&S templates from simulated QCD and predict QCD in the baseline (closure numbers);
 4. derive the sideband scale factors and the residual shape again from the corrected
    outputs, for the signal regions in use, and apply them to the background of the 12 signal
-   regions (corrections.signal_regions); build pyhf workspaces from them and compute expected
+   regions (corrections.softtrack.signal_regions); build pyhf workspaces from them and compute expected
    CLs limits for every generated signal point at the full Run-2 luminosity, with the
    exclusion contour;
 5. draw the plots, print a summary and write everything under outputs/default/.
@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis import config as cfg
+from analysis.softtrack import config as cfg
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "data" / "generated" / "default"
@@ -116,7 +116,7 @@ def limits_stage(signal_output: dict, out: Path, workers: int, corrections=None)
     """Expected limits from the 12 signal regions (analysis.softtrack.stats.limit_workspaces);
     with ``corrections``, the sideband scale factors and the residual shape are applied to the
     background of the signal regions first (for the edges the output was filled with), with
-    their uncertainties as shape systematics (corrections.signal_regions)."""
+    their uncertainties as shape systematics (corrections.softtrack.signal_regions)."""
     from analysis.softtrack.stats import limit_workspaces
     from analysis.stats.contour import plot_exclusion
     from analysis.stats.limits import upper_limits_grid
@@ -154,8 +154,8 @@ def main(args) -> int:
     from analysis.plotting import draw_plots
     from analysis.softtrack.plots import agreement, plot_jobs, write_cutflow
     from commands.corrections import truth_pileup
-    from corrections.apply import SoftTrackCorrections
-    from corrections.build import build_corrections, write_correction_set
+    from corrections.softtrack.apply import SoftTrackCorrections
+    from corrections.softtrack.build import build_corrections, write_correction_set
     from processors.fileset import load_fileset
     from processors.runner import RunOptions
     from processors.softtrack.run import run_region
@@ -226,9 +226,9 @@ def sr_corrections_stage(cset, sig: dict, dy: dict, path: Path):
     """Derive the sideband scale factors from the corrected signal region and the residual
     shape from the corrected cleaned Drell-Yan for the signal regions of ``sig``, and write
     the corrections file again with them (it then holds what the limits apply)."""
-    from corrections.apply import SoftTrackCorrections
-    from corrections.build import with_signal_region_corrections, write_correction_set
-    from corrections.signal_regions import sr_edges_of
+    from corrections.softtrack.apply import SoftTrackCorrections
+    from corrections.softtrack.build import with_signal_region_corrections, write_correction_set
+    from corrections.softtrack.signal_regions import sr_edges_of
 
     cset, notes = with_signal_region_corrections(cset, sig, dy, sr_edges_of(sig))
     return SoftTrackCorrections(write_correction_set(cset, path)), notes

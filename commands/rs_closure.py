@@ -33,14 +33,14 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.config import (
+from analysis.rs.defaults import RS_N_BOOTSTRAP, RS_N_SMEAR, RS_N_TEMPLATE_REPLICAS
+from analysis.softtrack.config import (
     RS_CLOSURE_BINS,
     RS_CLOSURE_ERA,
     RS_CLOSURE_EVENTS,
     RS_CLOSURE_TOLERANCE,
     RS_FIG2_CORE_WINDOW,
 )
-from analysis.rs.defaults import RS_N_BOOTSTRAP, RS_N_SMEAR, RS_N_TEMPLATE_REPLICAS
 
 NAME = "rs-closure"
 HELP = "R&S closure on simulated QCD: templates, prediction, comparison, plots (closure.json)"

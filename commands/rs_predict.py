@@ -22,8 +22,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from analysis.config import RS_PREDICTION_SEED
 from analysis.rs.defaults import RS_N_BOOTSTRAP, RS_N_SMEAR
+from analysis.softtrack.config import RS_PREDICTION_SEED
 from processors.softtrack.options import rs_kwargs
 
 from .rs_templates import add_executor_arguments, run_options

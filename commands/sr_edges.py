@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analysis.config import CLASSIFIER_DMS, SIDEBAND_LOGIT_RANGE
+from analysis.softtrack.config import CLASSIFIER_DMS, SIDEBAND_LOGIT_RANGE
 from analysis.stats.defaults import SR_BACKGROUND_REL_UNC
 
 NAME = "sr-edges"

@@ -38,8 +38,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.config import ERAS, REFINER_ENSEMBLE, REFINER_VARIABLES, TRACK_CLASSES
 from analysis.errors import ConfigError
+from analysis.softtrack.config import ERAS, REFINER_ENSEMBLE, REFINER_VARIABLES, TRACK_CLASSES
 
 NAME = "train"
 HELP = "train the refiner or the soft-track classifier and export them to ONNX"
@@ -255,9 +255,9 @@ def _toy_tracks(branches: dict):
     """Generator branches -> (feature table, labels, event index) of the candidate tracks."""
     import awkward as ak
 
-    from analysis.features import FEATURE_NAMES, TRACK_INPUTS, track_feature_table
-    from analysis.objects import candidate_tracks_mask
+    from analysis.softtrack.features import FEATURE_NAMES, TRACK_INPUTS, track_feature_table
     from analysis.softtrack.labels import track_class_labels
+    from analysis.softtrack.objects import candidate_tracks_mask
     from models.data import _collection
 
     trk = branches["Track"]
@@ -281,16 +281,16 @@ def classifier_inputs_from_features(seed: int, eras: list[str], n_events: int = 
                                     points: list[tuple[float, float]] | None = None):
     """Per-track features, labels and event ids of generated samples (real features).
 
-    The single point where the classifier meets ``analysis.features`` (the 37 features of
+    The single point where the classifier meets ``analysis.softtrack.features`` (the 37 features of
     SPEC.md sec. 3) and the truth-matching labels of ``analysis.helix``: background tracks
     from CLASSIFIER_BACKGROUNDS, signal-pion tracks from ``points`` (default: the benchmarks).
     """
-    if importlib.util.find_spec("analysis.features") is None:
+    if importlib.util.find_spec("analysis.softtrack.features") is None:
         raise ConfigError(
             "analysis/features.py (the per-track feature table of SPEC.md sec. 3) does not exist yet: "
             "the classifier cannot be trained on real features; use --synthetic --out DIR for a pipeline check"
         )
-    from analysis.config import SIGNAL_BENCHMARKS
+    from analysis.softtrack.config import SIGNAL_BENCHMARKS
     from analysis.toymc.processes import PROCESSES
     from analysis.toymc.sample import generate_mc
     from models.data import build_classifier_data
@@ -352,7 +352,7 @@ def train_classifier_command(args, say) -> int:
             raise ConfigError(f"--events must be positive, got {args.events}")
         data = classifier_inputs_from_features(args.seed, eras, args.events, say=say,
                                                points=classifier_signal_points(args.signal_points))
-        source = "toy generator + analysis.features"
+        source = "toy generator + analysis.softtrack.features"
     torch.set_num_threads(args.threads)
     model, history = train_classifier(data, cfg, progress=say)
     ev = evaluate_classifier(lambda x: predict_probabilities(model, x), data)

@@ -4,7 +4,7 @@ Inputs: the track features, Delta m and the one-hot era, standardised inside the
 (mean and std of the training data stored as buffers; the one-hot columns pass through),
 so the ONNX graph takes raw values. Three hidden layers of 256, each
 ``Linear -> BatchNorm1d -> LeakyReLU(0.1) -> Dropout(0.2)``, and a linear layer to the 5
-classes of :data:`analysis.config.TRACK_CLASSES`. ``forward`` returns logits (for the
+classes of :data:`analysis.softtrack.config.TRACK_CLASSES`. ``forward`` returns logits (for the
 cross-entropy); :class:`ProbabilityHead` adds the softmax for export.
 
 :func:`fold_batch_norm` folds each eval-mode BatchNorm1d into the Linear before it: ONNX
@@ -18,7 +18,7 @@ import copy
 import torch
 from torch import nn
 
-from analysis.config import (
+from analysis.softtrack.config import (
     CLASSIFIER_BN_EPS,
     CLASSIFIER_BN_MOMENTUM,
     CLASSIFIER_DROPOUT,

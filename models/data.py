@@ -5,7 +5,7 @@ numpy only (torch enters in :mod:`models.training`).
 Classifier (SPEC.md sec. 4; thesis ch. 4 intro and Table 4.1)
     :func:`build_classifier_data` takes any per-track feature table (numpy structured
     array or a mapping name -> 1D array, e.g. the record array of
-    ``analysis.features``), the class labels (indices into TRACK_CLASSES), event ids, the
+    ``analysis.softtrack.features``), the class labels (indices into TRACK_CLASSES), event ids, the
     Delta m of signal tracks and the era, and returns :class:`ClassifierData`:
     inputs (features, dm, one-hot era), labels, weights and a train/validation/test split
     *by event* (all tracks of an event land in the same split). Signal tracks are weighted
@@ -31,7 +31,8 @@ from typing import Any
 
 import numpy as np
 
-from analysis.config import (
+from analysis.errors import ConfigError
+from analysis.softtrack.config import (
     CLASSIFIER_DM_INPUT,
     CLASSIFIER_ERA_INPUTS,
     DY_CUTS,
@@ -39,7 +40,6 @@ from analysis.config import (
     REFINER_VARIABLES,
     TRACK_CLASSES,
 )
-from analysis.errors import ConfigError
 
 SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = 0, 1, 2
 #: train / validation / test fractions of events (thesis: validation = 10% of training)
@@ -264,8 +264,8 @@ def refiner_track_columns(
     """
     import awkward as ak
 
-    from analysis.cleaning import dimuon_candidates
-    from analysis.objects import candidate_tracks_mask
+    from analysis.softtrack.cleaning import dimuon_candidates
+    from analysis.softtrack.objects import candidate_tracks_mask
 
     muons = _collection(branches, "Muon", ("pt", "eta", "phi", "charge", "pfRelIso03_all"))
     jets = _collection(branches, "Jet", ("pt", "eta", "phi"))

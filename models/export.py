@@ -25,7 +25,7 @@ import onnx
 import torch
 from torch import nn
 
-from analysis.config import ONNX_OPSET, TRACK_CLASSES
+from analysis.softtrack.config import ONNX_OPSET, TRACK_CLASSES
 
 from .classifier import ProbabilityHead, TrackClassifier, fold_batch_norm
 from .refiner import TrackRefiner

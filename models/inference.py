@@ -8,7 +8,7 @@ No torch here: analyses run with numpy, onnxruntime and json only.
   of which opens its own session (as coffea's ``ml_tools`` do). One intra-op thread by
   default (workers are the parallelism). Inputs are a 2D float32 array in the JSON's
   ``feature_order`` or a mapping / structured array of named columns; rows are evaluated
-  in batches of :data:`analysis.config.ONNX_BATCH_ROWS`.
+  in batches of :data:`analysis.softtrack.config.ONNX_BATCH_ROWS`.
 * :class:`ClassifierModel` -- ``classify(features, dm, era)`` -> class probabilities,
   ``signal_logit(...)``; :func:`logit` is the score transform of thesis eq. 4.1.
 * :class:`RefinerModel` -- ``refine(columns)`` -> refined pt, dxyErr, dzErr.
@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 import onnxruntime as ort
 
-from analysis.config import (
+from analysis.errors import ModelError
+from analysis.softtrack.config import (
     CLASSIFIER_DM_INPUT,
     CLASSIFIER_ERA_INPUTS,
     ERAS,
@@ -38,7 +39,6 @@ from analysis.config import (
     ONNX_BATCH_ROWS,
     TRACK_CLASSES,
 )
-from analysis.errors import ModelError
 
 MODELS_DIR = Path(__file__).resolve().parent
 DEFAULT_CLASSIFIER = MODELS_DIR / "classifier.onnx"

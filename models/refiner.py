@@ -24,7 +24,7 @@ import math
 import torch
 from torch import nn
 
-from analysis.config import REFINER_BLOCKS, REFINER_HIDDEN, REFINER_LEAKY_SLOPE
+from analysis.softtrack.config import REFINER_BLOCKS, REFINER_HIDDEN, REFINER_LEAKY_SLOPE
 
 #: raw values are floored here before log10 (a track error or pT is never <= 0)
 RAW_FLOOR = 1.0e-12

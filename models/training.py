@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from analysis.config import (
+from analysis.softtrack.config import (
     CLASSIFIER_BN_EPS,
     CLASSIFIER_BN_MOMENTUM,
     CLASSIFIER_DMS,

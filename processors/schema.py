@@ -16,7 +16,7 @@ from coffea.nanoevents.methods import base, candidate, nanoaod, vector
 from coffea.nanoevents.methods.base import dask_property
 from coffea.nanoevents.schemas.nanoaod import transforms
 
-from analysis.config import PION_MASS
+from analysis.softtrack.config import PION_MASS
 
 behavior: dict = dict(nanoaod.behavior)
 behavior.update(awkward._util.copy_behaviors("PtEtaPhiMCandidate", "Track", behavior))

@@ -17,20 +17,20 @@ import hist
 import numpy as np
 import pytest
 
-from analysis import config as cfg
 from analysis.errors import ConfigError, CorrectionError
-from analysis.objects import candidate_tracks_mask
+from analysis.softtrack import config as cfg
+from analysis.softtrack.objects import candidate_tracks_mask
 from analysis.toymc.pileup import truth_profiles
 from analysis.toymc.processes import BOSON_A, ZNUNU_POWER, PowerSpectrum
 from analysis.toymc.truth import PSEUDO_DATA, PileupModel
-from corrections import derive
-from corrections.apply import DEFAULT_PATH, SoftTrackCorrections
-from corrections.build import (
+from corrections.softtrack import derive
+from corrections.softtrack.apply import DEFAULT_PATH, SoftTrackCorrections
+from corrections.softtrack.build import (
     build_corrections,
     with_signal_region_corrections,
     write_correction_set,
 )
-from corrections.signal_regions import (
+from corrections.softtrack.signal_regions import (
     background_factors,
     category_tag,
     correct_output_sr,
@@ -301,7 +301,7 @@ def test_provides_looks_at_the_inputs_together(written):
     assert not corr.provides("sideband_sf", era=ERA, category="2") and not corr.provides("nonexistent", era=ERA)
 
 
-# --- the max-logit corrections in the signal regions (corrections.signal_regions) -----------
+# --- the max-logit corrections in the signal regions (corrections.softtrack.signal_regions) -----------
 def _sr_systematics(corr, key: str, x: np.ndarray) -> dict[str, np.ndarray]:
     return {s: np.asarray(corr.residual_shape(ERA, key, x, s), dtype=float) for s in cfg.CORRECTION_SYSTEMATICS}
 

@@ -9,9 +9,9 @@ import pytest
 from coffea.nanoevents import NanoEventsFactory
 
 from analysis import contract as dc
-from analysis.features import FEATURE_NAMES, feature_matrix, track_feature_table
 from analysis.helix import impact_parameters
-from analysis.objects import candidate_tracks_mask
+from analysis.softtrack.features import FEATURE_NAMES, feature_matrix, track_feature_table
+from analysis.softtrack.objects import candidate_tracks_mask
 from processors.schema import SoftTrackSchema
 
 

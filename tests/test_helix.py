@@ -11,8 +11,8 @@ import pytest
 from scipy.optimize import minimize_scalar
 
 from analysis import helix
-from analysis.config import R1_CM, TRACK_CLASSES
 from analysis.contract import TRACK_COV_PAIRS, cov_index
+from analysis.softtrack.config import R1_CM, TRACK_CLASSES
 from analysis.softtrack.labels import track_class_labels, track_class_labels_jagged
 from analysis.toymc.perigee import perigee_from_point
 

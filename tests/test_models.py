@@ -9,8 +9,14 @@ import pickle
 import numpy as np
 import pytest
 
-from analysis.config import CLASSIFIER_DMS, ERAS, LOGIT_EPSILON, REFINER_VARIABLES, TRACK_CLASSES
 from analysis.errors import ModelError
+from analysis.softtrack.config import (
+    CLASSIFIER_DMS,
+    ERAS,
+    LOGIT_EPSILON,
+    REFINER_VARIABLES,
+    TRACK_CLASSES,
+)
 from models import metrics
 from models.data import (
     SPLIT_TEST,
@@ -416,7 +422,7 @@ def test_train_classifier_cli_errors(torch, tmp_path, capsys):
 
     from run import main
 
-    if importlib.util.find_spec("analysis.features") is None:
+    if importlib.util.find_spec("analysis.softtrack.features") is None:
         assert main(["train", "classifier", "--out", str(tmp_path), "--quiet"]) == 2
         assert "analysis/features.py" in capsys.readouterr().err
     # fake features never go into models/

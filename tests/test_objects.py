@@ -6,7 +6,7 @@ import awkward as ak
 import numpy as np
 import pytest
 
-from analysis import objects as obj
+from analysis.softtrack import objects as obj
 
 
 def _random_collection(rng, n_events, mean):
@@ -50,8 +50,8 @@ def test_far_from_rejects_mismatched_events():
 
 
 def _reference_jet_observables(jets, met_phi, era):
-    """The awkward formulation of analysis.selection's jet observables (objects.py helpers)."""
-    from analysis.config import BASELINE_CUTS, HEM_DPHI, HEM_ERAS, HEM_ETA, HEM_PHI
+    """The awkward formulation of analysis.softtrack.selection's jet observables (objects.py helpers)."""
+    from analysis.softtrack.config import BASELINE_CUTS, HEM_DPHI, HEM_ERAS, HEM_ETA, HEM_PHI
 
     good = obj.selected_jets(jets)
     wide = jets[(jets.pt > 30.0) & (abs(jets.eta) < 5.0)]
@@ -76,7 +76,7 @@ def _compare_event_observables(small_sample, sample) -> int:
     the number of HEM-vetoed events seen."""
     from coffea.nanoevents import NanoEventsFactory
 
-    from analysis.selection import event_observables
+    from analysis.softtrack.selection import event_observables
     from processors.schema import SoftTrackSchema
 
     out, _ = small_sample
@@ -110,7 +110,7 @@ def test_event_observables_kernel_equals_awkward(small_sample):
 
 def test_event_observables_nan_fails_cuts():
     """NaN directions give NaN observables (every cut on them fails), never a pass."""
-    from analysis.selection import event_observables
+    from analysis.softtrack.selection import event_observables
 
     jet = {"pt": 300.0, "eta": 0.1, "phi": 0.5, "jetId": 6, "btagDeepB": 0.1}
     jets = ak.Array([[jet, {**jet, "pt": 100.0, "phi": np.nan}], [jet], [{**jet, "pt": np.nan}]])

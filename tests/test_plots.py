@@ -49,7 +49,7 @@ def test_plots_cli_rejects_bad_workers(tmp_path, capsys):
 
 
 def test_signal_benchmark_names_are_the_generated_datasets():
-    from analysis.config import SIGNAL_BENCHMARKS
+    from analysis.softtrack.config import SIGNAL_BENCHMARKS
     from analysis.softtrack.plots import signal_name, style
     from analysis.toymc.processes import signal_dataset_name
 

@@ -16,9 +16,9 @@ import numpy as np
 import pytest
 
 import analysis.rs as rs
-from analysis.config import OBJECT_CUTS
 from analysis.errors import ConfigError, CorrectionError, InputFileError
 from analysis.rs.defaults import RS_TEMPLATE_ABSETA_EDGES, RS_TEMPLATE_PT_EDGES
+from analysis.softtrack.config import OBJECT_CUTS
 
 PT_EDGES = np.asarray(RS_TEMPLATE_PT_EDGES)
 ETA_EDGES = np.asarray(RS_TEMPLATE_ABSETA_EDGES)

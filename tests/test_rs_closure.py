@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 
 import analysis.rs as rs
-from analysis.config import OBJECT_CUTS, RS_CLOSURE_BINS, RS_CLOSURE_TOLERANCE
 from analysis.rs.defaults import (
     RS_PRIOR_DPHI_EDGES,
     RS_PRIOR_DPHI_MHT_EDGES,
     RS_PRIOR_HT_EDGES,
     RS_PRIOR_MHT_EDGES,
 )
+from analysis.softtrack.config import OBJECT_CUTS, RS_CLOSURE_BINS, RS_CLOSURE_TOLERANCE
 
 N_EVENTS = 4000
 SEED = 5

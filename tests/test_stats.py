@@ -18,8 +18,8 @@ import pyhf
 import pytest
 
 import run
-from analysis import config as cfg
 from analysis.errors import ConfigError, YieldsError
+from analysis.softtrack import config as cfg
 from analysis.stats import (
     AsymptoticCLs,
     abcd_closure,

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import uproot
 
-from analysis import config as cfg
 from analysis import contract as dc
+from analysis.softtrack import config as cfg
 from analysis.toymc.hard import generate_hard
 from analysis.toymc.processes import PROCESSES
 from analysis.toymc.sample import generate_mc, make_rng

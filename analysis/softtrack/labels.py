@@ -1,7 +1,7 @@
 """Classifier training classes of tracks from their matched generator particle.
 
 The five classes of the soft-track classifier (docs/physics.md sec. 4; names and order from
-analysis.config.TRACK_CLASSES): signal, pv_prompt, pv_secondary, spurious, tau.
+analysis.softtrack.config.TRACK_CLASSES): signal, pv_prompt, pv_secondary, spurious, tau.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import numba as nb
 import numpy as np
 
 from analysis.columnar import flat
-from analysis.config import TRACK_CLASSES
 from analysis.contract import PDG_CHARGINO, PDG_PION, PDG_TAU
 from analysis.helix._arrays import _as_flat, _offsets
+from analysis.softtrack.config import TRACK_CLASSES
 
-# --- Track classes (docs/physics.md sec. 4; names and order from analysis.config) ---
+# --- Track classes (docs/physics.md sec. 4; names and order from analysis.softtrack.config) ---
 CLASS_SIGNAL = TRACK_CLASSES.index("signal")
 CLASS_PV_PROMPT = TRACK_CLASSES.index("pv_prompt")
 CLASS_PV_SECONDARY = TRACK_CLASSES.index("pv_secondary")

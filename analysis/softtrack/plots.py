@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from analysis import plotting
-from analysis.config import SIGNAL_BENCHMARKS
+from analysis.softtrack.config import SIGNAL_BENCHMARKS
 
 #: stacked backgrounds, bottom to top, their legend labels and colours
 BACKGROUND_ORDER = ("qcd", "ttjets", "dy_mumu", "wjets_lnu", "zjets_nunu")

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from analysis.config import RS_BASELINE_MHT, RS_PRESELECTION_MHT, RS_PRESELECTION_MIN_JETS
+from analysis.softtrack.config import RS_BASELINE_MHT, RS_PRESELECTION_MHT, RS_PRESELECTION_MIN_JETS
 
 
 def seed004_steps(o) -> list[tuple[str, np.ndarray]]:
     """Ordered (name, mask) steps of the seed-004 pre-selection (sec. 3.2.1) and baseline
-    (sec. 3.2.2) on :class:`analysis.selection.EventObservables`: hard MHT > 120 GeV,
+    (sec. 3.2.2) on :class:`analysis.softtrack.selection.EventObservables`: hard MHT > 120 GeV,
     >= 1 jet (pT > 30, |eta| < 2.4), no b-tagged jet, no electron or muon, HT > hard MHT, then
     hard MHT > 250 GeV. The closure region of issue 7."""
     return [

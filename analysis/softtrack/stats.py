@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from analysis import config as cfg
+from analysis.softtrack import config as cfg
 from analysis.stats.from_histograms import OutputWorkspaces, workspaces_from_output
 from analysis.stats.sr_edges import sr_edges_from_histogram
 
@@ -39,9 +39,9 @@ def sr_edges(signal_output: Mapping[str, Any]) -> dict:
 def sr_corrector(corrections):
     """``correct(output, key)`` of :func:`analysis.stats.from_histograms.workspaces_from_output`:
     the sideband scale factors and residual shape of ``corrections``
-    (corrections.apply.SoftTrackCorrections) applied to the simulated background of the
-    signal regions, for the edges the output was filled with (corrections.signal_regions)."""
-    from corrections.signal_regions import correct_output_sr
+    (corrections.softtrack.apply.SoftTrackCorrections) applied to the simulated background of the
+    signal regions, for the edges the output was filled with (corrections.softtrack.signal_regions)."""
+    from corrections.softtrack.signal_regions import correct_output_sr
 
     def correct(output, key):
         return correct_output_sr(output, corrections, key)

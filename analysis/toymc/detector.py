@@ -10,12 +10,20 @@ import numpy as np
 from numba import njit
 from scipy.special import ndtr
 
-from .. import config as cfg
+from .. import constants as cfg
 from .. import contract as dc
 from .hard import ELECTRON_MASS, INVISIBLE_PDG, MUON_MASS, HardEvents
 from .jagged import Jagged
 from .kinematics import wrap_phi
 from .truth import Detector
+
+#: reconstruction acceptance of the toy detector: muons |eta| < 2.4, electrons |eta| < 2.5,
+#: hadronic taus pT > 20 GeV and |eta| < 2.3; central jets above 30 GeV set the event's activity
+MUON_ETA_MAX = 2.4
+ELECTRON_ETA_MAX = 2.5
+TAU_MIN_PT = 20.0
+TAU_ETA_MAX = 2.3
+CENTRAL_JET_MIN_PT = 30.0
 
 GENJET_MIN_PT = 10.0
 RECO_JET_MIN_PT = 15.0
@@ -113,8 +121,8 @@ def leptons(hard: HardEvents, det: Detector, rng):
     out = {}
     visible = []
     for name, pdg, eta_max, min_pt, eff, res, mass in (
-        ("Muon", dc.PDG_MUON, cfg.OBJECT_CUTS.muon_eta, MUON_MIN_PT, det.muon_eff, 0.015, MUON_MASS),
-        ("Electron", dc.PDG_ELECTRON, cfg.OBJECT_CUTS.electron_eta, ELECTRON_MIN_PT, det.electron_eff, 0.025, ELECTRON_MASS),
+        ("Muon", dc.PDG_MUON, MUON_ETA_MAX, MUON_MIN_PT, det.muon_eff, 0.015, MUON_MASS),
+        ("Electron", dc.PDG_ELECTRON, ELECTRON_ETA_MAX, ELECTRON_MIN_PT, det.electron_eff, 0.025, ELECTRON_MASS),
     ):
         sel = np.nonzero(final & (apdg == pdg))[0]  # the generator's leptons of this flavour
         k = sel.size
@@ -145,7 +153,7 @@ def taus(hard: HardEvents, det: Detector, rng) -> Jagged:
     t = hard.taus_h
     k = t["pt"].size
     pt = t["pt"] * (1.0 + 0.08 * rng.standard_normal(k))
-    keep = (pt > cfg.OBJECT_CUTS.tau_pt) & (np.abs(t["eta"]) < cfg.OBJECT_CUTS.tau_eta) & (rng.random(k) < det.tau_eff)
+    keep = (pt > TAU_MIN_PT) & (np.abs(t["eta"]) < TAU_ETA_MAX) & (rng.random(k) < det.tau_eff)
     col = Jagged(t.counts, {
         "pt": pt, "eta": t["eta"], "phi": t["phi"], "mass": np.full(k, cfg.TAU_MASS),
         "charge": t["charge"].astype(np.int32), "decayMode": np.where(t["prongs"] == 3, 10, 0).astype(np.int32),
@@ -213,7 +221,7 @@ def triggers(met: dict, muons: Jagged, jets_: Jagged, rng) -> dict[str, np.ndarr
     my = met["MET_pt"] * np.sin(met["MET_phi"]) + mu_y
     metnomu = np.hypot(mx, my)
     u = rng.random((3, n))
-    central = (jets_["pt"] > cfg.OBJECT_CUTS.jet_pt) & (np.abs(jets_["eta"]) < 2.5)
+    central = (jets_["pt"] > CENTRAL_JET_MIN_PT) & (np.abs(jets_["eta"]) < 2.5)
     ht = np.bincount(jets_.event_index(), np.where(central, jets_["pt"], 0.0), n)
     good_mu = (muons["pt"] > TRIGGER_MU_PT) & (muons["pfRelIso03_all"] < 0.15)
     has_mu = np.bincount(muons.event_index(), good_mu, n) > 0

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .. import config as cfg
+from .. import constants as cfg
 from .. import contract as dc
+from ..signal_models import chargino_ctau_cm
 from .jagged import Jagged, concatenate
 from .kinematics import from_ptetaphim, from_ptyphim, to_ptetaphim, two_body_decay, wrap_phi
 from .processes import PROCESSES, SIGNAL_ISR, SIGNAL_PAIR_FRACTIONS
@@ -420,7 +421,7 @@ def generate_signal(n: int, pv, rng, m_chargino: float, dm: float) -> HardEvents
     bld = _Builder(n, 6, pv)
     bld.set(0, a4, pdg_a, 62)
     bld.set(1, b4, pdg_b, 62)
-    ctau = cfg.chargino_ctau_cm(dm)
+    ctau = chargino_ctau_cm(dm)
     for slot, p4, pdg, m in ((0, a4, pdg_a, ma), (1, b4, pdg_b, mb)):
         is_c = np.abs(pdg) == dc.PDG_CHARGINO
         is_n2 = pdg == dc.PDG_NEUTRALINO2

@@ -2,7 +2,7 @@
 interactions (Pileup_nTrueInt) in unit bins of simulation and of pseudo-data, per era, that
 the toy truth (:class:`~analysis.toymc.truth.PileupModel`, :data:`~analysis.toymc.truth.PSEUDO_DATA`)
 draws from. They are the input of the pileup weights
-(:class:`corrections.derive.PileupProfiles`, ``PileupProfiles(**truth_profiles(eras))``),
+(:class:`corrections.softtrack.derive.PileupProfiles`, ``PileupProfiles(**truth_profiles(eras))``),
 which the commands pass in (the corrections know no generator).
 """
 
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import stats
 
-from .. import config as cfg
+from .. import constants as cfg
 from .truth import PSEUDO_DATA, DataModel, PileupModel
 
 #: the systematic labels of the data profile: nominal, and the profile scale times 1 +- unc
@@ -41,7 +41,7 @@ def gamma_profile(era: str, model: PileupModel, scale: float, n_max: int) -> np.
 def truth_profiles(eras: Sequence[str] = cfg.ERAS, model: PileupModel | None = None,
                    data_model: DataModel = PSEUDO_DATA, scale_unc: float = cfg.PILEUP_SCALE_UNCERTAINTY,
                    n_max: int = cfg.PILEUP_NTRUE_MAX) -> dict:
-    """The keyword arguments of :class:`corrections.derive.PileupProfiles` for ``eras``:
+    """The keyword arguments of :class:`corrections.softtrack.derive.PileupProfiles` for ``eras``:
     unit-bin ``edges`` 0..n_max, the ``simulation`` profile of the generator's
     :class:`PileupModel`, the pseudo-data profile (mean and width times
     ``data_model.pileup_scale``) as ``data["nominal"]`` and with that scale times

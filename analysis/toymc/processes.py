@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import SIGNAL_GRID, signal_xsec_pb
+from ..signal_models import SIGNAL_GRID, signal_xsec_pb
 
 PT_REFERENCE = 100.0  # GeV: the thesis' samples start at HT = 100 GeV
 
@@ -125,8 +125,8 @@ def signal_xsec_filtered_pb(m_chargino: float) -> float:
 
 def signal_points(spec: str) -> list[tuple[float, float]]:
     """Parse ``benchmarks``, ``grid`` or ``M:DM,M:DM`` into (m_chargino, dm) pairs."""
-    from ..config import SIGNAL_BENCHMARKS
     from ..errors import ConfigError
+    from ..signal_models import SIGNAL_BENCHMARKS
 
     if spec == "benchmarks":
         return list(SIGNAL_BENCHMARKS)

@@ -21,7 +21,7 @@ import numpy as np
 from numba import njit
 
 from .. import contract as dc
-from ..config import PION_MASS
+from ..constants import PION_MASS
 from . import rand, tracking
 from .hard import GEN_FIELDS, HardEvents
 from .jagged import Jagged, copy_blocks

@@ -35,7 +35,7 @@ import math
 import numpy as np
 from numba import njit
 
-from .. import config as cfg
+from .. import constants as cfg
 from .. import contract as dc
 from . import rand
 from .truth import Detector
@@ -44,7 +44,7 @@ from .truth import Detector
 #: (x / start)^-index), the rest SOFT_PT_MIN plus a Gamma variate. The density steps up by 56%
 #: at the start of the tail (0.45 -> 0.70 per GeV), a known feature of the toy. Starting the tail
 #: at SOFT_PT_MIN instead (continuous) gives more soft tracks with a poor dz resolution, and the
-#: dz-template fit of the PV track-class SF (corrections.derive) then lies ~0.5 sigma lower on
+#: dz-template fit of the PV track-class SF (corrections.softtrack.derive) then lies ~0.5 sigma lower on
 #: average (4 seeds; it is already biased low by the injected dzErr mis-modelling)
 SOFT_PT_TAIL_FRACTION = 0.1
 SOFT_PT_TAIL_INDEX = 2.5

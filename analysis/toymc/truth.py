@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from numba import njit
 
-from ..config import ERAS
+from ..constants import ERAS
 
 
 # --- Jet response (SPEC.md sec. 8; seed 004 sec. 2) ---------------------------------------

@@ -10,7 +10,7 @@ from processors.registry import Analysis
 ANALYSIS = Analysis(
     name="softtrack",
     description="compressed higgsinos with a soft, displaced, isolated track (ML refinement, R&S)",
-    config="analysis.config:SoftTrackConfig",
+    config="analysis.softtrack.config:SoftTrackConfig",
     processors={
         "signal": "processors.softtrack.signal:SignalProcessor",
         "dy": "processors.softtrack.dy:DrellYanProcessor",

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from analysis.cleaning import clean_events, dimuon_candidates
+from analysis.softtrack.cleaning import clean_events, dimuon_candidates
 from processors import collections as col
 from processors.base import Chunk
 

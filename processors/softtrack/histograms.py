@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hist
 
-from analysis.config import CLASSIFIER_DMS, N_SIGNAL_REGIONS
+from analysis.softtrack.config import CLASSIFIER_DMS, N_SIGNAL_REGIONS
 from processors.histograms import HistogramSpec
 
 DM = hist.axis.StrCategory([f"{dm:g}" for dm in CLASSIFIER_DMS], name="dm", label="Delta m category (GeV)")

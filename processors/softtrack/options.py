@@ -9,8 +9,8 @@ from analysis.errors import ConfigError
 
 
 def add_arguments(group: argparse._ArgumentGroup) -> None:
-    from analysis.config import RS_PREDICTION_SEED
     from analysis.rs.defaults import RS_N_BOOTSTRAP, RS_N_SMEAR
+    from analysis.softtrack.config import RS_PREDICTION_SEED
 
     group.add_argument("--models", type=Path, default=None, help="directory of the ONNX models (default: shipped)")
     group.add_argument("--no-scores", action="store_true", help="do not evaluate the track models")
@@ -40,7 +40,7 @@ def processor_kwargs(args, name: str) -> dict:
         return {}
     kwargs = {}
     if args.corrections is not None:
-        from corrections.apply import SoftTrackCorrections
+        from corrections.softtrack.apply import SoftTrackCorrections
 
         kwargs["corrections"] = SoftTrackCorrections(args.corrections)
     if not args.no_scores:

@@ -2,7 +2,7 @@
 
 objects: jets, leptons, tracks, p_T^miss (and a region's preselection, e.g. the Drell-Yan
 cleaning); variations: the jet energy scale up/down; observables: the event quantities of
-:func:`analysis.selection.event_observables`; selection: noise filters, trigger, the region's
+:func:`analysis.softtrack.selection.event_observables`; selection: noise filters, trigger, the region's
 steps and the baseline; weights: normalization, pileup, p_T^miss and pT(Z) corrections;
 categories: candidate tracks and, with a scorer, the max logit per Delta m and the signal
 region; fill: the declared histograms (:mod:`processors.softtrack.histograms`).
@@ -15,10 +15,10 @@ from dataclasses import dataclass, replace
 import awkward as ak
 import numpy as np
 
-from analysis import objects as obj
-from analysis.config import CLASSIFIER_DMS, SoftTrackConfig
 from analysis.contract import HLT_JETHT, HLT_MET, HLT_SINGLEMUON, TRACK_ORIGINS
-from analysis.selection import baseline_steps, event_observables, noise_filters
+from analysis.softtrack import objects as obj
+from analysis.softtrack.config import CLASSIFIER_DMS, SoftTrackConfig
+from analysis.softtrack.selection import baseline_steps, event_observables, noise_filters
 from processors import collections as col
 from processors.base import AnalysisProcessor, Chunk, selection_from_steps
 from processors.histograms import fill_observables
@@ -89,7 +89,7 @@ class RegionProcessor(AnalysisProcessor):
 
     Parameters
     ----------
-    config : :class:`analysis.config.SoftTrackConfig` (cuts, eras, luminosities, SR edges).
+    config : :class:`analysis.softtrack.config.SoftTrackConfig` (cuts, eras, luminosities, SR edges).
     lumi_fb : era -> integrated luminosity normalizing simulation (default: the config's;
         the runner passes the pseudo-data stream's).
     scorer : optional object with ``max_logits(...) -> ((n_events, 3), best_origin)`` giving the
@@ -97,12 +97,12 @@ class RegionProcessor(AnalysisProcessor):
     systematics : fill the jet-energy-scale and weight variations.
     sr_edges : Delta m -> the 4 lower max-logit edges of its signal regions (default: the
         config's; the main job derives them with analysis.stats).
-    corrections : optional corrections.apply.SoftTrackCorrections; simulation is then
+    corrections : optional corrections.softtrack.apply.SoftTrackCorrections; simulation is then
         weighted by what the file provides (pileup; pT(Z) for Drell-Yan in the dy region;
         the p_T^miss line in the signal-like regions; the track-class scale factor of the
         event's highest-scoring track). The sideband scale factors and the residual shape are
         not event weights: they scale the background of the signal regions and are applied to
-        the ``sr`` histogram of the corrected output (corrections.signal_regions). The
+        the ``sr`` histogram of the corrected output (corrections.softtrack.signal_regions). The
         ``nocorr`` variation keeps the uncorrected weight, ``puUp/puDown`` vary pileup.
     """
 

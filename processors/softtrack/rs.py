@@ -9,7 +9,7 @@
   merge exactly; :func:`build_templates` turns them into the kernels' templates and priors.
 - :class:`RSPredictionProcessor` (``rs``): rebalance every seed event (sec. 2.5), smear it n
   times with weight 1/n (sec. 2.2), and run the smeared events through the ordinary
-  selection (``analysis.selection.event_observables`` and ``baseline_steps``) plus the
+  selection (``analysis.softtrack.selection.event_observables`` and ``baseline_steps``) plus the
   seed-004 pre-selection/baseline (sec. 3.2); bootstrap replicas (sec. 2.2, 4 item 1) and the
   response systematics core width up / tail fraction up (sec. 4 item 2). With simulation it
   also fills the same histograms directly from the seed events (the closure reference) and
@@ -30,13 +30,6 @@ import numpy as np
 
 from analysis import rs
 from analysis.columnar import offsets_from_counts
-from analysis.config import (
-    RS_CLOSURE_BINS,
-    RS_FIG2_MHT,
-    RS_FIG2_RESPONSE_EDGES,
-    RS_PREDICTION_SEED,
-    RS_SEED_PROCESSES,
-)
 from analysis.errors import ConfigError, InputFileError
 from analysis.rs import rs_jet_mask
 from analysis.rs.defaults import (
@@ -56,8 +49,15 @@ from analysis.rs.defaults import (
     RS_TEMPLATE_BOOTSTRAP_SEED,
     RS_TEMPLATE_PT_EDGES,
 )
-from analysis.selection import baseline_steps, event_observables, noise_filters
+from analysis.softtrack.config import (
+    RS_CLOSURE_BINS,
+    RS_FIG2_MHT,
+    RS_FIG2_RESPONSE_EDGES,
+    RS_PREDICTION_SEED,
+    RS_SEED_PROCESSES,
+)
 from analysis.softtrack.rs_selection import seed004_steps
+from analysis.softtrack.selection import baseline_steps, event_observables, noise_filters
 from processors import collections as col
 from processors.base import Chunk, cutflow, selection_from_steps
 from processors.histograms import CATEGORY_AXES, book

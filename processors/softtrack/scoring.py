@@ -13,9 +13,9 @@ from pathlib import Path
 import awkward as ak
 import numpy as np
 
-from analysis.config import CLASSIFIER_DMS, N_SR_BINS_PER_CATEGORY, SR_LOGIT_EDGES
 from analysis.errors import ModelError
-from analysis.features import track_feature_table
+from analysis.softtrack.config import CLASSIFIER_DMS, N_SR_BINS_PER_CATEGORY, SR_LOGIT_EDGES
+from analysis.softtrack.features import track_feature_table
 
 #: max logit of an event without candidate tracks
 NO_TRACK_LOGIT = -20.0

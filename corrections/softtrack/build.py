@@ -1,6 +1,6 @@
 """Assemble the derived corrections into one correctionlib CorrectionSet and write it.
 
-One gzipped JSON for all eras (``analysis.config.CORRECTIONS_FILENAME``): every correction
+One gzipped JSON for all eras (``analysis.softtrack.config.CORRECTIONS_FILENAME``): every correction
 takes the era as its first (string) input, so a consumer opens one file and an era the
 file lacks is an out-of-range category, not a missing file. Corrections whose input
 histograms are absent (the max-logit ones before the classifier lands) are left out and
@@ -16,8 +16,8 @@ from pathlib import Path
 
 import correctionlib.schemav2 as cs
 
-from analysis import config as cfg
 from analysis.errors import ConfigError, SoftTrackError
+from analysis.softtrack import config as cfg
 
 from . import derive
 from .signal_regions import sr_edges_of
@@ -76,7 +76,7 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None, 
     signal : output of the ``signal`` processor: p_T^miss weights, sideband scale factors
         (when ``max_logit`` exists).
     pileup_profiles : the true-interaction profiles of simulation and data per era that the pileup
-        weights are derived from (:class:`corrections.derive.PileupProfiles`; the commands
+        weights are derived from (:class:`corrections.softtrack.derive.PileupProfiles`; the commands
         pass the generator's truth profiles, analysis.toymc.pileup.truth_profiles).
 
     The residual shape is evaluated at the signal-region edges the signal output (else the
@@ -128,7 +128,7 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None, 
     result.cset = cs.CorrectionSet(
         schema_version=SCHEMA_VERSION,
         description=(f"softtrack corrections (SPEC.md sec. 5, 6; thesis sec. 6.1-6.2) for eras {', '.join(eras)}; "
-                     "see corrections/README.md"),
+                     "see corrections/softtrack/README.md"),
         corrections=[c for c in corrections if c is not None],
     )
     return result
@@ -140,7 +140,7 @@ def with_signal_region_corrections(cset: cs.CorrectionSet, signal: Mapping | Non
     """``cset`` with ``sideband_sf`` and ``residual_shape`` derived again, from outputs that
     were processed *with* the other corrections (the track-class scale factors above all,
     which the sideband factor would otherwise count a second time) and for the signal-region
-    edges in use; see :mod:`corrections.signal_regions` for how they are applied.
+    edges in use; see :mod:`corrections.softtrack.signal_regions` for how they are applied.
 
     An entry that cannot be derived from these outputs is removed, not kept from an earlier
     derivation, and the reason is in the returned notes.

@@ -23,9 +23,10 @@ import awkward as ak
 import numba as nb
 import numpy as np
 
-from . import contract as dc
+from analysis import contract as dc
+from analysis.helix import impact_parameters
+
 from .config import OBJECT_CUTS
-from .helix import impact_parameters
 
 LOG10_FLOOR = 1e-6
 #: track pT threshold of the "closest track" DeltaR features (GeV)

@@ -14,7 +14,7 @@ Conventions
 - Statistical uncertainties use the ``Weight`` storage variances (simulation) and the
   Poisson variance of the counts (data). Events are treated as independent; tracks of one
   event are not, so track-level uncertainties are slightly underestimated (documented in
-  corrections/README.md).
+  corrections/softtrack/README.md).
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ import hist
 import numpy as np
 from iminuit import Minuit
 
-from analysis import config as cfg
 from analysis.errors import CorrectionError
+from analysis.softtrack import config as cfg
 
 __all__ = [
     "LineFit",

@@ -33,8 +33,8 @@ from dataclasses import dataclass, field
 import hist
 import numpy as np
 
-from analysis import config as cfg
 from analysis.errors import ConfigError
+from analysis.softtrack import config as cfg
 
 #: an open last signal region is probed this far above its lower edge
 _OPEN_BIN_PROBE = 1e3
@@ -62,7 +62,7 @@ class BackgroundFactors:
 def background_factors(corrections, era: str, sr_edges: Mapping[float, Sequence[float]],
                        window: tuple[float, float] = cfg.SIDEBAND_LOGIT_RANGE) -> BackgroundFactors:
     """The sideband scale factors and residual shape of ``corrections`` (a
-    :class:`~corrections.apply.SoftTrackCorrections`) as factors on the background of each
+    :class:`~corrections.softtrack.apply.SoftTrackCorrections`) as factors on the background of each
     signal region of ``era`` for the signal regions ``sr_edges`` (dm -> 4 lower edges)."""
     nbin = cfg.N_SR_BINS_PER_CATEGORY
     out = BackgroundFactors(np.ones(len(cfg.CLASSIFIER_DMS) * nbin))

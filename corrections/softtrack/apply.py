@@ -20,8 +20,8 @@ import correctionlib
 import correctionlib.schemav2 as cs
 import numpy as np
 
-from analysis.config import CORRECTIONS_FILENAME
 from analysis.errors import CorrectionError
+from analysis.softtrack.config import CORRECTIONS_FILENAME
 
 #: the shipped corrections (derived from the default-like sample, see README.md here)
 DEFAULT_PATH = Path(__file__).resolve().parent / CORRECTIONS_FILENAME

@@ -60,7 +60,7 @@ def event_observables(jets, muons, electrons, photons, taus, met_pt, met_phi, er
     """Event observables from collections (jets pT-ordered, any pT).
 
     The jet quantities come from one numba pass over the flat jets (:func:`_jet_observables`),
-    with the object definitions of :mod:`analysis.objects`: selected jets (pT > 30 GeV,
+    with the object definitions of :mod:`analysis.softtrack.objects`: selected jets (pT > 30 GeV,
     |eta| < 2.4, tight lepton-veto ID) for N_jets, N_b, the leading jet and min DeltaPhi
     (leading four); jets with pT > 30 GeV, |eta| < 5 for H_T^miss and the HEM veto.
     """

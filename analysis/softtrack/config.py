@@ -13,8 +13,15 @@ from analysis.configuration import AnalysisConfig, ConfigModel
 from analysis.constants import (  # noqa: F401  (re-exported: the analysis' defaults)
     BFIELD_TESLA,
     ERAS,
+    HEM_ERAS,
+    HEM_ETA,
+    HEM_PHI,
     LUMI_FB,
     LUMI_UNCERTAINTY,
+    NOISE_FILTERS,
+    NOISE_FILTERS_SKIP,
+    PILEUP_NTRUE_MAX,
+    PILEUP_SCALE_UNCERTAINTY,
     PION_MASS,
     R1_CM,
     TAU_MASS,
@@ -71,19 +78,8 @@ OBJECT_CUTS = ObjectCuts()
 BASELINE_CUTS = BaselineCuts()
 
 #: HEM 15/16 failure (2018 only): jets in this (eta, phi) window near H_T^miss veto the event.
-HEM_ETA = (-3.2, -1.2)
-HEM_PHI = (-1.77, -0.67)
 HEM_DPHI = 0.5
-HEM_ERAS = ("2018",)
 
-#: Noise filters (Flag_ branches); ecalBadCalib is not used in 2016.
-NOISE_FILTERS = (
-    "globalSuperTightHalo2016Filter",
-    "EcalDeadCellTriggerPrimitiveFilter",
-    "BadPFMuonDzFilter",
-    "ecalBadCalibFilter",
-)
-NOISE_FILTERS_SKIP = {"2016": ("ecalBadCalibFilter",)}
 
 
 # --- Cleaned Drell-Yan control region (SPEC.md sec. 5) ---------------------------------
@@ -220,10 +216,7 @@ RESIDUAL_SHAPE_FIT_MIN: tuple[float, float] = (5.0, 7.0)
 #: an era and category get a residual shape only if its statistical uncertainty at every
 #: signal region's lower edge stays below this fraction of the weight
 RESIDUAL_SHAPE_MAX_REL_UNC = 0.25
-#: pileup weights: true-interaction bins (width 1) and the relative up/down variation of
-#: the pseudo-data profile scale (the CMS minimum-bias cross section uncertainty, 4.6%)
-PILEUP_NTRUE_MAX = 100
-PILEUP_SCALE_UNCERTAINTY = 0.046
+
 
 
 # --- The configuration as validated data (analysis.configuration) ------------------------
