@@ -2,9 +2,10 @@
 
 refiner
   Generates simulated dy_mumu and pseudo-data data_singlemuon per era (toy generator,
-  fixed seed), keeps the candidate tracks of events with a Z -> mu mu candidate (two
-  isolated opposite-charge muons, pT > 30 GeV, 75 < m <= 105 GeV; --ptz-min adds the
-  cleaned-DY pT(mumu) cut, off by default for statistics), splits tracks by event into
+  fixed seed) as ROOT files into --samples (unless there already), reads them back
+  (models.data.refiner_samples, at the NanoAOD precision stored), keeps the candidate
+  tracks of events with a Z -> mu mu candidate (two isolated opposite-charge muons,
+  pT > 30 GeV, 75 < m <= 105 GeV; --ptz-min adds the cleaned-DY pT(mumu) cut, off by default for statistics), splits tracks by event into
   training and held-out parts, trains an ensemble of Fixup residual nets on (pt, dxyErr,
   dzErr) with the MMD (or MDMM / two-stage, --loss), exports OUT/refiner.onnx + .json and
   writes REPORT/refiner_metrics.json (MMD, 1D Wasserstein distances and mean ratios on
@@ -49,6 +50,8 @@ DEFAULT_REPORT = Path("outputs") / "train"
 #: (the single-muon stream has ~2.5x fewer Z -> mu mu candidates per event than dy_mumu)
 REFINER_SIM_EVENTS = 8000
 REFINER_DATA_EVENTS = 24000
+#: where the refiner's toy samples are generated (ROOT files and their fileset)
+DEFAULT_REFINER_SAMPLES = Path("data") / "generated" / "refiner"
 #: fraction of events held out for the before/after evaluation
 HELD_OUT_FRACTION = 0.25
 #: synthetic classifier check: tracks and features
@@ -81,6 +84,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--steps", type=int, default=None, help="optimizer steps per member (default 1000)")
     g.add_argument("--ensemble", type=int, default=REFINER_ENSEMBLE,
                    help=f"ensemble members (default {REFINER_ENSEMBLE})")
+    g.add_argument("--samples", type=Path, default=DEFAULT_REFINER_SAMPLES,
+                   help=f"directory of the refiner's toy samples, generated there unless present "
+                   f"(default {DEFAULT_REFINER_SAMPLES})")
     g.add_argument("--conditions", default="", help="comma-separated conditioning Track fields, e.g. abseta")
     g = p.add_argument_group("classifier")
     g.add_argument("--synthetic", action="store_true",
@@ -151,11 +157,31 @@ def _plot_refiner(path: Path, sim: np.ndarray, refined: np.ndarray, data: np.nda
     plt.close(fig)
 
 
+def refiner_fileset(samples: Path, eras: list[str], n_sim: int, n_data: int, seed: int, say) -> dict:
+    """The fileset of the refiner's toy samples: simulated dy_mumu (``n_sim`` events per era)
+    in SAMPLES/simulation and pseudo-data data_singlemuon (about ``n_data``) in SAMPLES/data,
+    generated unless the same request is there already (analysis.toymc.writer)."""
+    from analysis.toymc.writer import generate_samples, present_fileset, request_hash
+    from models.data import REFINER_DATA, REFINER_SIMULATION
+
+    fileset = {}
+    for sub, process, n in (("simulation", REFINER_SIMULATION, n_sim), ("data", REFINER_DATA, n_data)):
+        out = samples / sub
+        present = present_fileset(out, request_hash(eras, [process], [], n, seed))
+        if present is None:
+            say(f"generating {process} ({n} events per era) into {out}")
+            generate_samples(out, eras, [process], [], n, seed,
+                             lambda i, k, dataset, n_ev, dt: say(f"  [{i}/{k}] {dataset}: {n_ev} events, {dt:.1f} s"))
+            present = out / "fileset.json"
+        fileset |= json.loads(present.read_text())
+    return fileset
+
+
 def train_refiner_command(args, say) -> int:
     import torch
 
     from analysis.toymc.truth import PSEUDO_DATA
-    from models.data import split_by_event, toy_refiner_samples
+    from models.data import refiner_samples, split_by_event
     from models.export import export_refiner
     from models.inference import RefinerModel
     from models.training import RefinerConfig, evaluate_refiner, refine_numpy, train_refiner
@@ -175,8 +201,8 @@ def train_refiner_command(args, say) -> int:
               "simulation": "dy_mumu", "data": "data_singlemuon"}
     cfg = RefinerConfig(**cfg_kw, extra={"sample": sample})
     t0 = time.perf_counter()
-    sim, data = toy_refiner_samples(eras, args.sim_events, args.data_events, args.seed,
-                                    ptz_min=args.ptz_min, conditions=conditions, progress=say)
+    fileset = refiner_fileset(args.samples, eras, args.sim_events, args.data_events, args.seed, say)
+    sim, data = refiner_samples(fileset, eras, ptz_min=args.ptz_min, conditions=conditions, progress=say)
     columns = (*REFINER_VARIABLES, *conditions)
     x_sim = np.stack([sim[c] for c in columns], axis=1)
     x_dat = np.stack([data[c] for c in columns], axis=1)

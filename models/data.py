@@ -19,8 +19,9 @@ Refiner (SPEC.md sec. 7; thesis sec. 6.2.2)
     the cleaned-DY pT(mumu) > 200 GeV cut of SPEC.md sec. 5 is optional, ``ptz_min``,
     off by default because it keeps only ~8% of the events of a CPU-sized sample) and
     their candidate tracks (SPEC.md sec. 2: high purity, PF, pT < 20 GeV, |eta| < 2.4,
-    |dz| < 1 cm, away from jets). :func:`toy_refiner_samples` does that for simulated
-    ``dy_mumu`` and the pseudo-data stream ``data_singlemuon``.
+    |dz| < 1 cm, away from jets). :func:`refiner_samples` does that for the files of a
+    fileset: simulated ``dy_mumu`` and the (pseudo-)data stream ``data_singlemuon``, read
+    with uproot (:func:`read_collections`).
 """
 
 from __future__ import annotations
@@ -237,6 +238,15 @@ def synthetic_track_table(n_tracks: int, n_features: int, seed: int, separation:
 
 
 # --- Refiner --------------------------------------------------------------------------
+#: the refiner's samples: simulated Z -> mu mu and the single-muon data stream (processes
+#: of the fileset metadata)
+REFINER_SIMULATION = "dy_mumu"
+REFINER_DATA = "data_singlemuon"
+#: the fields of the collections the refiner's selection reads
+REFINER_MUON_FIELDS = ("pt", "eta", "phi", "charge", "pfRelIso03_all")
+REFINER_JET_FIELDS = ("pt", "eta", "phi")
+
+
 def _collection(branches: dict, name: str, fields: Sequence[str]):
     """Generator collection (a toymc Jagged) -> awkward record array with ``fields``."""
     import awkward as ak
@@ -245,16 +255,36 @@ def _collection(branches: dict, name: str, fields: Sequence[str]):
     return ak.zip({f: ak.unflatten(np.asarray(jag[f]), jag.counts) for f in fields}, depth_limit=2)
 
 
+def read_collections(path, collections: Mapping[str, Sequence[str]], tree: str = "Events") -> dict:
+    """{name: awkward record array (one list per event) with ``fields``} of the NanoAOD
+    collections ``collections`` ({name: fields}, branches ``<name>_<field>``) of a ROOT file."""
+    import awkward as ak
+    import uproot
+
+    branches = [f"{name}_{f}" for name, fields in collections.items() for f in fields]
+    with uproot.open(path) as f:
+        arrays = f[tree].arrays(branches, library="ak")
+    return {name: ak.zip({f: arrays[f"{name}_{f}"] for f in fields}, depth_limit=2)
+            for name, fields in collections.items()}
+
+
+def refiner_track_fields(conditions: Sequence[str] = ()) -> tuple[str, ...]:
+    """The Track fields :func:`refiner_track_columns` needs for ``conditions``."""
+    fields = {"pt", "eta", "phi", "dz", "highPurity", "isPFcand", *REFINER_VARIABLES}
+    return tuple(sorted(fields | {c for c in conditions if c != "abseta"}))
+
+
 def refiner_track_columns(
-    branches: dict, *, ptz_min: float = 0.0, conditions: Sequence[str] = ()
+    events: Mapping[str, Any], *, ptz_min: float = 0.0, conditions: Sequence[str] = ()
 ) -> dict[str, np.ndarray]:
-    """Candidate tracks of Z -> mu mu events of one generated sample (see module doc).
+    """Candidate tracks of Z -> mu mu events of one sample (see module doc).
 
     Parameters
     ----------
-    branches : the branch dict of :func:`analysis.toymc.sample.generate_mc` or
-        ``generate_stream`` (Jagged collections Muon, Jet, Track).
-    ptz_min : minimum pT(mumu) in GeV (SPEC.md sec. 5 uses 200).
+    events : {"Muon", "Jet", "Track"}: awkward record arrays, one list per event, with the
+        fields REFINER_MUON_FIELDS, REFINER_JET_FIELDS and :func:`refiner_track_fields`
+        (e.g. :func:`read_collections` of a NanoAOD file).
+    ptz_min : minimum pT(mumu) in GeV (docs/physics.md sec. 5 uses 200).
     conditions : extra Track fields to return (e.g. "eta"); ``abseta`` gives |eta|.
 
     Returns
@@ -267,18 +297,18 @@ def refiner_track_columns(
     from analysis.softtrack.cleaning import dimuon_candidates
     from analysis.softtrack.objects import candidate_tracks_mask
 
-    muons = _collection(branches, "Muon", ("pt", "eta", "phi", "charge", "pfRelIso03_all"))
-    jets = _collection(branches, "Jet", ("pt", "eta", "phi"))
-    track_fields = {"pt", "eta", "phi", "dz", "highPurity", "isPFcand", *REFINER_VARIABLES}
-    track_fields |= {c for c in conditions if c != "abseta"}
-    tracks = _collection(branches, "Track", sorted(track_fields))
-    ok, *_ = dimuon_candidates(muons, replace(DY_CUTS, ptz=ptz_min))
-    sel = candidate_tracks_mask(tracks, jets) & ok[:, None]
+    tracks = events["Track"]
+    ok, *_ = dimuon_candidates(events["Muon"], replace(DY_CUTS, ptz=ptz_min))
+    sel = candidate_tracks_mask(tracks, events["Jet"]) & ok[:, None]
     flat_sel = ak.to_numpy(ak.flatten(sel))
-    counts = branches["Track"].counts
-    out = {v: np.asarray(branches["Track"][v])[flat_sel].astype(np.float32) for v in REFINER_VARIABLES}
+    counts = ak.to_numpy(ak.num(tracks))
+
+    def flat(field: str) -> np.ndarray:
+        return ak.to_numpy(ak.flatten(tracks[field]))
+
+    out = {v: flat(v)[flat_sel].astype(np.float32) for v in REFINER_VARIABLES}
     for c in conditions:
-        raw = np.abs(branches["Track"]["eta"]) if c == "abseta" else branches["Track"][c]
+        raw = np.abs(flat("eta")) if c == "abseta" else flat(c)
         out[c] = np.asarray(raw)[flat_sel].astype(np.float32)
     out["event"] = np.repeat(np.arange(counts.size), counts)[flat_sel]
     return out
@@ -290,36 +320,37 @@ def _stack(parts: list[dict[str, np.ndarray]], offsets: list[int]) -> dict[str, 
     return out
 
 
-def toy_refiner_samples(
+def refiner_samples(
+    fileset: Mapping[str, Mapping],
     eras: Sequence[str],
-    n_sim_events: int,
-    n_data_events: int,
-    seed: int,
     *,
+    simulation: str = REFINER_SIMULATION,
+    data: str = REFINER_DATA,
     ptz_min: float = 0.0,
     conditions: Sequence[str] = (),
     progress: Any = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-    """Generate simulated ``dy_mumu`` and pseudo-data ``data_singlemuon`` per era and
-    return their refiner track columns (simulation, data), see :func:`refiner_track_columns`.
-
-    Event indices are made unique across eras (offset by the events generated before).
+    """The refiner track columns (:func:`refiner_track_columns`) of the files of a coffea
+    fileset (``{dataset: {"files": {path: tree}, "metadata": {"process", "era", ...}}}``):
+    the datasets of process ``simulation`` and ``data`` of each era, returned as
+    (simulation, data). Event indices are made unique across files (offset by the events
+    read before).
     """
-    from analysis.toymc.sample import generate_mc, generate_stream
-
-    sims, datas, off_s, off_d = [], [], [], []
-    n_s = n_d = 0
+    collections = {"Muon": REFINER_MUON_FIELDS, "Jet": REFINER_JET_FIELDS, "Track": refiner_track_fields(conditions)}
+    parts: dict[str, tuple[list, list]] = {simulation: ([], []), data: ([], [])}
+    read = dict.fromkeys(parts, 0)
     for era in eras:
-        if progress:
-            progress(f"generating dy_mumu {era} ({n_sim_events} events)")
-        branches, _ = generate_mc("dy_mumu", era, n_sim_events, seed)
-        sims.append(refiner_track_columns(branches, ptz_min=ptz_min, conditions=conditions))
-        off_s.append(n_s)
-        n_s += branches["Track"].counts.size
-        if progress:
-            progress(f"generating data_singlemuon {era} (~{n_data_events} events)")
-        branches, _ = generate_stream("data_singlemuon", era, n_data_events, seed)
-        datas.append(refiner_track_columns(branches, ptz_min=ptz_min, conditions=conditions))
-        off_d.append(n_d)
-        n_d += branches["Track"].counts.size
-    return _stack(sims, off_s), _stack(datas, off_d)
+        for process in (simulation, data):
+            entries = [e for e in fileset.values() if e["metadata"]["process"] == process
+                       and str(e["metadata"]["era"]) == str(era)]
+            if not entries:
+                raise ConfigError(f"the fileset has no {process} dataset of era {era}")
+            for entry in entries:
+                for path, tree in entry["files"].items():
+                    if progress:
+                        progress(f"reading {process} {era} from {path}")
+                    events = read_collections(path, collections, tree)
+                    parts[process][0].append(refiner_track_columns(events, ptz_min=ptz_min, conditions=conditions))
+                    parts[process][1].append(read[process])
+                    read[process] += len(events["Track"])
+    return _stack(*parts[simulation]), _stack(*parts[data])

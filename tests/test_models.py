@@ -9,14 +9,8 @@ import pickle
 import numpy as np
 import pytest
 
-from analysis.errors import ModelError
-from analysis.softtrack.config import (
-    CLASSIFIER_DMS,
-    ERAS,
-    LOGIT_EPSILON,
-    REFINER_VARIABLES,
-    TRACK_CLASSES,
-)
+from analysis.errors import ConfigError, ModelError
+from analysis.softtrack.config import CLASSIFIER_DMS, ERAS, LOGIT_EPSILON, REFINER_VARIABLES, TRACK_CLASSES
 from models import metrics
 from models.data import (
     SPLIT_TEST,
@@ -428,3 +422,33 @@ def test_train_classifier_cli_errors(torch, tmp_path, capsys):
     # fake features never go into models/
     assert main(["train", "classifier", "--synthetic", "--quiet"]) == 2
     assert "--out DIR outside models/" in capsys.readouterr().err
+
+
+def test_refiner_data_read_from_files_is_what_the_writer_stored(tmp_path):
+    """models.data reads the refiner's samples from the ROOT files of a fileset: the track
+    columns equal those of the generator's events at the precision the writer stores."""
+    from analysis.toymc.sample import generate_mc, generate_stream
+    from analysis.toymc.writer import generate_samples, to_arrays
+    from models.data import (
+        REFINER_DATA,
+        REFINER_JET_FIELDS,
+        REFINER_MUON_FIELDS,
+        REFINER_SIMULATION,
+        refiner_samples,
+        refiner_track_columns,
+        refiner_track_fields,
+    )
+
+    fileset = generate_samples(tmp_path, ["2018"], [REFINER_SIMULATION, REFINER_DATA], [], 400, 5)
+    assert fileset == json.loads((tmp_path / "fileset.json").read_text())
+    sim, data = refiner_samples(fileset, ["2018"], conditions=("abseta",))
+    for got, (branches, _) in ((sim, generate_mc(REFINER_SIMULATION, "2018", 400, 5)),
+                               (data, generate_stream(REFINER_DATA, "2018", 400, 5))):
+        stored = to_arrays(branches)
+        fields = {"Muon": REFINER_MUON_FIELDS, "Jet": REFINER_JET_FIELDS, "Track": refiner_track_fields(("abseta",))}
+        want = refiner_track_columns({k: stored[k][list(f)] for k, f in fields.items()}, conditions=("abseta",))
+        assert got["pt"].size > 0 and set(got) == set(want)
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+    with pytest.raises(ConfigError, match="no dy_mumu dataset of era 2017"):
+        refiner_samples(fileset, ["2017"])

@@ -161,7 +161,7 @@ class PileupProfiles:
 
 
 def pileup_weight(profiles: PileupProfiles, eras: Sequence[str] | None = None) -> cs.Correction:
-    """Pileup weights w(n_true) = p_data / p_sim per era, nominal/up/down (SPEC.md sec. 6), from
+    """Pileup weights w(n_true) = p_data / p_sim per era, nominal/up/down (docs/physics.md sec. 6), from
     the profiles of simulation and data (``profiles``, for ``eras``, default all it has)."""
     eras = list(profiles.simulation) if eras is None else list(eras)
     edges = np.asarray(profiles.edges, dtype=np.float64)
