@@ -1,4 +1,4 @@
-"""The data contract: branch names, units, conventions and fill values (SPEC.md sec. 1).
+"""The data contract: branch names, units, conventions and fill values (docs/physics.md sec. 1).
 
 Standard NanoAOD collections keep their NanoAOD names and meanings. The soft-track search
 needs more than NanoAOD has; the extension below is defined here and nowhere else. The toy

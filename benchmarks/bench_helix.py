@@ -1,4 +1,4 @@
-"""Throughput of the helix closest-approach kernel (SPEC.md sec. 3), one core.
+"""Throughput of the helix closest-approach kernel (docs/physics.md sec. 3), one core.
 
 Prints a table: closest approaches per second of :func:`analysis.helix.closest_approach`
 for 10^6 track-vertex pairs after JIT warm-up, of the vectorised numpy straight-line

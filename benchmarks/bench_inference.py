@@ -1,6 +1,6 @@
 """Throughput of the soft-track classifier through ONNX Runtime vs torch, one core.
 
-SPEC.md sec. 4 (evaluated in processors with onnxruntime) and DESIGN.md practical notes
+docs/physics.md sec. 4 (evaluated in processors with onnxruntime) and DESIGN.md practical notes
 (batch norm folded before export, batches of ~10^4 rows). Builds the classifier at its
 default architecture (37 track features + Delta m + 3 era columns, 3 x 256) with random
 weights and non-trivial batch-norm statistics -- throughput does not depend on the weights
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis.softtrack.config import CLASSIFIER_DM_INPUT, CLASSIFIER_ERA_INPUTS  # noqa: E402
 
-N_TRACK_FEATURES = 37  # SPEC.md sec. 3 / thesis Table 4.2
+N_TRACK_FEATURES = 37  # docs/physics.md sec. 3 / thesis Table 4.2
 BATCH_SIZES = (1_000, 10_000, 100_000)
 SEED = 1
 

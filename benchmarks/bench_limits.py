@@ -1,4 +1,4 @@
-"""Benchmark: CLs upper limits over the full signal grid (SPEC.md sec. 9), serial vs parallel.
+"""Benchmark: CLs upper limits over the full signal grid (docs/physics.md sec. 9), serial vs parallel.
 
 Synthetic but plausible yields for all 81 points of ``SIGNAL_GRID``: backgrounds and data
 of summary Table 2; signal shapes interpolated in log(Delta m) between the three Table 2

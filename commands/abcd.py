@@ -1,4 +1,4 @@
-"""Binned ABCD background prediction with closure and signal contamination (SPEC.md sec. 9;
+"""Binned ABCD background prediction with closure and signal contamination (docs/physics.md sec. 9;
 seed 003).
 
 Input JSON: {"observed": {"A": [...], "B": [...], "C": [...], "D": [...]},

@@ -6,7 +6,7 @@ the signal region (``--signal``: p_T^miss weights, max-logit sideband scale fact
 pileup weights come from the toy generator's true pileup profiles of simulation and
 pseudo-data (analysis.toymc.pileup.truth_profiles), which this command passes in. Writes one gzipped CorrectionSet for
 all eras, OUT/softtrack_corrections.json.gz, that passes ``correction validate``
-(SPEC.md sec. 5, 6; corrections/softtrack/README.md).
+(docs/physics.md sec. 5, 6; corrections/softtrack/README.md).
 
 Examples:
   python run.py corrections --dy out/dy.coffea --signal out/signal.coffea --out corrections/

@@ -1,4 +1,4 @@
-"""CLs upper limits on the signal strength for each signal point (SPEC.md sec. 9).
+"""CLs upper limits on the signal strength for each signal point (docs/physics.md sec. 9).
 
 Asymptotic CLs with the q~_mu test statistic; observed and expected (+-1, +-2 sigma) 95%
 CL upper limits on mu; one HistFactory workspace per signal point, written to
@@ -144,8 +144,8 @@ def specs_from_histograms(args: argparse.Namespace) -> dict[str, dict]:
         )
     correct = None
     if args.corrections is not None:
-        from analysis.softtrack.stats import sr_corrector
         from corrections.softtrack.apply import SoftTrackCorrections
+        from processors.softtrack.stats import sr_corrector
 
         correct = sr_corrector(SoftTrackCorrections(args.corrections))
     target_lumi = None

@@ -102,9 +102,9 @@ def load_scorer(stages: Stages):
 
 
 def derive_sr_edges(signal_output: dict, out: Path) -> dict:
-    """Signal-region boundaries per Delta m category (analysis.softtrack.stats.sr_edges),
+    """Signal-region boundaries per Delta m category (processors.softtrack.stats.sr_edges),
     written to OUT/sr_edges.json."""
-    from analysis.softtrack.stats import sr_edges
+    from processors.softtrack.stats import sr_edges
 
     result = sr_edges(signal_output)
     (out / "sr_edges.json").write_text(json.dumps({"edges": {f"{k:g}": v for k, v in result["edges"].items()},
@@ -113,14 +113,14 @@ def derive_sr_edges(signal_output: dict, out: Path) -> dict:
 
 
 def limits_stage(signal_output: dict, out: Path, workers: int, corrections=None) -> dict:
-    """Expected limits from the 12 signal regions (analysis.softtrack.stats.limit_workspaces);
+    """Expected limits from the 12 signal regions (processors.softtrack.stats.limit_workspaces);
     with ``corrections``, the sideband scale factors and the residual shape are applied to the
     background of the signal regions first (for the edges the output was filled with), with
     their uncertainties as shape systematics (corrections.softtrack.signal_regions)."""
-    from analysis.softtrack.stats import limit_workspaces
     from analysis.stats.contour import plot_exclusion
     from analysis.stats.limits import upper_limits_grid
     from analysis.stats.workspace import parse_signal_point
+    from processors.softtrack.stats import limit_workspaces
 
     built = limit_workspaces(signal_output, corrections)
     specs = built.specs

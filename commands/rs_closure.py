@@ -1,4 +1,4 @@
-"""Closure of Rebalance and Smear on simulated QCD (SPEC.md sec. 8; seed 004 sec. 3.2, 4, Fig. 2, 4).
+"""Closure of Rebalance and Smear on simulated QCD (docs/physics.md sec. 8; seed 004 sec. 3.2, 4, Fig. 2, 4).
 
 Generates two independent QCD samples with the toy generator (seed S: templates, seed S + 1:
 prediction), builds the response templates and priors from the first, rebalances and smears

@@ -1,11 +1,11 @@
-"""Rebalance and Smear prediction of the QCD multijet background (SPEC.md sec. 8; seed 004).
+"""Rebalance and Smear prediction of the QCD multijet background (docs/physics.md sec. 8; seed 004).
 
 Runs the rs processor over the seed datasets of a fileset (simulated QCD or the jet-HT
 pseudo-data): every seed event is rebalanced (posterior of seed 004 eq. 2.9, start eq. 2.10),
 smeared --n-smear times with weight 1/n (sec. 2.2), reproducible from (seed, file, entry),
 and sent through the ordinary selection. Histograms: the standard ones of the region
-processors for the SPEC baseline (dataset <name>_rs; systematics nominal, coreUp, tailUp of
-seed 004 sec. 4) and rs_<obs> / rs_bootstrap_<obs> in the SPEC and seed-004 baselines, with
+processors for the search baseline (dataset <name>_rs; systematics nominal, coreUp, tailUp of
+seed 004 sec. 4) and rs_<obs> / rs_bootstrap_<obs> in the search and seed-004 baselines, with
 --n-bootstrap Poisson replicas for the statistical uncertainty. With --direct (default) the
 seed events themselves fill the same histograms under their own dataset name (the closure
 reference) and the seed 004 Fig. 2 responses (rs_response).

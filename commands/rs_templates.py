@@ -1,4 +1,4 @@
-"""Build the Rebalance and Smear inputs from simulated QCD (SPEC.md sec. 8; seed 004 sec. 2.4).
+"""Build the Rebalance and Smear inputs from simulated QCD (docs/physics.md sec. 8; seed 004 sec. 2.4).
 
 Runs the rs_templates processor over the QCD datasets of a fileset: the jet response
 P(pT_reco / pT_gen) per (pT_gen, |eta_gen|) bin from DeltaR < 0.4 matched, isolated jets

@@ -1,4 +1,4 @@
-"""Train the refiner or the soft-track classifier and export it to ONNX (SPEC.md sec. 4, 7).
+"""Train the refiner or the soft-track classifier and export it to ONNX (docs/physics.md sec. 4, 7).
 
 refiner
   Generates simulated dy_mumu and pseudo-data data_singlemuon per era (toy generator,
@@ -308,12 +308,12 @@ def classifier_inputs_from_features(seed: int, eras: list[str], n_events: int = 
     """Per-track features, labels and event ids of generated samples (real features).
 
     The single point where the classifier meets ``analysis.softtrack.features`` (the 37 features of
-    SPEC.md sec. 3) and the truth-matching labels of ``analysis.helix``: background tracks
+    docs/physics.md sec. 3) and the truth-matching labels of ``analysis.helix``: background tracks
     from CLASSIFIER_BACKGROUNDS, signal-pion tracks from ``points`` (default: the benchmarks).
     """
     if importlib.util.find_spec("analysis.softtrack.features") is None:
         raise ConfigError(
-            "analysis/features.py (the per-track feature table of SPEC.md sec. 3) does not exist yet: "
+            "analysis/features.py (the per-track feature table of docs/physics.md sec. 3) does not exist yet: "
             "the classifier cannot be trained on real features; use --synthetic --out DIR for a pipeline check"
         )
     from analysis.softtrack.config import SIGNAL_BENCHMARKS

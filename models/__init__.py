@@ -1,4 +1,4 @@
-"""Models of the soft-track search (SPEC.md sec. 4 and 7): definitions, training, export, inference.
+"""Models of the soft-track search (docs/physics.md sec. 4 and 7): definitions, training, export, inference.
 
 Inference (no torch): :mod:`models.inference` (``ClassifierModel``, ``RefinerModel``,
 ``logit``) and the numpy metrics of :mod:`models.metrics`. Training path (extra

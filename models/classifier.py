@@ -1,4 +1,4 @@
-"""The soft-track classifier network (SPEC.md sec. 4; thesis ch. 4, Tables 4.3-4.4).
+"""The soft-track classifier network (docs/physics.md sec. 4; thesis ch. 4, Tables 4.3-4.4).
 
 Inputs: the track features, Delta m and the one-hot era, standardised inside the model
 (mean and std of the training data stored as buffers; the one-hot columns pass through),
@@ -29,7 +29,7 @@ from analysis.softtrack.config import (
 
 
 class TrackClassifier(nn.Module):
-    """Multi-class track classifier parametrised by Delta m and era (SPEC.md sec. 4).
+    """Multi-class track classifier parametrised by Delta m and era (docs/physics.md sec. 4).
 
     Parameters
     ----------

@@ -2,7 +2,7 @@
 
 numpy only (torch enters in :mod:`models.training`).
 
-Classifier (SPEC.md sec. 4; thesis ch. 4 intro and Table 4.1)
+Classifier (docs/physics.md sec. 4; thesis ch. 4 intro and Table 4.1)
     :func:`build_classifier_data` takes any per-track feature table (numpy structured
     array or a mapping name -> 1D array, e.g. the record array of
     ``analysis.softtrack.features``), the class labels (indices into TRACK_CLASSES), event ids, the
@@ -13,12 +13,12 @@ Classifier (SPEC.md sec. 4; thesis ch. 4 intro and Table 4.1)
     get a Delta m drawn from the signal tracks' weighted Delta m distribution. Signal and
     background totals are equal.
 
-Refiner (SPEC.md sec. 7; thesis sec. 6.2.2)
+Refiner (docs/physics.md sec. 7; thesis sec. 6.2.2)
     :func:`refiner_track_columns` selects, from generator output, events with a Z -> mu mu
     candidate (two opposite-charge isolated muons with pT > 30 GeV and 75 < m <= 105 GeV;
-    the cleaned-DY pT(mumu) > 200 GeV cut of SPEC.md sec. 5 is optional, ``ptz_min``,
+    the cleaned-DY pT(mumu) > 200 GeV cut of docs/physics.md sec. 5 is optional, ``ptz_min``,
     off by default because it keeps only ~8% of the events of a CPU-sized sample) and
-    their candidate tracks (SPEC.md sec. 2: high purity, PF, pT < 20 GeV, |eta| < 2.4,
+    their candidate tracks (docs/physics.md sec. 2: high purity, PF, pT < 20 GeV, |eta| < 2.4,
     |dz| < 1 cm, away from jets). :func:`refiner_samples` does that for the files of a
     fileset: simulated ``dy_mumu`` and the (pseudo-)data stream ``data_singlemuon``, read
     with uproot (:func:`read_collections`).
@@ -157,7 +157,7 @@ def build_classifier_data(
     feature_names: Sequence[str] | None = None,
     fractions: tuple[float, float, float] = DEFAULT_SPLIT_FRACTIONS,
 ) -> ClassifierData:
-    """Build the classifier's training arrays from a per-track feature table (SPEC.md sec. 4).
+    """Build the classifier's training arrays from a per-track feature table (docs/physics.md sec. 4).
 
     Parameters
     ----------

@@ -1,6 +1,6 @@
 """ONNX export of the trained models with a JSON description beside each file.
 
-SPEC.md sec. 4 and 7, seed 002 (the ONNX workflow: train in torch, evaluate elsewhere).
+docs/physics.md sec. 4 and 7, seed 002 (the ONNX workflow: train in torch, evaluate elsewhere).
 The graph takes raw values (input standardisation and the refiner's log transforms are
 inside it); batch norm is folded into the preceding Linear first (DESIGN.md notes).
 

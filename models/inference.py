@@ -1,4 +1,4 @@
-"""ONNX Runtime evaluation of the exported models (SPEC.md sec. 4 and 7; DESIGN.md notes).
+"""ONNX Runtime evaluation of the exported models (docs/physics.md sec. 4 and 7; DESIGN.md notes).
 
 No torch here: analyses run with numpy, onnxruntime and json only.
 
@@ -239,7 +239,7 @@ def era_one_hot(era: Any, n: int) -> np.ndarray:
 
 
 class ClassifierModel(OnnxModel):
-    """The soft-track classifier (SPEC.md sec. 4): P(class | track features, dm, era)."""
+    """The soft-track classifier (docs/physics.md sec. 4): P(class | track features, dm, era)."""
 
     kind = "classifier"
 
@@ -292,7 +292,7 @@ class ClassifierModel(OnnxModel):
 
 
 class RefinerModel(OnnxModel):
-    """The refiner ensemble (SPEC.md sec. 7): simulated (pt, dxyErr, dzErr) -> refined."""
+    """The refiner ensemble (docs/physics.md sec. 7): simulated (pt, dxyErr, dzErr) -> refined."""
 
     kind = "refiner"
 

@@ -1,4 +1,4 @@
-"""Losses of the refinement (SPEC.md sec. 7; thesis Part I sec. 1.2-1.3): MMD and MDMM.
+"""Losses of the refinement (docs/physics.md sec. 7; thesis Part I sec. 1.2-1.3): MMD and MDMM.
 
 * :func:`gaussian_kernel` -- k(a, b) = exp(-sum_l (b_l - a_l)^2 / sigma_l^2) (thesis eq. 1.3,
   eq. 6.5), one bandwidth per dimension.

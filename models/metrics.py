@@ -2,7 +2,7 @@
 
 * Classifier (thesis sec. 4.3-4.4): weighted ROC AUC (one class vs another, or vs rest)
   and the calibration (reliability) curve of a class probability.
-* Refiner (SPEC.md sec. 7; thesis sec. 1.2): the biased and unbiased MMD^2 with a Gaussian
+* Refiner (docs/physics.md sec. 7; thesis sec. 1.2): the biased and unbiased MMD^2 with a Gaussian
   kernel and median-heuristic bandwidths, and the per-variable 1D Wasserstein distance.
 """
 

@@ -1,4 +1,4 @@
-"""The refiner network (SPEC.md sec. 7; thesis Part I sec. 1.1 and sec. 6.2.2).
+"""The refiner network (docs/physics.md sec. 7; thesis Part I sec. 1.1 and sec. 6.2.2).
 
 A residual network morphs simulated track variables (pT, dxyErr, dzErr) towards data.
 It works in the space z = (log10 x - mean) / std of each refined variable (the thesis

@@ -1,11 +1,11 @@
 """Training loops of the classifier and the refiner (torch; extra ``[train]``).
 
-Classifier (SPEC.md sec. 4; thesis sec. 4.2, Table 4.4): weighted categorical
+Classifier (docs/physics.md sec. 4; thesis sec. 4.2, Table 4.4): weighted categorical
 cross-entropy, Adam, early stopping on the validation loss (best weights restored).
 The thesis trains 2000 epochs at learning rate 1e-4 and batch 10^4 on ~4 10^6 tracks; the
 defaults here are sized for a CPU and a toy sample (see :class:`ClassifierConfig`).
 
-Refiner (SPEC.md sec. 7; thesis Part I sec. 1.2-1.3 and sec. 6.2.2): each ensemble member
+Refiner (docs/physics.md sec. 7; thesis Part I sec. 1.2-1.3 and sec. 6.2.2): each ensemble member
 is a Fixup-initialised :class:`~models.refiner.ResidualNet` trained on random batches of
 simulation and data in the standardised log10 space, with one of three schedules:
 
@@ -238,7 +238,7 @@ def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def train_refiner(
     sim: np.ndarray, data: np.ndarray, cfg: RefinerConfig = RefinerConfig(), progress: Progress = None
 ) -> tuple[TrackRefiner, dict[str, Any]]:
-    """Train the refiner ensemble on raw simulation and data rows (SPEC.md sec. 7).
+    """Train the refiner ensemble on raw simulation and data rows (docs/physics.md sec. 7).
 
     Parameters
     ----------
@@ -332,7 +332,7 @@ def evaluate_refiner(
     seed: int,
     max_rows: int = 8000,
 ) -> dict[str, Any]:
-    """Before/after distances on held-out tracks (SPEC.md sec. 7 success criteria).
+    """Before/after distances on held-out tracks (docs/physics.md sec. 7 success criteria).
 
     Distances are computed in log10 of each variable (the refinement space): MMD_b and
     MMD_u with median-heuristic bandwidths from (simulation, data) -- the same bandwidths

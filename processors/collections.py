@@ -1,5 +1,5 @@
 """Read the object collections a processor needs from NanoEvents, with the fallbacks of
-SPEC.md sec. 1 for real NanoAOD (IsoTrack or PFCands instead of the Track extension).
+docs/physics.md sec. 1 for real NanoAOD (IsoTrack or PFCands instead of the Track extension).
 
 Returns plain awkward records with only the fields the analysis uses, so that the same
 analysis code runs on our files and on files nobody here wrote.

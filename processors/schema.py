@@ -1,4 +1,4 @@
-"""NanoEvents schema of the data contract: NanoAOD plus the track extension (SPEC.md sec. 1).
+"""NanoEvents schema of the data contract: NanoAOD plus the track extension (docs/physics.md sec. 1).
 
 :class:`SoftTrackSchema` is coffea's ``NanoAODSchema`` with behaviours and cross-references
 for the collections our generator adds: ``Track`` (a charged candidate with the pion mass;
@@ -16,7 +16,7 @@ from coffea.nanoevents.methods import base, candidate, nanoaod, vector
 from coffea.nanoevents.methods.base import dask_property
 from coffea.nanoevents.schemas.nanoaod import transforms
 
-from analysis.softtrack.config import PION_MASS
+from analysis.constants import PION_MASS
 
 behavior: dict = dict(nanoaod.behavior)
 behavior.update(awkward._util.copy_behaviors("PtEtaPhiMCandidate", "Track", behavior))

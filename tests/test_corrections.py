@@ -1,4 +1,4 @@
-"""Corrections (SPEC.md sec. 5, 6; thesis sec. 6.1-6.2): closure against the generator's
+"""Corrections (docs/physics.md sec. 5, 6; thesis sec. 6.1-6.2): closure against the generator's
 truth (analysis/toymc/truth.py), correctionlib validation and round trip, clear errors."""
 
 from __future__ import annotations

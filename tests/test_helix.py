@@ -1,4 +1,4 @@
-"""Tests of analysis.helix (SPEC.md sec. 3): closest approach against an independent
+"""Tests of analysis.helix (docs/physics.md sec. 3): closest approach against an independent
 numpy reference, covariance propagation by pulls, helical truth matching and the track
 classes. Fixed seeds; the reference never calls the numba kernels.
 """

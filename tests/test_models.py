@@ -1,5 +1,5 @@
 """models/: refiner identity, ONNX export vs torch, inference wrapper errors, losses, metrics,
-classifier training on synthetic data (SPEC.md sec. 4 and 7; thesis Part I and ch. 4)."""
+classifier training on synthetic data (docs/physics.md sec. 4 and 7; thesis Part I and ch. 4)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,13 @@ import numpy as np
 import pytest
 
 from analysis.errors import ConfigError, ModelError
-from analysis.softtrack.config import CLASSIFIER_DMS, ERAS, LOGIT_EPSILON, REFINER_VARIABLES, TRACK_CLASSES
+from analysis.softtrack.config import (
+    CLASSIFIER_DMS,
+    ERAS,
+    LOGIT_EPSILON,
+    REFINER_VARIABLES,
+    TRACK_CLASSES,
+)
 from models import metrics
 from models.data import (
     SPLIT_TEST,

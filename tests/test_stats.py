@@ -1,4 +1,4 @@
-"""Tests of analysis.stats (SPEC.md sec. 9) and the limits / sr-edges / abcd commands.
+"""Tests of analysis.stats (docs/physics.md sec. 9) and the limits / sr-edges / abcd commands.
 
 References: pyhf itself (its logpdf, its hypotest and its ``pyhf cls`` command line), the
 published conclusions of the CMS summary (seed 001, Table 2 and sec. 5), closed-form

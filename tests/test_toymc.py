@@ -22,7 +22,7 @@ def _pv(n, rng):
 
 @pytest.mark.parametrize("dm", [0.27, 0.58, 1.0])
 def test_chargino_proper_decay_length(dm):
-    """Mean proper decay length of charginos equals c*tau(dm) of SPEC.md sec. 10 within 3%."""
+    """Mean proper decay length of charginos equals c*tau(dm) of docs/physics.md sec. 10 within 3%."""
     rng = make_rng(11, "ctau", dm)
     n = 30000
     hard = generate_hard("signal", n, _pv(n, rng), rng, m_chargino=140.0, dm=dm)

@@ -1,4 +1,4 @@
-"""The cleaned Drell-Yan control region (SPEC.md sec. 5; thesis sec. 6.1).
+"""The cleaned Drell-Yan control region (docs/physics.md sec. 5; thesis sec. 6.1).
 
 Events with a Z -> mu mu of high pT are turned into Z -> nu nu-like events: both muons'
 pT vectors are added to p_T^miss, the muons and the tracks, PF candidates and photons

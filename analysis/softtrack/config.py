@@ -1,6 +1,6 @@
 """Analysis constants: one source of truth for cuts, eras, cross sections and the signal grid.
 
-Everything that is a number of the physics (SPEC.md sec. 2, 4, 8, 9, 10) lives here; the
+Everything that is a number of the physics (docs/physics.md sec. 2, 4, 8, 9, 10) lives here; the
 branch names of the data contract live in :mod:`analysis.contract`.
 """
 
@@ -41,7 +41,7 @@ from analysis.signal_models import (  # noqa: F401
 )
 
 
-# --- Object selection (SPEC.md sec. 2) -------------------------------------------------
+# --- Object selection (docs/physics.md sec. 2) -------------------------------------------------
 class ObjectCuts(ConfigModel):
     jet_pt: float = 30.0
     jet_eta: float = 2.4
@@ -82,7 +82,7 @@ HEM_DPHI = 0.5
 
 
 
-# --- Cleaned Drell-Yan control region (SPEC.md sec. 5) ---------------------------------
+# --- Cleaned Drell-Yan control region (docs/physics.md sec. 5) ---------------------------------
 class DrellYanCuts(ConfigModel):
     muon_pt: float = 30.0
     rel_iso: float = 0.2
@@ -96,7 +96,7 @@ class DrellYanCuts(ConfigModel):
 
 DY_CUTS = DrellYanCuts()
 
-# --- Classifier and signal regions (SPEC.md sec. 4) ------------------------------------
+# --- Classifier and signal regions (docs/physics.md sec. 4) ------------------------------------
 CLASSIFIER_DMS: tuple[float, ...] = (0.3, 0.6, 1.0)
 TRACK_CLASSES: tuple[str, ...] = ("signal", "pv_prompt", "pv_secondary", "spurious", "tau")
 LOGIT_EPSILON = 1e-6
@@ -104,18 +104,18 @@ N_SR_BINS_PER_CATEGORY = 4
 
 #: Signal-region lower edges of the 4 max-logit bins per Delta m category (the last bin is
 #: open). Provisional until derived with ``run.py sr-edges`` (Asimov significance with 20%
-#: background uncertainty, flat-S binning, tightest bin split in two; SPEC.md sec. 4). They
+#: background uncertainty, flat-S binning, tightest bin split in two; docs/physics.md sec. 4). They
 #: start at the upper edge of the sideband of the sideband scale factors
 #: (SIDEBAND_LOGIT_RANGE), as every SR of summary Table 2 lies above its 5-7 sideband.
 SR_LOGIT_EDGES: dict[float, tuple[float, ...]] = {0.3: (7.0, 8.0, 9.0, 10.0), 0.6: (7.0, 8.0, 9.0, 10.0),
                                                   1.0: (7.0, 8.0, 9.0, 10.0)}
 N_SIGNAL_REGIONS = len(CLASSIFIER_DMS) * N_SR_BINS_PER_CATEGORY
 
-# --- Systematic variations (SPEC.md sec. 6) ---------------------------------------------
+# --- Systematic variations (docs/physics.md sec. 6) ---------------------------------------------
 #: flat relative jet energy scale uncertainty of the up/down variations
 JES_UNCERTAINTY = 0.03
 
-# --- Rebalance and Smear (SPEC.md sec. 8) ----------------------------------------------
+# --- Rebalance and Smear (docs/physics.md sec. 8) ----------------------------------------------
 #: the method's settings (binning, fit, smoothing, replicas, ...) are in analysis.rs.defaults;
 #: these are the soft-track analysis' choices. Seed-004 baseline: hard MHT > 250 GeV.
 RS_BASELINE_MHT = 250.0
@@ -154,7 +154,7 @@ RS_CLOSURE_ERA = "2018"
 #: analysis.stats.defaults'
 
 
-# --- Models (SPEC.md sec. 4 and 7; thesis ch. 4 and Part I; models/) --------------------
+# --- Models (docs/physics.md sec. 4 and 7; thesis ch. 4 and Part I; models/) --------------------
 #: soft-track classifier architecture (thesis Table 4.3): hidden layers, activation slope,
 #: dropout; batch-norm momentum 0.7 in the Keras convention = 0.3 in the torch convention
 CLASSIFIER_HIDDEN_LAYERS: tuple[int, ...] = (256, 256, 256)
@@ -165,7 +165,7 @@ CLASSIFIER_BN_EPS = 1.0e-3
 #: extra classifier inputs after the track features: Delta m (GeV) and the one-hot era
 CLASSIFIER_DM_INPUT = "dm"
 CLASSIFIER_ERA_INPUTS: tuple[str, ...] = tuple(f"era_{era}" for era in ERAS)
-#: refined track variables (SPEC.md sec. 7): branch names of the data contract; the refiner
+#: refined track variables (docs/physics.md sec. 7): branch names of the data contract; the refiner
 #: works on log10 of each (thesis sec. 6.2.2 refines log10 pT, log10 dxyErr, log10 dzErr)
 REFINER_VARIABLES: tuple[str, ...] = ("pt", "dxyErr", "dzErr")
 #: refiner architecture (thesis Table 6.2 uses 5 blocks of 512; smaller default for CPU)
@@ -178,7 +178,7 @@ ONNX_OPSET = 17
 ONNX_BATCH_ROWS = 10_000
 
 
-# --- Corrections (SPEC.md sec. 5, 6; thesis sec. 6.1-6.2; summary sec. 4; corrections/) ---
+# --- Corrections (docs/physics.md sec. 5, 6; thesis sec. 6.1-6.2; summary sec. 4; corrections/) ---
 #: one gzipped correctionlib CorrectionSet for all eras ("era" is the first input of every
 #: correction); written by ``run.py corrections`` and shipped under corrections/
 CORRECTIONS_FILENAME = "softtrack_corrections.json.gz"
@@ -200,7 +200,7 @@ TRACK_SF_LOG10DZ_EDGES: tuple[float, ...] = (-1.0, -0.2)
 #: the thesis' single-bin regions (eqs. 6.2, 6.3), reported as a diagnostic
 TRACK_SF_THESIS_PV_LOG10DZ = -3.0
 TRACK_SF_THESIS_SPURIOUS_LOG10DZ = -0.2
-#: pT(Z) weights (SPEC.md sec. 5): adjacent 20 GeV bins of generator pT(Z) are merged until
+#: pT(Z) weights (docs/physics.md sec. 5): adjacent 20 GeV bins of generator pT(Z) are merged until
 #: the relative statistical uncertainty of the weight is below this
 PTZ_WEIGHT_MAX_REL_UNC = 0.10
 #: p_T^miss reweighting (thesis sec. 6.2.3): line fit range (GeV), frozen outside

@@ -1,4 +1,4 @@
-"""The soft-track classifier's per-track feature table (SPEC.md sec. 3; thesis Table 4.2).
+"""The soft-track classifier's per-track feature table (docs/physics.md sec. 3; thesis Table 4.2).
 
 :data:`FEATURE_NAMES` lists the 37 observables in the order the classifier takes them;
 :func:`track_feature_table` computes them for the tracks of a chunk as a flat numpy record
@@ -129,7 +129,7 @@ def track_feature_table(tracks, candidate, pv, other_pv, sv, jets, met_pt, met_p
     ----------
     tracks : jagged records with the fields of :data:`TRACK_INPUTS` (all tracks of the
         event: the neighbour-track features look at all of them).
-    candidate : jagged bool mask of the tracks to describe (SPEC.md sec. 2 candidates).
+    candidate : jagged bool mask of the tracks to describe (docs/physics.md sec. 2 candidates).
     pv : records (one per event) with x, y, z and the six covariance fields covXX ... covZZ.
     other_pv, sv : jagged vertex records with x, y, z (OtherPV also the covariances).
     jets : jagged jets with pt, eta, phi (pT-ordered); the leading jet is the first with

@@ -1,4 +1,4 @@
-"""Physics objects (SPEC.md sec. 2): jets, leptons, photons, taus and candidate tracks.
+"""Physics objects (docs/physics.md sec. 2): jets, leptons, photons, taus and candidate tracks.
 
 Functions take awkward arrays of NanoAOD-like collections (records with at least the named
 fields) and return masks or derived quantities; no file I/O, no histogramming.
@@ -124,7 +124,7 @@ def min_dphi(jets_sorted, phi_ref, n: int = 4):
 
 
 def candidate_tracks_mask(tracks, jets, cuts=OBJECT_CUTS) -> ak.Array:
-    """Candidate tracks (SPEC.md sec. 2): high purity, PF, pT < 20, |eta| < 2.4, |dz| < 1 cm,
+    """Candidate tracks (docs/physics.md sec. 2): high purity, PF, pT < 20, |eta| < 2.4, |dz| < 1 cm,
     DeltaR > 0.4 to every jet with pT > 30 GeV, not associated to a pileup vertex (summary
     sec. 2; where the association is known). No lower pT cut."""
     base = (

@@ -1,4 +1,4 @@
-"""Event selection (SPEC.md sec. 2): noise filters, HEM veto, the baseline and the
+"""Event selection (docs/physics.md sec. 2): noise filters, HEM veto, the baseline and the
 single-lepton validation region, as ordered named steps for a cutflow.
 
 The event-level observables entering them are computed once by
@@ -30,7 +30,7 @@ from .config import (
 
 @dataclass
 class EventObservables:
-    """Per-event quantities of SPEC.md sec. 2 (numpy arrays, one entry per event)."""
+    """Per-event quantities of docs/physics.md sec. 2 (numpy arrays, one entry per event)."""
 
     met: np.ndarray
     met_phi: np.ndarray
@@ -141,7 +141,7 @@ def _jet_observables(off, pt, eta, phi, jet_id, btag, met_phi, pt_min, eta_max, 
 
 
 def noise_filters(flags, era: str) -> np.ndarray:
-    """All noise filters of SPEC.md sec. 2 (ecalBadCalib not in 2016). Missing flags pass."""
+    """All noise filters of docs/physics.md sec. 2 (ecalBadCalib not in 2016). Missing flags pass."""
     skip = NOISE_FILTERS_SKIP.get(era, ())
     ok = np.ones(len(flags), bool)
     for name in NOISE_FILTERS:

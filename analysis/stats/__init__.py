@@ -1,7 +1,7 @@
 """Statistics of the searches (docs/physics.md sec. 9): one concept per module. Nothing
 here knows the search: its choices (Delta m categories, signal naming, background grouping)
 come as parameters, their method defaults from :mod:`~analysis.stats.defaults`, and the
-search's own values from :mod:`analysis.softtrack.stats`.
+search's own values from :mod:`processors.softtrack.stats`.
 
 - :mod:`~analysis.stats.workspace`: yields validation, HistFactory workspaces (pyhf JSON)
 - :mod:`~analysis.stats.likelihood`: fast evaluator of the pyhf likelihood with gradients

@@ -1,4 +1,4 @@
-"""Binned ABCD background estimate (SPEC.md sec. 9; seed 003 "(Binned) ABCD Strategy").
+"""Binned ABCD background estimate (docs/physics.md sec. 9; seed 003 "(Binned) ABCD Strategy").
 
 Two (ideally independent) discriminants X and Y with cuts define four regions; a third
 observable is binned (seed 003: M_T), and the method is applied bin by bin:

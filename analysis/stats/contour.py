@@ -1,4 +1,4 @@
-"""Exclusion contour in the (m(chargino), Delta m) plane (SPEC.md sec. 9; summary Fig. 5 right).
+"""Exclusion contour in the (m(chargino), Delta m) plane (docs/physics.md sec. 9; summary Fig. 5 right).
 
 The contour is the line mu_up = 1. log(mu_up) is interpolated linearly on a Delaunay
 triangulation of the grid points in (m, log Delta m) (the grid is roughly logarithmic in

@@ -3,7 +3,7 @@
 pyhf's numpy backend has no automatic differentiation, so its scipy fits take numerical
 gradients: ~500 likelihood evaluations of ~0.4 ms per fit, about 1 s per CLs point and
 30 s per upper limit of our 12-bin model. The upper limits over the 81-point signal
-grid (SPEC.md sec. 9) need thousands of fits, so this module evaluates the *same*
+grid (docs/physics.md sec. 9) need thousands of fits, so this module evaluates the *same*
 likelihood, -2 ln L(theta) of :meth:`pyhf.pdf.Model.logpdf`, in a few vectorised numpy
 operations together with its exact gradient, and minimises it with scipy's truncated Newton (TNC).
 

@@ -1,4 +1,4 @@
-"""CLs upper limits on the signal strength with the asymptotic calculator (SPEC.md sec. 9).
+"""CLs upper limits on the signal strength with the asymptotic calculator (docs/physics.md sec. 9).
 
 Test statistic q~_mu (``qtilde``, arXiv:1007.1727 eq. 16) and its asymptotic
 distributions, exactly as ``pyhf.infer.hypotest(..., test_stat="qtilde")``:

@@ -1,4 +1,4 @@
-"""Asimov significance and the flat-S signal-region binning (SPEC.md sec. 4; seed 003).
+"""Asimov significance and the flat-S signal-region binning (docs/physics.md sec. 4; seed 003).
 
 Z_A of a counting experiment with background uncertainty sigma_b (Cowan, "Discovery
 sensitivity for a counting experiment with background uncertainty", quoted in seed 003,
@@ -10,7 +10,7 @@ sensitivity for a counting experiment with background uncertainty", quoted in se
 which tends to sqrt(2 ((s+b) ln(1+s/b) - s)) for sigma_b -> 0. Bins combine in
 quadrature (seed 003: Z^A_k = sqrt(sum_i Z^A_{k,i}^2)).
 
-The SR edges of one Delta m category (SPEC.md sec. 4: "Asimov significance with 20%
+The SR edges of one Delta m category (docs/physics.md sec. 4: "Asimov significance with 20%
 background uncertainty, flat-S binning, tightest bin split in two"):
 
 1. for each candidate lower edge t (signal-score quantiles, above an optional lowest
@@ -108,7 +108,7 @@ def flat_s_edges(
     Parameters
     ----------
     signal_score, signal_weight : arrays (n_signal,)
-        Event score (the category's max logit, SPEC.md sec. 4) and weight of signal events.
+        Event score (the category's max logit, docs/physics.md sec. 4) and weight of signal events.
     background_score, background_weight : arrays (n_background,)
         The same for background events.
     min_edge : float, optional
@@ -180,7 +180,7 @@ def sr_edges_by_category(
     """:func:`flat_s_edges` for each Delta m category.
 
     ``signal`` and ``background`` hold arrays ``score``, ``weight`` and ``category`` (the
-    index into ``categories`` of each event's category, SPEC.md sec. 4).
+    index into ``categories`` of each event's category, docs/physics.md sec. 4).
     """
     out = {}
     for i, dm in enumerate(categories):

@@ -1,4 +1,4 @@
-"""HistFactory workspaces of the signal-region fit (SPEC.md sec. 9; summary sec. 5).
+"""HistFactory workspaces of the signal-region fit (docs/physics.md sec. 9; summary sec. 5).
 
 One channel, ``STATS_CHANNEL``, whose bins are the signal regions (the 12 SRs of summary
 Table 2, in order). Samples and modifiers:

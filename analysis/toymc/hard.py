@@ -402,9 +402,9 @@ def generate_qcd(n: int, pv, rng) -> HardEvents:
 
 
 def generate_signal(n: int, pv, rng, m_chargino: float, dm: float) -> HardEvents:
-    """Higgsino pairs recoiling against ISR; chargino -> neutralino + pion (SPEC.md sec. 10)."""
+    """Higgsino pairs recoiling against ISR; chargino -> neutralino + pion (docs/physics.md sec. 10)."""
     m_n1 = m_chargino - dm
-    m_n2 = m_chargino + dm  # Delta m0 = 2 Delta m+- (SPEC.md sec. 10)
+    m_n2 = m_chargino + dm  # Delta m0 = 2 Delta m+- (docs/physics.md sec. 10)
     isr_pt = SIGNAL_ISR.sample(n, rng)
     msys = (2 * m_chargino) * (1.0 + rng.exponential(0.3, n))
     sys_p4 = boson(isr_pt, msys, rng)

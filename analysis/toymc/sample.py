@@ -1,4 +1,4 @@
-"""Assemble toy events: pileup, hard process, detector, soft component (SPEC.md sec. 1, 10).
+"""Assemble toy events: pileup, hard process, detector, soft component (docs/physics.md sec. 1, 10).
 
 :func:`generate_mc` makes a simulated sample of one process; :func:`generate_stream` a
 pseudo-data stream (trigger-selected mixture of the background processes made with the

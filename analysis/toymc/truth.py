@@ -20,7 +20,7 @@ from numba import njit
 from ..constants import ERAS
 
 
-# --- Jet response (SPEC.md sec. 8; seed 004 sec. 2) ---------------------------------------
+# --- Jet response (docs/physics.md sec. 8; seed 004 sec. 2) ---------------------------------------
 @dataclass(frozen=True)
 class JetResponseModel:
     """Binned response r = pT_reco / pT_gen: Gaussian core plus exponential tails.
@@ -114,7 +114,7 @@ def _responses(pt, eta, u, z, e, pt_edges, eta_edges, core, fl, fh, low_scale, h
     return r
 
 
-# --- Tracks (SPEC.md sec. 1, 3) --------------------------------------------------------
+# --- Tracks (docs/physics.md sec. 1, 3) --------------------------------------------------------
 @dataclass(frozen=True)
 class TrackModel:
     """Track reconstruction efficiency, resolution, quality and association.

@@ -1,4 +1,4 @@
-"""Evaluate the corrections with correctionlib on numpy or awkward arrays (SPEC.md sec. 6).
+"""Evaluate the corrections with correctionlib on numpy or awkward arrays (docs/physics.md sec. 6).
 
 :class:`SoftTrackCorrections` holds the CorrectionSet's JSON text and builds the
 correctionlib evaluator lazily, so it pickles through its JSON and every coffea worker
@@ -141,11 +141,11 @@ class SoftTrackCorrections:
 
     # -- the corrections of the analysis --------------------------------------------------
     def pileup_weight(self, era: str, n_true_int: Any, syst: str = "nominal") -> Any:
-        """Per-event pileup weight for Pileup_nTrueInt (SPEC.md sec. 6)."""
+        """Per-event pileup weight for Pileup_nTrueInt (docs/physics.md sec. 6)."""
         return self.evaluate("pileup_weight", era, n_true_int, syst)
 
     def ptz_weight(self, era: str, ptz: Any) -> Any:
-        """Per-event weight of simulated cleaned Drell-Yan for the generator pT(Z) in GeV (SPEC.md sec. 5)."""
+        """Per-event weight of simulated cleaned Drell-Yan for the generator pT(Z) in GeV (docs/physics.md sec. 5)."""
         return self.evaluate("ptz_weight", era, ptz)
 
     def met_weight(self, era: str, met: Any, syst: str = "nominal") -> Any:

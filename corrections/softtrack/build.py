@@ -4,7 +4,7 @@ One gzipped JSON for all eras (``analysis.softtrack.config.CORRECTIONS_FILENAME`
 takes the era as its first (string) input, so a consumer opens one file and an era the
 file lacks is an out-of-range category, not a missing file. Corrections whose input
 histograms are absent (the max-logit ones before the classifier lands) are left out and
-listed in the returned notes (SPEC.md sec. 6).
+listed in the returned notes (docs/physics.md sec. 6).
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None, 
         result.notes.append("met_weight, sideband_sf not derived: no signal output")
     result.cset = cs.CorrectionSet(
         schema_version=SCHEMA_VERSION,
-        description=(f"softtrack corrections (SPEC.md sec. 5, 6; thesis sec. 6.1-6.2) for eras {', '.join(eras)}; "
+        description=(f"softtrack corrections (docs/physics.md sec. 5, 6; thesis sec. 6.1-6.2) for eras {', '.join(eras)}; "
                      "see corrections/softtrack/README.md"),
         corrections=[c for c in corrections if c is not None],
     )

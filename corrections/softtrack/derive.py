@@ -1,4 +1,4 @@
-"""Derivations of the corrections from processor histograms (SPEC.md sec. 5, 6; thesis
+"""Derivations of the corrections from processor histograms (docs/physics.md sec. 5, 6; thesis
 sec. 6.1-6.2; summary sec. 4).
 
 Every public ``*_weight`` / ``*_sf`` function takes histograms (the ``"histograms"`` dict
@@ -141,7 +141,7 @@ ERA_INPUT = cs.Variable(name="era", type="string", description=f"data-taking era
 SYST_INPUT = cs.Variable(name="syst", type="string", description="systematic variation: nominal, up or down")
 
 
-# --- pileup (SPEC.md sec. 6) ---------------------------------------------------------------
+# --- pileup (docs/physics.md sec. 6) ---------------------------------------------------------------
 @dataclass(frozen=True)
 class PileupProfiles:
     """The input of the pileup weights: probabilities of the true number of interactions
@@ -178,7 +178,7 @@ def pileup_weight(profiles: PileupProfiles, eras: Sequence[str] | None = None) -
                                           content=[float(x) for x in w], flow="clamp")
         per_era[era] = _cat("syst", variations)
     desc = (
-        "Pileup weights p_data(n_true)/p_sim(n_true) in unit bins (SPEC.md sec. 6). "
+        "Pileup weights p_data(n_true)/p_sim(n_true) in unit bins (docs/physics.md sec. 6). "
         + (f"{profiles.description} " if profiles.description else "")
         + f"Clamped outside [{edges[0]:g}, {edges[-1]:g}]."
     )
@@ -342,7 +342,7 @@ def track_class_sf(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Mappin
     )
 
 
-# --- pT(Z) weights (SPEC.md sec. 5; thesis sec. 6.1) -------------------------------------
+# --- pT(Z) weights (docs/physics.md sec. 5; thesis sec. 6.1) -------------------------------------
 @dataclass(frozen=True)
 class PtzWeights:
     era: str
@@ -359,7 +359,7 @@ def fit_ptz_weights(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Mappi
 
     Uses ``ptz_gen`` (dataset, systematic, ptz) of the dy processor: dy_mumu with a dimuon
     and cleaned p_T^miss > 200 GeV, zjets_nunu with p_T^miss > 200 GeV, no pT(Z) cut
-    (SPEC.md sec. 5). Adjacent bins are merged left to right until the weight's relative
+    (docs/physics.md sec. 5). Adjacent bins are merged left to right until the weight's relative
     statistical uncertainty is below ``max_rel_unc``; the overflow joins the last bin. The
     weights keep the Drell-Yan yield (both spectra normalized to one).
     """
@@ -413,13 +413,13 @@ def fit_ptz_weights(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Mappi
 
 def ptz_weight(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Mapping],
                fits: dict[str, PtzWeights] | None = None) -> cs.Correction:
-    """pT(Z) weights of the simulated cleaned Drell-Yan events, per era (SPEC.md sec. 5)."""
+    """pT(Z) weights of the simulated cleaned Drell-Yan events, per era (docs/physics.md sec. 5)."""
     fits = fits or {era: fit_ptz_weights(hists, datasets, era) for era in eras_of(datasets)}
     per_era = {era: cs.Binning(nodetype="binning", input="ptz", edges=f.edges, content=f.weights, flow="clamp")
                for era, f in fits.items()}
     desc = (
         "Generator pT(Z) weights for simulated cleaned Drell-Yan (Z->mumu) events: unit-normalized Z->nunu over "
-        "Drell-Yan spectra with p_T^miss (cleaned) > 200 GeV and no pT(Z) cut (SPEC.md sec. 5, thesis sec. 6.1). "
+        "Drell-Yan spectra with p_T^miss (cleaned) > 200 GeV and no pT(Z) cut (docs/physics.md sec. 5, thesis sec. 6.1). "
         f"Bins merged until the relative statistical uncertainty is below {cfg.PTZ_WEIGHT_MAX_REL_UNC:g}; "
         "clamped outside the bin range; weights keep the Drell-Yan yield."
     )

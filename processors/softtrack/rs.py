@@ -1,4 +1,4 @@
-"""Rebalance and Smear processors (SPEC.md sec. 8; seed 004 sec. 2-4; issue 7).
+"""Rebalance and Smear processors (docs/physics.md sec. 8; seed 004 sec. 2-4; issue 7).
 
 - :class:`RSTemplatesProcessor` (``rs_templates``): from simulated QCD, the response histogram
   of DeltaR < 0.4 matched, isolated gen/reco jets per (pT_gen, |eta_gen|) bin (seed 004
@@ -71,7 +71,7 @@ RS_VARIATIONS: dict[str, dict[str, float]] = {
     "coreUp": {"core_width_scale": RS_SYST_CORE_WIDTH_SCALE},
     "tailUp": {"tail_fraction_scale": RS_SYST_TAIL_FRACTION_SCALE},
 }
-#: regions of the R&S histograms: the SPEC.md sec. 2 baseline and the seed-004 baseline
+#: regions of the R&S histograms: the docs/physics.md sec. 2 baseline and the seed-004 baseline
 RS_REGIONS = ("baseline", "seed004")
 #: observables of the standard histograms (processors/histograms.py) filled by R&S
 EVENT_OBSERVABLES = ("met", "mht", "ht", "n_jets", "leading_jet_pt", "min_dphi")
@@ -222,7 +222,7 @@ def build_templates(acc: dict[str, hist.Hist], replica: int = 0) -> tuple[rs.Jet
 # Prediction
 # =========================================================================================
 def new_rs_histograms(n_bootstrap: int) -> dict[str, hist.Hist]:
-    """R&S histograms beside the standard ones: per region (SPEC baseline, seed-004 baseline)
+    """R&S histograms beside the standard ones: per region (search baseline, seed-004 baseline)
     in the closure binning, their bootstrap replicas, the Fig. 2 responses and the counters."""
     region = hist.axis.StrCategory(list(RS_REGIONS), name="region")
     replica = hist.axis.Integer(0, n_bootstrap, name="replica", flow=False)
@@ -276,7 +276,7 @@ def _jets_record(pt, eta, phi, mass, jet_id, btag, offsets) -> ak.Array:
 
 
 class RSPredictionProcessor(RegionProcessor):
-    """R&S QCD prediction from seed events (SPEC.md sec. 8; seed 004 sec. 2-4; issue 7 item 2).
+    """R&S QCD prediction from seed events (docs/physics.md sec. 8; seed 004 sec. 2-4; issue 7 item 2).
 
     Parameters
     ----------
@@ -297,7 +297,7 @@ class RSPredictionProcessor(RegionProcessor):
         Rebalanced events above max(this hard MHT (GeV), the prior's RS_REJECT_PRIOR_QUANTILE
         at the event's H_T) are dropped (seed 004 sec. 2.5).
 
-    Output: ``histograms`` (the standard histograms of processors/histograms.py for the SPEC
+    Output: ``histograms`` (the standard histograms of processors/histograms.py for the search
     baseline, dataset ``<dataset>_rs`` for the prediction with systematics nominal/coreUp/
     tailUp, ``<dataset>`` for the direct events; plus ``rs_<obs>``, ``rs_bootstrap_<obs>``,
     ``rs_response`` and ``rs_counters``), ``cutflow``, ``chunks``, ``notices``.
@@ -439,7 +439,7 @@ class RSPredictionProcessor(RegionProcessor):
                    boot[ev] if syst == "nominal" else None, pre=pre)
 
     def _fill(self, hists, flows, dataset, syst, o, weight, steps, boot, pre=()):
-        """Fill the standard histograms (SPEC baseline) and the R&S region histograms."""
+        """Fill the standard histograms (search baseline) and the R&S region histograms."""
         n = len(o.met)
         base_mask = np.ones(n, bool)
         if steps is not None:  # direct events: seed-level steps apply event by event

@@ -1,4 +1,4 @@
-"""Track scores inside processors: refiner then classifier through ONNX Runtime (SPEC.md
+"""Track scores inside processors: refiner then classifier through ONNX Runtime (docs/physics.md
 sec. 4, 7), the event-level maximum logit per Delta m, the category and the 12 signal
 regions.
 
@@ -23,7 +23,7 @@ NO_TRACK_LOGIT = -20.0
 
 def signal_region(max_logits: np.ndarray, sr_edges: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Category (index of the Delta m with the largest max logit) and signal region
-    (category * 4 + bin; -1 below the first edge) per event (SPEC.md sec. 4); ``sr_edges``
+    (category * 4 + bin; -1 below the first edge) per event (docs/physics.md sec. 4); ``sr_edges``
     (dm -> 4 lower edges) defaults to config.SR_LOGIT_EDGES."""
     sr_edges = sr_edges or SR_LOGIT_EDGES
     category = np.argmax(max_logits, axis=1)
