@@ -69,3 +69,34 @@ def test_generate_unwritable_dir(tmp_path):
     blocker.write_text("not a directory")
     r = run("generate", "--out", str(blocker / "sub"), "--events-per-sample", "10")
     assert r.returncode == 2 and "cannot write" in r.stderr and "Traceback" not in r.stderr
+
+
+def _dimuon_fileset(tmp_path) -> Path:
+    real = Path(__file__).resolve().parents[2] / "shared" / "data" / "real" / "nano_dimuon.root"
+    if not real.is_file():
+        pytest.skip(f"real NanoAOD files not found at {real.parent}")
+    p = tmp_path / "fileset.json"
+    p.write_text(json.dumps({"dimuon": {"files": {str(real): "Events"},
+                                        "metadata": {"process": "data_jetht", "era": "2018", "is_data": True}}}))
+    return p
+
+
+@pytest.mark.parametrize(("argv", "words"), [
+    (["--processor", "rs"], ["--rs-templates", "rs-templates"]),  # was a raw TypeError
+    (["--processor", "nosuch"], ["no processor", "nosuch", "signal"]),
+    (["--analysis", "zpeak", "--processor", "signal"], ["zpeak", "no processor", "signal"]),
+])
+def test_process_bad_processor(tmp_path, capsys, argv, words):
+    import run
+
+    rc = run.main(["process", "--fileset", str(_dimuon_fileset(tmp_path)), "--out", str(tmp_path / "o.coffea"),
+                   "--executor", "iterative", "--quiet", *argv])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1
+    assert all(w in err for w in words), err
+    assert not (tmp_path / "o.coffea").exists()
+
+
+def test_help_lists_analyses():
+    r = subprocess.run([sys.executable, str(ROOT / "run.py"), "--help"], capture_output=True, text=True, check=True)
+    assert "softtrack" in r.stdout and "zpeak" in r.stdout
