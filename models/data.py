@@ -298,7 +298,7 @@ def refiner_track_columns(
     from analysis.softtrack.objects import candidate_tracks_mask
 
     tracks = events["Track"]
-    ok, *_ = dimuon_candidates(events["Muon"], replace(DY_CUTS, ptz=ptz_min))
+    ok, *_ = dimuon_candidates(events["Muon"], DY_CUTS.model_copy(update={"ptz": ptz_min}))
     sel = candidate_tracks_mask(tracks, events["Jet"]) & ok[:, None]
     flat_sel = ak.to_numpy(ak.flatten(sel))
     counts = ak.to_numpy(ak.num(tracks))
