@@ -60,7 +60,10 @@ def main(argv: list[str] | None = None) -> int:
             entry = args._main
         return int(entry(args) or 0)
     except SoftTrackError as err:
-        print(f"error: {err}", file=sys.stderr)
+        for line in getattr(err, "details", ()):
+            print(line, file=sys.stderr)
+        message = " ".join(str(err).split())  # one line, whatever the message holds
+        print(f"error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

@@ -29,7 +29,7 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=2, help="local workers (default 2)")
     p.add_argument("--chunksize", type=int, default=50_000, help="events per chunk (default 50000)")
     p.add_argument("--scheduler", default=None, help="address of an existing dask scheduler (with --executor dask)")
-    p.add_argument("--max-chunks", type=int, default=None, help="process at most N chunks per file")
+    p.add_argument("--max-chunks", type=int, default=None, help="process at most N chunks per dataset (the normalization is scaled to the entries read)")
     p.add_argument("--skip-bad-files", action="store_true", help="skip unreadable files/chunks and record why")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
 

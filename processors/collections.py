@@ -11,7 +11,7 @@ import awkward as ak
 import numpy as np
 
 from analysis.contract import TRACK_COV_BRANCHES
-from analysis.errors import InputFileError
+from analysis.errors import DataFileError
 
 #: track fields the analysis reads from the full extension
 TRACK_FIELDS = (
@@ -20,15 +20,34 @@ TRACK_FIELDS = (
 )
 
 
-def _require(events, name: str, fields: tuple[str, ...] = ()) -> ak.Array:
+def _fields(events, name: str) -> list[str] | None:
+    """The fields of collection ``name`` as the file has them (None: no such collection),
+    read from the layout: asking the collection itself would first run its behaviour's
+    validation, which fails without naming the branch (e.g. MET without pt: "missing
+    azimuthal coordinates")."""
     if name not in events.fields:
-        raise InputFileError(f"collection {name!r} missing from {events.metadata.get('filename', 'the input file')}")
-    coll = events[name]
-    missing = [f for f in fields if f not in coll.fields]
+        return None
+    layout = events.layout
+    try:
+        return list(layout.content(name).fields)
+    except (AttributeError, TypeError, ValueError):  # not a record layout: ask the array
+        return list(events[name].fields)
+
+
+def _require(events, name: str, fields: tuple[str, ...] = ()) -> ak.Array:
+    filename = events.metadata.get("filename", "the input file")
+    have = _fields(events, name)
+    if have is None:
+        raise DataFileError(f"collection {name!r} (branches {name}_*) missing from {filename}: the processor reads "
+                            "it; fix the file or the fileset, or pass --skip-bad-files to skip the file",
+                            path=str(filename))
+    missing = [f for f in fields if f not in have]
     if missing:
-        raise InputFileError(f"branches {', '.join(name + '_' + m for m in missing)} missing from "
-                             f"{events.metadata.get('filename', 'the input file')}")
-    return coll
+        raise DataFileError(f"branch{'es' if len(missing) > 1 else ''} {', '.join(name + '_' + m for m in missing)} "
+                            f"missing from {filename}: the processor reads "
+                            f"{'them' if len(missing) > 1 else 'it'}; fix the file or the fileset, or pass "
+                            "--skip-bad-files to skip the file", path=str(filename))
+    return events[name]
 
 
 def _pick(coll, fields):
@@ -50,7 +69,7 @@ def leptons(events):
     if "pfRelIso03_all" not in ph.fields:
         iso = ph.pfRelIso03_chg if "pfRelIso03_chg" in ph.fields else ph.pt * 0.0
         ph = ak.with_field(ph, iso, "pfRelIso03_all")
-    ta = events["Tau"] if "Tau" in events.fields else ak.Array([[]] * len(events))
+    ta = _require(events, "Tau", ("pt", "eta", "phi")) if "Tau" in events.fields else ak.Array([[]] * len(events))
     keep = ("pt", "eta", "phi", "charge", "pfRelIso03_all")
     tau = _pick(ta, ("pt", "eta", "phi")) if len(ta.fields) else ak.zip({"pt": ak.Array([[]] * len(events))})
     return (_pick(mu, keep), _pick(el, keep), _pick(ph, ("pt", "eta", "phi", "pfRelIso03_all")),
@@ -69,7 +88,7 @@ def tracks(events) -> tuple[ak.Array, str]:
             out = ak.with_field(out, t.genOrigin if "genOrigin" in t.fields else t.genPartIdx * 0, "genOrigin")
         return out, "Track"
     if "IsoTrack" in events.fields:
-        t = events.IsoTrack
+        t = _require(events, "IsoTrack", ("pt", "eta", "phi", "dxy", "dz", "pfRelIso03_all"))
         one = t.pt * 0 + 1
         charge = np.sign(t.pdgId) if "pdgId" in t.fields else one
         fields = {
@@ -81,7 +100,8 @@ def tracks(events) -> tuple[ak.Array, str]:
         }
         return ak.zip(fields), "IsoTrack"
     if "PFCands" in events.fields:
-        c = events.PFCands[events.PFCands.charge != 0]
+        pf = _require(events, "PFCands", ("pt", "eta", "phi", "charge"))
+        c = pf[pf.charge != 0]
         one = c.pt * 0 + 1
         fields = {
             "pt": c.pt, "eta": c.eta, "phi": c.phi, "charge": c.charge,
@@ -104,6 +124,6 @@ def gen_boson_pt(events) -> np.ndarray:
     """Generator pT of the first Z (pdgId 23) in GenPart, 0 when there is none."""
     if "GenPart" not in events.fields:
         return np.zeros(len(events))
-    gp = events.GenPart
+    gp = _require(events, "GenPart", ("pt", "pdgId"))
     z = gp[gp.pdgId == 23]
     return ak.to_numpy(ak.fill_none(ak.firsts(z.pt), 0.0)).astype(np.float64)
