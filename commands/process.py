@@ -75,9 +75,18 @@ def report(output: dict, out: Path, what: str = "events") -> None:
     for notice in output["notices"]:
         print(f"notice: {notice}")
     for skip in output["chunks"]["skipped"]:
-        print(f"skipped: {skip['file']}: {skip['reason']}")
+        where = skip["file"] if skip.get("entrystart") is None else \
+            f"{skip['file']} entries {skip['entrystart']}-{skip['entrystop']}"
+        print(f"skipped: {where}: {skip['reason']}")
+    for name, row in output.get("normalization", {}).items():
+        if row.get("fraction") not in (None, 1.0):
+            scaled = f", sum_genweight {row['sum_genweight']:g} -> {row['sum_genweight_used']:g}" \
+                if row.get("sum_genweight_used") is not None else ""
+            print(f"partly read: {name}: {row['entries_read']} of {row['entries_in_files']} entries{scaled}")
     n = sum(c["events"] for c in output["chunks"]["processed"])
-    print(f"processed {n} {what} in {len(output['chunks']['processed'])} chunks -> {out}")
+    resumed = output.get("provenance", {}).get("chunks_from_checkpoint", 0)
+    note = f" ({resumed} from the checkpoint)" if resumed else ""
+    print(f"processed {n} {what} in {len(output['chunks']['processed'])} chunks{note} -> {out}")
 
 
 def _absolute_paths(args) -> None:

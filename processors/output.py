@@ -81,6 +81,10 @@ def check_writable(out: Path, what: str = "--out") -> None:
     if out.is_dir():
         raise ConfigError(f"{what} {out} is a directory: give a file name such as {out / 'output.coffea'}")
     parent = out.parent if str(out.parent) else Path(".")
+    for above in (parent, *parent.parents):
+        if above.exists() and not above.is_dir():
+            raise ConfigError(f"{what} {out} cannot be written: {above} is a file, not a directory; choose a "
+                              "writable directory")
     try:
         parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_path(out)

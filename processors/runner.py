@@ -103,6 +103,16 @@ def check_options(opts: RunOptions) -> None:
         raise ConfigError("--scheduler and --cluster need --executor dask")
     if opts.scheduler and opts.cluster:
         raise ConfigError("give --scheduler or --cluster, not both")
+    if opts.scheduler and "://" not in opts.scheduler and ":" not in opts.scheduler:
+        raise ConfigError(f"--scheduler {opts.scheduler!r} is not an address: give tcp://HOST:PORT "
+                          "(e.g. tcp://127.0.0.1:8786)")
+    if opts.cluster is not None:
+        import importlib.util
+
+        module, package = ("dask_gateway", "dask-gateway") if opts.cluster == "gateway" else ("dask_jobqueue",
+                                                                                              "dask-jobqueue")
+        if importlib.util.find_spec(module) is None:
+            raise ConfigError(f"--cluster {opts.cluster} needs {package}: pip install 'softtrack[cluster]'")
 
 
 # -- checking the files ------------------------------------------------------------------------
@@ -134,7 +144,8 @@ def _local_problem(path: str) -> str | None:
     return None
 
 
-def _inspect(path: str, tree: str, cache: FileInfoCache | None = None) -> tuple[str | None, dict | None, bool]:
+def _inspect(path: str, tree: str, timeout: float | None = None,
+             cache: FileInfoCache | None = None) -> tuple[str | None, dict | None, bool]:
     """(reason or None, {"numentries", "uuid"} or None, transient)."""
     try:
         key = _file_key(path, tree)
@@ -148,7 +159,7 @@ def _inspect(path: str, tree: str, cache: FileInfoCache | None = None) -> tuple[
             problem = _local_problem(path)
             if problem is not None:
                 return problem, None, False
-        with uproot.open(path) as f:
+        with uproot.open(path, **({} if timeout is None else {"timeout": timeout})) as f:
             if key is None:  # remote: the header names the file
                 key = (path, tree, f.file.fUUID.hex(), int(f.file.fEND))
                 cached = _CHECKED.get(key) or (cache.get(key) if cache is not None else None)
@@ -170,12 +181,13 @@ def _inspect(path: str, tree: str, cache: FileInfoCache | None = None) -> tuple[
     return None, info, False
 
 
-def inspect_file(path: str, tree: str, cache: FileInfoCache | None = None) -> tuple[str | None, dict | None]:
+def inspect_file(path: str, tree: str, timeout: float | None = None,
+                 cache: FileInfoCache | None = None) -> tuple[str | None, dict | None]:
     """(None, {"numentries", "uuid"}) if the file opens and has the tree with branches, else
     (the reason, None). Reading a tree's metadata costs ~0.25 s for our 172 branches (uproot
     deserializes every TBranch), so the answer is kept until the file changes: in this process
-    and, with ``cache``, on disk."""
-    reason, info, _ = _inspect(path, tree, cache)
+    and, with ``cache``, on disk. ``timeout``: uproot's, for a remote file."""
+    reason, info, _ = _inspect(path, tree, timeout, cache)
     return reason, info
 
 
@@ -198,12 +210,12 @@ def preflight(fileset: dict, skip_bad_files: bool, opts: RunOptions | None = Non
     others skipped with their reason, or, without ``skip_bad_files``, one DataFileError
     naming the first and listing all in its ``details``."""
     opts = opts or RunOptions()
-    cache = _file_cache(opts)
+    cache, timeout = _file_cache(opts), getattr(opts, "xrootd_timeout", None)
     files = sorted({(p, t) for entry in fileset.values() for p, t in entry["files"].items()})
 
     def check(pt):
         for attempt in range(opts.retries + 1):
-            reason, info, transient = _inspect(pt[0], pt[1], cache)
+            reason, info, transient = _inspect(pt[0], pt[1], timeout, cache)
             if reason is None or not transient or attempt == opts.retries:
                 return reason, info
             time.sleep(min(opts.retry_backoff * 2 ** attempt, 60.0))
@@ -356,8 +368,6 @@ def dask_client(opts: RunOptions):
     cluster = None
     if opts.scheduler:
         address = opts.scheduler
-        if "://" not in address and ":" not in address:
-            raise ConfigError(f"--scheduler {address!r} is not an address: give tcp://HOST:PORT (e.g. tcp://127.0.0.1:8786)")
         try:
             client = Client(address, timeout=opts.connect_timeout, set_as_default=False)
         except (OSError, TimeoutError, ValueError) as err:
@@ -456,7 +466,7 @@ def _execute(proc, tasks: list[Task], opts: RunOptions, proc_fp: str) -> Execute
 
 
 def _assemble(result: dict, proc, opts: RunOptions, selected: dict, skipped: list[dict],
-              normalization: dict) -> dict:
+              normalization: dict, executed: Executed) -> dict:
     def order(c):
         return (c["dataset"], c["file"], -1 if c.get("entrystart") is None else c["entrystart"])
 
@@ -469,7 +479,7 @@ def _assemble(result: dict, proc, opts: RunOptions, selected: dict, skipped: lis
     out |= {
         "cutflow": {k: cutflow[k] for k in sorted(cutflow)},
         "chunks": {"processed": chunks, "skipped": sorted(skipped, key=order)},
-        "provenance": provenance(proc, opts),
+        "provenance": provenance(proc, opts) | {"chunks_from_checkpoint": executed.from_checkpoint},
         "notices": sorted(notices),
         "datasets": {k: v["metadata"] for k, v in selected.items()},
         "normalization": {k: normalization[k] for k in sorted(normalization)},
@@ -509,10 +519,11 @@ def _check_skips(skipped: list[dict], processed: int, opts: RunOptions) -> None:
         raise _listed(DataFileError(f"nothing could be read: {len(skipped)} chunk(s) or file(s) of {files} file(s) "
                                     f"failed, first {_where(first)}: {first['reason']}", first["file"]), skipped)
     if not opts.skip_bad_files:
-        what = f"{len(skipped)} chunk(s) of {files} file(s) could not be read (listed above)" if len(skipped) > 1 \
-            else f"{_where(first)} could not be read: {first['reason']}"
-        raise SkippedInputError(f"{what}; fix or remove the files and rerun (with --checkpoint the rest is not "
-                                "processed again), or pass --skip-bad-files to skip them (recorded in the output)",
+        what = (f"{len(skipped)} chunks or files ({files} file(s), listed above) could not be read, the first "
+                f"{_where(first)}" if len(skipped) > 1 else f"{_where(first)} could not be read")
+        raise SkippedInputError(f"{what}: {first['reason']}; fix or remove the files and rerun (with "
+                                "--checkpoint the rest is not processed again), or pass --skip-bad-files to skip "
+                                "them (recorded in the output)",
                                 tuple(f"skipped: {_where(s)}: {s['reason']}" for s in skipped))
 
 
@@ -542,7 +553,7 @@ def run(proc: processor.ProcessorABC, fileset: dict, opts: RunOptions) -> dict:
     _check_skips(skipped, executed.ok, opts)
     result = dict(executed.out or {})
     normalization = _normalize(result, selected, totals, planned, executed)
-    return _assemble(result, proc, opts, selected, skipped, normalization)
+    return _assemble(result, proc, opts, selected, skipped, normalization, executed)
 
 
 def _dataset_totals(selected: dict, opts: RunOptions) -> dict[str, int | None]:
@@ -550,7 +561,7 @@ def _dataset_totals(selected: dict, opts: RunOptions) -> dict[str, int | None]:
     cache = _file_cache(opts)
     totals = {}
     for ds, entry in selected.items():
-        infos = [inspect_file(p, t, cache)[1] for p, t in entry["files"].items()]
+        infos = [inspect_file(p, t, getattr(opts, "xrootd_timeout", None), cache)[1] for p, t in entry["files"].items()]
         totals[ds] = None if any(i is None for i in infos) else sum(i["numentries"] for i in infos)
     return totals
 
@@ -585,7 +596,7 @@ def rerun_skipped(proc: processor.ProcessorABC, fileset: dict, previous: dict, o
     still, chunks = [], {}
     for s in sorted(old_skipped, key=lambda c: (c["dataset"], c["file"], c.get("entrystart") or 0)):
         tree = selected[s["dataset"]]["files"].get(s["file"], "Events")
-        reason, info = inspect_file(s["file"], tree, cache)
+        reason, info = inspect_file(s["file"], tree, getattr(opts, "xrootd_timeout", None), cache)
         if reason is not None:
             still.append(dict(s, reason=reason))
             continue
@@ -613,7 +624,7 @@ def rerun_skipped(proc: processor.ProcessorABC, fileset: dict, previous: dict, o
     merged = accumulate([raw, executed.out]) if executed.out is not None else raw
     prior_gw = {k: v.get("genweight_read", 0.0) for k, v in norm.items()}
     normalization = _normalize(merged, selected, totals, planned, executed, prior_read, prior_gw)
-    return _assemble(merged, proc, opts, selected, skipped, normalization)
+    return _assemble(merged, proc, opts, selected, skipped, normalization, executed)
 
 
 def normalization_lumi(fileset: dict, stream: str | None, default: dict[str, float]) -> dict[str, float]:

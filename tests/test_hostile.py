@@ -1,0 +1,636 @@
+"""Hostile inputs (issue 20): each case asserts the exit code of ``run.py process`` (or the
+exception), that the message is one line naming the thing and the fix, and that no output
+was written. The sections belong to the areas of the framework they test; each keeps its
+helpers to itself."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+import run
+
+# --- execution ---
+# Errors that cannot hide, retries, skips and normalization, preflight cache, atomic outputs,
+# a lost worker, kill and resume, an external dask cluster. Cases run ``run.main`` (what
+# ``python run.py`` calls) in this process on a private 600-event sample; the kill-and-resume
+# and dask cases start real processes.
+
+_EX_ROOT = Path(__file__).resolve().parents[1]
+#: options of every case: one process, small chunks, no track scores (unless the case needs them)
+_EX_FAST = ("--executor", "iterative", "--quiet", "--chunksize", "300", "--no-scores")
+
+
+@pytest.fixture(scope="module")
+def _ex_sample(tmp_path_factory):
+    """Simulation (zjets_nunu, 600 events) and pseudo-data (data_met) of 2018, seed 11; and
+    a copy of the simulation written in three baskets per branch (entries 0-200, 200-400,
+    400-600), so that one chunk can be corrupted alone."""
+    from analysis.toymc.writer import generate_samples
+
+    out = tmp_path_factory.mktemp("ex_sample")
+    generate_samples(out, ["2018"], ["zjets_nunu", "data_met"], [], 600, 11)
+    fileset = json.loads((out / "fileset.json").read_text())
+    _ex_rebasket(out / "zjets_nunu_2018.root", out / "zjets_3baskets.root", 3)
+    return out, fileset
+
+
+def _ex_collections(tree, entry_stop=None, drop=()):
+    """The tree as uproot writes it back: flat branches and one record per collection."""
+    import awkward as ak
+
+    arrays = tree.arrays([k for k in tree.keys() if k not in drop], entry_stop=entry_stop)
+    counters = {k[1:] for k in arrays.fields if k.startswith("n") and f"{k[1:]}_" in " ".join(arrays.fields)}
+    out, groups = {}, {}
+    for name in arrays.fields:
+        prefix = name.split("_", 1)[0]
+        if prefix in counters and "_" in name:
+            groups.setdefault(prefix, {})[name.split("_", 1)[1]] = arrays[name]
+        elif not (name.startswith("n") and name[1:] in counters):
+            out[name] = arrays[name]
+    for prefix, fields in groups.items():
+        out[prefix] = ak.zip(fields)
+    return out
+
+
+def _ex_write(path: Path, branches: dict, pieces: int = 1) -> None:
+    import uproot
+
+    n = len(next(iter(branches.values())))
+    with uproot.recreate(path) as f:
+        f.mktree("Events", {k: v.type for k, v in branches.items()}, counter_name=lambda c: "n" + c,
+                 field_name=lambda outer, inner: f"{outer}_{inner}")
+        edges = [round(i * n / pieces) for i in range(pieces + 1)]
+        for a, b in zip(edges[:-1], edges[1:], strict=True):
+            f["Events"].extend({k: v[a:b] for k, v in branches.items()})
+
+
+def _ex_rebasket(src: Path, dst: Path, pieces: int) -> None:
+    import uproot
+
+    with uproot.open(src) as f:
+        _ex_write(dst, _ex_collections(f["Events"]), pieces)
+
+
+def _ex_corrupt_basket(path: Path, branch: str, basket: int) -> None:
+    """Overwrite the compressed data of one basket of ``branch`` with zeros."""
+    import uproot
+
+    with uproot.open(path) as f:
+        b = f["Events"][branch]
+        seek, size = int(b.member("fBasketSeek")[basket]), int(b.member("fBasketBytes")[basket])
+    with open(path, "r+b") as f:
+        f.seek(seek + size // 2)
+        f.write(b"\0" * (size // 2))
+
+
+def _ex_fileset(tmp_path: Path, fileset: dict, files: dict | None = None, name: str = "fs.json") -> Path:
+    """``fileset`` with the files of some datasets replaced (dataset -> [paths]), as a JSON file."""
+    fs = json.loads(json.dumps(fileset))
+    for ds, paths in (files or {}).items():
+        fs[ds]["files"] = {str(p): "Events" for p in paths}
+    path = tmp_path / name
+    path.write_text(json.dumps(fs))
+    return path
+
+
+def _ex_main(capsys, *argv) -> tuple[int, str, str]:
+    capsys.readouterr()
+    rc = run.main(["process", *map(str, argv)])
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def _ex_refused(rc: int, err: str, out: Path, words) -> str:
+    """Exit 2, the last stderr line is the only error line and names every word; no output."""
+    lines = err.strip().splitlines()
+    assert rc == 2, err
+    assert lines and lines[-1].startswith("error: "), err
+    assert sum(line.startswith("error:") for line in lines) == 1, err
+    for w in words:
+        assert w in lines[-1], (w, lines[-1])
+    assert "Traceback" not in err
+    assert not Path(out).exists() and not Path(out).with_suffix(".histograms.json.gz").exists()
+    return lines[-1]
+
+
+@pytest.fixture
+def _ex_env(tmp_path, monkeypatch):
+    """A private file-metadata cache."""
+    monkeypatch.setenv("SOFTTRACK_CACHE", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def _ex_free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ex_shipped_models(dest: Path) -> Path:
+    """A copy of the shipped ONNX models (and their JSON) in ``dest``."""
+    try:
+        from models.inference import DEFAULT_CLASSIFIER, DEFAULT_REFINER
+    except ImportError:
+        pytest.skip("the shipped models moved")
+    dest.mkdir(parents=True, exist_ok=True)
+    for model in (DEFAULT_CLASSIFIER, DEFAULT_REFINER):
+        for f in (Path(model), Path(model).with_suffix(".json")):
+            shutil.copy(f, dest / f.name)
+    return dest
+
+
+def _ex_corrupt_model(dest: Path) -> Path:
+    """Shipped models whose classifier.onnx is garbage with a matching sha256 in its JSON: it
+    passes every check on the client and fails when the session opens on a worker."""
+    import hashlib
+
+    d = _ex_shipped_models(dest)
+    onnx = d / "classifier.onnx"
+    onnx.write_bytes(b"not an onnx graph" * 10)
+    meta = json.loads(onnx.with_suffix(".json").read_text())
+    for key in ("onnx_sha256", "sha256"):
+        if key in meta:
+            meta[key] = hashlib.sha256(onnx.read_bytes()).hexdigest()
+    onnx.with_suffix(".json").write_text(json.dumps(meta))
+    return d
+
+
+# Each case: (id, build(tmp_path, sample) -> (fileset path, extra arguments), words of the message).
+def _ex_case_plain(tmp, sample, *extra):
+    return _ex_fileset(tmp, sample[1]), list(extra)
+
+
+def _ex_case_file(content: bytes | None):
+    def build(tmp, sample):
+        bad = tmp / "bad.root"
+        if content is not None:
+            bad.write_bytes(content)
+        return _ex_fileset(tmp, sample[1], {"data_met_2018": [bad]}), []
+    return build
+
+
+def _ex_case_missing_branch(tmp, sample):
+    import uproot
+
+    src = sample[1]["data_met_2018"]["files"]
+    with uproot.open(next(iter(src))) as f:
+        branches = _ex_collections(f["Events"], drop=("MET_pt",))
+    _ex_write(tmp / "no_met.root", branches)
+    return _ex_fileset(tmp, sample[1], {"data_met_2018": [tmp / "no_met.root"]}), []
+
+
+def _ex_case_corrupt_chunk(tmp, sample, *extra):
+    bad = tmp / "zjets_bad.root"
+    shutil.copy(sample[0] / "zjets_3baskets.root", bad)
+    _ex_corrupt_basket(bad, "MET_pt", 1)
+    return _ex_fileset(tmp, sample[1], {"zjets_nunu_2018": [bad]}), ["--chunksize", "200", *extra]
+
+
+def _ex_case_sim_file_missing(tmp, sample):
+    good = next(iter(sample[1]["zjets_nunu_2018"]["files"]))
+    return _ex_fileset(tmp, sample[1], {"zjets_nunu_2018": [good, tmp / "gone.root"]}), ["--skip-bad-files"]
+
+
+def _ex_case_nothing_readable(tmp, sample):
+    fs = _ex_fileset(tmp, sample[1], {"zjets_nunu_2018": [tmp / "a.root"], "data_met_2018": [tmp / "b.root"]})
+    data = json.loads(fs.read_text())
+    data = {"data_met_2018": data["data_met_2018"]}
+    fs.write_text(json.dumps(data))
+    return fs, ["--skip-bad-files"]
+
+
+def _ex_case_out(kind):
+    def build(tmp, sample):
+        if kind == "dir":
+            target = tmp / "outdir"
+            target.mkdir()
+        else:
+            (tmp / "afile").write_text("x")
+            target = tmp / "afile" / "o.coffea"
+        return _ex_fileset(tmp, sample[1]), ["--out", target]
+    return build
+
+
+def _ex_case_scheduler(address):
+    def build(tmp, sample):
+        return _ex_fileset(tmp, sample[1]), ["--executor", "dask", "--scheduler",
+                                             address.format(port=_ex_free_port())]
+    return build
+
+
+def _ex_case_cluster(tmp, sample):
+    import importlib.util
+
+    if importlib.util.find_spec("dask_jobqueue") is not None:
+        pytest.skip("dask-jobqueue is installed")
+    return _ex_fileset(tmp, sample[1]), ["--executor", "dask", "--cluster", "slurm"]
+
+
+def _ex_case_model(tmp, sample):
+    models = _ex_corrupt_model(tmp / "models")
+    return _ex_fileset(tmp, sample[1]), ["--models", models, "--skip-bad-files", "--scores"]
+
+
+def _ex_case_rerun_not_output(tmp, sample):
+    (tmp / "notes.coffea").write_text("not an output")
+    return _ex_fileset(tmp, sample[1]), ["--rerun-skipped", tmp / "notes.coffea", "--out", tmp / "merged.coffea"]
+
+
+_EX_CASES = [
+    ("max-chunks 0", lambda t, s: _ex_case_plain(t, s, "--max-chunks", "0"), ["--max-chunks", "positive"]),
+    ("retries -1", lambda t, s: _ex_case_plain(t, s, "--retries", "-1"), ["--retries", ">= 0"]),
+    ("empty file", _ex_case_file(b""), ["bad.root", "is empty", "--skip-bad-files"]),
+    ("not a ROOT file", _ex_case_file(b"hello, world\n"), ["bad.root", "is not a ROOT file", "--skip-bad-files"]),
+    ("missing file", _ex_case_file(None), ["bad.root", "not found", "--skip-bad-files"]),
+    ("missing branch", _ex_case_missing_branch, ["MET_pt", "no_met.root", "--skip-bad-files"]),
+    ("corrupt chunk, no --skip-bad-files", _ex_case_corrupt_chunk,
+     ["zjets_bad.root entries 200-400", "could not be read", "--skip-bad-files"]),
+    ("simulated file missing, --skip-bad-files", _ex_case_sim_file_missing,
+     ["gone.root", "sum_genweight", "restore the file"]),
+    ("nothing readable, --skip-bad-files", _ex_case_nothing_readable, ["nothing could be read", "b.root"]),
+    ("--out a directory", _ex_case_out("dir"), ["outdir", "is a directory"]),
+    ("--out under a file", _ex_case_out("file"), ["afile", "cannot be written", "writable directory"]),
+    ("unreachable --scheduler", _ex_case_scheduler("tcp://127.0.0.1:{port}"),
+     ["tcp://127.0.0.1:", "cannot reach the dask scheduler", "dask scheduler", "--scheduler"]),
+    ("--scheduler not an address", _ex_case_scheduler("nonsense"), ["'nonsense'", "tcp://HOST:PORT"]),
+    ("--cluster without dask-jobqueue", _ex_case_cluster, ["dask-jobqueue", "softtrack[cluster]"]),
+    ("corrupt model, --skip-bad-files", _ex_case_model, ["classifier.onnx", "onnxruntime cannot load"]),
+    ("--rerun-skipped of a non-output", _ex_case_rerun_not_output, ["notes.coffea", "cannot read processor output"]),
+]
+
+
+@pytest.mark.parametrize("case, build, words", _EX_CASES, ids=[c[0] for c in _EX_CASES])
+def test_ex_hostile(_ex_env, _ex_sample, capsys, case, build, words):
+    tmp = _ex_env
+    fileset, extra = build(tmp, _ex_sample)
+    out = tmp / "out.coffea"
+    args = ["--fileset", fileset, "--out", out, *_EX_FAST]
+    if "--scores" in extra:  # the case needs the track models
+        extra.remove("--scores")
+        args.remove("--no-scores")
+    if "--out" in extra:
+        out = Path(extra[extra.index("--out") + 1])
+    t0 = time.monotonic()
+    rc, stdout, err = _ex_main(capsys, *args, *extra)
+    if out.is_dir():  # --out a directory: nothing written into it
+        assert not any(out.iterdir())
+        out = out / "output.coffea"
+    _ex_refused(rc, err, out, words)
+    assert "processed" not in stdout
+    if case.startswith("unreachable"):
+        assert time.monotonic() - t0 < 15
+
+
+def test_ex_skipped_without_flag_lists_them(_ex_env, _ex_sample, capsys):
+    """Two bad files: both listed (one line each) before the one error line, nothing written."""
+    tmp = _ex_env
+    (tmp / "empty.root").write_bytes(b"")
+    fs = _ex_fileset(tmp, _ex_sample[1], {"data_met_2018": [tmp / "empty.root", tmp / "gone.root"]})
+    rc, _, err = _ex_main(capsys, "--fileset", fs, "--out", tmp / "o.coffea", *_EX_FAST)
+    _ex_refused(rc, err, tmp / "o.coffea", ["and 1 more file", "--skip-bad-files"])
+    listed = [line for line in err.splitlines() if line.startswith("skipped: ")]
+    assert len(listed) == 2 and any("empty.root" in x and "is empty" in x for x in listed)
+
+
+# -- errors that cannot hide: the Python API with a processor that fails on purpose -------------
+class _ExFailing:
+    """A minimal processor failing its first ``times`` calls with ``make()``."""
+
+    name = "failing"
+
+    def __init__(self, make, times=10**6):
+        self.make, self.times, self.calls = make, times, 0
+
+    def accepts(self, metadata):
+        return True
+
+    def process(self, events):
+        self.calls += 1
+        if self.calls <= self.times:
+            raise self.make()
+        m = events.metadata
+        return {"histograms": {}, "cutflow": {m["dataset"]: {"all": {"events": len(events), "weighted": 1.0}}},
+                "chunks": [{"dataset": m["dataset"], "file": m["filename"], "entrystart": m["entrystart"],
+                            "entrystop": m["entrystop"], "events": len(events)}]}
+
+    def postprocess(self, accumulator):
+        return accumulator
+
+
+def _ex_fatal_cases():
+    from analysis.errors import (
+        ConfigError,
+        CorrectionError,
+        InputFileError,
+        ModelError,
+        ProcessingError,
+    )
+
+    return [
+        ("ModelError", lambda: ModelError("classifier.onnx: input of width 11, the model needs 12: re-export"),
+         ModelError, "classifier.onnx"),
+        ("CorrectionError", lambda: CorrectionError("correction 'met_weight' has no era '2016': derive it"),
+         CorrectionError, "met_weight"),
+        ("ConfigError", lambda: ConfigError("cut met_min must be positive"), ConfigError, "met_min"),
+        ("InputFileError (templates)", lambda: InputFileError("R&S template file 't.json' does not exist"),
+         InputFileError, "t.json"),
+        ("KeyError in code", lambda: KeyError("Jet_foo"), ProcessingError, "KeyError"),
+        ("ValueError in code", lambda: ValueError("operands could not be broadcast"), ProcessingError, "ValueError"),
+        ("ZeroDivisionError", lambda: ZeroDivisionError("division by zero"), ProcessingError, "not of the data file"),
+    ]
+
+
+@pytest.mark.parametrize("case", _ex_fatal_cases(), ids=[c[0] for c in _ex_fatal_cases()])
+def test_ex_fatal_errors_not_skipped_nor_retried(_ex_env, _ex_sample, case):
+    """With skip_bad_files, a model/corrections/configuration/code error still fails the run at
+    once (one call: no retry), as its own class, naming the thing."""
+    from analysis.errors import DataFileError
+    from processors.runner import RunOptions
+    from processors.runner import run as run_processor
+
+    _, make, cls, word = case
+    proc = _ExFailing(make)
+    opts = RunOptions(executor="iterative", skip_bad_files=True, retries=3, retry_backoff=0.0, status=False)
+    with pytest.raises(cls) as info:
+        run_processor(proc, _ex_sample[1], opts)
+    assert not isinstance(info.value, DataFileError)
+    assert word in str(info.value) and "\n" not in str(info.value)
+    assert proc.calls == 1
+
+
+def test_ex_data_errors_retried_then_skipped(_ex_env, _ex_sample):
+    """A read error of a data file: a transient one is retried ``retries`` times with backoff,
+    a permanent one is not; a chunk that still fails is skipped with --skip-bad-files (recorded
+    with its attempts) and fails the run without; a run that read nothing fails either way."""
+    from analysis.errors import DataFileError, SkippedInputError
+    from processors.runner import RunOptions
+    from processors.runner import run as run_processor
+
+    fs = _ex_sample[1]  # two datasets of one chunk each
+    opts = RunOptions(executor="iterative", chunksize=1000, retries=2, retry_backoff=0.01, status=False)
+    proc = _ExFailing(lambda: TimeoutError("read timed out"), times=2)  # the first chunk, twice
+    out = run_processor(proc, fs, opts)
+    assert proc.calls == 4 and not out["chunks"]["skipped"]
+    permanent = _ExFailing(lambda: DataFileError("branch Jet_pt missing from f.root", "f.root"), times=1)
+    with pytest.raises(SkippedInputError, match="Jet_pt.*--skip-bad-files"):
+        run_processor(permanent, fs, opts)
+    assert permanent.calls == 2  # not retried
+    permanent = _ExFailing(lambda: DataFileError("branch Jet_pt missing from f.root", "f.root"), times=1)
+    opts.skip_bad_files = True
+    out = run_processor(permanent, fs, opts)
+    (skip,) = out["chunks"]["skipped"]
+    assert skip["attempts"] == 1 and "Jet_pt" in skip["reason"] and len(out["chunks"]["processed"]) == 1
+    always = _ExFailing(lambda: TimeoutError("read timed out"))
+    t0 = time.monotonic()
+    with pytest.raises(DataFileError, match="nothing could be read"):
+        run_processor(always, fs, opts)
+    assert always.calls == 2 * 3 and time.monotonic() - t0 >= 2 * (0.01 + 0.02)
+
+
+def test_ex_skip_renormalizes_then_rerun_skipped(_ex_env, _ex_sample, capsys):
+    """A chunk of a simulated file that cannot be read: with --skip-bad-files the output
+    records it (file, entries, reason) and normalizes the dataset to the 2/3 of it that was
+    read; --rerun-skipped after the file is repaired reads only that chunk and gives the
+    output of a clean run (up to the order of additions)."""
+    from coffea.util import load
+
+    tmp = _ex_env
+    fs, extra = _ex_case_corrupt_chunk(tmp, _ex_sample)
+    out = tmp / "skip.coffea"
+    rc, stdout, err = _ex_main(capsys, "--fileset", fs, "--out", out, *_EX_FAST, *extra, "--skip-bad-files",
+                               "--retries", "0")
+    assert rc == 0, err
+    assert "skipped: " in stdout and "partly read: zjets_nunu_2018: 400 of 600" in stdout
+    o = load(out)
+    (skip,) = o["chunks"]["skipped"]
+    assert (skip["entrystart"], skip["entrystop"]) == (200, 400) and skip["file"].endswith("zjets_bad.root")
+    norm = o["normalization"]["zjets_nunu_2018"]
+    meta = o["datasets"]["zjets_nunu_2018"]
+    assert norm["entries_read"] == 400 and norm["fraction"] == pytest.approx(2 / 3)
+    assert norm["sum_genweight_used"] == pytest.approx(meta["sum_genweight"] * 2 / 3)
+    lumi = o["provenance"]["lumi_fb"]["2018"]
+    expected = meta["xsec_pb"] * 1000 * lumi * norm["genweight_read"] / norm["sum_genweight_used"]
+    assert o["cutflow"]["zjets_nunu_2018"]["all"]["weighted"] == pytest.approx(expected, rel=1e-12)
+    # repair the file (same bytes as before the damage: same UUID) and rerun only the skipped chunk
+    shutil.copy(_ex_sample[0] / "zjets_3baskets.root", tmp / "zjets_bad.root")
+    rc, stdout, err = _ex_main(capsys, "--fileset", fs, "--rerun-skipped", out, *_EX_FAST, *extra)
+    assert rc == 0, err
+    merged = load(out)
+    assert not merged["chunks"]["skipped"] and len(merged["chunks"]["processed"]) == len(o["chunks"]["processed"]) + 1
+    rc, _, err = _ex_main(capsys, "--fileset", fs, "--out", tmp / "clean.coffea", *_EX_FAST, *extra)
+    assert rc == 0, err
+    from processors.compare import compare_outputs
+
+    report = compare_outputs(out, tmp / "clean.coffea", rtol=1e-12, atol=1e-12)
+    assert report.ok, report.format()
+    assert merged["normalization"] == load(tmp / "clean.coffea")["normalization"] or all(
+        merged["normalization"][k]["fraction"] == 1.0 for k in merged["normalization"])
+
+
+def test_ex_max_chunks_normalization(_ex_env, _ex_sample):
+    """--max-chunks 1 reads 200 of 600 simulated entries: sum_genweight is scaled by 1/3 (the
+    output says so), so the yields estimate the whole dataset."""
+    from processors.runner import RunOptions
+    from processors.softtrack.run import run_region
+
+    fs = {"zjets_nunu_2018": _ex_sample[1]["zjets_nunu_2018"]}
+    opts = RunOptions(executor="iterative", chunksize=200, max_chunks=1, status=False, systematics=False)
+    o = run_region("signal", fs, opts)
+    norm, meta = o["normalization"]["zjets_nunu_2018"], o["datasets"]["zjets_nunu_2018"]
+    assert (norm["entries_read"], norm["entries_in_files"]) == (200, 600)
+    assert norm["sum_genweight_used"] == pytest.approx(meta["sum_genweight"] / 3)
+    expected = meta["xsec_pb"] * 1000 * o["provenance"]["lumi_fb"]["2018"] * norm["genweight_read"] / (
+        meta["sum_genweight"] / 3)
+    assert o["cutflow"]["zjets_nunu_2018"]["all"]["weighted"] == pytest.approx(expected, rel=1e-12)
+
+
+def test_ex_preflight_cached_on_disk(_ex_env, _ex_sample, monkeypatch):
+    """A second process (here: the in-process memory cleared) opens no file to check it."""
+    import uproot
+
+    from processors import runner
+
+    fs = _ex_sample[1]
+    runner._CHECKED.clear()
+    good, _ = runner.preflight(fs, False, runner.RunOptions())
+    opened = []
+    real_open = uproot.open
+    monkeypatch.setattr(runner.uproot, "open", lambda *a, **k: opened.append(a) or real_open(*a, **k))
+    runner._CHECKED.clear()
+    again, _ = runner.preflight(fs, False, runner.RunOptions())
+    assert not opened and again == good
+    files = list((_ex_env / "cache" / "files").rglob("*.json"))
+    assert len(files) == 2
+    runner._CHECKED.clear()
+    runner.preflight(fs, False, runner.RunOptions(cache_dir=""))  # no cache: opens them again
+    assert len(opened) == 2
+
+
+def test_ex_atomic_save(tmp_path, monkeypatch):
+    """A save that dies midway leaves the previous pair whole; a pair mismatched by a kill
+    between the two renames is detected."""
+    import coffea.util
+    import hist
+
+    from processors.output import histograms_path, save_output, verify_output
+
+    h = hist.Hist(hist.axis.StrCategory([], name="dataset", growth=True), hist.axis.Regular(2, 0, 2, name="x"))
+    h.fill(dataset="a", x=[0.5])
+    first = {"histograms": {"h": h}, "chunks": {"processed": [], "skipped": []}, "provenance": {}}
+    out = tmp_path / "o.coffea"
+    save_output(first, out)
+    before = out.read_bytes(), histograms_path(out).read_bytes()
+    real_save = coffea.util.save
+
+    def dying(obj, filename, *a, **k):
+        Path(filename).write_bytes(b"partial")
+        raise KeyboardInterrupt  # killed while writing
+
+    monkeypatch.setattr(coffea.util, "save", dying)
+    h2 = h.copy()
+    h2.fill(dataset="b", x=[1.5])
+    with pytest.raises(KeyboardInterrupt):
+        save_output({**first, "histograms": {"h": h2}}, out)
+    assert (out.read_bytes(), histograms_path(out).read_bytes()) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.coffea", "o.histograms.json.gz"]
+    assert verify_output(out)
+    monkeypatch.setattr(coffea.util, "save", real_save)
+    other = tmp_path / "other.coffea"
+    save_output({**first, "histograms": {"h": h2}}, other)
+    shutil.copy(histograms_path(other), histograms_path(out))  # new JSON beside the old .coffea
+    assert not verify_output(out)
+
+
+class _ExKillsItsWorker(_ExFailing):
+    """Kills its own process on the chunk starting at ``entry`` the first time (a marker file
+    remembers), as the kernel's OOM killer would."""
+
+    def __init__(self, marker: str, entry: int):
+        super().__init__(None, times=0)
+        self.marker, self.entry = marker, entry
+
+    def process(self, events):
+        if events.metadata["entrystart"] == self.entry and not os.path.exists(self.marker):
+            Path(self.marker).write_text("died once")
+            os.kill(os.getpid(), 9)
+        return super().process(events)
+
+
+def test_ex_lost_futures_worker(_ex_env, _ex_sample, capsys):
+    """A futures worker killed midway: its chunk runs again, the run ends with the output of
+    an undisturbed iterative run."""
+    import cloudpickle
+
+    from processors.runner import RunOptions
+    from processors.runner import run as run_processor
+
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        proc = _ExKillsItsWorker(str(_ex_env / "marker"), 200)
+        fs = _ex_sample[1]
+        got = run_processor(proc, fs, RunOptions(executor="futures", workers=2, chunksize=200, status=False))
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+    assert (_ex_env / "marker").exists() and "a worker process died" in capsys.readouterr().err
+    ref = run_processor(_ExFailing(None, times=0), fs, RunOptions(executor="iterative", chunksize=200, status=False))
+    assert got["cutflow"] == ref["cutflow"] and got["chunks"] == ref["chunks"]
+
+
+def _ex_subprocess_env(tmp: Path) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(_EX_ROOT), SOFTTRACK_CACHE=str(tmp / "cache"))
+    env.pop("PYTHONSTARTUP", None)
+    return env
+
+
+def test_ex_kill_and_resume(_ex_env, _ex_sample, capsys):
+    """run.py process --checkpoint killed with SIGKILL after a few chunks, rerun with the same
+    command: histograms and cutflows bit for bit those of an uninterrupted run."""
+    from coffea.util import load
+
+    from processors.compare import IDENTICAL, compare_outputs
+
+    tmp = _ex_env
+    fs = _ex_fileset(tmp, _ex_sample[1])
+    out, ckpt = tmp / "resumed.coffea", tmp / "ckpt"
+    argv = ["--fileset", fs, "--out", out, "--executor", "iterative", "--quiet", "--chunksize", "60", "--no-scores",
+            "--checkpoint", ckpt]
+    with open(tmp / "killed.log", "w") as log:
+        proc = subprocess.Popen([sys.executable, str(_EX_ROOT / "run.py"), "process", *map(str, argv)],
+                                env=_ex_subprocess_env(tmp), stdout=log, stderr=log, start_new_session=True)
+        try:
+            deadline = time.monotonic() + 120
+            while len(list(ckpt.rglob("*.pkl"))) < 3 and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+            os.killpg(proc.pid, 9)  # the process group this test started
+        finally:
+            proc.wait()
+    done = len(list(ckpt.rglob("*.pkl")))
+    assert proc.returncode == -9 and not out.exists(), (tmp / "killed.log").read_text()[-2000:]
+    assert 3 <= done < 20  # 600 + 627 entries in 10 + 10 chunks
+    rc, stdout, err = _ex_main(capsys, *argv)
+    assert rc == 0, err
+    assert f"({done} from the checkpoint)" in stdout
+    rc, _, err = _ex_main(capsys, *argv[:2], "--out", tmp / "whole.coffea", *argv[4:-2])
+    assert rc == 0, err
+    report = compare_outputs(out, tmp / "whole.coffea")
+    assert report.ok and [f.status for f in report.files] == [IDENTICAL], report.format()
+    assert load(out)["provenance"]["chunks_from_checkpoint"] == done
+
+
+def test_ex_external_dask_cluster(_ex_env, _ex_sample, capsys, monkeypatch):
+    """`dask scheduler` and `dask worker` started as separate processes, the worker in another
+    directory with only the package importable; the signal processor (track models by a path
+    relative to the client's directory) gives the futures output bit for bit."""
+    from processors.compare import IDENTICAL, compare_outputs
+
+    tmp = _ex_env
+    dask = shutil.which("dask")
+    if dask is None:
+        pytest.skip("the dask command is not installed")
+    port = _ex_free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    elsewhere = tmp / "elsewhere"
+    elsewhere.mkdir()
+    env = _ex_subprocess_env(tmp)
+    logs = open(tmp / "dask.log", "w")  # noqa: SIM115 - closed below
+    procs = [subprocess.Popen([dask, "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              cwd=elsewhere, env=env, stdout=logs, stderr=logs)]
+    procs.append(subprocess.Popen([dask, "worker", address, "--nthreads", "1", "--nworkers", "1", "--no-dashboard",
+                                   "--local-directory", str(elsewhere / "work")],
+                                  cwd=elsewhere, env=env, stdout=logs, stderr=logs))
+    try:
+        _ex_shipped_models(tmp / "mymodels")
+        monkeypatch.chdir(tmp)  # --models mymodels is relative to the client's directory
+        fs = _ex_fileset(tmp, _ex_sample[1])
+        common = ["--fileset", fs, "--quiet", "--chunksize", "300", "--models", "mymodels"]
+        rc, _, err = _ex_main(capsys, *common, "--out", tmp / "futures.coffea", "--executor", "futures",
+                              "--workers", "1")
+        assert rc == 0, err
+        rc, _, err = _ex_main(capsys, *common, "--out", tmp / "dask.coffea", "--executor", "dask",
+                              "--scheduler", address)
+        assert rc == 0, err + (tmp / "dask.log").read_text()[-3000:]
+        assert f"dask: scheduler {address}" in err
+    finally:
+        for p in reversed(procs):
+            p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+        logs.close()
+    report = compare_outputs(tmp / "dask.coffea", tmp / "futures.coffea")
+    assert report.ok and [f.status for f in report.files] == [IDENTICAL], report.format()
+
+# --- execution ---
