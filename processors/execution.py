@@ -101,17 +101,6 @@ def _chain(err: BaseException) -> list[BaseException]:
     return out
 
 
-def _innermost(err: BaseException) -> tuple[str, int, str]:
-    """(file, line, function) of the frame that raised ``err``."""
-    tb = err.__traceback__
-    if tb is None:
-        return "", 0, ""
-    while tb.tb_next is not None:
-        tb = tb.tb_next
-    code = tb.tb_frame.f_code
-    return code.co_filename, tb.tb_lineno, code.co_name
-
-
 def _package(filename: str) -> str:
     """Top-level package of a source file (``uproot`` for .../site-packages/uproot/x.py)."""
     parts = filename.replace("\\", "/").split("/")
@@ -124,8 +113,20 @@ def _package(filename: str) -> str:
     return ""
 
 
+def _frames(err: BaseException) -> list[tuple[str, int, str]]:
+    """(file, line, function) of every frame between the handler and the raise, outermost first."""
+    out, tb = [], err.__traceback__
+    while tb is not None:
+        code = tb.tb_frame.f_code
+        out.append((code.co_filename, tb.tb_lineno, code.co_name))
+        tb = tb.tb_next
+    return out
+
+
 def _reader_error(err: BaseException) -> bool:
-    return _package(_innermost(err)[0]) in READER_PACKAGES
+    """Raised while a reader (uproot, fsspec, XRootD, the network) was running: reading the
+    data file failed, whatever the frame that raised (awkward filling a corrupt buffer)."""
+    return any(_package(f) in READER_PACKAGES for f, _, _ in _frames(err))
 
 
 def _transient(err: BaseException, filename: str) -> bool:
@@ -150,7 +151,8 @@ def describe_read_error(err: BaseException, filename: str) -> str:
         return f"{filename} is a directory, not a ROOT file"
     if "expected Chunk of length" in str(err) or "not a ROOT file" in str(err):
         return f"{filename} is not a ROOT file or is truncated (uproot: {text})"
-    return f"cannot read {filename}: {type(err).__name__}: {text}"
+    kind = type(err).__name__ if type(err).__module__ == "builtins" else f"{type(err).__module__}.{type(err).__name__}"
+    return f"cannot read {filename}: {kind}: {text}"
 
 
 def classify(err: BaseException, filename: str) -> tuple[str, str, bool]:
@@ -262,7 +264,9 @@ def _portable(err: BaseException, task: Task) -> BaseException:
                 return e
             except Exception:  # noqa: BLE001 - not picklable: carry its message
                 return ProcessingError(str(e))
-    path, line, func = _innermost(err)
+    frames = _frames(err)
+    ours = [f for f in frames if not _package(f[0])]  # the project's code, not a library's
+    path, line, func = (ours or frames or [("", 0, "")])[-1]
     where = f" at {os.path.relpath(path) if path and not path.startswith('<') else path}:{line} in {func}" if path else ""
     return ProcessingError(
         f"processing {task.where()} failed: {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"

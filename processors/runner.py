@@ -385,7 +385,13 @@ def dask_client(opts: RunOptions):
     else:
         cluster = LocalCluster(n_workers=opts.workers, threads_per_worker=1, processes=True, dashboard_address=None)
         client = Client(cluster, set_as_default=False)
-    link = getattr(client, "dashboard_link", None) if (opts.scheduler or opts.cluster) else None
+    link = None
+    if opts.scheduler or opts.cluster:
+        try:
+            if "dashboard" in client.scheduler_info().get("services", {}):
+                link = client.dashboard_link
+        except Exception:  # noqa: BLE001 - the link is information only
+            link = None
     if opts.status or link:
         print(f"dask: scheduler {client.scheduler.address}" + (f", dashboard {link}" if link else ""), file=sys.stderr)
     return client, cluster
