@@ -18,6 +18,7 @@ Every file is written atomically (temporary file in the same directory, then ``o
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import json
@@ -82,7 +83,8 @@ class FileInfoCache:
 
 
 # -- the processor's identity ------------------------------------------------------------------
-def _source_hash(modules: set[str]) -> str:
+@functools.lru_cache(maxsize=8)
+def _source_hash(modules: frozenset[str]) -> str:
     """sha256 of the Python sources of the top-level packages ``modules`` (their code)."""
     import importlib
 
@@ -142,7 +144,7 @@ def fingerprint(proc: Any) -> str:
     """sha256 of everything a chunk's output depends on besides its input: the processor
     (class, configuration, models, corrections, options, by content where they travel by
     content) and the source code of the packages it comes from."""
-    packages = {"analysis", "processors", "corrections", "models", type(proc).__module__.split(".")[0]}
+    packages = frozenset({"analysis", "processors", "corrections", "models", type(proc).__module__.split(".")[0]})
     desc = {"format": FORMAT_VERSION, "processor": _canon(proc), "code": _source_hash(packages)}
     return _sha(json.dumps(desc, sort_keys=True))
 

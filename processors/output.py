@@ -38,10 +38,14 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def _umask() -> int:
+def _read_umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
     return mask
+
+
+#: read once, at import (setting it to read it is not thread-safe)
+_UMASK = _read_umask()
 
 
 def temp_path(target: Path) -> Path:
@@ -50,7 +54,7 @@ def temp_path(target: Path) -> Path:
     target = Path(target)
     fd, name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
-    os.chmod(name, 0o666 & ~_umask())
+    os.chmod(name, 0o666 & ~_UMASK)
     return Path(name)
 
 
