@@ -91,7 +91,7 @@ def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: i
 
 
 def load_scorer(stages: Stages):
-    from models.inference import DEFAULT_CLASSIFIER
+    from models.softtrack.inference import DEFAULT_CLASSIFIER
     from processors.softtrack.scoring import TrackScorer
 
     if not DEFAULT_CLASSIFIER.is_file():

@@ -3,7 +3,7 @@
 refiner
   Generates simulated dy_mumu and pseudo-data data_singlemuon per era (toy generator,
   fixed seed) as ROOT files into --samples (unless there already), reads them back
-  (models.data.refiner_samples, at the NanoAOD precision stored), keeps the candidate
+  (models.softtrack.data.refiner_samples, at the NanoAOD precision stored), keeps the candidate
   tracks of events with a Z -> mu mu candidate (two isolated opposite-charge muons,
   pT > 30 GeV, 75 < m <= 105 GeV; --ptz-min adds the cleaned-DY pT(mumu) cut, off by default for statistics), splits tracks by event into
   training and held-out parts, trains an ensemble of Fixup residual nets on (pt, dxyErr,
@@ -17,7 +17,7 @@ classifier
   per-track feature table of analysis/features.py on the candidate tracks and the truth-
   matching classes of analysis/softtrack/labels.py (signal tracks from signal samples, background
   classes from the backgrounds), and trains. --synthetic trains on synthetic separable
-  features instead (a pipeline check, NOT physics; refuses to write into models/). Writes
+  features instead (a pipeline check, NOT physics; refuses to write into models/softtrack/). Writes
   OUT/classifier.onnx + .json and REPORT/classifier_metrics.json
   (ROC AUC of signal vs each background class per Delta m, calibration curves) and
   REPORT/classifier_calibration.png.
@@ -44,7 +44,7 @@ from analysis.softtrack.config import ERAS, REFINER_ENSEMBLE, REFINER_VARIABLES,
 
 NAME = "train"
 HELP = "train the refiner or the soft-track classifier and export them to ONNX"
-MODELS_DIR = Path(__file__).resolve().parents[1] / "models"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models" / "softtrack"
 DEFAULT_REPORT = Path("outputs") / "train"
 #: default toy statistics of the refiner: simulated events and pseudo-data events per era
 #: (the single-muon stream has ~2.5x fewer Z -> mu mu candidates per event than dy_mumu)
@@ -64,7 +64,7 @@ PLOT_BINS = 60
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model", choices=("refiner", "classifier"), help="which model to train")
     p.add_argument("--out", type=Path, default=MODELS_DIR,
-                   help="directory of the exported <model>.onnx and .json (default: models/, the shipped files)")
+                   help="directory of the exported <model>.onnx and .json (default: models/softtrack/, the shipped files)")
     p.add_argument("--report", type=Path, default=DEFAULT_REPORT,
                    help=f"directory of metrics JSON and plots (default {DEFAULT_REPORT})")
     p.add_argument("--seed", type=int, default=1, help="seed of generation, splits and training (default 1)")
@@ -90,7 +90,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--conditions", default="", help="comma-separated conditioning Track fields, e.g. abseta")
     g = p.add_argument_group("classifier")
     g.add_argument("--synthetic", action="store_true",
-                   help="train on synthetic features (pipeline check; needs --out outside models/)")
+                   help="train on synthetic features (pipeline check; needs --out outside models/softtrack/)")
     g.add_argument("--epochs", type=int, default=None, help="maximum epochs (default 40)")
     g.add_argument("--events", type=int, default=CLASSIFIER_EVENTS,
                    help=f"events per background sample and era (default {CLASSIFIER_EVENTS}; signal: a third)")
@@ -162,7 +162,7 @@ def refiner_fileset(samples: Path, eras: list[str], n_sim: int, n_data: int, see
     in SAMPLES/simulation and pseudo-data data_singlemuon (about ``n_data``) in SAMPLES/data,
     generated unless the same request is there already (analysis.toymc.writer)."""
     from analysis.toymc.writer import generate_samples, present_fileset, request_hash
-    from models.data import REFINER_DATA, REFINER_SIMULATION
+    from models.softtrack.data import REFINER_DATA, REFINER_SIMULATION
 
     fileset = {}
     for sub, process, n in (("simulation", REFINER_SIMULATION, n_sim), ("data", REFINER_DATA, n_data)):
@@ -181,10 +181,15 @@ def train_refiner_command(args, say) -> int:
     import torch
 
     from analysis.toymc.truth import PSEUDO_DATA
-    from models.data import refiner_samples, split_by_event
-    from models.export import export_refiner
-    from models.inference import RefinerModel
-    from models.training import RefinerConfig, evaluate_refiner, refine_numpy, train_refiner
+    from models.softtrack.data import refiner_samples, split_by_event
+    from models.softtrack.export import export_refiner
+    from models.softtrack.inference import RefinerModel
+    from models.softtrack.training import (
+        RefinerConfig,
+        evaluate_refiner,
+        refine_numpy,
+        train_refiner,
+    )
 
     eras = _parse_eras(args.eras)
     conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
@@ -284,7 +289,7 @@ def _toy_tracks(branches: dict):
     from analysis.softtrack.features import FEATURE_NAMES, TRACK_INPUTS, track_feature_table
     from analysis.softtrack.labels import track_class_labels
     from analysis.softtrack.objects import candidate_tracks_mask
-    from models.data import _collection
+    from models.softtrack.data import _collection
 
     trk = branches["Track"]
     tracks = _collection(branches, "Track", sorted({*TRACK_INPUTS, "highPurity", "isPFcand"}))
@@ -319,7 +324,7 @@ def classifier_inputs_from_features(seed: int, eras: list[str], n_events: int = 
     from analysis.softtrack.config import SIGNAL_BENCHMARKS
     from analysis.toymc.processes import PROCESSES
     from analysis.toymc.sample import generate_mc
-    from models.data import build_classifier_data
+    from models.softtrack.data import build_classifier_data
 
     parts = []
     jobs = [(p, None) for p in CLASSIFIER_BACKGROUNDS] + [("signal", pt) for pt in (points or SIGNAL_BENCHMARKS)]
@@ -348,10 +353,10 @@ def classifier_inputs_from_features(seed: int, eras: list[str], n_events: int = 
 def train_classifier_command(args, say) -> int:
     import torch
 
-    from models.data import build_classifier_data, synthetic_track_table
-    from models.export import export_classifier
-    from models.inference import ClassifierModel
-    from models.training import (
+    from models.softtrack.data import build_classifier_data, synthetic_track_table
+    from models.softtrack.export import export_classifier
+    from models.softtrack.inference import ClassifierModel
+    from models.softtrack.training import (
         ClassifierConfig,
         evaluate_classifier,
         predict_probabilities,
@@ -366,7 +371,7 @@ def train_classifier_command(args, say) -> int:
     t0 = time.perf_counter()
     if args.synthetic:
         if args.out.resolve() == MODELS_DIR.resolve():
-            raise ConfigError("--synthetic trains on fake features: give --out DIR outside models/ "
+            raise ConfigError("--synthetic trains on fake features: give --out DIR outside models/softtrack/ "
                               "(the shipped classifier must come from real features)")
         table = synthetic_track_table(SYNTHETIC_TRACKS, SYNTHETIC_FEATURES, args.seed)
         names = tuple(f"f{i}" for i in range(SYNTHETIC_FEATURES))

@@ -1,6 +1,6 @@
 """Training data of the models: from feature tables to arrays, splits and weights.
 
-numpy only (torch enters in :mod:`models.training`).
+numpy only (torch enters in :mod:`models.softtrack.training`).
 
 Classifier (docs/physics.md sec. 4; thesis ch. 4 intro and Table 4.1)
     :func:`build_classifier_data` takes any per-track feature table (numpy structured
