@@ -39,7 +39,7 @@ SEED = 1
 def build_model():
     import torch
 
-    from models.classifier import TrackClassifier
+    from models.softtrack.classifier import TrackClassifier
 
     torch.manual_seed(SEED)
     n_inputs = N_TRACK_FEATURES + 1 + len(CLASSIFIER_ERA_INPUTS)
@@ -70,8 +70,8 @@ def main() -> int:
 
     import torch
 
-    from models.export import export_classifier
-    from models.inference import ClassifierModel
+    from models.softtrack.export import export_classifier
+    from models.softtrack.inference import ClassifierModel
 
     torch.set_num_threads(1)
     model, names = build_model()

@@ -91,7 +91,7 @@ def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: i
 
 
 def load_scorer(stages: Stages):
-    from models.inference import DEFAULT_CLASSIFIER
+    from models.softtrack.inference import DEFAULT_CLASSIFIER
     from processors.softtrack.scoring import TrackScorer
 
     if not DEFAULT_CLASSIFIER.is_file():
@@ -236,9 +236,9 @@ def sr_corrections_stage(cset, sig: dict, dy: dict, path: Path):
 
 def rs_stage(fileset: dict, out: Path, opts) -> dict:
     """R&S templates from simulated QCD and the prediction of QCD in the seed-004 baseline."""
-    from commands.rs_closure import summarize
-    from commands.rs_predict import predict
-    from commands.rs_templates import build
+    from processors.softtrack.rs_closure import summarize
+    from processors.softtrack.run import build_rs_templates as build
+    from processors.softtrack.run import predict_rs as predict
 
     qcd = {k: v for k, v in fileset.items() if v["metadata"]["process"] == "qcd"}
     templates = out / "rs_templates.json.gz"

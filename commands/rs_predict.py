@@ -25,6 +25,7 @@ from pathlib import Path
 from analysis.rs.defaults import RS_N_BOOTSTRAP, RS_N_SMEAR
 from analysis.softtrack.config import RS_PREDICTION_SEED
 from processors.softtrack.options import rs_kwargs
+from processors.softtrack.run import predict_rs as predict
 
 from .rs_templates import add_executor_arguments, run_options
 
@@ -49,13 +50,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-direct", action="store_true", help="do not fill the seed events directly")
     p.add_argument("--no-systematics", action="store_true", help="nominal response only")
     add_executor_arguments(p)
-
-
-def predict(fileset: dict, opts, **kwargs) -> dict:
-    """Run the prediction processor over ``fileset``; returns the merged output."""
-    from processors.softtrack.run import run_region
-
-    return run_region("rs", fileset, opts, **kwargs)
 
 
 def main(args) -> int:

@@ -17,6 +17,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from processors.softtrack.run import build_rs_templates as build
+
 NAME = "rs-templates"
 HELP = "build R&S jet response templates and priors (correctionlib) from simulated QCD"
 
@@ -49,53 +51,6 @@ def run_options(args, systematics: bool = True):
     return RunOptions(executor=args.executor, workers=args.workers, chunksize=args.chunksize,
                       max_chunks=args.max_chunks, scheduler=args.scheduler, skip_bad_files=args.skip_bad_files,
                       status=not args.quiet, systematics=systematics)
-
-
-def replica_path(out: Path, k: int) -> Path:
-    """File of the k-th bootstrap replica of the templates beside ``out`` (k >= 1)."""
-    name = out.name
-    for suffix in (".json.gz", ".json"):
-        if name.endswith(suffix):
-            return out.with_name(f"{name[: -len(suffix)]}_replica{k}{suffix}")
-    return out.with_name(f"{name}_replica{k}")
-
-
-def build(fileset: dict, out: Path, opts, replicas: int = 0) -> dict:
-    """Run the templates processor, write the correctionlib file (and, with ``replicas`` > 0,
-    that many Poisson-bootstrap replicas of it, :func:`replica_path`, for the templates'
-    statistical uncertainty); returns a summary dict."""
-    from analysis import rs
-    from processors.softtrack.rs import build_templates
-    from processors.softtrack.run import run_region
-
-    result = run_region("rs_templates", fileset, opts)
-    if "rs_templates" not in result:
-        from analysis.errors import InputFileError
-
-        raise InputFileError("no QCD events could be read for the R&S templates (all chunks skipped?)")
-    templates, priors = build_templates(result["rs_templates"])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    rs.write_correctionset(out, templates, priors)
-    n_rep = result["rs_templates"]["response"].axes["replica"].size - 1
-    if replicas > n_rep:
-        from analysis.errors import ConfigError
-        raise ConfigError(f"{replicas} template replicas requested, the templates processor fills {n_rep}")
-    replica_files = []
-    for k in range(1, replicas + 1):
-        path = replica_path(out, k)
-        rs.write_correctionset(path, *build_templates(result["rs_templates"], replica=k))
-        replica_files.append(str(path))
-    cut = result["cutflow"]
-    return {
-        "file": str(out),
-        "replica_files": replica_files,
-        "template_lost_jets": int(sum(v["template_lost_jets"]["events"] for v in cut.values())),
-        "events": int(sum(v["events"]["events"] for v in cut.values())),
-        "template_pairs": int(sum(v["template_pairs"]["events"] for v in cut.values())),
-        "empty_template_bins": int((templates.entries <= 0).sum()),
-        "prior_entries": [float(x) for x in priors.entries],
-        "skipped": result["chunks"]["skipped"],
-    }
 
 
 def main(args) -> int:

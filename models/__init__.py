@@ -1,9 +1,10 @@
-"""Models of the soft-track search (docs/physics.md sec. 4 and 7): definitions, training, export, inference.
+"""Models evaluated in processors and trained for them (DESIGN.md notes).
 
-Inference (no torch): :mod:`models.inference` (``ClassifierModel``, ``RefinerModel``,
-``logit``) and the numpy metrics of :mod:`models.metrics`. Training path (extra
-``[train]``: torch, onnx): :mod:`models.classifier`, :mod:`models.refiner`,
-:mod:`models.losses`, :mod:`models.training`, :mod:`models.export`; training inputs are
-built by :mod:`models.data`. Shipped files: ``refiner.onnx`` + ``refiner.json`` (and
-``classifier.onnx`` + ``.json`` once trained on the real feature table).
+Core, for any analysis: :mod:`models.inference` (``OnnxModel``: an ONNX file and its JSON,
+travelling by content to the workers; no torch), :mod:`models.export` (torch -> checked
+ONNX graph and its JSON), :mod:`models.losses` (MMD, MDMM) and :mod:`models.metrics`
+(numpy distances and scores). The torch parts need the ``[train]`` extra.
+
+An analysis keeps its networks, training data, training loops, wrappers and shipped files in
+``models/<analysis>/`` (the soft-track classifier and refiner: :mod:`models.softtrack`).
 """

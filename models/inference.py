@@ -1,18 +1,18 @@
-"""ONNX Runtime evaluation of the exported models (docs/physics.md sec. 4 and 7; DESIGN.md notes).
+"""ONNX Runtime evaluation of exported models, for any analysis (DESIGN.md notes).
 
 No torch here: analyses run with numpy, onnxruntime and json only.
 
-* :class:`OnnxModel` -- a model file and the JSON beside it. The
-  ``onnxruntime.InferenceSession`` is created lazily on first use and is left out of the
-  pickle (``__getstate__``), so a processor holding a model ships cheaply to workers, each
-  of which opens its own session (as coffea's ``ml_tools`` do). One intra-op thread by
-  default (workers are the parallelism). Inputs are a 2D float32 array in the JSON's
-  ``feature_order`` or a mapping / structured array of named columns; rows are evaluated
-  in batches of :data:`analysis.softtrack.config.ONNX_BATCH_ROWS`.
-* :class:`ClassifierModel` -- ``classify(features, dm, era)`` -> class probabilities,
-  ``signal_logit(...)``; :func:`logit` is the score transform of thesis eq. 4.1.
-* :class:`RefinerModel` -- ``refine(columns)`` -> refined pt, dxyErr, dzErr.
-* :func:`load_model` -- opens a file as the class its JSON ``kind`` names.
+* :class:`OnnxModel` -- a model file and the JSON beside it. The model travels **by
+  content**: its bytes and their sha256 are read once on the client and go into the pickle,
+  so a dask worker started anywhere (another directory, another machine) evaluates the same
+  graph without seeing the file; the sha256 is checked again on the worker before the
+  ``onnxruntime.InferenceSession`` is created (lazily, on first use, and left out of the
+  pickle as coffea's ``ml_tools`` do). One intra-op thread by default (workers are the
+  parallelism). Inputs are a 2D float32 array in the JSON's ``feature_order`` or a mapping /
+  structured array of named columns; rows are evaluated in batches of ``batch_rows``.
+* An analysis subclasses it with a ``kind`` (the JSON's ``kind``) and the methods its
+  processors call; :func:`load_model` opens a file as the subclass its kind names (the
+  subclasses register themselves when their module is imported).
 
 Every problem a user can cause (missing or corrupt file, JSON that does not describe the
 graph, input of the wrong width or with missing columns) raises
@@ -25,36 +25,18 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import onnxruntime as ort
 
 from analysis.errors import ModelError
-from analysis.softtrack.config import (
-    CLASSIFIER_DM_INPUT,
-    CLASSIFIER_ERA_INPUTS,
-    ERAS,
-    LOGIT_EPSILON,
-    ONNX_BATCH_ROWS,
-    TRACK_CLASSES,
-)
 
-MODELS_DIR = Path(__file__).resolve().parent
-DEFAULT_CLASSIFIER = MODELS_DIR / "classifier.onnx"
-DEFAULT_REFINER = MODELS_DIR / "refiner.onnx"
 METADATA_FORMAT = 1
 DEFAULT_THREADS = 1
-_TRAIN_HINT = "retrain it with `python run.py train {kind}` or restore the shipped file"
-
-
-def logit(p: np.ndarray) -> np.ndarray:
-    """Score transform ln((P + eps) / (1 - P + eps)), eps = 1e-6 (thesis eq. 4.1).
-
-    Bounded to about [-13.82, 13.82]; float64 in, float64 out.
-    """
-    p = np.asarray(p, dtype=np.float64)
-    return np.log((p + LOGIT_EPSILON) / (1.0 - p + LOGIT_EPSILON))
+#: rows per onnxruntime call (bounded memory, amortized call overhead)
+DEFAULT_BATCH_ROWS = 10_000
+_RETRAIN_HINT = "re-export the model or restore the shipped file"
 
 
 def metadata_path(path: Path) -> Path:
@@ -74,7 +56,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
     path = Path(path)
     json_path = metadata_path(path)
     if not path.is_file():
-        raise ModelError(f"model file {path} not found: {_TRAIN_HINT.format(kind='classifier|refiner')}")
+        raise ModelError(f"model file {path} not found: {_RETRAIN_HINT}")
     if not json_path.is_file():
         raise ModelError(f"model description {json_path} (beside {path.name}) not found: "
                          "export the model with models.export, which writes both files")
@@ -94,7 +76,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         if actual != expected:
             raise ModelError(f"model file {path} does not match the sha256 recorded in {json_path.name} "
-                             f"(corrupt or replaced): {_TRAIN_HINT.format(kind=meta['kind'])}")
+                             f"(corrupt or replaced): {_RETRAIN_HINT}")
     return meta
 
 
@@ -108,13 +90,31 @@ class OnnxModel:
     batch_rows : rows per ``session.run`` call.
     """
 
-    kind: str | None = None
+    #: the JSON ``kind`` this class evaluates (None: any)
+    kind: ClassVar[str | None] = None
+    #: what to tell a user whose model file is bad (a subclass names its training command)
+    retrain_hint: ClassVar[str] = _RETRAIN_HINT
+    #: kind -> class, filled by the subclasses that declare a kind
+    kinds: ClassVar[dict[str, type[OnnxModel]]] = {}
 
-    def __init__(self, path: Path | str, *, threads: int = DEFAULT_THREADS, batch_rows: int = ONNX_BATCH_ROWS) -> None:
-        self.path = Path(path)
+    def __init_subclass__(cls, **kw: Any) -> None:
+        super().__init_subclass__(**kw)
+        if cls.kind is not None:
+            OnnxModel.kinds[cls.kind] = cls
+
+    def __init__(self, path: Path | str, *, threads: int = DEFAULT_THREADS,
+                 batch_rows: int = DEFAULT_BATCH_ROWS) -> None:
+        self.path = Path(path).resolve()
         self.threads = int(threads)
         self.batch_rows = int(batch_rows)
         self.meta = read_metadata(self.path)
+        # the content travels with the model (read after the check of read_metadata; a file
+        # replaced in between is caught by the hash below)
+        self.blob: bytes = self.path.read_bytes()
+        self.sha256: str = hashlib.sha256(self.blob).hexdigest()
+        expected = self.meta.get("onnx_sha256")
+        if expected is not None and expected != self.sha256:
+            raise ModelError(f"model file {self.path} changed while it was read: {self.retrain_hint}")
         if self.kind is not None and self.meta["kind"] != self.kind:
             raise ModelError(f"{self.path} holds a {self.meta['kind']!r} model, not a {self.kind!r} one")
         if len(self.meta["inputs"]) != 1 or len(self.meta["outputs"]) < 1:
@@ -139,12 +139,14 @@ class OnnxModel:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.threads
         opts.inter_op_num_threads = 1
+        if hashlib.sha256(self.blob).hexdigest() != self.sha256:
+            raise ModelError(f"the content of model {self.path} was altered in transit "
+                             f"(sha256 differs from {self.sha256[:12]}...): {self.retrain_hint}")
         try:
-            session = ort.InferenceSession(str(self.path), sess_options=opts, providers=["CPUExecutionProvider"])
+            session = ort.InferenceSession(self.blob, sess_options=opts, providers=["CPUExecutionProvider"])
         except Exception as err:  # onnxruntime raises its own exception types per failure
             raise ModelError(f"onnxruntime cannot load {self.path} ({type(err).__name__}: "
-                             f"{str(err).splitlines()[0] if str(err) else ''}): "
-                             f"{_TRAIN_HINT.format(kind=self.meta['kind'])}") from None
+                             f"{str(err).splitlines()[0] if str(err) else ''}): {self.retrain_hint}") from None
         inputs = session.get_inputs()
         names = [i.name for i in inputs]
         if names != [self.input_name]:
@@ -214,108 +216,16 @@ class OnnxModel:
         return f"{type(self).__name__}({str(self.path)!r}, inputs={self.n_inputs})"
 
 
-def era_one_hot(era: Any, n: int) -> np.ndarray:
-    """One-hot era matrix (n, len(ERAS)) from an era name, or an array of names or indices."""
-    era_arr = np.asarray(era)
-    if era_arr.ndim == 0:
-        era_arr = np.full(n, era_arr.item())
-    if era_arr.shape != (n,):
-        raise ModelError(f"era has shape {era_arr.shape}, expected a scalar or ({n},)")
-    if era_arr.dtype.kind in "iu":
-        idx = era_arr.astype(np.int64)
-        bad = np.unique(idx[(idx < 0) | (idx >= len(ERAS))])
-    else:
-        # vectorized lookup over the distinct names (no Python loop per row)
-        names = era_arr.astype(str)
-        uniq, inverse = np.unique(names, return_inverse=True)
-        lookup = {e: i for i, e in enumerate(ERAS)}
-        idx = np.array([lookup.get(e, -1) for e in uniq], dtype=np.int64)[inverse] if n else np.zeros(0, np.int64)
-        bad = np.unique(names[idx < 0])
-    if bad.size:
-        raise ModelError(f"unknown era(s) {bad.tolist()}: choose from {', '.join(ERAS)}")
-    out = np.zeros((n, len(ERAS)), dtype=np.float32)
-    out[np.arange(n), idx] = 1.0
-    return out
-
-
-class ClassifierModel(OnnxModel):
-    """The soft-track classifier (docs/physics.md sec. 4): P(class | track features, dm, era)."""
-
-    kind = "classifier"
-
-    def __init__(self, path: Path | str = DEFAULT_CLASSIFIER, **kw: Any) -> None:
-        super().__init__(path, **kw)
-        self.class_order: tuple[str, ...] = tuple(self.meta.get("class_order", ()))
-        if self.class_order != TRACK_CLASSES:
-            raise ModelError(f"{self.path}: class order {list(self.class_order)} differs from "
-                             f"TRACK_CLASSES {list(TRACK_CLASSES)}; retrain the classifier")
-        tail = (CLASSIFIER_DM_INPUT, *CLASSIFIER_ERA_INPUTS)
-        if self.feature_order[-len(tail):] != tail:
-            raise ModelError(f"{self.path}: the last inputs are {list(self.feature_order[-len(tail):])}, "
-                             f"expected {list(tail)}; retrain the classifier")
-        self.track_features: tuple[str, ...] = self.feature_order[: -len(tail)]
-
-    def classify(self, features: Any, dm: float | np.ndarray, era: Any) -> np.ndarray:
-        """Class probabilities (n, 5) in :data:`TRACK_CLASSES` order.
-
-        Parameters
-        ----------
-        features : (n, N) array in ``track_features`` order, or named columns.
-        dm : the Delta m hypothesis (GeV), scalar or (n,).
-        era : era name ("2016", ...) or per-row names / indices into ERAS.
-        """
-        if isinstance(features, Mapping) or (isinstance(features, np.ndarray) and features.dtype.names) \
-                or hasattr(features, "fields"):
-            names = set(features.keys()) if isinstance(features, Mapping) else \
-                set(features.dtype.names if isinstance(features, np.ndarray) else features.fields)
-            missing = [n for n in self.track_features if n not in names]
-            if missing:
-                raise ModelError(f"{self.path.name}: features lack column(s) {missing}")
-            feats = np.stack([np.asarray(features[n], np.float32).reshape(-1) for n in self.track_features], axis=1) \
-                if self.track_features else np.zeros((0, 0), np.float32)
-        else:
-            feats = np.asarray(features, dtype=np.float32)
-            if feats.ndim != 2 or feats.shape[1] != len(self.track_features):
-                raise ModelError(f"{self.path.name}: features of shape {feats.shape}, the classifier needs "
-                                 f"(n, {len(self.track_features)}) in the order of its JSON feature_order")
-        n = feats.shape[0]
-        dm_col = np.broadcast_to(np.asarray(dm, dtype=np.float32), (n,))[:, None]
-        return self(np.concatenate([feats, dm_col, era_one_hot(era, n)], axis=1))
-
-    def signal_probability(self, features: Any, dm: float | np.ndarray, era: Any) -> np.ndarray:
-        """P(signal | ...), shape (n,)."""
-        return self.classify(features, dm, era)[:, TRACK_CLASSES.index("signal")]
-
-    def signal_logit(self, features: Any, dm: float | np.ndarray, era: Any) -> np.ndarray:
-        """logit(P(signal | ...)) (thesis eq. 4.1), float64 (n,)."""
-        return logit(self.signal_probability(features, dm, era))
-
-
-class RefinerModel(OnnxModel):
-    """The refiner ensemble (docs/physics.md sec. 7): simulated (pt, dxyErr, dzErr) -> refined."""
-
-    kind = "refiner"
-
-    def __init__(self, path: Path | str = DEFAULT_REFINER, **kw: Any) -> None:
-        super().__init__(path, **kw)
-        self.variables: tuple[str, ...] = tuple(self.meta.get("refined_variables", ()))
-        self.conditions: tuple[str, ...] = tuple(self.meta.get("conditions", ()))
-
-    def refine(self, columns: Any) -> dict[str, np.ndarray]:
-        """Refined values of the refined variables, as a dict name -> float32 (n,).
-
-        ``columns`` holds at least the refined variables and the conditions by name
-        (e.g. ``{"pt": ..., "dxyErr": ..., "dzErr": ...}``), or is an (n, k) array in
-        ``feature_order``.
-        """
-        out = self(columns)
-        return {name: out[:, i] for i, name in enumerate(self.variables)}
-
-
 def load_model(path: Path | str, **kw: Any) -> OnnxModel:
-    """Open a model file as the wrapper its JSON ``kind`` names."""
+    """Open a model file as the registered wrapper its JSON ``kind`` names.
+
+    The wrappers register when their module is imported (an analysis' models module);
+    an unknown kind is an error naming the known ones.
+    """
     kind = read_metadata(Path(path))["kind"]
-    cls = {"classifier": ClassifierModel, "refiner": RefinerModel}.get(kind)
+    cls = OnnxModel.kinds.get(kind)
     if cls is None:
-        raise ModelError(f"{path}: unknown model kind {kind!r} in its JSON (classifier or refiner)")
+        known = ", ".join(sorted(OnnxModel.kinds)) or "none registered"
+        raise ModelError(f"{path}: model kind {kind!r} in its JSON has no wrapper (known: {known}); "
+                         "import the analysis' models module that defines it")
     return cls(path, **kw)

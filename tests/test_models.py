@@ -18,7 +18,8 @@ from analysis.softtrack.config import (
     TRACK_CLASSES,
 )
 from models import metrics
-from models.data import (
+from models.inference import OnnxModel, load_model, read_metadata
+from models.softtrack.data import (
     SPLIT_TEST,
     SPLIT_TRAIN,
     SPLIT_VAL,
@@ -26,15 +27,7 @@ from models.data import (
     split_by_event,
     synthetic_track_table,
 )
-from models.inference import (
-    DEFAULT_REFINER,
-    ClassifierModel,
-    OnnxModel,
-    RefinerModel,
-    load_model,
-    logit,
-    read_metadata,
-)
+from models.softtrack.inference import DEFAULT_REFINER, ClassifierModel, RefinerModel, logit
 
 #: agreement required between ONNX Runtime and torch (float32 graphs)
 ONNX_TOLERANCE = 1e-5
@@ -59,7 +52,7 @@ def _raw_tracks(n: int, seed: int, n_cond: int = 0) -> np.ndarray:
 
 
 def _classifier(torch, n_inputs: int, seed: int):
-    from models.classifier import TrackClassifier
+    from models.softtrack.classifier import TrackClassifier
 
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -76,7 +69,7 @@ def _classifier(torch, n_inputs: int, seed: int):
 
 @pytest.fixture(scope="module")
 def exported_classifier(torch, tmp_path_factory):
-    from models.export import export_classifier
+    from models.softtrack.export import export_classifier
 
     n_feat = 6
     model = _classifier(torch, n_feat + 1 + len(ERAS), seed=3)
@@ -88,7 +81,7 @@ def exported_classifier(torch, tmp_path_factory):
 
 
 def _refiner(torch, seed: int, n_cond: int = 0, perturb: bool = True, members: int = 2):
-    from models.refiner import ResidualNet, TrackRefiner
+    from models.softtrack.refiner import ResidualNet, TrackRefiner
 
     torch.manual_seed(seed)
     nets = [ResidualNet(len(REFINER_VARIABLES), n_cond, blocks=2, hidden=16) for _ in range(members)]
@@ -105,7 +98,7 @@ def _refiner(torch, seed: int, n_cond: int = 0, perturb: bool = True, members: i
 
 @pytest.fixture(scope="module")
 def exported_refiner(torch, tmp_path_factory):
-    from models.export import export_refiner
+    from models.softtrack.export import export_refiner
 
     model = _refiner(torch, seed=5, n_cond=1)
     path = tmp_path_factory.mktemp("ref") / "refiner.onnx"
@@ -115,7 +108,7 @@ def exported_refiner(torch, tmp_path_factory):
 
 # --- refiner: Fixup identity, ONNX --------------------------------------------------------
 def test_refiner_is_identity_at_init(torch, tmp_path):
-    from models.export import export_refiner
+    from models.softtrack.export import export_refiner
 
     model = _refiner(torch, seed=1, n_cond=1, perturb=False, members=5)
     x = _raw_tracks(5000, 1, n_cond=1)
@@ -145,7 +138,7 @@ def test_refiner_onnx_matches_torch(torch, exported_refiner):
 
 # --- classifier: folding, ONNX, JSON ------------------------------------------------------
 def test_fold_batch_norm_preserves_eval_output(torch):
-    from models.classifier import fold_batch_norm
+    from models.softtrack.classifier import fold_batch_norm
 
     model = _classifier(torch, 10, seed=2)
     folded = fold_batch_norm(model)
@@ -158,7 +151,7 @@ def test_fold_batch_norm_preserves_eval_output(torch):
 def test_classifier_onnx_matches_torch_and_checker(torch, exported_classifier):
     import onnx
 
-    from models.training import predict_probabilities
+    from models.softtrack.training import predict_probabilities
 
     model, path, names, _ = exported_classifier
     onnx.checker.check_model(onnx.load(str(path)), full_check=True)
@@ -261,6 +254,40 @@ def test_pickle_drops_session(exported_classifier):
     np.testing.assert_array_equal(clone(x), before)
 
 
+
+def test_model_travels_by_content(exported_classifier, tmp_path):
+    """A worker that cannot see the file evaluates the same graph; altered bytes are refused."""
+    import shutil
+
+    _, path, names, _ = exported_classifier
+    local = tmp_path / "classifier.onnx"
+    shutil.copy(path, local)
+    shutil.copy(path.with_suffix(".json"), local.with_suffix(".json"))
+    clf = ClassifierModel(local)
+    assert clf.path.is_absolute()
+    x = np.random.default_rng(1).normal(size=(20, len(names))).astype(np.float32)
+    before = clf(x)
+    blob = pickle.dumps(clf)
+    local.unlink()
+    local.with_suffix(".json").unlink()
+    np.testing.assert_array_equal(pickle.loads(blob)(x), before)
+    tampered = pickle.loads(blob)
+    tampered.blob = tampered.blob[:-1] + bytes([tampered.blob[-1] ^ 1])
+    with pytest.raises(ModelError, match="altered in transit"):
+        tampered(x)
+
+
+def test_load_model_unknown_kind(exported_classifier, tmp_path):
+    import shutil
+
+    _, path, _, _ = exported_classifier
+    other = tmp_path / "m.onnx"
+    shutil.copy(path, other)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    other.with_suffix(".json").write_text(json.dumps(meta | {"kind": "tagger"}))
+    with pytest.raises(ModelError, match=r"kind 'tagger'.*known: classifier, refiner"):
+        load_model(other)
+
 def test_logit_transform():
     p = np.array([0.0, 0.5, 1.0])
     expected = np.log((p + LOGIT_EPSILON) / (1 - p + LOGIT_EPSILON))
@@ -343,7 +370,7 @@ def test_split_by_event_and_weights():
 
 # --- training (small, fast) ----------------------------------------------------------------
 def test_classifier_training_on_synthetic_data(torch):
-    from models.training import (
+    from models.softtrack.training import (
         ClassifierConfig,
         evaluate_classifier,
         predict_probabilities,
@@ -369,7 +396,12 @@ def test_classifier_training_on_synthetic_data(torch):
 
 @pytest.mark.parametrize("loss", ["mmd", "two-stage"])
 def test_refiner_training_moves_simulation_to_data(torch, loss):
-    from models.training import RefinerConfig, evaluate_refiner, refine_numpy, train_refiner
+    from models.softtrack.training import (
+        RefinerConfig,
+        evaluate_refiner,
+        refine_numpy,
+        train_refiner,
+    )
 
     # scale factors larger than the toy's, so that 3000 held-out rows resolve them well
     sim = _raw_tracks(9000, 10)
@@ -392,7 +424,7 @@ def test_refiner_training_moves_simulation_to_data(torch, loss):
 # --- the shipped refiner --------------------------------------------------------------------
 def test_shipped_refiner():
     if not DEFAULT_REFINER.is_file():
-        pytest.skip("models/refiner.onnx not shipped")
+        pytest.skip("models/softtrack/refiner.onnx not shipped")
     ref = RefinerModel()
     meta = ref.meta["metrics"]
     assert meta["mmd_b_refined"] < meta["mmd_b_simulation"] / 5
@@ -411,7 +443,7 @@ def test_inference_does_not_import_torch():
     import subprocess
     import sys
 
-    code = "import sys, models.inference, models.metrics, models.data; print('torch' in sys.modules)"
+    code = "import sys, models.inference, models.metrics, models.softtrack.data; print('torch' in sys.modules)"
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=DEFAULT_REFINER.parents[1])
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
@@ -431,11 +463,11 @@ def test_train_classifier_cli_errors(torch, tmp_path, capsys):
 
 
 def test_refiner_data_read_from_files_is_what_the_writer_stored(tmp_path):
-    """models.data reads the refiner's samples from the ROOT files of a fileset: the track
+    """models.softtrack.data reads the refiner's samples from the ROOT files of a fileset: the track
     columns equal those of the generator's events at the precision the writer stores."""
     from analysis.toymc.sample import generate_mc, generate_stream
     from analysis.toymc.writer import generate_samples, to_arrays
-    from models.data import (
+    from models.softtrack.data import (
         REFINER_DATA,
         REFINER_JET_FIELDS,
         REFINER_MUON_FIELDS,

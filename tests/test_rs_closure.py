@@ -217,8 +217,8 @@ def test_rebalancing_restores_truth(quant_closure):
 
 
 def test_prediction_invariant_to_chunk_size(closure):
-    from commands.rs_predict import predict
     from processors.fileset import load_fileset
+    from processors.softtrack.run import predict_rs as predict
 
     out, _ = closure
     fileset = load_fileset(out / "sample_prediction" / "fileset.json")

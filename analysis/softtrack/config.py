@@ -173,9 +173,6 @@ REFINER_BLOCKS = 3
 REFINER_HIDDEN = 64
 REFINER_LEAKY_SLOPE = 0.01
 REFINER_ENSEMBLE = 5
-#: ONNX export and evaluation (DESIGN.md practical notes): opset, rows per onnxruntime call
-ONNX_OPSET = 17
-ONNX_BATCH_ROWS = 10_000
 
 
 # --- Corrections (docs/physics.md sec. 5, 6; thesis sec. 6.1-6.2; summary sec. 4; corrections/) ---

@@ -41,14 +41,14 @@ class TrackScorer:
     """Refine simulated tracks, then classify every candidate track for each Delta m."""
 
     def __init__(self, classifier_path: Path, refiner_path: Path | None):
-        from models.inference import ClassifierModel, RefinerModel
+        from models.softtrack.inference import ClassifierModel, RefinerModel
 
         self.classifier = ClassifierModel(classifier_path)
         self.refiner = RefinerModel(refiner_path) if refiner_path is not None else None
 
     @classmethod
     def from_directory(cls, directory: Path | None = None) -> TrackScorer:
-        from models.inference import DEFAULT_CLASSIFIER, DEFAULT_REFINER
+        from models.softtrack.inference import DEFAULT_CLASSIFIER, DEFAULT_REFINER
 
         clf = Path(directory) / "classifier.onnx" if directory else DEFAULT_CLASSIFIER
         ref = Path(directory) / "refiner.onnx" if directory else DEFAULT_REFINER

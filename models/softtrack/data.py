@@ -1,6 +1,6 @@
 """Training data of the models: from feature tables to arrays, splits and weights.
 
-numpy only (torch enters in :mod:`models.training`).
+numpy only (torch enters in :mod:`models.softtrack.training`).
 
 Classifier (docs/physics.md sec. 4; thesis ch. 4 intro and Table 4.1)
     :func:`build_classifier_data` takes any per-track feature table (numpy structured
@@ -354,3 +354,30 @@ def refiner_samples(
                     parts[process][1].append(read[process])
                     read[process] += len(events["Track"])
     return _stack(*parts[simulation]), _stack(*parts[data])
+
+
+def classifier_track_table(branches: dict) -> tuple[dict[str, np.ndarray], np.ndarray, np.ndarray]:
+    """Branches of a simulated sample (``{name: array}`` as read or generated, with the GenPart
+    truth) -> (the feature table, the truth-matching class, the event index) of the candidate
+    tracks (docs/physics.md sec. 3-4)."""
+    import awkward as ak
+
+    from analysis.softtrack.features import FEATURE_NAMES, TRACK_INPUTS, track_feature_table
+    from analysis.softtrack.labels import track_class_labels
+    from analysis.softtrack.objects import candidate_tracks_mask
+
+    trk = branches["Track"]
+    tracks = _collection(branches, "Track", sorted({*TRACK_INPUTS, "highPurity", "isPFcand"}))
+    jets = _collection(branches, "Jet", ("pt", "eta", "phi"))
+    other = _collection(branches, "OtherPV", tuple(branches["OtherPV"].fields))
+    sv = _collection(branches, "SV", tuple(branches["SV"].fields))
+    pv = ak.zip({k[3:]: np.asarray(v) for k, v in branches.items() if k.startswith("PV_")})
+    cand = candidate_tracks_mask(tracks, jets)
+    table, _ = track_feature_table(tracks, cand, pv, other, sv, jets,
+                                   np.asarray(branches["MET_pt"]), np.asarray(branches["MET_phi"]))
+    gp = branches["GenPart"]
+    labels = track_class_labels(trk["genPartIdx"], trk.counts, gp["pdgId"], gp["genPartIdxMother"],
+                                gp["vx"], gp["vy"], gp["vz"], gp.counts)
+    flat = ak.to_numpy(ak.flatten(cand))
+    event = np.repeat(np.arange(trk.counts.size), trk.counts)[flat]
+    return {n: table[n] for n in FEATURE_NAMES}, labels[flat], event

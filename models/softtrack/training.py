@@ -6,7 +6,7 @@ The thesis trains 2000 epochs at learning rate 1e-4 and batch 10^4 on ~4 10^6 tr
 defaults here are sized for a CPU and a toy sample (see :class:`ClassifierConfig`).
 
 Refiner (docs/physics.md sec. 7; thesis Part I sec. 1.2-1.3 and sec. 6.2.2): each ensemble member
-is a Fixup-initialised :class:`~models.refiner.ResidualNet` trained on random batches of
+is a Fixup-initialised :class:`~models.softtrack.refiner.ResidualNet` trained on random batches of
 simulation and data in the standardised log10 space, with one of three schedules:
 
 * ``"mmd"`` -- the biased MMD only (thesis sec. 6.2.2, the analysis' choice);
@@ -45,11 +45,11 @@ from analysis.softtrack.config import (
     REFINER_VARIABLES,
     TRACK_CLASSES,
 )
+from models import metrics
+from models.losses import MDMMConstraint, median_bandwidths, mmd_biased, mmd_unbiased
 
-from . import metrics
 from .classifier import TrackClassifier
 from .data import SIGNAL_CLASS, SPLIT_TEST, SPLIT_TRAIN, SPLIT_VAL, ClassifierData
-from .losses import MDMMConstraint, median_bandwidths, mmd_biased, mmd_unbiased
 from .refiner import ResidualNet, TrackRefiner
 
 Progress = Callable[[str], None] | None
