@@ -139,7 +139,7 @@ def _ex_free_port() -> int:
 def _ex_shipped_models(dest: Path) -> Path:
     """A copy of the shipped ONNX models (and their JSON) in ``dest``."""
     try:
-        from models.inference import DEFAULT_CLASSIFIER, DEFAULT_REFINER
+        from models.softtrack.inference import DEFAULT_CLASSIFIER, DEFAULT_REFINER
     except ImportError:
         pytest.skip("the shipped models moved")
     dest.mkdir(parents=True, exist_ok=True)
