@@ -41,10 +41,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="TOML/YAML file overriding the analysis configuration (keys as documented)")
     add_executor_arguments(p)
     p.add_argument("--no-systematics", action="store_true", help="nominal only")
+    from processors.runner import XROOTD_TIMEOUT
+
+    p.add_argument("--xrootd-timeout", type=_positive_int, default=XROOTD_TIMEOUT, metavar="SECONDS",
+                   help="seconds uproot waits on a remote file (root://, https://) before giving up "
+                        f"(default {XROOTD_TIMEOUT})")
     for a in known.values():
         options = a.options()
         if options is not None:
             options.add_arguments(p.add_argument_group(f"{a.name} options"))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number of seconds, got {text!r}")
+    return value
 
 
 def report(output: dict, out: Path, what: str = "events") -> None:
@@ -73,7 +88,9 @@ def main(args) -> int:
     proc = make_processor(cls, fileset, config, systematics=not args.no_systematics, **kwargs)
     from processors.output import save_output
 
-    output = run(proc, fileset, run_options(args, systematics=not args.no_systematics))
+    opts = run_options(args, systematics=not args.no_systematics)
+    opts.xrootd_timeout = args.xrootd_timeout
+    output = run(proc, fileset, opts)
     save_output(output, args.out)
     report(output, args.out)
     return 0

@@ -22,9 +22,12 @@ from coffea.processor.executor import FileMeta
 from analysis.configuration import config_hash
 from analysis.errors import ConfigError, InputFileError
 
+from .fileset import refuse_same_uuid
 from .schema import SoftTrackSchema
 
 EXECUTORS = ("futures", "iterative", "dask")
+#: seconds uproot waits on a remote (root://, http(s)://) file before giving up (coffea's default)
+XROOTD_TIMEOUT = 60
 #: exceptions that mean "this input is bad" (as opposed to a bug in the code)
 BAD_INPUT_ERRORS = (OSError, ValueError, KeyError, uproot.exceptions.KeyInFileError, InputFileError)
 
@@ -40,6 +43,8 @@ class RunOptions:
     retries: int = 2
     status: bool = True
     systematics: bool = True
+    #: uproot's open timeout (s) of remote files, in the preflight and on the workers
+    xrootd_timeout: int = XROOTD_TIMEOUT
     extra: dict = field(default_factory=dict)
 
 
@@ -56,7 +61,7 @@ def _file_key(path: str, tree: str) -> tuple | None:
     return (os.path.abspath(path), tree, st.st_size, st.st_mtime_ns)
 
 
-def inspect_file(path: str, tree: str) -> tuple[str | None, dict | None]:
+def inspect_file(path: str, tree: str, timeout: int = XROOTD_TIMEOUT) -> tuple[str | None, dict | None]:
     """(None, {"numentries", "uuid"}) if the file opens and has the tree with branches, else
     (the reason, None). Reading a tree's metadata costs ~0.25 s for our 172 branches (uproot
     deserializes every TBranch), so the answer for a local file is kept until it changes."""
@@ -64,7 +69,7 @@ def inspect_file(path: str, tree: str) -> tuple[str | None, dict | None]:
         key = _file_key(path, tree)
         if key in _CHECKED:
             return None, _CHECKED[key]
-        with uproot.open(path) as f:
+        with uproot.open(path, timeout=timeout) as f:
             if tree not in f:
                 return f"no {tree!r} tree in {path}", None
             t = f[tree]
@@ -85,7 +90,7 @@ def check_file(path: str, tree: str) -> str | None:
     return inspect_file(path, tree)[0]
 
 
-def preflight(fileset: dict, skip_bad_files: bool) -> tuple[dict, list[dict]]:
+def preflight(fileset: dict, skip_bad_files: bool, timeout: int = XROOTD_TIMEOUT) -> tuple[dict, list[dict]]:
     """The datasets' files that pass :func:`inspect_file` (the others skipped with their reason,
     or one InputFileError); each good file's entry count and UUID go into the dataset's
     ``"file_info"`` for :func:`execute`, so that coffea does not open the file again to learn them."""
@@ -93,7 +98,7 @@ def preflight(fileset: dict, skip_bad_files: bool) -> tuple[dict, list[dict]]:
     for name, entry in fileset.items():
         files, info = {}, {}
         for path, tree in entry["files"].items():
-            reason, meta = inspect_file(path, tree)
+            reason, meta = inspect_file(path, tree, timeout)
             if reason is None:
                 files[path], info[path] = tree, meta
             elif skip_bad_files:
@@ -210,7 +215,8 @@ def execute(proc: processor.ProcessorABC, fileset: dict, opts: RunOptions) -> di
     executor, handles = make_executor(opts)
     try:
         runner = processor.Runner(executor, schema=SoftTrackSchema, chunksize=opts.chunksize,
-                                  maxchunks=opts.max_chunks, skipbadfiles=False, metadata_cache=metadata_cache(fileset))
+                                  maxchunks=opts.max_chunks, skipbadfiles=False, metadata_cache=metadata_cache(fileset),
+                                  xrootdtimeout=opts.xrootd_timeout)
         files = {k: {"files": v["files"], "metadata": v["metadata"]} for k, v in fileset.items()}
         try:
             return runner(files, _Guarded(proc, opts.skip_bad_files), treename="Events")
@@ -243,7 +249,8 @@ def run(proc: processor.ProcessorABC, fileset: dict, opts: RunOptions) -> dict:
     selected = {k: v for k, v in fileset.items() if proc.accepts(v["metadata"])}
     if not selected:
         raise ConfigError(f"no dataset of the fileset is read by the {name} processor")
-    good, skipped = preflight(selected, opts.skip_bad_files)
+    good, skipped = preflight(selected, opts.skip_bad_files, opts.xrootd_timeout)
+    refuse_same_uuid(good)  # the same file under two names (a copy, a local path and a URL)
     result = dict(execute(proc, good, opts))
 
     def order(c):
