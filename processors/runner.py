@@ -79,7 +79,8 @@ def inspect_file(path: str, tree: str, timeout: int = XROOTD_TIMEOUT) -> tuple[s
     except FileNotFoundError:
         return f"file {path} not found", None
     except Exception as err:  # noqa: BLE001 - any failure to open is a bad file
-        return f"cannot read {path}: {type(err).__name__}: {err}", None
+        # one line: XRootD's messages end in a newline
+        return f"cannot read {path}: {type(err).__name__}: {' '.join(str(err).split())}", None
     if key is not None:
         _CHECKED[key] = info
     return None, info
