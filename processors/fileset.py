@@ -160,9 +160,9 @@ def _check_normalization(where: str, meta: dict) -> None:
     if not meta["is_data"]:
         missing = [k for k in ("xsec_pb", "sum_genweight") if meta.get(k) is None]
         if missing:
-            raise FilesetError(f"{where}: simulation (is_data false) needs metadata.{' and metadata.'.join(missing)} "
-                               "to be normalized: add them (cross section in pb, sum of generator weights), "
-                               "or set is_data true if it is data")
+            what = " and ".join(f"metadata.{k} ({NORMALIZATION_KEYS[k]})" for k in missing)
+            raise FilesetError(f"{where}: simulation (is_data false) is normalized with {what}: add "
+                               f"{'it' if len(missing) == 1 else 'them'}, or set is_data true if it is data")
     elif meta.get("lumi_fb") is None and any(meta.get(k) is not None for k in GENERATOR_KEYS):
         raise FilesetError(f"{where}: pseudo-data (metadata has the generator's keys) without metadata.lumi_fb: "
                            "simulation would be normalized to the configuration's luminosity instead of the "
@@ -229,28 +229,33 @@ def validate_fileset(raw: object, base: Path, source: str, extra_keys: dict[str,
     model = _dataset_model(extra_keys)
     if not isinstance(raw, dict) or not raw:
         raise FilesetError(f"{source} must be a non-empty object {{dataset: {{files, metadata}}}}")
-    out = {}
+    out, given = {}, {}
     for name, entry in raw.items():
         where = f"{source}, dataset {name!r}"
         try:
             ds = model.model_validate(entry)
         except ValidationError as err:
+            first = err.errors()[0]
+            if first["type"] == "missing":
+                key = ".".join(str(x) for x in first["loc"])
+                raise FilesetError(f"{where}: {key} is missing: add it (format: README.md, "
+                                   "\"Samples and filesets\")") from None
             raise FilesetError(describe_validation_error(err, where)) from None
         if not ds.files:
             raise FilesetError(f"{where}: files is empty: list its files as {{path: \"Events\"}}")
-        files, given = {}, {}
+        files, given[name] = {}, {}
         for f, tree in ds.files.items():
             resolved = resolve_file(f, base, where)
             if resolved in files:
-                refuse_duplicates([(name, given[resolved], resolved), (name, f, resolved)], "path", source)
-            files[resolved], given[resolved] = tree, f
+                refuse_duplicates([(name, given[name][resolved], resolved), (name, f, resolved)], "path", source)
+            files[resolved], given[name][resolved] = tree, f
         meta = ds.metadata.model_dump(exclude_none=True)
         _check_normalization(where, meta)
         _check_process(where, meta["process"], processes)
         meta.pop("processes", None)  # a list is not hashable metadata for coffea
         out[name] = {"files": files, "metadata": meta}
-    refuse_duplicates(((name, f, file_identity(f)) for name, entry in out.items() for f in entry["files"]),
-                      "real path", source)
+    refuse_duplicates(((name, given[name][f], file_identity(f)) for name, entry in out.items()
+                       for f in entry["files"]), "real path", source)
     return out
 
 

@@ -79,8 +79,9 @@ def inspect_file(path: str, tree: str, timeout: int = XROOTD_TIMEOUT) -> tuple[s
     except FileNotFoundError:
         return f"file {path} not found", None
     except Exception as err:  # noqa: BLE001 - any failure to open is a bad file
-        # one line: XRootD's messages end in a newline
-        return f"cannot read {path}: {type(err).__name__}: {' '.join(str(err).split())}", None
+        # one line (XRootD's messages end in a newline); a remote file names the timeout it had
+        remote = f" (remote, timeout {timeout} s: --xrootd-timeout)" if "://" in path else ""
+        return f"cannot read {path}{remote}: {type(err).__name__}: {' '.join(str(err).split())}", None
     if key is not None:
         _CHECKED[key] = info
     return None, info
