@@ -198,7 +198,7 @@ def refuse_same_uuid(fileset: dict) -> None:
     ``processors.runner.preflight``: entries and ROOT file UUID) are the same ROOT file."""
     refuse_duplicates(((name, path, _uuid_text(info["uuid"]))
                        for name, entry in fileset.items() for path, info in entry.get("file_info", {}).items()
-                       if info.get("uuid")), "ROOT file UUID")
+                       if info.get("uuid")), "ROOT file UUID", "fileset (files opened)")
 
 
 def _uuid_text(uuid) -> str:
