@@ -340,3 +340,37 @@ def test_https_equals_local(https_url, served, local_outputs, tmp_path):
     assert r.returncode == 0, r.stderr
     for analysis, out in local_outputs.items():
         _assert_identical(out, tmp_path / f"{analysis}.coffea", "https")
+
+
+def test_timeout_reaches_preflight_and_workers(served, tmp_path, monkeypatch):
+    """RunOptions.xrootd_timeout is uproot's open timeout in the preflight and coffea's
+    ``xrootdtimeout`` (uproot's timeout on the workers)."""
+    from processors import runner
+
+    src = served / "gen" / "fileset.json"
+    entry = next(iter(json.loads(src.read_text()).values()))
+    (path,) = entry["files"]
+    copy = tmp_path / "f.root"  # not in the preflight's cache
+    shutil.copy(path, copy)
+    seen = {}
+    real_open = runner.uproot.open
+
+    def recording_open(p, **kwargs):
+        seen["open"] = kwargs
+        return real_open(p, **kwargs)
+
+    monkeypatch.setattr(runner.uproot, "open", recording_open)
+
+    class Runner:
+        def __init__(self, executor, **kwargs):
+            seen["runner"] = kwargs
+
+        def __call__(self, *args, **kwargs):
+            return {}
+
+    monkeypatch.setattr(runner.processor, "Runner", Runner)
+    fileset = {"d": {"files": {str(copy): "Events"}, "metadata": entry["metadata"]}}
+    good, skipped = runner.preflight(fileset, False, 7)
+    assert not skipped and seen["open"]["timeout"] == 7
+    runner.execute(None, good, runner.RunOptions(executor="iterative", xrootd_timeout=7, status=False))
+    assert seen["runner"]["xrootdtimeout"] == 7
