@@ -64,10 +64,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --executor dask: an adaptive dask-gateway or dask-jobqueue cluster of up to "
                         "--workers workers (pip install 'softtrack[cluster]')")
     p.add_argument("--no-systematics", action="store_true", help="nominal only")
+    from processors.runner import XROOTD_TIMEOUT
+
+    p.add_argument("--xrootd-timeout", type=_positive_int, default=XROOTD_TIMEOUT, metavar="SECONDS",
+                   help="seconds uproot waits on a remote file (root://, https://) before giving up "
+                        f"(default {XROOTD_TIMEOUT})")
     for a in known.values():
         options = a.options()
         if options is not None:
             options.add_arguments(p.add_argument_group(f"{a.name} options"))
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be a positive whole number of seconds, got {text!r}")
+    return value
 
 
 def report(output: dict, out: Path, what: str = "events") -> None:
@@ -112,7 +127,8 @@ def main(args) -> int:
     _absolute_paths(args)
     out = args.out or args.rerun_skipped
     opts = replace(run_options(args, systematics=not args.no_systematics), retries=args.retries,
-                   checkpoint=str(args.checkpoint) if args.checkpoint else None, cluster=args.cluster)
+                   checkpoint=str(args.checkpoint) if args.checkpoint else None, cluster=args.cluster,
+                   xrootd_timeout=args.xrootd_timeout)
     check_options(opts)
     check_writable(out)
     previous = load_output(args.rerun_skipped) if args.rerun_skipped is not None else None

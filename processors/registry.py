@@ -37,6 +37,8 @@ class Analysis:
     process_options : module with ``add_arguments(group)`` (the analysis' own options of
         ``run.py process``, e.g. models and corrections) and ``processor_kwargs(args, name)``
         (the keyword arguments of its processor ``name`` from the parsed options).
+    processes : the process names of its datasets (fileset metadata ``process``); a fileset
+        whose process no registered analysis declares is refused (``processors.fileset``).
     """
 
     name: str
@@ -47,6 +49,7 @@ class Analysis:
     main_job: str | None = None
     default_processor: str | None = None
     process_options: str | None = None
+    processes: tuple[str, ...] = ()
 
     def processor_class(self, name: str | None = None):
         """The processor class ``name`` (default: the analysis' default processor)."""
@@ -143,3 +146,8 @@ def metadata_keys() -> dict[str, type]:
         for key, type_name in a.config_class()().metadata_keys.items():
             keys[key] = METADATA_TYPES[type_name]
     return keys
+
+
+def known_processes() -> frozenset[str]:
+    """The process names (fileset metadata ``process``) the registered analyses declare."""
+    return frozenset(p for a in analyses().values() for p in a.processes)

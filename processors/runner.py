@@ -49,9 +49,12 @@ from analysis.errors import (
 
 from .checkpoint import Checkpoints, FileInfoCache, chunk_key, default_cache_dir, fingerprint
 from .execution import Executed, Settings, Task, classify, describe_read_error, execute
+from .fileset import refuse_same_uuid
 
 EXECUTORS = ("futures", "iterative", "dask")
 CLUSTERS = ("gateway", "slurm", "htcondor")
+#: seconds uproot waits on a remote (root://, http(s)://) file before giving up (coffea's default)
+XROOTD_TIMEOUT = 60
 #: the only errors a run may skip (analysis/errors.py)
 BAD_INPUT_ERRORS = (DataFileError,)
 #: keys of a run's output that :func:`run` adds around the processor's accumulators
@@ -83,6 +86,8 @@ class RunOptions:
     #: seconds to reach a dask scheduler, and to wait for its first worker
     connect_timeout: float = 5.0
     worker_timeout: float = 60.0
+    #: uproot's open timeout (s) of remote files, in the preflight and on the workers
+    xrootd_timeout: int = XROOTD_TIMEOUT
     extra: dict = field(default_factory=dict)
 
 
@@ -174,7 +179,10 @@ def _inspect(path: str, tree: str, timeout: float | None = None,
                 return f"tree {tree!r} in {path} has no branches", None, False
     except Exception as err:  # noqa: BLE001 - any failure to open is a bad file
         kind, reason, transient = classify(err, path)
-        return (reason if kind == "data" else describe_read_error(err, path)), None, transient
+        reason = reason if kind == "data" else describe_read_error(err, path)
+        if "://" in path:  # a remote file names the timeout it had
+            reason += f" (remote, timeout {timeout} s: --xrootd-timeout)"
+        return reason, None, transient
     _CHECKED[key] = info
     if cache is not None:
         cache.put(key, info)
@@ -544,6 +552,7 @@ def run(proc: processor.ProcessorABC, fileset: dict, opts: RunOptions) -> dict:
     if not selected:
         raise ConfigError(f"no dataset of the fileset is read by the {name} processor")
     good, skipped = preflight(selected, opts.skip_bad_files, opts)
+    refuse_same_uuid(good)  # the same file under two names (a copy, a local path and a URL)
     chunks = plan(good, opts)
     totals, planned = {}, {}
     for ds, entry in selected.items():

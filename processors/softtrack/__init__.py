@@ -23,4 +23,7 @@ ANALYSIS = Analysis(
     main_job="commands.main_job:main",
     default_processor="signal",
     process_options="processors.softtrack.options",
+    # the toy generator's processes and pseudo-data streams (README "Samples and filesets")
+    processes=("zjets_nunu", "wjets_lnu", "ttjets", "dy_mumu", "qcd", "signal",
+               "data_met", "data_singlemuon", "data_jetht"),
 )

@@ -11,4 +11,6 @@ ANALYSIS = Analysis(
     config="analysis.zpeak.config:ZPeakConfig",
     processors={"zpeak": "processors.zpeak.processor:ZPeakProcessor"},
     default_processor="zpeak",
+    # Drell-Yan simulation and the single-muon data it is compared with
+    processes=("dy", "dy_mumu", "data_singlemuon"),
 )
