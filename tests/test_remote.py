@@ -343,34 +343,31 @@ def test_https_equals_local(https_url, served, local_outputs, tmp_path):
 
 
 def test_timeout_reaches_preflight_and_workers(served, tmp_path, monkeypatch):
-    """RunOptions.xrootd_timeout is uproot's open timeout in the preflight and coffea's
-    ``xrootdtimeout`` (uproot's timeout on the workers)."""
-    from processors import runner
+    """RunOptions.xrootd_timeout is uproot's open timeout in the preflight and in the chunks
+    the workers read (processors.execution)."""
+    import uproot
+
+    from processors import execution, runner
 
     src = served / "gen" / "fileset.json"
     entry = next(iter(json.loads(src.read_text()).values()))
     (path,) = entry["files"]
     copy = tmp_path / "f.root"  # not in the preflight's cache
     shutil.copy(path, copy)
-    seen = {}
-    real_open = runner.uproot.open
+    seen = []
+    real_open = uproot.open
 
     def recording_open(p, **kwargs):
-        seen["open"] = kwargs
+        seen.append(kwargs.get("timeout"))
         return real_open(p, **kwargs)
 
-    monkeypatch.setattr(runner.uproot, "open", recording_open)
-
-    class Runner:
-        def __init__(self, executor, **kwargs):
-            seen["runner"] = kwargs
-
-        def __call__(self, *args, **kwargs):
-            return {}
-
-    monkeypatch.setattr(runner.processor, "Runner", Runner)
+    monkeypatch.setattr(uproot, "open", recording_open)
     fileset = {"d": {"files": {str(copy): "Events"}, "metadata": entry["metadata"]}}
-    good, skipped = runner.preflight(fileset, False, 7)
-    assert not skipped and seen["open"]["timeout"] == 7
-    runner.execute(None, good, runner.RunOptions(executor="iterative", xrootd_timeout=7, status=False))
-    assert seen["runner"]["xrootdtimeout"] == 7
+    opts = runner.RunOptions(executor="iterative", xrootd_timeout=7, status=False, cache_dir="")
+    good, skipped = runner.preflight(fileset, False, opts)
+    assert not skipped and seen == [7]
+    task = execution.Task(index=0, dataset="d", filename=str(copy), treename="Events", entrystart=0, entrystop=10,
+                          fileuuid="", usermeta=entry["metadata"])
+    with execution._open(task, execution.Settings(timeout=opts.xrootd_timeout).timeout):
+        pass
+    assert seen == [7, 7]
