@@ -22,6 +22,11 @@ Two implementations:
 The upper limits solve CLs(mu) = level by Brent's method: the five expected limits each
 solve sqrt(q_mu,A) = x_N with x_N known in closed form (only Asimov fits), the observed
 one the full CLs(mu) = level.
+
+:func:`upper_limit` widens the POI range and computes the limits again when the free fit's
+mu-hat reaches its upper bound (a bounded fit would clip it, and a large excess would then
+give a too high observed limit) or a limit lies above it (docs/physics.md sec. 9, "POI
+range"); the result records the bound used and whether it was widened.
 """
 
 from __future__ import annotations
@@ -36,16 +41,20 @@ from typing import Any
 import numpy as np
 import pyhf
 from scipy.optimize import brentq
-from scipy.special import ndtr, ndtri
+from scipy.special import log_ndtr, ndtr, ndtri
 
-from analysis.errors import ConfigError
+from analysis.errors import ConfigError, YieldsError
 from analysis.stats.defaults import (
     STATS_CLS_LEVEL,
     STATS_LIMIT_RTOL,
     STATS_MEASUREMENT,
+    STATS_POI_FIT_INSIDE,
+    STATS_POI_MAX_WIDENINGS,
+    STATS_POI_WIDEN_FACTOR,
     STATS_TEST_STAT,
 )
 from analysis.stats.likelihood import FitResult, HistFactoryLikelihood
+from analysis.stats.workspace import with_poi_upper_bound
 
 #: order of the expected band: N sigma of the background-only test-statistic distribution
 #: (N = +2 gives the -2 sigma, i.e. lowest, limit), as pyhf returns it
@@ -120,6 +129,16 @@ class AsymptoticCLs:
         self._fits_asimov: dict[float, np.ndarray] = {0.0: background_only.pars}
         self.n_fits = 3
 
+    @property
+    def poi_upper_bound(self) -> float:
+        """Upper bound of mu in the model (its POI range is [0, this])."""
+        return float(self.nll.bounds[self.nll.poi_index][1])
+
+    @property
+    def mu_hat(self) -> float:
+        """Best-fit mu of the free fit to the data (within the POI range)."""
+        return float(self.free_data.pars[self.nll.poi_index])
+
     def _q(self, mu: float, data: np.ndarray, free: FitResult, fits: dict, cache: dict) -> float:
         if mu not in cache:
             nearest = min(fits, key=lambda m: abs(m - mu))
@@ -146,7 +165,11 @@ class AsymptoticCLs:
             t = sq - sqa
         else:
             t = (sq * sq - sqa * sqa) / (2.0 * sqa)
-        obs = float(ndtr(-(t + sqa)) / ndtr(-t))
+        denominator = ndtr(-t)
+        if denominator > 0:
+            obs = float(ndtr(-(t + sqa)) / denominator)
+        else:  # both tails underflow far above the limit: their ratio in logarithms
+            obs = float(np.exp(log_ndtr(-(t + sqa)) - log_ndtr(-t)))
         return obs, [expected_cls_from_sqrtqa(sqa, n) for n in EXPECTED_NSIGMA]
 
     def observed_cls(self, mu: float) -> float:
@@ -177,7 +200,10 @@ class AsymptoticCLs:
                 return float(brentq(func, lo, hi, rtol=rtol, xtol=1e-12 * hi))
             x_prev, f_prev = x, f
             step = (1.0 + step) * _BRACKET_GROWTH - 1.0
-        raise RuntimeError(f"could not bracket the upper limit around mu = {guess:g}")
+        raise YieldsError(
+            f"no upper limit: CLs does not cross the level between mu = {guess:.4g} and {x:.4g} (can a "
+            "nuisance parameter remove the signal, e.g. a variation in which it is empty?)"
+        )
 
     def upper_limits(
         self, level: float = STATS_CLS_LEVEL, rtol: float = STATS_LIMIT_RTOL
@@ -207,12 +233,32 @@ class LimitResult:
     cls_exp_mu1: list[float]
     n_fits: int
     seconds: float
+    #: best-fit mu of the free fit to the data, the POI upper bound the limits were computed
+    #: with, the bound of the workspace as given, and whether it had to be widened
+    mu_hat: float = float("nan")
+    poi_upper_bound: float = float("nan")
+    poi_upper_bound_initial: float = float("nan")
+    poi_bound_widened: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(out.pop("extra"))
         return out
+
+
+def _bound_reached(calc: AsymptoticCLs, level: float) -> tuple[float | None, tuple | None]:
+    """(mu that reached the POI upper bound or None, the limits if they were computed).
+
+    mu-hat above STATS_POI_FIT_INSIDE of the bound may be clipped by it: no limits are
+    computed then. Otherwise the limits are, and the largest one counts if it lies above
+    the bound (the scan left the POI range)."""
+    upper = calc.poi_upper_bound
+    if calc.mu_hat > STATS_POI_FIT_INSIDE * upper:
+        return calc.mu_hat, None
+    limits = calc.upper_limits(level)
+    top = max(limits[0], *limits[1])
+    return (top if top > upper else None), limits
 
 
 def upper_limit(
@@ -222,6 +268,11 @@ def upper_limit(
 ) -> LimitResult:
     """Observed and expected CLs upper limits on mu of one workspace spec, and CLs at mu = 1.
 
+    When mu-hat or a limit reaches the POI upper bound, the bound is widened and everything
+    computed again (docs/physics.md sec. 9, "POI range"); the result's ``poi_upper_bound``
+    is the bound used (:func:`~analysis.stats.workspace.with_poi_upper_bound` puts it into
+    the spec) and ``poi_bound_widened`` says whether it differs from the spec's.
+
     Parameters
     ----------
     spec : dict
@@ -229,20 +280,46 @@ def upper_limit(
     level : float
         CLs level (0.05: 95% CL).
     measurement : str, optional
-        Measurement name; ``None`` takes the workspace's first.
+        Measurement name; ``None`` or a name the workspace lacks takes its first.
+
+    Raises
+    ------
+    YieldsError
+        If mu-hat still reaches the bound after STATS_POI_MAX_WIDENINGS widenings.
     """
     start = time.perf_counter()
     names = [m["name"] for m in spec["measurements"]]
-    model, data = model_and_data(spec, measurement if measurement in names else None)
-    calc = AsymptoticCLs(model, data)
-    observed, expected = calc.upper_limits(level)
+    chosen = measurement if measurement in names else names[0]
+    calc = AsymptoticCLs(*model_and_data(spec, chosen))
+    initial = calc.poi_upper_bound
+    n_fits = 0
+    for widenings in range(STATS_POI_MAX_WIDENINGS + 1):
+        reached, limits = _bound_reached(calc, level)
+        if reached is None:
+            break
+        if widenings == STATS_POI_MAX_WIDENINGS:
+            raise YieldsError(
+                f"the best-fit mu ({calc.mu_hat:.4g}) or a limit ({reached:.4g}) still reaches the POI "
+                f"upper bound {calc.poi_upper_bound:.4g} after widening it {widenings} times from "
+                f"{initial:.4g}: check the signal yields (is the signal far too small for the excess?)"
+            )
+        n_fits += calc.n_fits
+        upper = STATS_POI_WIDEN_FACTOR * max(calc.poi_upper_bound, reached)
+        calc = AsymptoticCLs(*model_and_data(with_poi_upper_bound(spec, upper, chosen), chosen))
+    observed, expected = limits
     cls_obs, cls_exp = calc.cls(1.0)
-    return LimitResult(observed, expected, cls_obs, cls_exp, calc.n_fits, time.perf_counter() - start)
+    n_fits += calc.n_fits
+    return LimitResult(observed, expected, cls_obs, cls_exp, n_fits, time.perf_counter() - start,
+                       mu_hat=calc.mu_hat, poi_upper_bound=calc.poi_upper_bound,
+                       poi_upper_bound_initial=initial, poi_bound_widened=calc.poi_upper_bound != initial)
 
 
 def _limit_task(args: tuple[str, Mapping[str, Any], float]) -> tuple[str, LimitResult]:
     name, spec, level = args
-    return name, upper_limit(spec, level)
+    try:
+        return name, upper_limit(spec, level)
+    except YieldsError as err:
+        raise YieldsError(f"signal {name}: {err}") from None
 
 
 def upper_limits_grid(

@@ -30,6 +30,7 @@ of the processors is documented in :func:`workspace_from_histograms`.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -239,6 +240,25 @@ def poi_upper_bound(signal: np.ndarray, background: np.ndarray) -> float:
     return max(STATS_POI_MIN_UPPER, STATS_POI_UPPER_SIGMAS / math.sqrt(info))
 
 
+def with_poi_upper_bound(spec: Mapping[str, Any], upper: float, measurement: str | None = None) -> dict[str, Any]:
+    """A copy of ``spec`` whose POI upper bound is ``upper`` (lower bound and init kept) in
+    ``measurement`` (default: the first, as pyhf takes it); the POI gets a parameter entry
+    if it has none (pyhf's default bounds of a normfactor are [0, 10])."""
+    out = copy.deepcopy(dict(spec))
+    measurements = out["measurements"]
+    chosen = next((m for m in measurements if m["name"] == measurement), measurements[0])
+    config = chosen["config"]
+    poi = config["poi"]
+    parameters = config.setdefault("parameters", [])
+    entry = next((p for p in parameters if p["name"] == poi), None)
+    if entry is None:
+        entry = {"name": poi, "bounds": [[0.0, float(upper)]]}
+        parameters.append(entry)
+    lower = entry.get("bounds", [[0.0, None]])[0][0]
+    entry["bounds"] = [[lower, float(upper)]]
+    return out
+
+
 def build_workspace(
     observed: np.ndarray,
     backgrounds: Mapping[str, Mapping[str, Any]],
@@ -399,11 +419,33 @@ def _histogram_samples(
     if variances is None:
         raise ConfigError("signal-region histogram needs Weight() storage (variances for staterror)")
     out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
+    empty = set(empty_variations(h, process_axis))
     for i, proc in enumerate(h.axes[process_axis]):
         out[proc] = {
             syst: (values[i, j].astype(np.float64), variances[i, j].astype(np.float64))
-            for j, syst in enumerate(h.axes["systematic"])
+            for j, syst in enumerate(h.axes["systematic"]) if (proc, syst) not in empty
         }
+    return out
+
+
+def empty_variations(hist_sr, process_axis: str | None = None) -> list[tuple[str, str]]:
+    """(category, systematic) entries of the 'sr' histogram that were never filled (every bin
+    and variance zero) although the category's nominal was: a category without that
+    systematic, which then enters with its nominal (a histosys to zero would let the
+    variation remove the sample)."""
+    process_axis = process_axis or _process_axis(hist_sr)
+    h = hist_sr.project(process_axis, "systematic", "sr")
+    values, variances = h.values(flow=False), h.variances(flow=False)
+    if variances is None or NOMINAL not in h.axes["systematic"]:
+        return []
+    nominal = h.axes["systematic"].index(NOMINAL)
+    out = []
+    for i, proc in enumerate(h.axes[process_axis]):
+        if not np.any(values[i, nominal]):
+            continue
+        for j, syst in enumerate(h.axes["systematic"]):
+            if j != nominal and not np.any(values[i, j]) and not np.any(variances[i, j]):
+                out.append((str(proc), str(syst)))
     return out
 
 
