@@ -1,7 +1,7 @@
 """The main job (``python run.py`` with no arguments; DESIGN.md "The main job").
 
 1. generate the default toy sample into data/generated/default/ unless an identical one is
-   there (same request hash);
+   there (same request hash, every file as request.json records it; analysis.toymc.writer);
 2. run the cleaned Drell-Yan and the signal-region processors (refiner and classifier
    through ONNX when the shipped models are present), derive the corrections and write
    them as correctionlib JSON, then run both regions again with the corrections applied;
@@ -71,7 +71,13 @@ class Stages:
 
 def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: int = 1) -> Path:
     from analysis.toymc.processes import ALL_PROCESSES, DATA_STREAMS
-    from analysis.toymc.writer import generate_samples, present_fileset, request_hash
+    from analysis.toymc.writer import (
+        REQUEST,
+        check_sample,
+        generate_samples,
+        present_fileset,
+        request_hash,
+    )
 
     procs = [*ALL_PROCESSES, *DATA_STREAMS]
     points = default_signal_points()
@@ -81,6 +87,8 @@ def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: i
     if present is not None:
         stages.console.print(f"default sample present in {data} (hash {wanted})")
         return present
+    if (data / REQUEST).is_file():  # a sample is there, but not this one or not complete
+        stages.console.print(f"generating the default sample again: {check_sample(data, wanted)}")
 
     def progress(i, n, dataset, n_ev, dt):
         stages.console.print(f"  [{i:>3}/{n}] {dataset:<34} {n_ev:>7} events {dt:5.1f} s")
