@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.io import atomic_output, write_atomic
 from analysis.softtrack import config as cfg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,8 +116,8 @@ def derive_sr_edges(signal_output: dict, out: Path) -> dict:
     from processors.softtrack.stats import sr_edges
 
     result = sr_edges(signal_output)
-    (out / "sr_edges.json").write_text(json.dumps({"edges": {f"{k:g}": v for k, v in result["edges"].items()},
-                                                   "notes": result["notes"]}, indent=1))
+    write_atomic(out / "sr_edges.json", json.dumps({"edges": {f"{k:g}": v for k, v in result["edges"].items()},
+                                                    "notes": result["notes"]}, indent=1))
     return result
 
 
@@ -126,21 +127,24 @@ def limits_stage(signal_output: dict, out: Path, workers: int, corrections=None)
     background of the signal regions first (for the edges the output was filled with), with
     their uncertainties as shape systematics (corrections.softtrack.signal_regions)."""
     from analysis.stats.contour import plot_exclusion
+    from analysis.stats.defaults import STATS_MEASUREMENT
     from analysis.stats.limits import upper_limits_grid
-    from analysis.stats.workspace import parse_signal_point
+    from analysis.stats.workspace import parse_signal_point, with_poi_upper_bound
     from processors.softtrack.stats import limit_workspaces
 
     built = limit_workspaces(signal_output, corrections)
     specs = built.specs
     ws_dir = out / "workspaces"
-    ws_dir.mkdir(parents=True, exist_ok=True)
-    for s, spec in specs.items():
-        (ws_dir / f"{s}.json").write_text(json.dumps(spec, indent=1))
     t = time.perf_counter()
     results = upper_limits_grid(specs, workers=workers)
     seconds = time.perf_counter() - t
-    table = {s: {"expected": list(r.expected), "observed": r.observed, "workspace": str(ws_dir / f"{s}.json")}
-             for s, r in results.items()}
+    table = {}
+    for s, r in results.items():  # the workspaces as fit: with the POI bound the limits used
+        spec = with_poi_upper_bound(specs[s], r.poi_upper_bound, STATS_MEASUREMENT) if r.poi_bound_widened else specs[s]
+        table[s] = {"expected": list(r.expected), "observed": r.observed,
+                    "workspace": str(write_atomic(ws_dir / f"{s}.json", json.dumps(spec, indent=1)))}
+        if r.poi_bound_widened:
+            table[s]["poi_upper_bound"] = r.poi_upper_bound
     points = [parse_signal_point(s, "signal_") for s in results]
     files = []
     if len(points) >= 3:
@@ -152,7 +156,7 @@ def limits_stage(signal_output: dict, out: Path, workers: int, corrections=None)
     summary = {"signals": table, "workspace": str(ws_dir), "seconds": seconds, "luminosity_fb": sum(cfg.LUMI_FB.values()),
                "blinded": True, "signal_regions_used": built.kept_regions, "plots": [str(f) for f in files],
                "background_corrections": built.correction_notes}
-    (out / "limits.json").write_text(json.dumps(summary, indent=1))
+    write_atomic(out / "limits.json", json.dumps(summary, indent=1))
     return summary
 
 
@@ -179,7 +183,8 @@ def main(args) -> int:
 
     def process(region: str, corrections=None, tag: str = "", sr_edges=None):
         result = run_region(region, fileset, opts, scorer=scorer, corrections=corrections, sr_edges=sr_edges)
-        save(result, str(out / f"{region}{tag}.coffea"))
+        with atomic_output(out / f"{region}{tag}.coffea") as tmp:
+            save(result, str(tmp))
         return result
 
     dy_raw = stages.run("cleaned Drell-Yan (uncorrected)", process, "dy", None, "_uncorrected")
@@ -217,7 +222,7 @@ def main(args) -> int:
         "rs": rs, "limits": limits, "n_plots": len(plots), "sr_edges": edges,
         "notices": sorted(set(dy["notices"]) | set(sig["notices"])),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=1, default=str))
     print_summary(summary, sig, stages)
     return 0
 
@@ -254,7 +259,8 @@ def rs_stage(fileset: dict, out: Path, opts) -> dict:
     pred = predict(qcd, opts, rs_templates=str(templates))
     from coffea.util import save
 
-    save(pred, str(out / "rs_prediction.coffea"))
+    with atomic_output(out / "rs_prediction.coffea") as tmp:
+        save(pred, str(tmp))
     closure = {}
     for ds in sorted(qcd):
         try:

@@ -33,6 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.io import atomic_output, write_atomic
 from analysis.rs.defaults import RS_N_BOOTSTRAP, RS_N_SMEAR, RS_N_TEMPLATE_REPLICAS
 from analysis.softtrack.config import (
     RS_CLOSURE_BINS,
@@ -215,7 +216,8 @@ def plot(result: dict, output: dict, dataset: str, out: Path) -> list[Path]:
         rax.set_ylabel("R&S / sim.")
         rax.set_xlabel(OBS_LABELS.get(obs, obs))
         path = out / f"closure_{obs}.png"
-        fig.savefig(path, dpi=80, bbox_inches="tight")
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=80, bbox_inches="tight")
         plt.close(fig)
         files.append(path)
     resp = output["histograms"]["rs_response"]
@@ -230,7 +232,8 @@ def plot(result: dict, output: dict, dataset: str, out: Path) -> list[Path]:
         ax.set_title(f"{jet} jet, seed hard $H_T^{{miss}}$ > 200 GeV", fontsize=14)
         ax.legend(fontsize=14)
     path = out / "response_rebalanced.png"
-    fig.savefig(path, dpi=80, bbox_inches="tight")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=80, bbox_inches="tight")
     plt.close(fig)
     files.append(path)
     return files
@@ -287,7 +290,7 @@ def run_closure(out: Path, events: int, seed: int, era: str = RS_CLOSURE_ERA, n_
                         "n_bootstrap": n_bootstrap, "template_replicas": len(tsum["replica_files"]),
                         "template_pairs": tsum["template_pairs"], "template_lost_jets": tsum["template_lost_jets"],
                         "seconds": round(time.perf_counter() - t0, 1)}
-    (out / "closure.json").write_text(json.dumps(result, indent=1))
+    write_atomic(out / "closure.json", json.dumps(result, indent=1))
     if plots:
         plot(result, output, dataset, out)
     return result

@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from analysis.errors import ConfigError
+from analysis.io import atomic_output, write_atomic
 from analysis.softtrack.config import ERAS, REFINER_ENSEMBLE, REFINER_VARIABLES, TRACK_CLASSES
 
 NAME = "train"
@@ -113,8 +114,7 @@ def _require_torch() -> None:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1, default=float) + "\n")
+    write_atomic(path, json.dumps(obj, indent=1, default=float) + "\n")
 
 
 # --- refiner --------------------------------------------------------------------------
@@ -152,8 +152,8 @@ def _plot_refiner(path: Path, sim: np.ndarray, refined: np.ndarray, data: np.nda
         bottom.set_ylabel("ratio")
     fig.suptitle("Refinement on held-out tracks (Z -> mu mu events)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -256,8 +256,8 @@ def _plot_calibration(path: Path, calibration: dict[str, dict]) -> None:
     ax.set_ylabel("observed fraction (weighted)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
