@@ -110,9 +110,13 @@ def test_lg_small_excess_limits_bit_identical(excess):
 @pytest.mark.parametrize("norm_unc", [0.3, 0.5])
 def test_lg_expected_limits_above_the_bound(norm_unc):
     """A signal shaped like a background with a large normalization uncertainty: the expected
-    limits lie far above the statistical POI bound; the scan is not stopped there (pyhf's
-    expected CLs at them is 0.05) and the bound is widened to hold them."""
-    from analysis.stats import upper_limit
+    limits lie far above the statistical POI bound. The scan is not stopped there (pyhf's
+    expected CLs at them is 0.05; the limits are those of the spec's bound, bit for bit: only
+    the free fits see the bound) and the bound is widened to hold them, so that `pyhf cls`
+    takes them (before: 'lies outside of its bounds')."""
+    from analysis.stats import AsymptoticCLs, upper_limit
+    from analysis.stats.limits import model_and_data
+    from analysis.stats.workspace import with_poi_upper_bound
 
     y = {"regions": ["A", "B"], "observed": [1e4, 1e4],
          "backgrounds": {"bk": {"yields": [1e4, 1e4], "stat": [0.0, 0.0], "norm_unc": norm_unc}},
@@ -121,14 +125,34 @@ def test_lg_expected_limits_above_the_bound(norm_unc):
     res = upper_limit(spec)
     assert res.expected[4] > _lg_bound(spec)
     assert res.poi_bound_widened and max(res.expected[4], res.observed) < res.poi_upper_bound
-    from analysis.stats.limits import model_and_data
-    from analysis.stats.workspace import with_poi_upper_bound
-
-    model, data = model_and_data(with_poi_upper_bound(spec, 10 * res.poi_upper_bound))
+    assert (res.observed, res.expected) == AsymptoticCLs(*model_and_data(spec)).upper_limits()
+    model, data = model_and_data(with_poi_upper_bound(spec, res.poi_upper_bound))
     for i in (2, 4):
         _, expected = pyhf.infer.hypotest(res.expected[i], data, model, test_stat="qtilde",
                                           return_expected_set=True)
         assert float(expected[i]) == pytest.approx(0.05, abs=_LG_CLS_TOL)
+
+
+@pytest.mark.parametrize("mu", [0.5, 1.0])
+def test_lg_fit_stuck_in_a_failed_line_search_continues(mu):
+    """A signal variation that empties it (a histosys to zero): TNC stops with 'linear search
+    failed' far from the minimum of the fixed-mu fit; the fit continues with L-BFGS-B and CLs
+    equals pyhf's (before: 1.8e-8 at mu = 1, an exclusion, where pyhf gives 0.38)."""
+    from analysis.stats import AsymptoticCLs, cls_pyhf
+    from analysis.stats.limits import model_and_data
+
+    table2 = json.loads((ROOT / "tests" / "data" / "summary_table2_yields.json").read_text())
+    name = "signal_m115_dm0p568"
+    y = {k: table2[k] for k in ("regions", "observed", "lumi_unc")}
+    y["backgrounds"] = {
+        b: {**v, "shapes": {s: {"up": (hi * np.asarray(v["yields"])).tolist(), "down": (lo * np.asarray(v["yields"])).tolist()}
+                            for s, hi, lo in (("jes", 1.05, 0.96), ("pu", 1.02, 0.98))}}
+        for b, v in table2["backgrounds"].items()}
+    sig = table2["signals"][name]
+    y["signals"] = {name: {**sig, "shapes": {"jes": {"up": sig["yields"], "down": sig["yields"]},
+                                             "pu": {"up": [0.0] * 12, "down": [0.0] * 12}}}}
+    spec = _lg_spec(y)
+    assert AsymptoticCLs(*model_and_data(spec)).cls(mu)[0] == pytest.approx(cls_pyhf(spec, mu)[0], abs=_LG_CLS_TOL)
 
 
 def test_lg_limits_cli_says_the_bound_was_widened_and_writes_it(tmp_path, capsys):

@@ -23,10 +23,10 @@ The upper limits solve CLs(mu) = level by Brent's method: the five expected limi
 solve sqrt(q_mu,A) = x_N with x_N known in closed form (only Asimov fits), the observed
 one the full CLs(mu) = level.
 
-:func:`upper_limit` widens the POI range and computes the limits again when the free fit's
-mu-hat reaches its upper bound (a bounded fit would clip it, and a large excess would then
-give a too high observed limit) or a limit lies above it (docs/physics.md sec. 9, "POI
-range"); the result records the bound used and whether it was widened.
+:func:`upper_limit` widens the POI range and fits again when the free fit's mu-hat reaches
+its upper bound (a bounded fit would clip it, and a large excess would then give a too high
+observed limit), and widens it in the result when a limit lies above it (docs/physics.md
+sec. 9, "POI range"); the result records the bound and whether it was widened.
 """
 
 from __future__ import annotations
@@ -206,12 +206,16 @@ class AsymptoticCLs:
         )
 
     def upper_limits(
-        self, level: float = STATS_CLS_LEVEL, rtol: float = STATS_LIMIT_RTOL
+        self, level: float = STATS_CLS_LEVEL, rtol: float = STATS_LIMIT_RTOL, probe: float | None = None
     ) -> tuple[float, list[float]]:
-        """Observed and expected (-2, -1, 0, +1, +2 sigma) upper limits on mu at CLs = level."""
-        # Asimov width from one fit: sqrt(q_mu,A) ~ mu / sigma_A
+        """Observed and expected (-2, -1, 0, +1, +2 sigma) upper limits on mu at CLs = level.
+
+        ``probe``: the mu of the first Asimov-width estimate (default: a tenth of the POI
+        upper bound).
+        """
         # Asimov width sigma_A from sqrt(q_mu,A) ~ mu / sigma_A, refined after each limit
-        probe = float(self.nll.bounds[self.nll.poi_index][1]) / _PROBE_FRACTION
+        if probe is None:
+            probe = self.poi_upper_bound / _PROBE_FRACTION
         sigma_a = probe / max(self.sqrt_qmu_asimov(probe), np.finfo(float).tiny)
         expected: dict[int, float] = {}
         for n in (0, 1, -1, 2, -2):  # median first: the best start for its neighbours
@@ -247,20 +251,6 @@ class LimitResult:
         return out
 
 
-def _bound_reached(calc: AsymptoticCLs, level: float) -> tuple[float | None, tuple | None]:
-    """(mu that reached the POI upper bound or None, the limits if they were computed).
-
-    mu-hat above STATS_POI_FIT_INSIDE of the bound may be clipped by it: no limits are
-    computed then. Otherwise the limits are, and the largest one counts if it lies above
-    the bound (the scan left the POI range)."""
-    upper = calc.poi_upper_bound
-    if calc.mu_hat > STATS_POI_FIT_INSIDE * upper:
-        return calc.mu_hat, None
-    limits = calc.upper_limits(level)
-    top = max(limits[0], *limits[1])
-    return (top if top > upper else None), limits
-
-
 def upper_limit(
     spec: Mapping[str, Any],
     level: float = STATS_CLS_LEVEL,
@@ -268,10 +258,15 @@ def upper_limit(
 ) -> LimitResult:
     """Observed and expected CLs upper limits on mu of one workspace spec, and CLs at mu = 1.
 
-    When mu-hat or a limit reaches the POI upper bound, the bound is widened and everything
-    computed again (docs/physics.md sec. 9, "POI range"); the result's ``poi_upper_bound``
-    is the bound used (:func:`~analysis.stats.workspace.with_poi_upper_bound` puts it into
-    the spec) and ``poi_bound_widened`` says whether it differs from the spec's.
+    The POI range (docs/physics.md sec. 9, "POI range"): while the free fit's mu-hat lies above
+    STATS_POI_FIT_INSIDE of the upper bound (a bounded fit may have clipped it), the bound is
+    widened to STATS_POI_WIDEN_FACTOR times mu-hat and the fits are done again. Once mu-hat is
+    inside, the limits do not depend on the bound (only the free fits see it, the fixed-mu
+    fits do not), so a limit above the bound widens it in the result without new fits, to
+    STATS_POI_WIDEN_FACTOR times the largest limit, for the workspace to hold every limit
+    (``pyhf cls --test-poi`` refuses a mu outside the POI range). ``poi_upper_bound`` is that
+    bound (:func:`~analysis.stats.workspace.with_poi_upper_bound` puts it into the spec);
+    ``poi_bound_widened`` says whether it differs from the spec's.
 
     Parameters
     ----------
@@ -285,7 +280,8 @@ def upper_limit(
     Raises
     ------
     YieldsError
-        If mu-hat still reaches the bound after STATS_POI_MAX_WIDENINGS widenings.
+        If mu-hat still reaches the bound after STATS_POI_MAX_WIDENINGS widenings, or CLs does
+        not reach the level at any mu (no upper limit).
     """
     start = time.perf_counter()
     names = [m["name"] for m in spec["measurements"]]
@@ -294,24 +290,29 @@ def upper_limit(
     initial = calc.poi_upper_bound
     n_fits = 0
     for widenings in range(STATS_POI_MAX_WIDENINGS + 1):
-        reached, limits = _bound_reached(calc, level)
-        if reached is None:
+        if calc.mu_hat <= STATS_POI_FIT_INSIDE * calc.poi_upper_bound:
             break
         if widenings == STATS_POI_MAX_WIDENINGS:
             raise YieldsError(
-                f"the best-fit mu ({calc.mu_hat:.4g}) or a limit ({reached:.4g}) still reaches the POI "
-                f"upper bound {calc.poi_upper_bound:.4g} after widening it {widenings} times from "
-                f"{initial:.4g}: check the signal yields (is the signal far too small for the excess?)"
+                f"the best-fit mu ({calc.mu_hat:.4g}) still reaches the POI upper bound "
+                f"{calc.poi_upper_bound:.4g} after widening it {widenings} times from {initial:.4g}: "
+                "check the signal yields (is the signal far too small for the excess?)"
             )
         n_fits += calc.n_fits
-        upper = STATS_POI_WIDEN_FACTOR * max(calc.poi_upper_bound, reached)
+        upper = STATS_POI_WIDEN_FACTOR * max(calc.poi_upper_bound, calc.mu_hat)
         calc = AsymptoticCLs(*model_and_data(with_poi_upper_bound(spec, upper, chosen), chosen))
-    observed, expected = limits
+    # the first Asimov-width probe on the scale of the spec's bound (the widened bound's scale
+    # is that of mu-hat, not of the limits' spread)
+    observed, expected = calc.upper_limits(level, probe=initial / _PROBE_FRACTION)
     cls_obs, cls_exp = calc.cls(1.0)
     n_fits += calc.n_fits
+    upper = calc.poi_upper_bound
+    top = max(observed, *expected)
+    if top > upper:
+        upper = STATS_POI_WIDEN_FACTOR * top
     return LimitResult(observed, expected, cls_obs, cls_exp, n_fits, time.perf_counter() - start,
-                       mu_hat=calc.mu_hat, poi_upper_bound=calc.poi_upper_bound,
-                       poi_upper_bound_initial=initial, poi_bound_widened=calc.poi_upper_bound != initial)
+                       mu_hat=calc.mu_hat, poi_upper_bound=upper, poi_upper_bound_initial=initial,
+                       poi_bound_widened=upper != initial)
 
 
 def _limit_task(args: tuple[str, Mapping[str, Any], float]) -> tuple[str, LimitResult]:
