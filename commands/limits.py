@@ -184,7 +184,9 @@ def main(args: argparse.Namespace) -> int:
     from analysis.stats.contour import limits_on_grid, plot_exclusion
     from analysis.stats.limits import upper_limits_grid
     from analysis.stats.workspace import (
+        SIGNAL_SAMPLE,
         parse_signal_point,
+        vanishing_variations,
         with_poi_upper_bound,
         workspaces_from_yields,
     )
@@ -202,14 +204,19 @@ def main(args: argparse.Namespace) -> int:
     specs = (workspaces_from_yields(_load_json(args.yields)) if args.yields is not None
              else specs_from_histograms(args))
     ws_dir = args.out.parent / f"{args.out.stem}_workspaces"
+    for name, spec in specs.items():
+        empty = [v.split(": ", 1)[1] for v in vanishing_variations(spec) if v.startswith(f"{SIGNAL_SAMPLE}: ")]
+        if empty:
+            print(f"warning: {name}: the variation {', '.join(empty)} empties the signal: the likelihood has a "
+                  "second minimum there and the limits may miss it or not exist (compare with pyhf cls)")
     results = upper_limits_grid(specs, level=args.cls_target, workers=args.workers)
     signals: dict[str, dict] = {}
     for name, res in results.items():
         spec = specs[name]
         if res.poi_bound_widened:
             print(f"{name}: the POI upper bound {res.poi_upper_bound_initial:.4g} was reached (best-fit mu = "
-                  f"{res.mu_hat:.4g}, observed mu_up = {res.observed:.4g}): widened to {res.poi_upper_bound:.4g} "
-                  "and the limits computed again")
+                  f"{res.mu_hat:.4g}, largest limit {max(res.observed, *res.expected):.4g}): widened to "
+                  f"{res.poi_upper_bound:.4g} (docs/physics.md sec. 9, POI range)")
             spec = with_poi_upper_bound(spec, res.poi_upper_bound, STATS_MEASUREMENT)
         entry = res.to_json()
         entry["workspace"] = str(write_atomic(ws_dir / f"{name}.json", json.dumps(spec, indent=1)))

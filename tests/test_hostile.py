@@ -133,14 +133,8 @@ def test_lg_expected_limits_above_the_bound(norm_unc):
         assert float(expected[i]) == pytest.approx(0.05, abs=_LG_CLS_TOL)
 
 
-@pytest.mark.parametrize("mu", [0.5, 1.0])
-def test_lg_fit_stuck_in_a_failed_line_search_continues(mu):
-    """A signal variation that empties it (a histosys to zero): TNC stops with 'linear search
-    failed' far from the minimum of the fixed-mu fit; the fit continues with L-BFGS-B and CLs
-    equals pyhf's (before: 1.8e-8 at mu = 1, an exclusion, where pyhf gives 0.38)."""
-    from analysis.stats import AsymptoticCLs, cls_pyhf
-    from analysis.stats.limits import model_and_data
-
+def _lg_empty_signal_variation() -> dict:
+    """Table 2 with jes and pu shapes, the signal's pu variation empty (a histosys to zero)."""
     table2 = json.loads((ROOT / "tests" / "data" / "summary_table2_yields.json").read_text())
     name = "signal_m115_dm0p568"
     y = {k: table2[k] for k in ("regions", "observed", "lumi_unc")}
@@ -151,8 +145,29 @@ def test_lg_fit_stuck_in_a_failed_line_search_continues(mu):
     sig = table2["signals"][name]
     y["signals"] = {name: {**sig, "shapes": {"jes": {"up": sig["yields"], "down": sig["yields"]},
                                              "pu": {"up": [0.0] * 12, "down": [0.0] * 12}}}}
-    spec = _lg_spec(y)
+    return y
+
+
+@pytest.mark.parametrize("mu", [0.5, 1.0])
+def test_lg_fit_stuck_in_a_failed_line_search_continues(mu):
+    """A signal variation that empties it: TNC stops with 'linear search failed' far from the
+    minimum of the fixed-mu fit; the fit continues with L-BFGS-B and CLs equals pyhf's
+    (before: 1.8e-8 at mu = 1, an exclusion, where pyhf gives 0.38)."""
+    from analysis.stats import AsymptoticCLs, cls_pyhf
+    from analysis.stats.limits import model_and_data
+
+    spec = _lg_spec(_lg_empty_signal_variation())
     assert AsymptoticCLs(*model_and_data(spec)).cls(mu)[0] == pytest.approx(cls_pyhf(spec, mu)[0], abs=_LG_CLS_TOL)
+
+
+def test_lg_limits_cli_warns_of_a_variation_that_empties_the_signal(tmp_path, capsys):
+    """Its likelihood has a second minimum (pu = +-1 removes the signal) that the fits started
+    from the neighbouring mu can miss: the limits come with a one-line warning naming it."""
+    src = tmp_path / "yields.json"
+    src.write_text(json.dumps(_lg_empty_signal_variation()))
+    assert run.main(["limits", "--yields", str(src), "--out", str(tmp_path / "limits.json"), "--workers", "1"]) == 0
+    lines = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("warning:")]
+    assert len(lines) == 1 and all(w in lines[0] for w in ("signal_m115_dm0p568", "pu up, pu down", "empties")), lines
 
 
 def test_lg_limits_cli_says_the_bound_was_widened_and_writes_it(tmp_path, capsys):

@@ -32,7 +32,6 @@ from analysis.errors import ConfigError
 from analysis.stats.defaults import STATS_DATA_NAME, STATS_SIGNAL_PREFIX
 from analysis.stats.workspace import (
     _process_axis,
-    empty_variations,
     sum_over_eras,
     usable_regions,
     workspace_from_histograms,
@@ -159,13 +158,6 @@ def workspaces_from_output(
         result.messages.append(f"signal regions without background left out: "
                                f"{sorted(set(range(n_regions)) - set(kept))}; "
                                f"the workspaces' SR1..SR{len(kept)} are the regions {kept}")
-    empty = empty_variations(h)
-    if empty:
-        by_category: dict[str, list[str]] = {}
-        for category, syst in empty:
-            by_category.setdefault(category, []).append(syst)
-        result.messages.append("systematic entries never filled, taken as the nominal: " + "; ".join(
-            f"{c}: {', '.join(v)}" for c, v in by_category.items()))
     categories = list(h.axes[_process_axis(h)])
     signals = [c for c in categories if c.startswith(signal_prefix)]
     if not signals:

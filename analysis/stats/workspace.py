@@ -259,6 +259,25 @@ def with_poi_upper_bound(spec: Mapping[str, Any], upper: float, measurement: str
     return out
 
 
+def vanishing_variations(spec: Mapping[str, Any]) -> list[str]:
+    """``"sample: modifier up|down"`` for each histosys of the spec whose variation empties a
+    sample that is not empty: the likelihood then has a second minimum where that nuisance
+    parameter removes the sample (for the signal: the limits of the fast fits may miss it,
+    or none may exist)."""
+    out = []
+    for channel in spec["channels"]:
+        for sample in channel["samples"]:
+            if not any(sample["data"]):
+                continue
+            for mod in sample["modifiers"]:
+                if mod["type"] != "histosys":
+                    continue
+                for key, side in (("hi_data", "up"), ("lo_data", "down")):
+                    if not any(mod["data"][key]):
+                        out.append(f"{sample['name']}: {mod['name']} {side}")
+    return out
+
+
 def build_workspace(
     observed: np.ndarray,
     backgrounds: Mapping[str, Mapping[str, Any]],
@@ -419,33 +438,11 @@ def _histogram_samples(
     if variances is None:
         raise ConfigError("signal-region histogram needs Weight() storage (variances for staterror)")
     out: dict[str, dict[str, tuple[np.ndarray, np.ndarray]]] = {}
-    empty = set(empty_variations(h, process_axis))
     for i, proc in enumerate(h.axes[process_axis]):
         out[proc] = {
             syst: (values[i, j].astype(np.float64), variances[i, j].astype(np.float64))
-            for j, syst in enumerate(h.axes["systematic"]) if (proc, syst) not in empty
+            for j, syst in enumerate(h.axes["systematic"])
         }
-    return out
-
-
-def empty_variations(hist_sr, process_axis: str | None = None) -> list[tuple[str, str]]:
-    """(category, systematic) entries of the 'sr' histogram that were never filled (every bin
-    and variance zero) although the category's nominal was: a category without that
-    systematic, which then enters with its nominal (a histosys to zero would let the
-    variation remove the sample)."""
-    process_axis = process_axis or _process_axis(hist_sr)
-    h = hist_sr.project(process_axis, "systematic", "sr")
-    values, variances = h.values(flow=False), h.variances(flow=False)
-    if variances is None or NOMINAL not in h.axes["systematic"]:
-        return []
-    nominal = h.axes["systematic"].index(NOMINAL)
-    out = []
-    for i, proc in enumerate(h.axes[process_axis]):
-        if not np.any(values[i, nominal]):
-            continue
-        for j, syst in enumerate(h.axes["systematic"]):
-            if j != nominal and not np.any(values[i, j]) and not np.any(variances[i, j]):
-                out.append((str(proc), str(syst)))
     return out
 
 
