@@ -237,8 +237,9 @@ class LimitResult:
     cls_exp_mu1: list[float]
     n_fits: int
     seconds: float
-    #: best-fit mu of the free fit to the data, the POI upper bound the limits were computed
-    #: with, the bound of the workspace as given, and whether it had to be widened
+    #: best-fit mu of the free fit to the data; the POI upper bound of the workspace the limits
+    #: belong to (mu-hat well inside it, every limit below it), the bound of the workspace as
+    #: given, and whether it had to be widened (docs/physics.md sec. 9, "POI range")
     mu_hat: float = float("nan")
     poi_upper_bound: float = float("nan")
     poi_upper_bound_initial: float = float("nan")
