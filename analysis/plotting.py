@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.io import atomic_output, write_atomic
+
 #: process of the signal datasets; they are grouped by dataset name less its last "_<era>"
 SIGNAL_PROCESS = "signal"
 #: the group of every data dataset
@@ -110,8 +112,8 @@ def stack_plot(h, datasets: dict, path: Path, systematic: str = "nominal", title
         ax.set_ylim(max(total[total > 0].min() * 0.1, 1e-3), total.max() * 100)
     ax.set_xlabel("")
     ax.legend(fontsize=13, ncol=2)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90, bbox_inches="tight")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=90, bbox_inches="tight")
     plt.close(fig)
     return path
 
@@ -159,8 +161,7 @@ def write_cutflow(output: dict, out: Path, prefix: str = "", **table_kwargs) -> 
     """OUT/<prefix>cutflow.md: the cutflow table of a processor output (``table_kwargs`` go to
     :func:`cutflow_table`)."""
     path = out / f"{prefix}cutflow.md"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(cutflow_table(output["cutflow"], output["datasets"], **table_kwargs) + "\n")
+    write_atomic(path, cutflow_table(output["cutflow"], output["datasets"], **table_kwargs) + "\n")
     return path
 
 

@@ -17,6 +17,7 @@ import json
 from pathlib import Path
 
 from analysis.errors import InputFileError, YieldsError
+from analysis.io import write_atomic
 
 NAME = "abcd"
 HELP = "binned ABCD prediction of region A, closure, signal contamination and ABCD workspace"
@@ -61,10 +62,9 @@ def main(args: argparse.Namespace) -> int:
         out["signal_contamination"] = {k: v.tolist() for k, v in signal_contamination(raw["signal"]).items()}
     ws_path = args.out.with_name(f"{args.out.stem}_workspace.json")
     spec = abcd_workspace(obs, raw.get("signal"), blind_a=args.blind)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    ws_path.write_text(json.dumps(spec, indent=1))
+    write_atomic(ws_path, json.dumps(spec, indent=1))
     out["workspace"] = str(ws_path)
-    args.out.write_text(json.dumps(out, indent=1))
+    write_atomic(args.out, json.dumps(out, indent=1))
     for i, (v, u) in enumerate(zip(pred.value, pred.uncertainty, strict=True)):
         line = f"bin {i}: predicted A = {v:.4g} +- {u:.2g}"
         if not args.blind:

@@ -28,7 +28,12 @@ Input, one of:
                         nominal,jesUp,jesDown with its corrections file gives its limits)
 
 Output OUT.json: {"signals": {NAME: {"observed": mu, "expected": [m2, m1, median, p1, p2],
-"cls_obs_mu1", "cls_exp_mu1", "workspace", "m", "dm", ...}}, "workspace": DIR, ...}.
+"cls_obs_mu1", "cls_exp_mu1", "mu_hat", "poi_upper_bound", "poi_bound_widened", "workspace",
+"m", "dm", ...}}, "workspace": DIR, ...}. When the best-fit mu or a limit reaches the POI
+upper bound, the bound is widened and the limits computed again (docs/physics.md sec. 9,
+"POI range"), with a message; the workspace written carries the bound used. Nothing is
+written before every limit is computed, and each file is written atomically (a temporary
+file renamed into place), so an interrupted run leaves the previous outputs as they were.
 """
 
 from __future__ import annotations
@@ -41,9 +46,11 @@ from pathlib import Path
 from typing import Any
 
 from analysis.errors import ConfigError, InputFileError, YieldsError
+from analysis.io import write_atomic
 from analysis.stats.defaults import (
     STATS_CLS_LEVEL,
     STATS_DATA_NAME,
+    STATS_MEASUREMENT,
     STATS_SIGNAL_PREFIX,
     STATS_TEST_STAT,
 )
@@ -164,10 +171,25 @@ def specs_from_histograms(args: argparse.Namespace) -> dict[str, dict]:
     return result.specs
 
 
+def _check_writable(directory: Path, what: str) -> None:
+    """Create ``directory`` and make sure a file can be written there, before any fit runs."""
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        write_atomic(directory / ".write_test", "").unlink()
+    except OSError as err:
+        raise ConfigError(f"cannot write {what} into {directory}: {err.strerror or err}; choose another path") from None
+
+
 def main(args: argparse.Namespace) -> int:
     from analysis.stats.contour import limits_on_grid, plot_exclusion
     from analysis.stats.limits import upper_limits_grid
-    from analysis.stats.workspace import parse_signal_point, workspaces_from_yields
+    from analysis.stats.workspace import (
+        SIGNAL_SAMPLE,
+        parse_signal_point,
+        vanishing_variations,
+        with_poi_upper_bound,
+        workspaces_from_yields,
+    )
 
     if not 0.0 < args.cls_target < 1.0:
         raise ConfigError(f"--cls-target must be in (0, 1), got {args.cls_target}")
@@ -176,19 +198,28 @@ def main(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.corrections is not None and args.yields is not None:
         raise ConfigError("--corrections applies to --histograms, not to a yields file")
+    if args.out.is_dir():
+        raise ConfigError(f"--out {args.out} is a directory: give a file name, e.g. {args.out / 'limits.json'}")
+    _check_writable(args.out.parent, "--out")
     specs = (workspaces_from_yields(_load_json(args.yields)) if args.yields is not None
              else specs_from_histograms(args))
     ws_dir = args.out.parent / f"{args.out.stem}_workspaces"
-    ws_dir.mkdir(parents=True, exist_ok=True)
-    ws_paths = {}
     for name, spec in specs.items():
-        ws_paths[name] = ws_dir / f"{name}.json"
-        ws_paths[name].write_text(json.dumps(spec, indent=1))
+        empty = [v.split(": ", 1)[1] for v in vanishing_variations(spec) if v.startswith(f"{SIGNAL_SAMPLE}: ")]
+        if empty:
+            print(f"warning: {name}: the variation {', '.join(empty)} empties the signal: the likelihood has a "
+                  "second minimum there and the limits may miss it or not exist (compare with pyhf cls)")
     results = upper_limits_grid(specs, level=args.cls_target, workers=args.workers)
     signals: dict[str, dict] = {}
     for name, res in results.items():
+        spec = specs[name]
+        if res.poi_bound_widened:
+            print(f"{name}: the POI upper bound {res.poi_upper_bound_initial:.4g} was reached (best-fit mu = "
+                  f"{res.mu_hat:.4g}, largest limit {max(res.observed, *res.expected):.4g}): widened to "
+                  f"{res.poi_upper_bound:.4g} (docs/physics.md sec. 9, POI range)")
+            spec = with_poi_upper_bound(spec, res.poi_upper_bound, STATS_MEASUREMENT)
         entry = res.to_json()
-        entry["workspace"] = str(ws_paths[name])
+        entry["workspace"] = str(write_atomic(ws_dir / f"{name}.json", json.dumps(spec, indent=1)))
         try:
             entry["m"], entry["dm"] = parse_signal_point(name, args.signal_prefix)
         except ConfigError:
@@ -202,8 +233,7 @@ def main(args: argparse.Namespace) -> int:
         "calculator": "asymptotics",
         "seconds": time.perf_counter() - start,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1))
+    write_atomic(args.out, json.dumps(out, indent=1))
     for name, entry in signals.items():
         verdict = "excluded" if entry["observed"] < 1.0 else "not excluded"
         print(f"{name:32s} observed mu_up = {entry['observed']:8.4g}  expected = "

@@ -1,7 +1,7 @@
 """The main job (``python run.py`` with no arguments; DESIGN.md "The main job").
 
 1. generate the default toy sample into data/generated/default/ unless an identical one is
-   there (same request hash);
+   there (same request hash, every file as request.json records it; analysis.toymc.writer);
 2. run the cleaned Drell-Yan and the signal-region processors (refiner and classifier
    through ONNX when the shipped models are present), derive the corrections and write
    them as correctionlib JSON, then run both regions again with the corrections applied;
@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.io import atomic_output, write_atomic
 from analysis.softtrack import config as cfg
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +72,13 @@ class Stages:
 
 def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: int = 1) -> Path:
     from analysis.toymc.processes import ALL_PROCESSES, DATA_STREAMS
-    from analysis.toymc.writer import generate_samples, present_fileset, request_hash
+    from analysis.toymc.writer import (
+        REQUEST,
+        check_sample,
+        generate_samples,
+        present_fileset,
+        request_hash,
+    )
 
     procs = [*ALL_PROCESSES, *DATA_STREAMS]
     points = default_signal_points()
@@ -81,6 +88,8 @@ def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: i
     if present is not None:
         stages.console.print(f"default sample present in {data} (hash {wanted})")
         return present
+    if (data / REQUEST).is_file():  # a sample is there, but not this one or not complete
+        stages.console.print(f"generating the default sample again: {check_sample(data, wanted)}")
 
     def progress(i, n, dataset, n_ev, dt):
         stages.console.print(f"  [{i:>3}/{n}] {dataset:<34} {n_ev:>7} events {dt:5.1f} s")
@@ -107,8 +116,8 @@ def derive_sr_edges(signal_output: dict, out: Path) -> dict:
     from processors.softtrack.stats import sr_edges
 
     result = sr_edges(signal_output)
-    (out / "sr_edges.json").write_text(json.dumps({"edges": {f"{k:g}": v for k, v in result["edges"].items()},
-                                                   "notes": result["notes"]}, indent=1))
+    write_atomic(out / "sr_edges.json", json.dumps({"edges": {f"{k:g}": v for k, v in result["edges"].items()},
+                                                    "notes": result["notes"]}, indent=1))
     return result
 
 
@@ -118,21 +127,24 @@ def limits_stage(signal_output: dict, out: Path, workers: int, corrections=None)
     background of the signal regions first (for the edges the output was filled with), with
     their uncertainties as shape systematics (corrections.softtrack.signal_regions)."""
     from analysis.stats.contour import plot_exclusion
+    from analysis.stats.defaults import STATS_MEASUREMENT
     from analysis.stats.limits import upper_limits_grid
-    from analysis.stats.workspace import parse_signal_point
+    from analysis.stats.workspace import parse_signal_point, with_poi_upper_bound
     from processors.softtrack.stats import limit_workspaces
 
     built = limit_workspaces(signal_output, corrections)
     specs = built.specs
     ws_dir = out / "workspaces"
-    ws_dir.mkdir(parents=True, exist_ok=True)
-    for s, spec in specs.items():
-        (ws_dir / f"{s}.json").write_text(json.dumps(spec, indent=1))
     t = time.perf_counter()
     results = upper_limits_grid(specs, workers=workers)
     seconds = time.perf_counter() - t
-    table = {s: {"expected": list(r.expected), "observed": r.observed, "workspace": str(ws_dir / f"{s}.json")}
-             for s, r in results.items()}
+    table = {}
+    for s, r in results.items():  # the workspaces as fit: with the POI bound the limits used
+        spec = with_poi_upper_bound(specs[s], r.poi_upper_bound, STATS_MEASUREMENT) if r.poi_bound_widened else specs[s]
+        table[s] = {"expected": list(r.expected), "observed": r.observed,
+                    "workspace": str(write_atomic(ws_dir / f"{s}.json", json.dumps(spec, indent=1)))}
+        if r.poi_bound_widened:
+            table[s]["poi_upper_bound"] = r.poi_upper_bound
     points = [parse_signal_point(s, "signal_") for s in results]
     files = []
     if len(points) >= 3:
@@ -144,7 +156,7 @@ def limits_stage(signal_output: dict, out: Path, workers: int, corrections=None)
     summary = {"signals": table, "workspace": str(ws_dir), "seconds": seconds, "luminosity_fb": sum(cfg.LUMI_FB.values()),
                "blinded": True, "signal_regions_used": built.kept_regions, "plots": [str(f) for f in files],
                "background_corrections": built.correction_notes}
-    (out / "limits.json").write_text(json.dumps(summary, indent=1))
+    write_atomic(out / "limits.json", json.dumps(summary, indent=1))
     return summary
 
 
@@ -171,7 +183,8 @@ def main(args) -> int:
 
     def process(region: str, corrections=None, tag: str = "", sr_edges=None):
         result = run_region(region, fileset, opts, scorer=scorer, corrections=corrections, sr_edges=sr_edges)
-        save(result, str(out / f"{region}{tag}.coffea"))
+        with atomic_output(out / f"{region}{tag}.coffea") as tmp:
+            save(result, str(tmp))
         return result
 
     dy_raw = stages.run("cleaned Drell-Yan (uncorrected)", process, "dy", None, "_uncorrected")
@@ -209,7 +222,7 @@ def main(args) -> int:
         "rs": rs, "limits": limits, "n_plots": len(plots), "sr_edges": edges,
         "notices": sorted(set(dy["notices"]) | set(sig["notices"])),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=1, default=str))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=1, default=str))
     print_summary(summary, sig, stages)
     return 0
 
@@ -246,7 +259,8 @@ def rs_stage(fileset: dict, out: Path, opts) -> dict:
     pred = predict(qcd, opts, rs_templates=str(templates))
     from coffea.util import save
 
-    save(pred, str(out / "rs_prediction.coffea"))
+    with atomic_output(out / "rs_prediction.coffea") as tmp:
+        save(pred, str(tmp))
     closure = {}
     for ds in sorted(qcd):
         try:

@@ -31,6 +31,7 @@ import json
 import time
 from pathlib import Path
 
+from analysis.io import write_atomic
 from analysis.rs.defaults import RS_N_BOOTSTRAP, RS_N_SMEAR, RS_N_TEMPLATE_REPLICAS
 from analysis.softtrack.config import (
     RS_CLOSURE_ERA,
@@ -116,7 +117,7 @@ def run_closure(out: Path, events: int, seed: int, era: str = RS_CLOSURE_ERA, n_
                         "n_bootstrap": n_bootstrap, "template_replicas": len(tsum["replica_files"]),
                         "template_pairs": tsum["template_pairs"], "template_lost_jets": tsum["template_lost_jets"],
                         "seconds": round(time.perf_counter() - t0, 1)}
-    (out / "closure.json").write_text(json.dumps(result, indent=1))
+    write_atomic(out / "closure.json", json.dumps(result, indent=1))
     if plots:
         plot(result, output, dataset, out)
     return result

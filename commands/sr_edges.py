@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.io import write_atomic
 from analysis.softtrack.config import CLASSIFIER_DMS, SIDEBAND_LOGIT_RANGE
 from analysis.stats.defaults import SR_BACKGROUND_REL_UNC
 
@@ -47,8 +48,7 @@ def main(args: argparse.Namespace) -> int:
 
     scores = load_scores(args.scores, len(CLASSIFIER_DMS))
     out = sr_edges_from_scores(scores, CLASSIFIER_DMS, rel_unc=args.background_rel_unc, min_edge=args.min_edge)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(out, indent=1))
+    write_atomic(args.out, json.dumps(out, indent=1))
     for dm in CLASSIFIER_DMS:
         edges, z = out["edges"][f"{dm:g}"], out["z_asimov"][f"{dm:g}"]
         print(f"dm = {dm:g} GeV: lower edges {np.round(edges, 3).tolist()}  Z_A = {z:.2f}")

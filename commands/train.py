@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from analysis.errors import ConfigError
+from analysis.io import write_atomic
 from analysis.softtrack.config import ERAS, REFINER_ENSEMBLE, REFINER_VARIABLES, TRACK_CLASSES
 
 NAME = "train"
@@ -111,8 +112,7 @@ def _require_torch() -> None:
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(obj, indent=1, default=float) + "\n")
+    write_atomic(path, json.dumps(obj, indent=1, default=float) + "\n")
 
 
 # --- refiner --------------------------------------------------------------------------

@@ -303,7 +303,9 @@ def test_limits_cli_takes_the_processor_layout(tmp_path, table2, capsys):
 
     h = _processor_histogram(table2, np.random.default_rng(4))
     sr = np.arange(12)
-    for cat in ("pv_prompt", "pv_secondary", "spurious", "tau"):
+    # every category, the signals too, as the processor fills them (a signal without puUp/puDown
+    # would have a histosys to zero that removes it: no upper limit)
+    for cat in ("pv_prompt", "pv_secondary", "spurious", "tau", "signal_m115_dm0p568", "signal_m115_dm0p968"):
         for syst, scale in (("puUp", 1.02), ("puDown", 0.98), ("nocorr", 1.3)):
             y = h[{"dataset": cat, "systematic": "nominal"}].values() * scale
             h.fill(dataset=cat, systematic=syst, sr=np.repeat(sr, 50), weight=np.repeat(y / 50, 50))

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.errors import CorrectionError, InputFileError
+from analysis.io import atomic_output, write_atomic
 from analysis.rs.priors import RebalancePriors
 from analysis.rs.templates import JetResponseTemplates
 
@@ -181,10 +182,12 @@ def write_correctionset(path: str | Path, templates: JetResponseTemplates,
     path = Path(path)
     text = to_correctionset(templates, priors).model_dump_json(exclude_unset=True)
     if path.suffix == ".gz":
-        with gzip.open(path, "wt") as fh:
-            fh.write(text)
+        # through a temporary file renamed into place; the gzip header names the target
+        with atomic_output(path) as tmp, open(tmp, "wb") as raw, \
+                gzip.GzipFile(filename=str(path), fileobj=raw, mode="wb") as fh:
+            fh.write(text.encode("utf-8"))
     else:
-        path.write_text(text)
+        write_atomic(path, text)
     return path
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from analysis.constants import LUMI_FB
+from analysis.io import atomic_output
 from analysis.signal_models import signal_xsec_pb
 
 #: line styles of the contours (summary Fig. 5 right: expected red, observed black)
@@ -130,7 +131,8 @@ def plot_exclusion(
         stem.parent.mkdir(parents=True, exist_ok=True)
         for ext in ("png", "pdf"):
             path = stem.with_suffix(f".{ext}")
-            fig.savefig(path, bbox_inches="tight", dpi=150)
+            with atomic_output(path) as tmp:
+                fig.savefig(tmp, bbox_inches="tight", dpi=150)
             out.append(path)
         plt.close(fig)
     return out

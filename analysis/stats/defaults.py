@@ -23,6 +23,13 @@ STATS_TEST_STAT = "qtilde"
 #: Asimov estimate 1/sqrt(sum s^2/b); keeps the free fit unbounded in practice for weak points
 STATS_POI_MIN_UPPER = 10.0
 STATS_POI_UPPER_SIGMAS = 50.0
+#: widening of that range (docs/physics.md sec. 9, "POI range"): while the free fit's mu-hat lies
+#: above STATS_POI_FIT_INSIDE of the upper bound, the bound becomes STATS_POI_WIDEN_FACTOR times
+#: mu-hat and the fits are done again (at most STATS_POI_MAX_WIDENINGS times); an upper limit
+#: above the bound makes it STATS_POI_WIDEN_FACTOR times the largest limit (no new fits needed)
+STATS_POI_FIT_INSIDE = 0.5
+STATS_POI_WIDEN_FACTOR = 4.0
+STATS_POI_MAX_WIDENINGS = 12
 #: relative precision of the root finding of the upper limits on mu
 STATS_LIMIT_RTOL = 1e-6
 #: signal-region binning (docs/physics.md sec. 4): Asimov significance with this relative

@@ -39,6 +39,14 @@ FIT_FTOL = 1e-12
 FIT_GTOL = 1e-7
 FIT_MAXFUN = 5000
 TNC_MAXFUN_STATUS = 3
+#: TNC can stop with "linear search failed" (status 4) far from the minimum (seen where a
+#: histosys drives a sample's rate to zero): a projected gradient of -2 ln L above this there
+#: (converged fits end below ~3e-4) makes the fit continue with L-BFGS-B, whose result is
+#: taken if it is lower by more than FIT_FALLBACK_MIN_GAIN (badly scaled, flat likelihoods
+#: also stop there, at their minimum: their fits stay as they were)
+TNC_LINESEARCH_FAILED_STATUS = 4
+FIT_FALLBACK_PGTOL = 1e-2
+FIT_FALLBACK_MIN_GAIN = 1e-6
 _LOG_2PI = float(np.log(2.0 * np.pi))
 #: pyhf's code4 (normsys) polynomial: coefficients = _CODE4_AINV @ b for alpha0 = 1, with
 #: b = [hi - 1, lo - 1, hi ln hi, -lo ln lo, hi ln^2 hi, lo ln^2 lo] (pyhf/interpolators/code4.py)
@@ -299,11 +307,33 @@ class HistFactoryLikelihood:
             objective, x0, jac=True, method="TNC", bounds=bounds,
             options={"ftol": FIT_FTOL, "gtol": FIT_GTOL, "maxfun": FIT_MAXFUN},
         )
-        pars = start.copy()
-        pars[free] = res.x
         # TNC status 4 ("linear search failed") means no further decrease was found: at the
-        # minimum to numerical precision; only running out of evaluations is a failure.
-        return FitResult(pars, float(res.fun), res.status != TNC_MAXFUN_STATUS)
+        # minimum to numerical precision, unless the projected gradient says otherwise;
+        # running out of evaluations is a failure.
+        x, value, success = res.x, float(res.fun), res.status != TNC_MAXFUN_STATUS
+        if (res.status == TNC_LINESEARCH_FAILED_STATUS
+                and _projected_gradient(objective, x, bounds) > FIT_FALLBACK_PGTOL):
+            alt = minimize(
+                objective, x, jac=True, method="L-BFGS-B", bounds=bounds,
+                options={"ftol": FIT_FTOL, "gtol": FIT_GTOL, "maxfun": FIT_MAXFUN},
+            )
+            if alt.fun < value - FIT_FALLBACK_MIN_GAIN:
+                x, value = alt.x, float(alt.fun)
+                success = _projected_gradient(objective, x, bounds) <= FIT_FALLBACK_PGTOL
+        pars = start.copy()
+        pars[free] = x
+        return FitResult(pars, value, success)
+
+
+def _projected_gradient(objective, x: np.ndarray, bounds: list[tuple[float, float]]) -> float:
+    """Largest gradient component of ``objective`` at ``x`` that the bounds do not block."""
+    if x.size == 0:
+        return 0.0
+    grad = np.asarray(objective(x)[1], dtype=np.float64)
+    lo = np.array([b[0] for b in bounds])
+    hi = np.array([b[1] for b in bounds])
+    blocked = ((x <= lo) & (grad > 0)) | ((x >= hi) & (grad < 0))
+    return float(np.max(np.abs(np.where(blocked, 0.0, grad))))
 
 
 @numba.njit(cache=True)

@@ -22,6 +22,11 @@ Two implementations:
 The upper limits solve CLs(mu) = level by Brent's method: the five expected limits each
 solve sqrt(q_mu,A) = x_N with x_N known in closed form (only Asimov fits), the observed
 one the full CLs(mu) = level.
+
+:func:`upper_limit` widens the POI range and fits again when the free fit's mu-hat reaches
+its upper bound (a bounded fit would clip it, and a large excess would then give a too high
+observed limit), and widens it in the result when a limit lies above it (docs/physics.md
+sec. 9, "POI range"); the result records the bound and whether it was widened.
 """
 
 from __future__ import annotations
@@ -36,16 +41,20 @@ from typing import Any
 import numpy as np
 import pyhf
 from scipy.optimize import brentq
-from scipy.special import ndtr, ndtri
+from scipy.special import log_ndtr, ndtr, ndtri
 
-from analysis.errors import ConfigError
+from analysis.errors import ConfigError, YieldsError
 from analysis.stats.defaults import (
     STATS_CLS_LEVEL,
     STATS_LIMIT_RTOL,
     STATS_MEASUREMENT,
+    STATS_POI_FIT_INSIDE,
+    STATS_POI_MAX_WIDENINGS,
+    STATS_POI_WIDEN_FACTOR,
     STATS_TEST_STAT,
 )
 from analysis.stats.likelihood import FitResult, HistFactoryLikelihood
+from analysis.stats.workspace import with_poi_upper_bound
 
 #: order of the expected band: N sigma of the background-only test-statistic distribution
 #: (N = +2 gives the -2 sigma, i.e. lowest, limit), as pyhf returns it
@@ -120,6 +129,16 @@ class AsymptoticCLs:
         self._fits_asimov: dict[float, np.ndarray] = {0.0: background_only.pars}
         self.n_fits = 3
 
+    @property
+    def poi_upper_bound(self) -> float:
+        """Upper bound of mu in the model (its POI range is [0, this])."""
+        return float(self.nll.bounds[self.nll.poi_index][1])
+
+    @property
+    def mu_hat(self) -> float:
+        """Best-fit mu of the free fit to the data (within the POI range)."""
+        return float(self.free_data.pars[self.nll.poi_index])
+
     def _q(self, mu: float, data: np.ndarray, free: FitResult, fits: dict, cache: dict) -> float:
         if mu not in cache:
             nearest = min(fits, key=lambda m: abs(m - mu))
@@ -146,7 +165,11 @@ class AsymptoticCLs:
             t = sq - sqa
         else:
             t = (sq * sq - sqa * sqa) / (2.0 * sqa)
-        obs = float(ndtr(-(t + sqa)) / ndtr(-t))
+        denominator = ndtr(-t)
+        if denominator > 0:
+            obs = float(ndtr(-(t + sqa)) / denominator)
+        else:  # both tails underflow far above the limit: their ratio in logarithms
+            obs = float(np.exp(log_ndtr(-(t + sqa)) - log_ndtr(-t)))
         return obs, [expected_cls_from_sqrtqa(sqa, n) for n in EXPECTED_NSIGMA]
 
     def observed_cls(self, mu: float) -> float:
@@ -177,15 +200,22 @@ class AsymptoticCLs:
                 return float(brentq(func, lo, hi, rtol=rtol, xtol=1e-12 * hi))
             x_prev, f_prev = x, f
             step = (1.0 + step) * _BRACKET_GROWTH - 1.0
-        raise RuntimeError(f"could not bracket the upper limit around mu = {guess:g}")
+        raise YieldsError(
+            f"no upper limit: CLs does not cross the level between mu = {guess:.4g} and {x:.4g} (can a "
+            "nuisance parameter remove the signal, e.g. a variation in which it is empty?)"
+        )
 
     def upper_limits(
-        self, level: float = STATS_CLS_LEVEL, rtol: float = STATS_LIMIT_RTOL
+        self, level: float = STATS_CLS_LEVEL, rtol: float = STATS_LIMIT_RTOL, probe: float | None = None
     ) -> tuple[float, list[float]]:
-        """Observed and expected (-2, -1, 0, +1, +2 sigma) upper limits on mu at CLs = level."""
-        # Asimov width from one fit: sqrt(q_mu,A) ~ mu / sigma_A
+        """Observed and expected (-2, -1, 0, +1, +2 sigma) upper limits on mu at CLs = level.
+
+        ``probe``: the mu of the first Asimov-width estimate (default: a tenth of the POI
+        upper bound).
+        """
         # Asimov width sigma_A from sqrt(q_mu,A) ~ mu / sigma_A, refined after each limit
-        probe = float(self.nll.bounds[self.nll.poi_index][1]) / _PROBE_FRACTION
+        if probe is None:
+            probe = self.poi_upper_bound / _PROBE_FRACTION
         sigma_a = probe / max(self.sqrt_qmu_asimov(probe), np.finfo(float).tiny)
         expected: dict[int, float] = {}
         for n in (0, 1, -1, 2, -2):  # median first: the best start for its neighbours
@@ -207,6 +237,13 @@ class LimitResult:
     cls_exp_mu1: list[float]
     n_fits: int
     seconds: float
+    #: best-fit mu of the free fit to the data; the POI upper bound of the workspace the limits
+    #: belong to (mu-hat well inside it, every limit below it), the bound of the workspace as
+    #: given, and whether it had to be widened (docs/physics.md sec. 9, "POI range")
+    mu_hat: float = float("nan")
+    poi_upper_bound: float = float("nan")
+    poi_upper_bound_initial: float = float("nan")
+    poi_bound_widened: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
@@ -222,6 +259,16 @@ def upper_limit(
 ) -> LimitResult:
     """Observed and expected CLs upper limits on mu of one workspace spec, and CLs at mu = 1.
 
+    The POI range (docs/physics.md sec. 9, "POI range"): while the free fit's mu-hat lies above
+    STATS_POI_FIT_INSIDE of the upper bound (a bounded fit may have clipped it), the bound is
+    widened to STATS_POI_WIDEN_FACTOR times mu-hat and the fits are done again. Once mu-hat is
+    inside, the limits do not depend on the bound (only the free fits see it, the fixed-mu
+    fits do not), so a limit above the bound widens it in the result without new fits, to
+    STATS_POI_WIDEN_FACTOR times the largest limit, for the workspace to hold every limit
+    (``pyhf cls --test-poi`` refuses a mu outside the POI range). ``poi_upper_bound`` is that
+    bound (:func:`~analysis.stats.workspace.with_poi_upper_bound` puts it into the spec);
+    ``poi_bound_widened`` says whether it differs from the spec's.
+
     Parameters
     ----------
     spec : dict
@@ -229,20 +276,52 @@ def upper_limit(
     level : float
         CLs level (0.05: 95% CL).
     measurement : str, optional
-        Measurement name; ``None`` takes the workspace's first.
+        Measurement name; ``None`` or a name the workspace lacks takes its first.
+
+    Raises
+    ------
+    YieldsError
+        If mu-hat still reaches the bound after STATS_POI_MAX_WIDENINGS widenings, or CLs does
+        not reach the level at any mu (no upper limit).
     """
     start = time.perf_counter()
     names = [m["name"] for m in spec["measurements"]]
-    model, data = model_and_data(spec, measurement if measurement in names else None)
-    calc = AsymptoticCLs(model, data)
-    observed, expected = calc.upper_limits(level)
+    chosen = measurement if measurement in names else names[0]
+    calc = AsymptoticCLs(*model_and_data(spec, chosen))
+    initial = calc.poi_upper_bound
+    n_fits = 0
+    for widenings in range(STATS_POI_MAX_WIDENINGS + 1):
+        if calc.mu_hat <= STATS_POI_FIT_INSIDE * calc.poi_upper_bound:
+            break
+        if widenings == STATS_POI_MAX_WIDENINGS:
+            raise YieldsError(
+                f"the best-fit mu ({calc.mu_hat:.4g}) still reaches the POI upper bound "
+                f"{calc.poi_upper_bound:.4g} after widening it {widenings} times from {initial:.4g}: "
+                "check the signal yields (is the signal far too small for the excess?)"
+            )
+        n_fits += calc.n_fits
+        upper = STATS_POI_WIDEN_FACTOR * max(calc.poi_upper_bound, calc.mu_hat)
+        calc = AsymptoticCLs(*model_and_data(with_poi_upper_bound(spec, upper, chosen), chosen))
+    # the first Asimov-width probe on the scale of the spec's bound (the widened bound's scale
+    # is that of mu-hat, not of the limits' spread)
+    observed, expected = calc.upper_limits(level, probe=initial / _PROBE_FRACTION)
     cls_obs, cls_exp = calc.cls(1.0)
-    return LimitResult(observed, expected, cls_obs, cls_exp, calc.n_fits, time.perf_counter() - start)
+    n_fits += calc.n_fits
+    upper = calc.poi_upper_bound
+    top = max(observed, *expected)
+    if top > upper:
+        upper = STATS_POI_WIDEN_FACTOR * top
+    return LimitResult(observed, expected, cls_obs, cls_exp, n_fits, time.perf_counter() - start,
+                       mu_hat=calc.mu_hat, poi_upper_bound=upper, poi_upper_bound_initial=initial,
+                       poi_bound_widened=upper != initial)
 
 
 def _limit_task(args: tuple[str, Mapping[str, Any], float]) -> tuple[str, LimitResult]:
     name, spec, level = args
-    return name, upper_limit(spec, level)
+    try:
+        return name, upper_limit(spec, level)
+    except YieldsError as err:
+        raise YieldsError(f"signal {name}: {err}") from None
 
 
 def upper_limits_grid(

@@ -30,6 +30,7 @@ of the processors is documented in :func:`workspace_from_histograms`.
 
 from __future__ import annotations
 
+import copy
 import math
 import re
 from collections.abc import Mapping, Sequence
@@ -237,6 +238,44 @@ def poi_upper_bound(signal: np.ndarray, background: np.ndarray) -> float:
     if info <= 0:
         raise YieldsError("the signal is zero in every region: no limit can be set on it")
     return max(STATS_POI_MIN_UPPER, STATS_POI_UPPER_SIGMAS / math.sqrt(info))
+
+
+def with_poi_upper_bound(spec: Mapping[str, Any], upper: float, measurement: str | None = None) -> dict[str, Any]:
+    """A copy of ``spec`` whose POI upper bound is ``upper`` (lower bound and init kept) in
+    ``measurement`` (default: the first, as pyhf takes it); the POI gets a parameter entry
+    if it has none (pyhf's default bounds of a normfactor are [0, 10])."""
+    out = copy.deepcopy(dict(spec))
+    measurements = out["measurements"]
+    chosen = next((m for m in measurements if m["name"] == measurement), measurements[0])
+    config = chosen["config"]
+    poi = config["poi"]
+    parameters = config.setdefault("parameters", [])
+    entry = next((p for p in parameters if p["name"] == poi), None)
+    if entry is None:
+        entry = {"name": poi, "bounds": [[0.0, float(upper)]]}
+        parameters.append(entry)
+    lower = entry.get("bounds", [[0.0, None]])[0][0]
+    entry["bounds"] = [[lower, float(upper)]]
+    return out
+
+
+def vanishing_variations(spec: Mapping[str, Any]) -> list[str]:
+    """``"sample: modifier up|down"`` for each histosys of the spec whose variation empties a
+    sample that is not empty: the likelihood then has a second minimum where that nuisance
+    parameter removes the sample (for the signal: the limits of the fast fits may miss it,
+    or none may exist)."""
+    out = []
+    for channel in spec["channels"]:
+        for sample in channel["samples"]:
+            if not any(sample["data"]):
+                continue
+            for mod in sample["modifiers"]:
+                if mod["type"] != "histosys":
+                    continue
+                for key, side in (("hi_data", "up"), ("lo_data", "down")):
+                    if not any(mod["data"][key]):
+                        out.append(f"{sample['name']}: {mod['name']} {side}")
+    return out
 
 
 def build_workspace(

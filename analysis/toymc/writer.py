@@ -6,8 +6,17 @@ track extension of analysis/contract.py) and DIR/fileset.json:
 ``era``, ``is_data``, ``xsec_pb`` and ``sum_genweight`` (simulation), ``lumi_fb``
 (pseudo-data: the equivalent luminosity of the generated stream), ``m_chargino`` and
 ``dm_chargino`` (signal). Pseudo-data streams are data_met, data_singlemuon, data_jetht.
-DIR/request.json records what was asked for and its :func:`request_hash`, so that a caller
-can reuse a sample already there (:func:`present_fileset`).
+DIR/request.json records what was asked for and its :func:`request_hash`, the sha256 of
+fileset.json and each file's name, size, UUID and entries, so that a caller can reuse a
+sample already there (:func:`present_fileset`, which checks all of it: :func:`check_sample`).
+
+A sample replaces the one in DIR atomically: it is written into DIR/.generate-<pid>/, and
+only when it is complete is a commit record written there and the files moved into DIR
+(request.json withdrawn first, fileset.json and request.json moved last; files of the
+previous sample that the new one lacks removed). A generate killed before the commit leaves
+the previous sample as it was; one killed during the moves is finished by the next
+:func:`generate_samples` or :func:`present_fileset` on DIR (:func:`recover`). Other files in
+DIR are left alone.
 """
 
 from __future__ import annotations
@@ -15,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -23,6 +33,7 @@ import numpy as np
 import uproot
 
 from analysis.errors import ConfigError
+from analysis.io import write_atomic
 
 from .jagged import Jagged
 from .memory import keep_freed_memory
@@ -30,6 +41,12 @@ from .processes import DATA_STREAMS, signal_dataset_name
 from .sample import generate_mc, generate_stream
 
 COMPRESSION = uproot.ZSTD(1)
+FILESET = "fileset.json"
+REQUEST = "request.json"
+#: DIR/.generate-<pid>/: a sample being written by process <pid>; COMMIT in it: complete
+STAGING_PREFIX = ".generate-"
+COMMIT = "commit.json"
+TREE = "Events"
 GENERATOR_VERSION = "7"  # 2: numba track/vertex/PF kernels (new random streams); 3: fewer
 #   transcendental calls per track (same random streams, values differ in the last bits); 4: the
 #   kernels draw from inlined xoshiro256++ streams (analysis.toymc.rand; new random streams); 5: the
@@ -105,9 +122,18 @@ def request_hash(eras, procs, points, n, seed, signal_events: int | None = None)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _generate_one(task) -> tuple[str, dict, float]:
-    """One sample: generate and write it; its own random stream makes it independent of the others."""
-    out, dataset, proc, era, point, n, n_signal, seed = task
+def file_record(path: Path) -> dict:
+    """What request.json records of a written file: name, size, UUID and entries."""
+    path = Path(path)
+    with uproot.open(path) as f:
+        uuid, entries = str(f.file.uuid), int(f[TREE].num_entries)
+    return {"file": path.name, "size": path.stat().st_size, "uuid": uuid, "entries": entries}
+
+
+def _generate_one(task) -> tuple[str, dict, dict, float]:
+    """One sample: generate and write it into the staging directory (its fileset entry names
+    its final place); its own random stream makes it independent of the others."""
+    staging, final, dataset, proc, era, point, n, n_signal, seed = task
     keep_freed_memory()  # this process (or worker) is generating: reuse freed memory, no page faults
     t0 = time.perf_counter()
     if proc in DATA_STREAMS:
@@ -116,30 +142,35 @@ def _generate_one(task) -> tuple[str, dict, float]:
         branches, meta = generate_mc(proc, era, n_signal, seed, m_chargino=point[0], dm=point[1])
     else:
         branches, meta = generate_mc(proc, era, n, seed)
-    path = out / f"{dataset}.root"
-    write_root(path, branches)
+    name = f"{dataset}.root"
+    write_root(staging / name, branches)
     meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in meta.items()}
     meta["generator_version"] = GENERATOR_VERSION
-    return dataset, {"files": {str(path.resolve()): "Events"}, "metadata": meta}, time.perf_counter() - t0
+    entry = {"files": {str((final / name).resolve()): TREE}, "metadata": meta}
+    return dataset, entry, file_record(staging / name), time.perf_counter() - t0
 
 
-def _collect(results, fileset: dict, n_jobs: int, progress) -> None:
-    for i, (dataset, entry, seconds) in enumerate(results):
+def _collect(results, fileset: dict, records: dict, n_jobs: int, progress) -> None:
+    for i, (dataset, entry, record, seconds) in enumerate(results):
         fileset[dataset] = entry
+        records[dataset] = record
         if progress:
             progress(i + 1, n_jobs, dataset, entry["metadata"]["n_events"], seconds)
 
 
 def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress=None,
                      signal_events: int | None = None, workers: int = 1) -> dict:
-    """Generate everything requested into ``out``; returns the fileset dict (also written).
+    """Generate everything requested into ``out``, replacing the sample there atomically
+    (module docstring); returns the fileset dict (also written).
     ``signal_events`` (default ``n``) is the number of events per signal point; ``workers``
     processes generate samples in parallel (the files do not depend on it)."""
+    out = Path(out)
+    staging = out / f"{STAGING_PREFIX}{os.getpid()}"
     try:
         out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write_test"
-        probe.write_text("")
-        probe.unlink()
+        recover(out)
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
     except OSError as err:
         raise ConfigError(f"cannot write to output directory {out}: {err.strerror or err}") from None
     jobs = []
@@ -149,32 +180,160 @@ def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress
                 jobs += [(signal_dataset_name(m, dm) + f"_{era}", p, era, (m, dm)) for m, dm in points]
             else:
                 jobs.append((f"{p}_{era}", p, era, None))
-    fileset = {}
-    tasks = [(out, dataset, proc, era, point, n, signal_events or n, seed) for dataset, proc, era, point in jobs]
-    if workers > 1 and len(tasks) > 1:
-        import multiprocessing
-        from concurrent.futures import ProcessPoolExecutor
+    fileset: dict = {}
+    records: dict = {}
+    tasks = [(staging, out, dataset, proc, era, point, n, signal_events or n, seed)
+             for dataset, proc, era, point in jobs]
+    try:
+        if workers > 1 and len(tasks) > 1:
+            import multiprocessing
+            from concurrent.futures import ProcessPoolExecutor
 
-        pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"))
-        with pool:
-            results = pool.map(_generate_one, tasks)
-            _collect(results, fileset, len(tasks), progress)
-    else:
-        _collect(map(_generate_one, tasks), fileset, len(tasks), progress)
-    request = {"hash": request_hash(eras, procs, points, n, seed, signal_events), "eras": eras, "processes": procs,
-               "signal_points": points, "events_per_sample": n, "signal_events": signal_events or n, "seed": seed}
-    (out / "fileset.json").write_text(json.dumps(fileset, indent=1))
-    (out / "request.json").write_text(json.dumps(request, indent=1))
+            pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"))
+            with pool:
+                results = pool.map(_generate_one, tasks)
+                _collect(results, fileset, records, len(tasks), progress)
+        else:
+            _collect(map(_generate_one, tasks), fileset, records, len(tasks), progress)
+        fileset_text = json.dumps(fileset, indent=1)
+        request = {"hash": request_hash(eras, procs, points, n, seed, signal_events), "eras": eras,
+                   "processes": procs, "signal_points": points, "events_per_sample": n,
+                   "signal_events": signal_events or n, "seed": seed,
+                   "fileset_sha256": hashlib.sha256(fileset_text.encode()).hexdigest(), "files": records}
+        (staging / FILESET).write_text(fileset_text)
+        (staging / REQUEST).write_text(json.dumps(request, indent=1))
+        names = [r["file"] for r in records.values()]
+        stale = sorted(set(_sample_files(out)) - set(names))
+        write_atomic(staging / COMMIT, json.dumps({"move": [*names, FILESET, REQUEST], "remove": stale}))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _finish(staging, out)
     return fileset
+
+
+def _sample_files(out: Path) -> list[str]:
+    """Names of the files of the sample in ``out`` (from its request.json, else its
+    fileset.json: files directly in ``out``)."""
+    try:
+        files = json.loads((out / REQUEST).read_text()).get("files")
+        if isinstance(files, dict):
+            return [r["file"] for r in files.values()]
+    except (OSError, ValueError, TypeError, KeyError):
+        pass
+    try:
+        fileset = json.loads((out / FILESET).read_text())
+        here = out.resolve()
+        return [Path(f).name for d in fileset.values() for f in d["files"] if Path(f).parent == here]
+    except (OSError, ValueError, TypeError, KeyError, AttributeError):
+        return []
+
+
+def _move(src: Path, dst: Path) -> None:
+    os.replace(src, dst)
+
+
+def _finish(staging: Path, out: Path) -> None:
+    """Move the committed sample in ``staging`` into ``out``; idempotent (a rerun after a kill
+    continues where it stopped)."""
+    commit = json.loads((staging / COMMIT).read_text())
+    # withdraw the previous sample before any of its files is replaced: a reader then finds
+    # either the complete previous sample, no sample, or the complete new one
+    if (staging / REQUEST).exists():
+        (out / REQUEST).unlink(missing_ok=True)
+    if (staging / FILESET).exists():
+        (out / FILESET).unlink(missing_ok=True)
+    for name in commit["move"]:
+        if (staging / name).exists():
+            _move(staging / name, out / name)
+    for name in commit["remove"]:
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(staging, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def recover(out: Path) -> None:
+    """Finish the commit of a sample whose generate was killed while moving it into ``out``,
+    and remove the staging directories of generates killed before their commit (those of
+    running processes are left alone)."""
+    out = Path(out)
+    if not out.is_dir():
+        return
+    for staging in sorted(out.glob(f"{STAGING_PREFIX}*")):
+        pid = staging.name[len(STAGING_PREFIX):]
+        if not staging.is_dir() or (pid.isdigit() and int(pid) != os.getpid() and _alive(int(pid))):
+            continue
+        if (staging / COMMIT).is_file():
+            _finish(staging, out)
+        else:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def check_sample(out: Path, wanted_hash: str) -> str | None:
+    """Why ``out`` does not hold a complete sample of the request with hash ``wanted_hash``
+    (:func:`request_hash`), or None if it does: request.json of that hash, fileset.json the
+    one written with it (sha256), and every file it lists present with the name, size, UUID
+    and entries recorded."""
+    out = Path(out)
+    try:
+        request = json.loads((out / REQUEST).read_text())
+    except FileNotFoundError:
+        return f"no {REQUEST} in {out}"
+    except (OSError, ValueError) as err:
+        return f"{out / REQUEST} is unreadable: {err}"
+    if not isinstance(request, dict) or request.get("hash") != wanted_hash:
+        got = request.get("hash") if isinstance(request, dict) else None
+        return f"{out} holds another request (hash {got}, wanted {wanted_hash})"
+    records = request.get("files")
+    if not isinstance(records, dict) or "fileset_sha256" not in request:
+        return f"{out / REQUEST} records no files (written by an older generator)"
+    try:
+        text = (out / FILESET).read_bytes()
+    except OSError:
+        return f"no {FILESET} in {out}"
+    if hashlib.sha256(text).hexdigest() != request["fileset_sha256"]:
+        return f"{out / FILESET} is not the one written with {REQUEST}"
+    fileset = json.loads(text)
+    if set(fileset) != set(records):
+        return f"{out / FILESET} and {REQUEST} list different datasets"
+    for dataset, entry in fileset.items():
+        paths = list(entry["files"])
+        record = records[dataset]
+        if len(paths) != 1 or Path(paths[0]).name != record["file"]:
+            return f"dataset {dataset}: {FILESET} lists {paths}, {REQUEST} {record['file']}"
+        path = Path(paths[0])
+        if not path.is_file():
+            return f"{path} is missing"
+        if path.stat().st_size != record["size"]:
+            return f"{path} has {path.stat().st_size} bytes, the sample {record['size']}"
+        try:
+            found = file_record(path)
+        except Exception as err:  # noqa: BLE001 - any reading failure: not the file written
+            return f"{path} is unreadable: {type(err).__name__}: {err}"
+        for key in ("uuid", "entries"):
+            if found[key] != record[key]:
+                return f"{path} has {key} {found[key]}, the sample {record[key]}"
+    return None
 
 
 def present_fileset(out: Path, wanted_hash: str) -> Path | None:
     """``out``/fileset.json if ``out`` holds a complete sample of the request with hash
-    ``wanted_hash`` (:func:`request_hash`; every file of its fileset present), else None."""
-    request = out / "request.json"
-    if not request.is_file() or json.loads(request.read_text()).get("hash") != wanted_hash:
+    ``wanted_hash`` (:func:`check_sample`), else None; first finishes a commit that a killed
+    generate left half done (:func:`recover`)."""
+    out = Path(out)
+    if not out.is_dir():
         return None
-    fileset = json.loads((out / "fileset.json").read_text())
-    if all(Path(f).is_file() for d in fileset.values() for f in d["files"]):
-        return out / "fileset.json"
-    return None
+    try:
+        recover(out)
+    except OSError:
+        pass  # a read-only directory: check what is there
+    return out / FILESET if check_sample(out, wanted_hash) is None else None

@@ -17,6 +17,7 @@ from pathlib import Path
 import correctionlib.schemav2 as cs
 
 from analysis.errors import ConfigError, SoftTrackError
+from analysis.io import atomic_output
 from analysis.softtrack import config as cfg
 
 from . import derive
@@ -172,7 +173,9 @@ def write_correction_set(cset: cs.CorrectionSet, out: Path | str) -> Path:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # mtime 0: the same corrections give the same bytes
-        with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
+        # (atomically, through a temporary file; the gzip header names the target)
+        with (atomic_output(path) as tmp, open(tmp, "wb") as raw,
+              gzip.GzipFile(filename=str(path), fileobj=raw, mode="wb", mtime=0) as f):
             f.write(cset.model_dump_json(exclude_unset=True).encode("utf-8"))
     except OSError as err:
         raise ConfigError(f"cannot write corrections to {path}: {err.strerror or err}") from None

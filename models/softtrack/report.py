@@ -7,6 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.io import atomic_output
+
 #: plot binning (log10 units) of the before/after figure
 PLOT_BINS = 60
 
@@ -47,8 +49,8 @@ def plot_refinement(path: Path, sim: np.ndarray, refined: np.ndarray, data: np.n
         bottom.set_ylabel("ratio")
     fig.suptitle("Refinement on held-out tracks (Z -> mu mu events)")
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)
 
 
@@ -67,6 +69,6 @@ def plot_calibration(path: Path, calibration: dict[str, dict]) -> None:
     ax.set_ylabel("observed fraction (weighted)")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     plt.close(fig)

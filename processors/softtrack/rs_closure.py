@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
+from analysis.io import atomic_output
 from analysis.rs import closure_bins, response_summary
 from analysis.softtrack.config import RS_CLOSURE_BINS, RS_CLOSURE_TOLERANCE, RS_FIG2_CORE_WINDOW
 
@@ -161,7 +162,8 @@ def plot(result: dict, output: dict, dataset: str, out: Path) -> list[Path]:
         rax.set_ylabel("R&S / sim.")
         rax.set_xlabel(OBS_LABELS.get(obs, obs))
         path = out / f"closure_{obs}.png"
-        fig.savefig(path, dpi=80, bbox_inches="tight")
+        with atomic_output(path) as tmp:
+            fig.savefig(tmp, dpi=80, bbox_inches="tight")
         plt.close(fig)
         files.append(path)
     resp = output["histograms"]["rs_response"]
@@ -176,7 +178,8 @@ def plot(result: dict, output: dict, dataset: str, out: Path) -> list[Path]:
         ax.set_title(f"{jet} jet, seed hard $H_T^{{miss}}$ > 200 GeV", fontsize=14)
         ax.legend(fontsize=14)
     path = out / "response_rebalanced.png"
-    fig.savefig(path, dpi=80, bbox_inches="tight")
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, dpi=80, bbox_inches="tight")
     plt.close(fig)
     files.append(path)
     return files
