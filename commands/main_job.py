@@ -21,8 +21,6 @@ import json
 import time
 from pathlib import Path
 
-import numpy as np
-
 from analysis.io import atomic_output, write_atomic
 from analysis.softtrack import config as cfg
 
@@ -46,9 +44,30 @@ def default_signal_points() -> list[tuple[float, float]]:
     return sorted(points)
 
 
+NAME = "main-job"
+HELP = "the main job (what `python run.py` runs), with its options: --config, --out, --events, ..."
+
+
 def default_args() -> argparse.Namespace:
     return argparse.Namespace(data=DEFAULT_DATA, out=DEFAULT_OUT, events=DEFAULT_EVENTS, seed=DEFAULT_SEED,
-                              executor="futures", workers=2, chunksize=20_000, quiet=False)
+                              executor="futures", workers=2, chunksize=20_000, quiet=False, config=None)
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    d = default_args()
+    p.add_argument("--config", type=Path, default=None,
+                   help="TOML/YAML file overriding the soft-track configuration of every processor of the job "
+                        "(its hash is in each output's provenance and in summary.json)")
+    p.add_argument("--data", type=Path, default=d.data, help=f"directory of the sample (default {d.data})")
+    p.add_argument("--out", type=Path, default=d.out, help=f"output directory (default {d.out})")
+    p.add_argument("--events", type=int, default=d.events, help=f"events per background sample and era "
+                   f"(default {d.events}; signal points a third)")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"generator seed (default {d.seed})")
+    p.add_argument("--executor", default=d.executor, choices=("futures", "iterative", "dask"),
+                   help=f"default {d.executor}")
+    p.add_argument("--workers", type=int, default=d.workers, help=f"local workers (default {d.workers})")
+    p.add_argument("--chunksize", type=int, default=d.chunksize, help=f"events per chunk (default {d.chunksize})")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
 class Stages:
@@ -110,68 +129,31 @@ def load_scorer(stages: Stages):
     return TrackScorer.from_directory(None)
 
 
-def derive_sr_edges(signal_output: dict, out: Path) -> dict:
-    """Signal-region boundaries per Delta m category (processors.softtrack.stats.sr_edges),
-    written to OUT/sr_edges.json."""
-    from processors.softtrack.stats import sr_edges
-
-    result = sr_edges(signal_output)
-    write_atomic(out / "sr_edges.json", json.dumps({"edges": {f"{k:g}": v for k, v in result["edges"].items()},
-                                                    "notes": result["notes"]}, indent=1))
-    return result
-
-
-def limits_stage(signal_output: dict, out: Path, workers: int, corrections=None) -> dict:
-    """Expected limits from the 12 signal regions (processors.softtrack.stats.limit_workspaces);
-    with ``corrections``, the sideband scale factors and the residual shape are applied to the
-    background of the signal regions first (for the edges the output was filled with), with
-    their uncertainties as shape systematics (corrections.softtrack.signal_regions)."""
-    from analysis.stats.contour import plot_exclusion
-    from analysis.stats.defaults import STATS_MEASUREMENT
-    from analysis.stats.limits import upper_limits_grid
-    from analysis.stats.workspace import parse_signal_point, with_poi_upper_bound
-    from processors.softtrack.stats import limit_workspaces
-
-    built = limit_workspaces(signal_output, corrections)
-    specs = built.specs
-    ws_dir = out / "workspaces"
-    t = time.perf_counter()
-    results = upper_limits_grid(specs, workers=workers)
-    seconds = time.perf_counter() - t
-    table = {}
-    for s, r in results.items():  # the workspaces as fit: with the POI bound the limits used
-        spec = with_poi_upper_bound(specs[s], r.poi_upper_bound, STATS_MEASUREMENT) if r.poi_bound_widened else specs[s]
-        table[s] = {"expected": list(r.expected), "observed": r.observed,
-                    "workspace": str(write_atomic(ws_dir / f"{s}.json", json.dumps(spec, indent=1)))}
-        if r.poi_bound_widened:
-            table[s]["poi_upper_bound"] = r.poi_upper_bound
-    points = [parse_signal_point(s, "signal_") for s in results]
-    files = []
-    if len(points) >= 3:
-        m = np.array([p[0] for p in points])
-        dm = np.array([p[1] for p in points])
-        exp = np.array([results[s].expected for s in results])
-        obs = np.array([results[s].observed for s in results])  # blinded: Asimov "observation"
-        files = plot_exclusion(list(zip(m, dm, strict=True)), obs, exp, out / "exclusion")
-    summary = {"signals": table, "workspace": str(ws_dir), "seconds": seconds, "luminosity_fb": sum(cfg.LUMI_FB.values()),
-               "blinded": True, "signal_regions_used": built.kept_regions, "plots": [str(f) for f in files],
-               "background_corrections": built.correction_notes}
-    write_atomic(out / "limits.json", json.dumps(summary, indent=1))
-    return summary
-
-
 def main(args) -> int:
     from coffea.util import save
 
+    from analysis.configuration import config_hash
+    from analysis.errors import ConfigError
     from analysis.plotting import draw_plots
     from analysis.softtrack.plots import agreement, plot_jobs, write_cutflow
     from commands.corrections import truth_pileup
     from corrections.softtrack.apply import SoftTrackCorrections
     from corrections.softtrack.build import build_corrections, write_correction_set
     from processors.fileset import load_fileset
+    from processors.registry import get
     from processors.runner import RunOptions
     from processors.softtrack.run import run_region
+    from processors.softtrack.stages import (
+        corrections_notes,
+        derive_sr_edges,
+        limits_stage,
+        rs_stage,
+        sr_corrections_stage,
+    )
 
+    if args.events <= 0 or args.workers <= 0 or args.chunksize <= 0:
+        raise ConfigError("--events, --workers and --chunksize must be positive")
+    config = get("softtrack").load_config(getattr(args, "config", None))
     stages = Stages(args.quiet)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -182,7 +164,7 @@ def main(args) -> int:
     scorer = load_scorer(stages)
 
     def process(region: str, corrections=None, tag: str = "", sr_edges=None):
-        result = run_region(region, fileset, opts, scorer=scorer, corrections=corrections, sr_edges=sr_edges)
+        result = run_region(region, fileset, opts, config, scorer=scorer, corrections=corrections, sr_edges=sr_edges)
         with atomic_output(out / f"{region}{tag}.coffea") as tmp:
             save(result, str(tmp))
         return result
@@ -203,7 +185,7 @@ def main(args) -> int:
     if scorer is not None:
         corrections, sr_notes = stages.run("signal-region corrections", sr_corrections_stage, built.cset, sig, dy,
                                            corr_path)
-    rs = stages.run("Rebalance and Smear (QCD)", rs_stage, fileset, out, opts)
+    rs = stages.run("Rebalance and Smear (QCD)", rs_stage, fileset, out, opts, config)
     limits = None
     if "sr" in sig["histograms"]:
         limits = stages.run("limits", limits_stage, sig, out, args.workers, corrections if scorer is not None else None)
@@ -213,6 +195,8 @@ def main(args) -> int:
         write_cutflow(output, out / "plots", prefix)
     summary = {
         "output": str(out), "sample": str(fileset_path), "events_per_sample": args.events,
+        "config": {"file": str(args.config) if getattr(args, "config", None) else None,
+                   "sha256": config_hash(config)},
         "stage_seconds": stages.times, "total_seconds": time.perf_counter() - stages.t0,
         "corrections": {"file": str(corr_path), "notes": corrections_notes(built.notes, sr_notes, scorer is not None),
                         "track_class_sf": {era: {c: [f.sf[c], f.unc[c]] for c in ("pv", "spurious")}
@@ -225,49 +209,6 @@ def main(args) -> int:
     write_atomic(out / "summary.json", json.dumps(summary, indent=1, default=str))
     print_summary(summary, sig, stages)
     return 0
-
-
-def corrections_notes(build: list[str], signal_regions: list[str], rederived: bool) -> list[str]:
-    """The notes of the corrections build, those about sideband_sf and residual_shape replaced
-    by the notes of their derivation from the corrected outputs when that ran."""
-    if not rederived:
-        return list(build)
-    return [n for n in build if not n.startswith(("sideband_sf", "residual_shape"))] + list(signal_regions)
-
-
-def sr_corrections_stage(cset, sig: dict, dy: dict, path: Path):
-    """Derive the sideband scale factors from the corrected signal region and the residual
-    shape from the corrected cleaned Drell-Yan for the signal regions of ``sig``, and write
-    the corrections file again with them (it then holds what the limits apply)."""
-    from corrections.softtrack.apply import SoftTrackCorrections
-    from corrections.softtrack.build import with_signal_region_corrections, write_correction_set
-    from corrections.softtrack.signal_regions import sr_edges_of
-
-    cset, notes = with_signal_region_corrections(cset, sig, dy, sr_edges_of(sig))
-    return SoftTrackCorrections(write_correction_set(cset, path)), notes
-
-
-def rs_stage(fileset: dict, out: Path, opts) -> dict:
-    """R&S templates from simulated QCD and the prediction of QCD in the seed-004 baseline."""
-    from processors.softtrack.rs_closure import summarize
-    from processors.softtrack.run import build_rs_templates as build
-    from processors.softtrack.run import predict_rs as predict
-
-    qcd = {k: v for k, v in fileset.items() if v["metadata"]["process"] == "qcd"}
-    templates = out / "rs_templates.json.gz"
-    info = build(qcd, templates, opts)
-    pred = predict(qcd, opts, rs_templates=str(templates))
-    from coffea.util import save
-
-    with atomic_output(out / "rs_prediction.coffea") as tmp:
-        save(pred, str(tmp))
-    closure = {}
-    for ds in sorted(qcd):
-        try:
-            closure[ds] = summarize(pred, ds)["baseline"]
-        except Exception as err:  # noqa: BLE001 - a sparse era: say why instead of failing the job
-            closure[ds] = {"error": f"{type(err).__name__}: {err}"}
-    return {"templates": info["file"], "baseline_closure": closure}
 
 
 def print_summary(summary: dict, sig: dict, stages: Stages) -> None:

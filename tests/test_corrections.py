@@ -452,7 +452,7 @@ def test_main_job_applies_the_sideband_sf_to_the_limits(tmp_path):
     """The main job's wiring: the sideband SF derived from a (corrected) signal output scales
     the background of the workspaces, with its per-era nuisance parameter; the luminosity
     scaling to the full Run 2 comes on top."""
-    from commands.main_job import limits_stage, sr_corrections_stage
+    from processors.softtrack.stages import limits_stage, sr_corrections_stage
 
     datasets = {"bkg_2018": {"process": "zjets_nunu", "era": ERA, "is_data": False},
                 "signal_m100_dm0p3_2018": {"process": "signal", "era": ERA, "is_data": False},

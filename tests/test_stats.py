@@ -509,7 +509,7 @@ def test_limits_cli_with_the_main_job_options_gives_its_workspaces(tmp_path):
     eras normalized to their pseudo-data luminosities, pileup and nocorr entries filled)."""
     from coffea.util import save
 
-    from commands.main_job import limits_stage
+    from processors.softtrack.stages import limits_stage
 
     rng = np.random.default_rng(11)
     datasets = {}

@@ -19,7 +19,7 @@ ANALYSIS = Analysis(
         "rs_templates": "processors.softtrack.rs:RSTemplatesProcessor",
     },
     commands=("commands.corrections", "commands.train", "commands.sr_edges", "commands.rs_templates",
-              "commands.rs_predict", "commands.rs_closure"),
+              "commands.rs_predict", "commands.rs_closure", "commands.main_job"),
     main_job="commands.main_job:main",
     default_processor="signal",
     process_options="processors.softtrack.options",

@@ -29,13 +29,13 @@ def replica_path(out: Path, k: int) -> Path:
     return out.with_name(f"{name}_replica{k}")
 
 
-def build_rs_templates(fileset: dict, out: Path, opts: RunOptions, replicas: int = 0) -> dict:
+def build_rs_templates(fileset: dict, out: Path, opts: RunOptions, replicas: int = 0, config=None) -> dict:
     """Run the templates processor, write the correctionlib file (and, with ``replicas`` > 0,
     that many Poisson-bootstrap replicas of it, :func:`replica_path`, for the templates'
     statistical uncertainty); returns a summary dict."""
     from .rs import build_templates
 
-    result = run_region("rs_templates", fileset, opts)
+    result = run_region("rs_templates", fileset, opts, config)
     if "rs_templates" not in result:
         raise InputFileError("no QCD events could be read for the R&S templates (all chunks skipped?)")
     templates, priors = build_templates(result["rs_templates"])
@@ -62,7 +62,7 @@ def build_rs_templates(fileset: dict, out: Path, opts: RunOptions, replicas: int
     }
 
 
-def predict_rs(fileset: dict, opts: RunOptions, **kwargs) -> dict:
+def predict_rs(fileset: dict, opts: RunOptions, config=None, **kwargs) -> dict:
     """Run the R&S prediction processor over the seed datasets of ``fileset`` (``kwargs``:
     processors.softtrack.options.rs_kwargs); returns the merged output."""
-    return run_region("rs", fileset, opts, **kwargs)
+    return run_region("rs", fileset, opts, config, **kwargs)
