@@ -27,6 +27,7 @@ the run even with ``skip_bad_files`` (restore the file, or remove it and lower
 
 from __future__ import annotations
 
+import math
 import os
 import platform
 import sys
@@ -644,12 +645,28 @@ def rerun_skipped(proc: processor.ProcessorABC, fileset: dict, previous: dict, o
 
 def normalization_lumi(fileset: dict, stream: str | None, default: dict[str, float]) -> dict[str, float]:
     """Luminosity per era for simulation: the data stream's ``lumi_fb`` (pseudo-data: the
-    equivalent luminosity of the generated stream) where the fileset has it, else ``default``."""
-    lumi = dict(default)
+    equivalent luminosity of the generated stream) where the fileset has it, else ``default``.
+
+    Several datasets of one stream and era (run periods) add up. A processor that names no
+    stream (``stream = None``) takes the luminosity of the era's data, which must then be the
+    same in every stream the fileset holds for that era; streams recorded with different
+    luminosities are one ConfigError (the processor should name the stream it reads).
+    """
+    per_stream: dict[str, dict[str, float]] = {}
     for entry in fileset.values():
         meta = entry["metadata"]
         if meta["is_data"] and (stream is None or meta["process"] == f"data_{stream}") and "lumi_fb" in meta:
-            lumi[meta["era"]] = float(meta["lumi_fb"])
+            era = per_stream.setdefault(str(meta["era"]), {})
+            era[meta["process"]] = era.get(meta["process"], 0.0) + float(meta["lumi_fb"])
+    lumi = dict(default)
+    for era, streams in per_stream.items():
+        values = sorted(set(streams.values()))
+        if len(values) > 1 and not math.isclose(values[0], values[-1], rel_tol=1e-9):
+            listed = ", ".join(f"{k} {v:.6g} fb^-1" for k, v in sorted(streams.items()))
+            raise ConfigError(f"era {era}: the fileset's data streams have different luminosities ({listed}) and "
+                              "the processor names no stream to normalize simulation to: set its `stream` "
+                              "class attribute, or give a fileset with one data stream per era")
+        lumi[era] = values[0]
     return lumi
 
 

@@ -142,3 +142,25 @@ def test_same_uuid():
 def test_empty_files(tmp_path):
     msg = _error(tmp_path, _one({}))
     assert "dataset 'd'" in msg and "files is empty" in msg
+
+
+def _lumi_fileset(*entries):
+    return {f"d{i}": {"files": {}, "metadata": {"process": proc, "era": era, "is_data": True, "lumi_fb": lumi}}
+            for i, (proc, era, lumi) in enumerate(entries)}
+
+
+def test_normalization_lumi_adds_run_periods_and_refuses_ambiguous_streams():
+    """Two datasets of one stream and era (run periods) add up; other streams do not count for a
+    processor reading one; a processor naming no stream refuses streams of different luminosity."""
+    from analysis.errors import ConfigError
+    from processors.runner import normalization_lumi
+
+    fs = _lumi_fileset(("data_met", "2018", 10.0), ("data_met", "2018", 5.0), ("data_singlemuon", "2018", 2.0),
+                       ("data_met", "2017", 7.0))
+    default = {"2016": 36.3, "2017": 41.5, "2018": 59.8}
+    assert normalization_lumi(fs, "met", default) == {"2016": 36.3, "2017": 7.0, "2018": 15.0}
+    assert normalization_lumi(fs, "singlemuon", default) == {"2016": 36.3, "2017": 41.5, "2018": 2.0}
+    with pytest.raises(ConfigError, match=r"era 2018: .*data_met 15 fb\^-1, data_singlemuon 2 fb\^-1.*`stream`"):
+        normalization_lumi(fs, None, default)
+    same = _lumi_fileset(("data_met", "2018", 3.0), ("data_singlemuon", "2018", 3.0))
+    assert normalization_lumi(same, None, default)["2018"] == 3.0
