@@ -243,6 +243,7 @@ def run(proc: processor.ProcessorABC, fileset: dict, opts: RunOptions) -> dict:
     selected = {k: v for k, v in fileset.items() if proc.accepts(v["metadata"])}
     if not selected:
         raise ConfigError(f"no dataset of the fileset is read by the {name} processor")
+    proc.validate(selected)
     good, skipped = preflight(selected, opts.skip_bad_files)
     result = dict(execute(proc, good, opts))
 
