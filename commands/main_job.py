@@ -169,8 +169,11 @@ def main(args) -> int:
     opts = RunOptions(executor=args.executor, workers=args.workers, chunksize=args.chunksize, status=not args.quiet)
     scorer = load_scorer(stages)
 
+    config = None
+
     def process(region: str, corrections=None, tag: str = "", sr_edges=None):
-        result = run_region(region, fileset, opts, scorer=scorer, corrections=corrections, sr_edges=sr_edges)
+        result = run_region(region, fileset, opts, config=config, scorer=scorer, corrections=corrections,
+                            sr_edges=sr_edges)
         save(result, str(out / f"{region}{tag}.coffea"))
         return result
 
@@ -179,6 +182,11 @@ def main(args) -> int:
     built = stages.run("derive corrections", build_corrections, dy_raw, sig_raw, pileup_profiles=truth_pileup())
     corr_path = write_correction_set(built.cset, out / "corrections")
     corrections = SoftTrackCorrections(corr_path)
+    # the eras a correction could not be derived for (the build's notes say why) are declared
+    # optional for the corrected passes: not applied there, and the outputs' notices say so
+    not_applied = {k: v for k, v in built.not_derived.items() if k in cfg.EVENT_WEIGHT_CORRECTIONS}
+    if not_applied:
+        config = cfg.SoftTrackConfig(optional_corrections=not_applied)
     dy = stages.run("cleaned Drell-Yan (corrected)", process, "dy", corrections)
     edges = None
     if scorer is not None:
@@ -202,6 +210,7 @@ def main(args) -> int:
         "output": str(out), "sample": str(fileset_path), "events_per_sample": args.events,
         "stage_seconds": stages.times, "total_seconds": time.perf_counter() - stages.t0,
         "corrections": {"file": str(corr_path), "notes": corrections_notes(built.notes, sr_notes, scorer is not None),
+                        "not_applied": not_applied,
                         "track_class_sf": {era: {c: [f.sf[c], f.unc[c]] for c in ("pv", "spurious")}
                                            for era, f in built.track_fits.items()}},
         "agreement_signal_met": {"uncorrected": agreement(sig_raw), "corrected": agreement(sig)},
