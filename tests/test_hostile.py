@@ -261,7 +261,7 @@ def test_va_correction_declared_optional_for_an_era_is_not_applied_and_said(smal
                                     capsys)
     assert code == 0, stderr
     assert [ln for ln in stdout if "met_weight" in ln] == [
-        f"notice: {_VA_DATASET}: met_weight not applied: corrections file {tmp_path / 'corrections_era.json.gz'} "
+        f"notice: met_weight not applied to 2018 simulation: corrections file {tmp_path / 'corrections_era.json.gz'} "
         "has no 2018 entry (declared optional for 2018 in the configuration)"]
     assert out.exists()
 

@@ -213,8 +213,8 @@ class RegionProcessor(AnalysisProcessor):
         optional = era in self.config.optional_corrections.get(name, ())
         if optional and kind in ("correction", "era"):
             if chunk is not None:
-                chunk.notices.add(f"{dataset}: {name} not applied: corrections file {corr.path} has no {era} entry "
-                                  f"(declared optional for {era} in the configuration)")
+                chunk.notices.add(f"{name} not applied to {era} simulation: corrections file {corr.path} has no "
+                                  f"{era} entry (declared optional for {era} in the configuration)")
             return False
         if kind in ("correction", "era"):
             fix = (f"derive it with `python run.py corrections` from outputs that cover {era}, or declare it "
