@@ -61,6 +61,35 @@ def test_finite_mask_and_cutflow_step():
     assert add_finite_step(flow, 0, 0.0) == {"all": flow["all"], "finite_inputs": flow["all"], "cut": flow["cut"]}
 
 
+class _ConstantScorer:
+    """Every selected event gets the max logit ``value`` for each Delta m (NaN: a model gone wrong)."""
+
+    def __init__(self, value: float):
+        self.value = value
+
+    def max_logits(self, tracks, candidate, *args):
+        return np.full((len(tracks), 3), self.value), np.full(len(tracks), -1, np.int64)
+
+
+@pytest.mark.parametrize("value", [12.0, np.nan, np.inf])
+def test_non_finite_scores_reach_no_histogram(fileset, value):
+    """Max logits of 12 put every selected event in a signal region; NaN or inf ones put none
+    there nor in a score histogram, and a notice says so."""
+    from processors.softtrack.signal import SignalProcessor
+
+    fs = _only(fileset, "signal_m115_dm0p27_2018")
+    out = run(make_processor(SignalProcessor, fs, scorer=_ConstantScorer(value), systematics=False), fs, OPTS)
+    h = out["histograms"]
+    selected = h["met"][{"systematic": "nominal"}].sum(flow=True).value
+    scored = [h["sr"].sum(flow=True).value, h["max_logit"].sum(flow=True).value,
+              h["max_logit_category"].sum(flow=True).value]
+    notice = any("non-finite track scores" in n for n in out["notices"])
+    if np.isfinite(value):
+        assert selected > 0 and scored[0] == pytest.approx(selected) and scored[1] > 0 and not notice
+    else:
+        assert scored == [0.0, 0.0, 0.0] and notice
+
+
 # --- corrections: what the file must provide -----------------------------------------------
 def test_corrections_missing_names_what_is_absent():
     from corrections.softtrack.apply import SoftTrackCorrections

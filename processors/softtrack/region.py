@@ -149,10 +149,11 @@ class RegionProcessor(AnalysisProcessor):
         highest-scoring track (:meth:`applied_corrections`). The file must provide each for
         the era of every simulated dataset (checked by :meth:`validate` before any chunk);
         one the configuration's ``optional_corrections`` declares optional for an era may be
-        absent there and is then not applied, with a notice. The sideband scale factors and the residual shape are
-        not event weights: they scale the background of the signal regions and are applied to
-        the ``sr`` histogram of the corrected output (corrections.softtrack.signal_regions). The
-        ``nocorr`` variation keeps the uncorrected weight, ``puUp/puDown`` vary pileup.
+        absent there and is then not applied, with a notice. The sideband scale factors and
+        the residual shape are not event weights: they scale the background of the signal
+        regions and are applied to the ``sr`` histogram of the corrected output
+        (corrections.softtrack.signal_regions). The ``nocorr`` variation keeps the
+        uncorrected weight, ``puUp/puDown`` vary pileup.
     """
 
     name = "base"

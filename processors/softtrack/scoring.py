@@ -23,7 +23,7 @@ from analysis.softtrack.config import (
     N_SR_BINS_PER_CATEGORY,
     SR_LOGIT_EDGES,
 )
-from analysis.softtrack.features import track_feature_table
+from analysis.softtrack.features import FEATURE_NAMES, track_feature_table
 
 #: max logit of an event without candidate tracks
 NO_TRACK_LOGIT = -20.0
@@ -74,8 +74,6 @@ class TrackScorer:
         """Open the onnxruntime sessions (ModelError naming the file and the fix when a model
         is corrupt or its graph does not match its description, e.g. another input width)
         and check that the classifier reads only features this code computes."""
-        from analysis.softtrack.features import FEATURE_NAMES
-
         for model in (self.classifier, self.refiner):
             if model is not None:
                 model.session  # noqa: B018 - opening is the check
