@@ -174,6 +174,14 @@ def main(args) -> int:
     built = stages.run("derive corrections", build_corrections, dy_raw, sig_raw, pileup_profiles=truth_pileup())
     corr_path = write_correction_set(built.cset, out / "corrections")
     corrections = SoftTrackCorrections(corr_path)
+    # the eras a correction could not be derived for (the build's notes say why) are declared
+    # optional for the corrected passes: not applied there, and the outputs' notices say so
+    not_applied = {k: v for k, v in built.not_derived.items() if k in cfg.EVENT_WEIGHT_CORRECTIONS}
+    if not_applied:
+        merged = dict(config.optional_corrections)
+        for name, eras in not_applied.items():
+            merged[name] = sorted({*merged.get(name, ()), *eras})
+        config = type(config).model_validate(config.model_dump() | {"optional_corrections": merged})
     dy = stages.run("cleaned Drell-Yan (corrected)", process, "dy", corrections)
     edges = None
     if scorer is not None:
@@ -199,6 +207,7 @@ def main(args) -> int:
                    "sha256": config_hash(config)},
         "stage_seconds": stages.times, "total_seconds": time.perf_counter() - stages.t0,
         "corrections": {"file": str(corr_path), "notes": corrections_notes(built.notes, sr_notes, scorer is not None),
+                        "not_applied": not_applied,
                         "track_class_sf": {era: {c: [f.sf[c], f.unc[c]] for c in ("pv", "spurious")}
                                            for era, f in built.track_fits.items()}},
         "agreement_signal_met": {"uncorrected": agreement(sig_raw), "corrected": agreement(sig)},

@@ -10,6 +10,14 @@ as data (:class:`processors.histograms.HistogramSpec`). A processor is stateless
 picklable: configuration enters through ``__init__``, models and corrections open lazily on
 the worker, and the output is a plain dict that merges exactly.
 
+Non-finite inputs: a processor declares the branches it reads that must be finite
+(``finite_inputs``, NanoAOD names such as ``MET_pt``, ``Jet_pt``, ``genWeight``). An event with
+a NaN or an infinity in any of them (any object of a collection) reaches no hook: the hooks
+see the chunk without it, and the cutflow counts it in ``"all"`` and not in the step
+``"finite_inputs"`` that follows (:func:`finite_mask`, :func:`add_finite_step`). Before any
+chunk runs, :meth:`AnalysisProcessor.validate` checks what the processor holds (models,
+corrections) against the datasets it will read.
+
 The output of a chunk::
 
     {"histograms": {name: hist.Hist}, "cutflow": {dataset: {step: {"events", "weighted"}}},
@@ -80,6 +88,67 @@ def cutflow(selection: PackedSelection, weight: np.ndarray, names: Sequence[str]
     return out
 
 
+#: the cutflow step after "all" that keeps the events whose ``finite_inputs`` are all finite
+FINITE_STEP = "finite_inputs"
+
+
+def _branch(events, name: str):
+    """The branch ``name`` (``Collection_field`` or a top-level name) of NanoEvents, or None
+    if the file does not have it."""
+    if name in events.fields:
+        return events[name]
+    collection, _, fld = name.partition("_")
+    if not fld or collection not in events.fields:
+        return None
+    try:  # the field itself: the collection's behaviour (e.g. vector) may need fields the file lacks
+        return events[collection, fld]
+    except ak.errors.FieldNotFoundError:
+        return None
+
+
+def finite_mask(events, branches: Sequence[str]) -> tuple[np.ndarray, list[str]]:
+    """Per event: are all values of ``branches`` finite (every object of a collection)? And
+    the branches that were not. Branches the file lacks are not checked (the code reading
+    them says so), integer and boolean ones cannot be non-finite."""
+    ok = np.ones(len(events), bool)
+    bad_branches = []
+    for name in branches:
+        values = _branch(events, name)
+        if values is None:
+            continue
+        jagged = values.ndim > 1
+        flat = ak.to_numpy(ak.flatten(values, axis=None) if jagged else values)
+        if flat.dtype.kind not in "fc":
+            continue
+        bad = ~np.isfinite(flat)
+        if not bad.any():
+            continue
+        bad_branches.append(name)
+        if jagged:
+            counts = ak.to_numpy(ak.num(values, axis=1))
+            ok[np.repeat(np.arange(len(counts)), counts)[bad]] = False
+        else:
+            ok[bad] = False
+    return ok, bad_branches
+
+
+def add_finite_step(flow: dict[str, dict], excluded: int, excluded_weight: float,
+                    step: str = FINITE_STEP) -> dict[str, dict]:
+    """The cutflow ``flow`` of the events with finite inputs, whose first step counts all of
+    them, with ``step`` inserted after that first step: the first step then counts the
+    ``excluded`` events too (their weight ``excluded_weight``), ``step`` what the first one
+    counted. Without exclusions the counts are those of ``flow`` unchanged."""
+    if not flow:
+        return flow
+    first, *rest = flow
+    kept = dict(flow[first])
+    total = kept if not excluded else {"events": kept["events"] + int(excluded),
+                                       "weighted": kept["weighted"] + float(excluded_weight)}
+    out = {first: dict(total), step: kept}
+    out.update((k, flow[k]) for k in rest)
+    return out
+
+
 def selection_from_steps(steps: Sequence[tuple[str, np.ndarray]]) -> PackedSelection:
     """A PackedSelection of named boolean masks, in order (at most 64 steps)."""
     sel = PackedSelection(dtype="uint64")
@@ -98,14 +167,17 @@ class AnalysisProcessor(processor.ProcessorABC):
     systematics : fill the variations (object variations and weight variations).
 
     Class attributes an analysis sets: ``name`` (its name in the registry), ``config_class``,
-    ``histograms`` (the :class:`HistogramSpec` list) and ``stream`` (the pseudo-data or data
-    stream it reads, ``None`` for every data stream).
+    ``histograms`` (the :class:`HistogramSpec` list), ``stream`` (the pseudo-data or data
+    stream it reads, ``None`` for every data stream) and ``finite_inputs`` (the float
+    branches it reads that must be finite; an event with a NaN or infinity in one is
+    excluded and counted, see the module docstring; empty: nothing checked, no step).
     """
 
     name: ClassVar[str] = ""
     config_class: ClassVar[type[AnalysisConfig]] = AnalysisConfig
     histograms: ClassVar[Sequence[HistogramSpec]] = ()
     stream: ClassVar[str | None] = None
+    finite_inputs: ClassVar[Sequence[str]] = ()
 
     def __init__(self, config: AnalysisConfig | None = None, lumi_fb: Mapping[str, float] | None = None,
                  systematics: bool = True):
@@ -116,6 +188,13 @@ class AnalysisProcessor(processor.ProcessorABC):
         self.config = config
         self.lumi_fb = dict(lumi_fb or config.lumi_fb)
         self.systematics = bool(systematics)
+
+    # -- before any chunk ---------------------------------------------------------------------
+    def validate(self, fileset: Mapping[str, Mapping]) -> None:
+        """Check what the processor holds (models, corrections, templates) against the
+        datasets it will read (``fileset``: those it accepts), on the client before any chunk
+        runs; raise a :class:`analysis.errors.SoftTrackError` naming the thing and the fix.
+        Default: nothing to check."""
 
     # -- hooks, in the order of the analysis note ----------------------------------------------
     def accepts(self, metadata: Mapping) -> bool:
@@ -182,10 +261,30 @@ class AnalysisProcessor(processor.ProcessorABC):
         return {"histograms": book(self.histograms), "cutflow": {chunk.dataset: {}}, "chunks": [chunk.record()],
                 "notices": chunk.notices}
 
+    def finite_events(self, chunk: Chunk) -> np.ndarray:
+        """The events whose ``finite_inputs`` are all finite; a notice names each branch
+        that was not."""
+        ok, bad = finite_mask(chunk.events, self.finite_inputs)
+        for name in bad:
+            chunk.notices.add(f"{chunk.dataset}: non-finite {name} values: their events are excluded "
+                              f"(cutflow step {FINITE_STEP!r})")
+        return ok
+
+    def excluded_weight(self, chunk: Chunk, finite: np.ndarray) -> float:
+        """The weighted count of the events excluded for non-finite inputs: their
+        normalization (no correction is evaluated on them), 0 where it is not finite."""
+        if finite.all():
+            return 0.0
+        w = self.normalization(chunk)[~finite]
+        return float(w[np.isfinite(w)].sum())
+
     # -- the chunk ----------------------------------------------------------------------------
     def process(self, events):
-        chunk = Chunk(events, dict(events.metadata))
-        out = self.new_output(chunk)
+        full = Chunk(events, dict(events.metadata))
+        out = self.new_output(full)
+        finite = self.finite_events(full)
+        # the hooks see only the events with finite inputs (the same chunk when all are)
+        chunk = full if finite.all() else Chunk(events[finite], full.metadata, full.notices)
         objects = self.objects(chunk)
         weights = self.weights(chunk, objects)
         variations = self.variations(chunk) if self.systematics and not chunk.is_data else ("nominal",)
@@ -194,11 +293,23 @@ class AnalysisProcessor(processor.ProcessorABC):
             obs = self.observables(chunk, varied)
             sel = self.selection(chunk, varied, obs)
             if variation == "nominal":
-                out["cutflow"][chunk.dataset] = cutflow(sel, weights.weight())
+                flow = cutflow(sel, weights.weight())
+                if self.finite_inputs:
+                    flow = self._finite_cutflow(flow, full, finite, weights)
+                out["cutflow"][chunk.dataset] = flow
             selected = sel.all(*sel.names) if sel.names else np.ones(chunk.size, bool)
             cats = self.categories(chunk, varied, obs, selected, variation)
             self.fill(out["histograms"], chunk, varied, obs, selected, weights, cats, variation)
         return out
+
+    def _finite_cutflow(self, flow: dict, full: Chunk, finite: np.ndarray, weights: EventWeights) -> dict:
+        """``flow`` with the step FINITE_STEP after "all" (both prepended when the selection
+        does not start with "all")."""
+        excluded, excluded_weight = int((~finite).sum()), self.excluded_weight(full, finite)
+        if next(iter(flow), None) != "all":
+            kept = {"events": int(finite.sum()), "weighted": float(weights.weight().sum())}
+            flow = {"all": kept, **flow}
+        return add_finite_step(flow, excluded, excluded_weight)
 
     def postprocess(self, accumulator):
         return accumulator

@@ -23,14 +23,17 @@ def _independent_cutflow(path, cfg: ZPeakConfig) -> dict[str, int]:
     t = uproot.open(path)["Events"]
     b = t.arrays(["Muon_pt", "Muon_eta", "Muon_phi", "Muon_charge", "Muon_pfRelIso03_all", "Muon_mediumId"],
                  library="np")
-    counts = dict.fromkeys(("all", "two_muons", "leading_pt", "opposite_charge", "mass_window"), 0)
+    counts = dict.fromkeys(("all", "finite_inputs", "two_muons", "leading_pt", "opposite_charge", "mass_window"), 0)
     m = 0.1056583755
     for i in range(t.num_entries):
+        counts["all"] += 1
+        if not all(np.isfinite(b[k][i]).all() for k in ("Muon_pt", "Muon_eta", "Muon_phi", "Muon_pfRelIso03_all")):
+            continue
         ok = [(b["Muon_pt"][i][j] > cfg.muons.pt and abs(b["Muon_eta"][i][j]) < cfg.muons.eta
                and b["Muon_pfRelIso03_all"][i][j] < cfg.muons.rel_iso and bool(b["Muon_mediumId"][i][j]))
               for j in range(len(b["Muon_pt"][i]))]
         mu = [j for j, good in enumerate(ok) if good]
-        counts["all"] += 1
+        counts["finite_inputs"] += 1
         if len(mu) < 2:
             continue
         counts["two_muons"] += 1

@@ -7,7 +7,7 @@ branch names of the data contract live in :mod:`analysis.contract`.
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from analysis.configuration import AnalysisConfig, ConfigModel
 from analysis.constants import (  # noqa: F401  (re-exported: the analysis' defaults)
@@ -187,6 +187,9 @@ CORRECTION_SYSTEMATICS: tuple[str, ...] = ("nominal", "up", "down")
 #: tracks (Track_genOrigin, analysis.contract.TRACK_ORIGINS); pileup tracks are the third
 #: template of the fit, normalized by the pileup reweighting (thesis sec. 6.2.1)
 TRACK_SF_CLASSES: dict[str, str] = {"pv": "primary", "spurious": "spurious"}
+#: the corrections the region processors weight simulation with (the sideband scale factors
+#: and the residual shape act on the signal-region histograms instead)
+EVENT_WEIGHT_CORRECTIONS: tuple[str, ...] = ("pileup_weight", "ptz_weight", "met_weight", "track_class_sf")
 TRACK_SF_PILEUP_ORIGIN = "pileup"
 #: coarse log10(|dz| / cm) regions of the template fit: PV region below the first edge,
 #: spurious region above the last one (dz > 0.63 cm, thesis eq. 6.3). The PV region is
@@ -236,6 +239,11 @@ class SoftTrackConfig(AnalysisConfig):
     hem : the 2018 HEM veto window.
     sr_edges : Delta m category -> lower max-logit edges of its 4 signal regions.
     jes_uncertainty : relative jet-energy-scale shift of the jesUp/jesDown variations.
+    optional_corrections : correction -> eras for which a corrections file (``--corrections``)
+        may lack it: simulation of those eras is then not weighted by it, and the output's
+        notices say so. Any other correction the processor applies must cover the era of
+        every simulated dataset it reads, or the run stops before processing (e.g.
+        ``optional_corrections = {met_weight = ["2016"]}``).
     """
 
     metadata_keys: dict[str, str] = Field(default_factory=lambda: {"m_chargino": "float", "dm_chargino": "float"})
@@ -245,3 +253,15 @@ class SoftTrackConfig(AnalysisConfig):
     hem: HemVeto = HemVeto()
     sr_edges: dict[float, tuple[float, ...]] = Field(default_factory=lambda: dict(SR_LOGIT_EDGES))
     jes_uncertainty: float = JES_UNCERTAINTY
+    optional_corrections: dict[str, tuple[str, ...]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_optional_corrections(self):
+        unknown = sorted(set(self.optional_corrections) - set(EVENT_WEIGHT_CORRECTIONS))
+        if unknown:
+            raise ValueError(f"optional_corrections names {unknown}: the corrections applied as event weights "
+                             f"are {', '.join(EVENT_WEIGHT_CORRECTIONS)}")
+        eras = {e for v in self.optional_corrections.values() for e in v} - set(self.eras)
+        if eras:
+            raise ValueError(f"optional_corrections names eras {sorted(eras)} not among the eras {list(self.eras)}")
+        return self

@@ -12,7 +12,10 @@ the file, the correction and what it does provide.
 from __future__ import annotations
 
 import gzip
+import hashlib
+import itertools
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,15 @@ from analysis.softtrack.config import CORRECTIONS_FILENAME
 
 #: the shipped corrections (derived from the default-like sample, see README.md here)
 DEFAULT_PATH = Path(__file__).resolve().parent / CORRECTIONS_FILENAME
+#: the inputs, in order, with which this module evaluates each correction
+INPUTS: dict[str, tuple[str, ...]] = {
+    "pileup_weight": ("era", "n_true_int", "syst"),
+    "ptz_weight": ("era", "ptz"),
+    "met_weight": ("era", "met", "syst"),
+    "track_class_sf": ("era", "class", "syst"),
+    "sideband_sf": ("era", "category", "syst"),
+    "residual_shape": ("era", "category", "max_logit", "syst"),
+}
 
 
 def _string_categories(node: Any, out: dict[str, set[str]]) -> None:
@@ -76,11 +88,20 @@ class SoftTrackCorrections:
             self._categories[c.name] = cats
         self._evaluator: correctionlib.CorrectionSet | None = None
 
-    # -- pickling: the JSON travels, the evaluator is rebuilt on first use -----------------
+    # -- pickling: the JSON travels with its sha256, the evaluator is rebuilt on first use --
+    @property
+    def sha256(self) -> str:
+        """sha256 of the CorrectionSet's JSON text."""
+        return hashlib.sha256(self._json.encode("utf-8")).hexdigest()
+
     def __getstate__(self) -> dict[str, Any]:
-        return {"path": self.path, "json": self._json}
+        return {"path": self.path, "json": self._json, "sha256": self.sha256}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
+        digest = hashlib.sha256(state["json"].encode("utf-8")).hexdigest()
+        if state.get("sha256", digest) != digest:
+            raise CorrectionError(f"the corrections of {state['path']} arrived altered (sha256 {digest[:12]} "
+                                  f"instead of {state['sha256'][:12]}): rerun the job")
         self.__init__(json_text=state["json"])
         self.path = state["path"]
 
@@ -114,6 +135,31 @@ class SoftTrackCorrections:
                 return False
             node = match[0] if match else node.default
         return True
+
+    def missing(self, name: str, **inputs: str | Sequence[str]) -> tuple[str, str] | None:
+        """Why the file cannot evaluate correction ``name`` with these string inputs (each
+        one value or several; every combination is checked), or None if it can. The reason is
+        ``(kind, text)``: kind ``"correction"`` (not in the file), ``"inputs"`` (other inputs
+        than this module passes, :data:`INPUTS`), ``"era"`` or another input name (a value the
+        file lacks), ``"combination"`` (the values exist, not together)."""
+        if name not in self._inputs:
+            return "correction", f"has no correction {name!r} (it has {', '.join(self.names) or 'none'})"
+        expected = INPUTS.get(name)
+        if expected is not None and tuple(self._inputs[name]) != expected:
+            return "inputs", (f"{name} takes the inputs ({', '.join(self._inputs[name])}), this code passes "
+                              f"({', '.join(expected)})")
+        wanted = {k: [str(v)] if isinstance(v, str) else [str(x) for x in v] for k, v in inputs.items()}
+        for input_name, values in wanted.items():
+            allowed = self._categories[name].get(input_name, set())
+            absent = [v for v in values if v not in allowed]
+            if absent:
+                return input_name, (f"{name} has no {input_name} {', '.join(repr(v) for v in absent)} "
+                                    f"(it has {', '.join(sorted(allowed)) or 'none'})")
+        for combo in itertools.product(*wanted.values()):
+            given = dict(zip(wanted, combo, strict=True))
+            if not self.provides(name, **given):
+                return "combination", f"{name} has no entry for {', '.join(f'{k} {v!r}' for k, v in given.items())}"
+        return None
 
     def _require(self, name: str) -> None:
         if name not in self._inputs:

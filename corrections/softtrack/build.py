@@ -35,17 +35,23 @@ class BuildResult:
     ptz_fits: dict[str, derive.PtzWeights] = field(default_factory=dict)
     met_fits: dict[str, derive.LineFit] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    #: correction -> eras of the inputs it could not be derived for (the notes say why): the
+    #: file has no entry for them, and a processor applying it there must be told it is
+    #: optional (SoftTrackConfig.optional_corrections)
+    not_derived: dict[str, list[str]] = field(default_factory=dict)
 
 
-def _fit_eras(fit, eras, name: str, notes: list[str]) -> dict:
-    """Per-era fits; an era whose inputs cannot support the fit is skipped with a note
-    (the correction then has no entry for it and asking for it raises CorrectionError)."""
+def _fit_eras(fit, eras, name: str, result: BuildResult) -> dict:
+    """Per-era fits; an era whose inputs cannot support the fit is skipped with a note and
+    recorded in ``result.not_derived`` (the correction then has no entry for it and asking
+    for it raises CorrectionError)."""
     out = {}
     for era in eras:
         try:
             out[era] = fit(era)
         except (SoftTrackError, ValueError, RuntimeError, ZeroDivisionError) as err:
-            notes.append(f"{name} not derived for {era}: {err}")
+            result.notes.append(f"{name} not derived for {era}: {err}")
+            result.not_derived.setdefault(name, []).append(era)
     return out
 
 
@@ -95,7 +101,7 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None, 
     if dy is not None:
         h, ds = dy["histograms"], dy["datasets"]
         notes = result.notes
-        result.ptz_fits = _fit_eras(lambda e: derive.fit_ptz_weights(h, ds, e), derive.eras_of(ds), "ptz_weight", notes)
+        result.ptz_fits = _fit_eras(lambda e: derive.fit_ptz_weights(h, ds, e), derive.eras_of(ds), "ptz_weight", result)
         if result.ptz_fits:
             corrections.append(derive.ptz_weight(h, ds, result.ptz_fits))
         # the preselected cleaned-DY tracks (before the baseline) when the output has them:
@@ -103,7 +109,7 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None, 
         names = ({"hist_name": "track_log10_dz_presel", "events_name": "n_events_presel"}
                  if "track_log10_dz_presel" in h and "n_events_presel" in h else {})
         result.track_fits = _fit_eras(lambda e: derive.fit_track_classes(h, ds, e, pileup, **names),
-                                      derive.eras_of(ds), "track_class_sf", notes)
+                                      derive.eras_of(ds), "track_class_sf", result)
         if result.track_fits:
             corrections.append(derive.track_class_sf(h, ds, pileup, result.track_fits))
         if "max_logit" in h:
@@ -117,7 +123,7 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None, 
     if signal is not None:
         h, ds = signal["histograms"], signal["datasets"]
         result.met_fits = _fit_eras(lambda e: derive.fit_met_line(h, ds, e), derive.eras_of(ds), "met_weight",
-                                    result.notes)
+                                    result)
         if result.met_fits:
             corrections.append(derive.met_weight(h, ds, result.met_fits))
         if "max_logit" in h:

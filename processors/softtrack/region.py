@@ -6,6 +6,14 @@ cleaning); variations: the jet energy scale up/down; observables: the event quan
 steps and the baseline; weights: normalization, pileup, p_T^miss and pT(Z) corrections;
 categories: candidate tracks and, with a scorer, the max logit per Delta m and the signal
 region; fill: the declared histograms (:mod:`processors.softtrack.histograms`).
+
+Before any chunk (:meth:`RegionProcessor.validate`): the models open (graph, input width,
+sha256) and the corrections file covers, for every simulated dataset, its era and the
+systematic labels and classes this code evaluates, for every correction the processor applies
+(unless ``optional_corrections`` of the configuration declares it optional for that era).
+Events with a non-finite value in a branch of :data:`FINITE_INPUTS` are excluded
+(processors.base, cutflow step ``finite_inputs``), and a non-finite track score puts its
+event in no signal region (:func:`processors.softtrack.scoring.signal_region`).
 """
 
 from __future__ import annotations
@@ -15,9 +23,23 @@ from dataclasses import dataclass, replace
 import awkward as ak
 import numpy as np
 
-from analysis.contract import HLT_JETHT, HLT_MET, HLT_SINGLEMUON, TRACK_ORIGINS
+from analysis.contract import (
+    HLT_JETHT,
+    HLT_MET,
+    HLT_SINGLEMUON,
+    TRACK_COV_BRANCHES,
+    TRACK_FIELDS,
+    TRACK_ORIGINS,
+    VERTEX_FIELDS,
+)
+from analysis.errors import CorrectionError
 from analysis.softtrack import objects as obj
-from analysis.softtrack.config import CLASSIFIER_DMS, SoftTrackConfig
+from analysis.softtrack.config import (
+    CLASSIFIER_DMS,
+    CORRECTION_SYSTEMATICS,
+    TRACK_SF_CLASSES,
+    SoftTrackConfig,
+)
 from analysis.softtrack.selection import baseline_steps, event_observables, noise_filters
 from processors import collections as col
 from processors.base import AnalysisProcessor, Chunk, selection_from_steps
@@ -32,6 +54,30 @@ JES_VARIATIONS = ("nominal", "jesUp", "jesDown")
 TRIGGERS = {"met": HLT_MET, "singlemuon": HLT_SINGLEMUON, "jetht": HLT_JETHT}
 #: observables of the event histograms
 EVENT_OBSERVABLES = ("met", "mht", "ht", "n_jets", "leading_jet_pt", "min_dphi")
+#: the string inputs besides the era with which the region processors evaluate each correction
+CORRECTION_INPUTS: dict[str, dict[str, tuple[str, ...]]] = {
+    "pileup_weight": {"syst": CORRECTION_SYSTEMATICS},
+    "met_weight": {"syst": ("nominal",)},
+    "ptz_weight": {},
+    "track_class_sf": {"class": tuple(TRACK_SF_CLASSES), "syst": ("nominal",)},
+}
+#: the float branches of the event, jets and leptons that the selections read
+EVENT_FINITE_INPUTS: tuple[str, ...] = (
+    "genWeight", "MET_pt", "MET_phi",
+    *(f"Jet_{f}" for f in ("pt", "eta", "phi", "mass", "btagDeepB")),
+    *(f"{c}_{f}" for c in ("Muon", "Electron", "Photon") for f in ("pt", "eta", "phi", "pfRelIso03_all")),
+    "Photon_pfRelIso03_chg", "Tau_pt", "Tau_eta", "Tau_phi",
+)
+#: every float branch the region processors read (selection, observables, weights, track
+#: features): an event with a NaN or infinity in one of them is excluded and counted
+#: (processors.base.AnalysisProcessor.finite_inputs); the fallbacks of real NanoAOD included
+FINITE_INPUTS: tuple[str, ...] = (
+    *EVENT_FINITE_INPUTS, "Pileup_nTrueInt", "GenPart_pt",
+    *(f"Track_{f}" for f in (*col.TRACK_FIELDS, *TRACK_COV_BRANCHES) if TRACK_FIELDS[f][0].startswith("float")),
+    *(f"{v}_{f}" for v in ("PV", "OtherPV") for f in VERTEX_FIELDS), "SV_x", "SV_y", "SV_z",
+    *(f"IsoTrack_{f}" for f in ("pt", "eta", "phi", "dxy", "dz", "pfRelIso03_all")),
+    *(f"PFCands_{f}" for f in ("pt", "eta", "phi", "d0", "dz", "d0Err", "dzErr")),
+)
 
 
 @dataclass
@@ -98,18 +144,23 @@ class RegionProcessor(AnalysisProcessor):
     sr_edges : Delta m -> the 4 lower max-logit edges of its signal regions (default: the
         config's; the main job derives them with analysis.stats).
     corrections : optional corrections.softtrack.apply.SoftTrackCorrections; simulation is then
-        weighted by what the file provides (pileup; pT(Z) for Drell-Yan in the dy region;
-        the p_T^miss line in the signal-like regions; the track-class scale factor of the
-        event's highest-scoring track). The sideband scale factors and the residual shape are
-        not event weights: they scale the background of the signal regions and are applied to
-        the ``sr`` histogram of the corrected output (corrections.softtrack.signal_regions). The
-        ``nocorr`` variation keeps the uncorrected weight, ``puUp/puDown`` vary pileup.
+        weighted by pileup, pT(Z) for Drell-Yan in the dy region, the p_T^miss line in the
+        signal-like regions and, with a scorer, the track-class scale factor of the event's
+        highest-scoring track (:meth:`applied_corrections`). The file must provide each for
+        the era of every simulated dataset (checked by :meth:`validate` before any chunk);
+        one the configuration's ``optional_corrections`` declares optional for an era may be
+        absent there and is then not applied, with a notice. The sideband scale factors and
+        the residual shape are not event weights: they scale the background of the signal
+        regions and are applied to the ``sr`` histogram of the corrected output
+        (corrections.softtrack.signal_regions). The ``nocorr`` variation keeps the
+        uncorrected weight, ``puUp/puDown`` vary pileup.
     """
 
     name = "base"
     config_class = SoftTrackConfig
     stream = "met"
     n_leptons = 0
+    finite_inputs = FINITE_INPUTS
     #: event-level corrections of this region (besides pileup and the track-class SFs)
     event_corrections: tuple[str, ...] = ("met_weight",)
 
@@ -121,11 +172,59 @@ class RegionProcessor(AnalysisProcessor):
         self.corrections = corrections
         self.histograms = REGION_HISTOGRAMS + (SCORE_HISTOGRAMS if scorer is not None else ())
 
-    def _has(self, name: str, era: str | None = None) -> bool:
-        """The corrections provide ``name`` (for ``era``, when given)."""
-        if self.corrections is None or name not in self.corrections.names:
+    # -- before any chunk: models and corrections ---------------------------------------------
+    def validate(self, fileset) -> None:
+        """Open the models (ModelError naming the file and the fix) and check that the
+        corrections cover every simulated dataset of ``fileset`` (CorrectionError naming the
+        correction, what is missing and the fix)."""
+        if self.scorer is not None and hasattr(self.scorer, "validate"):
+            self.scorer.validate()
+        if self.corrections is None:
+            return
+        for dataset, entry in fileset.items():
+            meta = entry["metadata"]
+            if meta["is_data"]:
+                continue
+            for name in self.applied_corrections(meta):
+                self._correction_applies(name, str(meta["era"]), dataset)
+
+    def applied_corrections(self, metadata) -> tuple[str, ...]:
+        """The corrections this processor weights a simulated dataset with."""
+        names = ["pileup_weight"]
+        if "met_weight" in self.event_corrections:
+            names.append("met_weight")
+        if "ptz_weight" in self.event_corrections and metadata["process"] == "dy_mumu":
+            names.append("ptz_weight")
+        if self.scorer is not None:
+            names.append("track_class_sf")
+        return tuple(names)
+
+    def _correction_applies(self, name: str, era: str, dataset: str, chunk: Chunk | None = None) -> bool:
+        """Does correction ``name`` weight ``dataset`` (era ``era``)? True when the file covers
+        it; False when the file lacks it for this era and the configuration declares it
+        optional there (a notice on ``chunk`` says so); else a CorrectionError."""
+        corr = self.corrections
+        if corr is None:
             return False
-        return era is None or era in self.corrections.eras(name)
+        inputs = CORRECTION_INPUTS[name]
+        problem = corr.missing(name, era=era, **inputs)
+        if problem is None:
+            return True
+        kind, reason = problem
+        optional = era in self.config.optional_corrections.get(name, ())
+        if optional and kind in ("correction", "era"):
+            if chunk is not None:
+                chunk.notices.add(f"{name} not applied to {era} simulation: corrections file {corr.path} has no "
+                                  f"{era} entry (declared optional for {era} in the configuration)")
+            return False
+        if kind in ("correction", "era"):
+            fix = (f"derive it with `python run.py corrections` from outputs that cover {era}, or declare it "
+                   f"optional for {era} with `optional_corrections = {{{name} = [\"{era}\"]}}` in --config")
+        else:
+            fix = "derive the file again with `python run.py corrections` (it must provide " + \
+                  ", ".join(f"{k} {'/'.join(v)}" for k, v in inputs.items()) + ")"
+        raise CorrectionError(f"corrections file {corr.path}: {reason}, which the {self.name} processor applies "
+                              f"to dataset {dataset} (era {era}): {fix}")
 
     # -- objects ------------------------------------------------------------------------------
     def objects(self, chunk: Chunk) -> Collections:
@@ -188,20 +287,23 @@ class RegionProcessor(AnalysisProcessor):
             v = np.asarray(v)
             return v.astype(np.float64) if v.shape else np.full(chunk.size, float(v))
 
-        if self._has("pileup_weight", era) and "Pileup" in events.fields:
+        applied = self.applied_corrections(meta)
+        dataset = chunk.dataset
+        if ("Pileup" in events.fields and "pileup_weight" in applied
+                and self._correction_applies("pileup_weight", era, dataset, chunk)):
             ntrue = ak.to_numpy(events.Pileup.nTrueInt).astype(np.float64)
             w.add("pileup", *(full(self.corrections.pileup_weight(era, ntrue, s)) for s in ("nominal", "up", "down")))
-        if "met_weight" in self.event_corrections and self._has("met_weight", era):
+        if "met_weight" in applied and self._correction_applies("met_weight", era, dataset, chunk):
             w.add("met_weight", full(self.corrections.met_weight(era, c.met_pt)))
-        if ("ptz_weight" in self.event_corrections and self._has("ptz_weight", era)
-                and meta["process"] == "dy_mumu"):
+        if "ptz_weight" in applied and self._correction_applies("ptz_weight", era, dataset, chunk):
             w.add("ptz_weight", full(self.corrections.ptz_weight(era, col.gen_boson_pt(events))))
         return w
 
-    def track_weight(self, era: str, best_origin: np.ndarray) -> np.ndarray:
+    def track_weight(self, chunk: Chunk, best_origin: np.ndarray) -> np.ndarray:
         """Track-class scale factor of the event's highest-scoring track (1 where unknown)."""
         w = np.ones(len(best_origin))
-        if not self._has("track_class_sf", era):
+        era = chunk.era
+        if not self._correction_applies("track_class_sf", era, chunk.dataset, chunk):
             return w
         for origin, cls in ((TRACK_ORIGINS["primary"], "pv"), (TRACK_ORIGINS["spurious"], "spurious")):
             w[best_origin == origin] = self.corrections.track_class_sf(era, cls)
@@ -219,10 +321,14 @@ class RegionProcessor(AnalysisProcessor):
             ev = chunk.events[selected]
             scores, best_origin = self.scorer.max_logits(sel_c.tracks, cand, ev.PV, ev.OtherPV, ev.SV, sel_c.jets,
                                                          sel_c.met_pt, sel_c.met_phi, chunk.era, chunk.is_data)
-            out["scores"] = scores
+            finite = np.isfinite(scores).all(axis=1)
+            if not finite.all():
+                chunk.notices.add(f"{chunk.dataset}: non-finite track scores: their events are in no signal region "
+                                  "and no score histogram")
+            out["scores"], out["finite_scores"] = scores, finite
             out["category"], out["sr"] = signal_region(scores, self.sr_edges)
             if not chunk.is_data:
-                out["track_sf"] = self.track_weight(chunk.era, best_origin)
+                out["track_sf"] = self.track_weight(chunk, best_origin)
         elif self.scorer is not None:
             chunk.notices.add(f"{chunk.dataset}: no helix covariance ({c.track_source}), track scores not evaluated")
         return out
@@ -279,7 +385,7 @@ class RegionProcessor(AnalysisProcessor):
 
     def fill_scores(self, hists, dataset: str, syst: str, cats, ws: np.ndarray) -> None:
         scores, category, sr = cats["scores"], cats["category"], cats["sr"]
-        has = cats["n_candidates"] > 0
+        has = (cats["n_candidates"] > 0) & cats["finite_scores"]
         for j, dm in enumerate(CLASSIFIER_DMS):
             hists["max_logit"].fill(dataset=dataset, systematic=syst, dm=f"{dm:g}", max_logit=scores[has, j],
                                     weight=ws[has])

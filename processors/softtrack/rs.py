@@ -22,6 +22,8 @@ Processors are thin: the physics is in ``analysis.rs`` (the method) and
 
 from __future__ import annotations
 
+import gzip
+import hashlib
 import os
 
 import awkward as ak
@@ -59,11 +61,11 @@ from analysis.softtrack.config import (
 from analysis.softtrack.rs_selection import seed004_steps
 from analysis.softtrack.selection import baseline_steps, event_observables, noise_filters
 from processors import collections as col
-from processors.base import Chunk, cutflow, selection_from_steps
+from processors.base import FINITE_STEP, Chunk, add_finite_step, cutflow, selection_from_steps
 from processors.histograms import CATEGORY_AXES, book
 
 from .histograms import REGION_HISTOGRAMS
-from .region import TRIGGERS, RegionProcessor
+from .region import EVENT_FINITE_INPUTS, TRIGGERS, RegionProcessor
 
 #: response variations of seed 004 sec. 4 item 2 (name -> vary_response arguments)
 RS_VARIATIONS: dict[str, dict[str, float]] = {
@@ -77,7 +79,9 @@ RS_REGIONS = ("baseline", "seed004")
 EVENT_OBSERVABLES = ("met", "mht", "ht", "n_jets", "leading_jet_pt", "min_dphi")
 #: dataset suffix of the prediction (the direct simulation keeps the dataset name)
 PREDICTION_SUFFIX = "_rs"
-#: the analysis' b tag of the prior's b-jet category (analysis.rs.bjet_count)
+#: the float branches the R&S processors read: an event with a NaN or infinity in one is
+#: excluded and counted (cutflow step "finite_inputs" after the first step)
+RS_FINITE_INPUTS: tuple[str, ...] = (*EVENT_FINITE_INPUTS, "GenJet_pt", "GenJet_eta", "GenJet_phi")
 
 
 def _flat(x) -> np.ndarray:
@@ -88,6 +92,28 @@ def _file_id(meta: dict) -> str:
     """Identifier of the input file for the random streams: its base name, so that the result
     does not depend on where the file lies (seed 004 sec. 2.2 reproducibility, DESIGN.md)."""
     return os.path.basename(str(meta.get("filename", meta.get("dataset", ""))))
+
+
+def _finite_events(proc: RegionProcessor, events, meta: dict):
+    """(the events with finite inputs, their entry numbers in the file, the number excluded
+    and their normalization weight); the events unchanged when all are finite."""
+    n = len(events)
+    full = Chunk(events, meta)
+    finite = proc.finite_events(full)
+    start = int(meta.get("entrystart", 0))
+    if finite.all():
+        return events, start + np.arange(n, dtype=np.int64), 0, 0.0, full.notices
+    excluded_weight = proc.excluded_weight(full, finite)
+    return events[finite], start + np.flatnonzero(finite).astype(np.int64), int((~finite).sum()), \
+        excluded_weight, full.notices
+
+
+def _with_finite_steps(flows: dict, excluded: int, excluded_weight: float) -> dict:
+    """Every cutflow of a chunk with the finite-inputs step after its first step (``seed_``
+    prefixed after ``seed_all``)."""
+    return {key: add_finite_step(flow, excluded, excluded_weight,
+                                 step=("seed_" if next(iter(flow), "").startswith("seed_") else "") + FINITE_STEP)
+            for key, flow in flows.items()}
 
 
 def _chunk_record(meta: dict, n: int) -> dict:
@@ -134,6 +160,7 @@ class RSTemplatesProcessor(RegionProcessor):
 
     name = "rs_templates"
     stream = "jetht"
+    finite_inputs = RS_FINITE_INPUTS
 
     def accepts(self, metadata: dict) -> bool:
         return (not metadata["is_data"]) and metadata["process"] == "qcd"
@@ -141,6 +168,8 @@ class RSTemplatesProcessor(RegionProcessor):
     def process(self, events):
         meta = dict(events.metadata)
         dataset = meta["dataset"]
+        n_read = len(events)
+        events, entry, excluded, excluded_weight, notices = _finite_events(self, events, meta)
         n = len(events)
         if "GenJet" not in events.fields:
             raise InputFileError(f"GenJet missing from {meta.get('filename')}: R&S templates need simulation")
@@ -181,7 +210,6 @@ class RSTemplatesProcessor(RegionProcessor):
         # np.histogram2d closes the last bin on the right; hist does not: move x == edge inside
         dphi_in = np.where(dphi[ok] == RS_PRIOR_DPHI_EDGES[-1], np.nextafter(np.pi, 0), dphi[ok])
         ht_in = np.clip(pht[ok], RS_PRIOR_HT_EDGES[0], np.nextafter(RS_PRIOR_HT_EDGES[-1], 0))
-        entry = int(meta.get("entrystart", 0)) + np.arange(n, dtype=np.int64)
         boot = rs.bootstrap_weights(RS_TEMPLATE_BOOTSTRAP_SEED, _file_id(meta), entry, max(RS_N_TEMPLATE_REPLICAS, 2))
         for k in range(RS_N_TEMPLATE_REPLICAS + 1):
             wk = weight if k == 0 else weight * boot[:, k - 1]
@@ -198,8 +226,8 @@ class RSTemplatesProcessor(RegionProcessor):
                    "template_lost_jets": {"events": int((lpt >= pte[0]).sum()),
                                           "weighted": float(weight[lev[lpt >= pte[0]]].sum())},
                    "prior_events": {"events": int(ok.sum()), "weighted": float(weight[ok].sum())}}
-        return {"rs_templates": h, "cutflow": {dataset: flow}, "chunks": [_chunk_record(meta, n)],
-                "notices": set()}
+        return {"rs_templates": h, "cutflow": _with_finite_steps({dataset: flow}, excluded, excluded_weight),
+                "chunks": [_chunk_record(meta, n_read)], "notices": notices}
 
 
 def build_templates(acc: dict[str, hist.Hist], replica: int = 0) -> tuple[rs.JetResponseTemplates, rs.RebalancePriors]:
@@ -285,8 +313,9 @@ class RSPredictionProcessor(RegionProcessor):
         response variations coreUp and tailUp, each rebalanced and smeared with the varied
         templates, seed 004 sec. 4 item 2).
     rs_templates : str
-        correctionlib file of :func:`analysis.rs.write_correctionset` (read
-        lazily on each worker; only the path is pickled).
+        correctionlib file of :func:`analysis.rs.write_correctionset`: read here, its bytes
+        and their sha256 travel in the pickle (a worker needs no access to the file), checked
+        and parsed lazily on each worker.
     rs_seed, rs_n_smear, rs_n_bootstrap :
         Global seed of the smearing/bootstrap streams, smearing iterations (weight 1/n), and
         Poisson bootstrap replicas (>= 2).
@@ -305,6 +334,7 @@ class RSPredictionProcessor(RegionProcessor):
 
     name = "rs"
     stream = "jetht"
+    finite_inputs = RS_FINITE_INPUTS
 
     def __init__(self, config=None, lumi_fb=None, systematics: bool = True, *, rs_templates=None,
                  rs_seed: int = RS_PREDICTION_SEED, rs_n_smear: int = RS_N_SMEAR,
@@ -320,6 +350,13 @@ class RSPredictionProcessor(RegionProcessor):
         if not os.path.isfile(self.rs_templates):
             raise InputFileError(f"R&S template file '{self.rs_templates}' does not exist: build it with "
                                  "python run.py rs-templates")
+        try:
+            with open(self.rs_templates, "rb") as f:
+                self._templates_bytes = f.read()
+        except OSError as err:
+            raise InputFileError(f"cannot read R&S template file '{self.rs_templates}': {err.strerror or err}; "
+                                 "build it with python run.py rs-templates") from None
+        self.rs_templates_sha256 = hashlib.sha256(self._templates_bytes).hexdigest()
         self.rs_seed = int(rs_seed)
         self.rs_n_smear = int(rs_n_smear)
         self.rs_n_bootstrap = int(rs_n_bootstrap)
@@ -329,13 +366,30 @@ class RSPredictionProcessor(RegionProcessor):
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_inputs"] = None  # the templates travel as a path, loaded lazily on the worker
+        state["_inputs"] = None  # the templates travel as bytes + sha256, parsed lazily on the worker
         return state
 
+    def validate(self, fileset) -> None:
+        """Parse the templates on the client before any chunk runs (a corrupt file stops the
+        run with one message naming it)."""
+        self.inputs()
+
     def inputs(self) -> dict[str, tuple[rs.JetResponseTemplates, rs.RebalancePriors]]:
-        """Templates and priors per response variation (loaded once per worker)."""
+        """Templates and priors per response variation (parsed once per worker from the bytes
+        read on the client, after checking their sha256)."""
         if self._inputs is None:
-            templates, priors = rs.read_correctionset(self.rs_templates)
+            data = self._templates_bytes
+            digest = hashlib.sha256(data).hexdigest()
+            if digest != self.rs_templates_sha256:
+                raise ConfigError(f"the R&S templates of '{self.rs_templates}' arrived altered (sha256 {digest[:12]} "
+                                  f"instead of {self.rs_templates_sha256[:12]}): rerun the job")
+            try:
+                text = (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode("utf-8")
+                templates, priors = rs.from_correctionset(text)
+            except (OSError, EOFError, UnicodeDecodeError, ValueError, KeyError) as err:
+                raise ConfigError(f"R&S template file '{self.rs_templates}' cannot be read ({type(err).__name__}: "
+                                  f"{str(err).splitlines()[0] if str(err) else ''}): build it again with "
+                                  "python run.py rs-templates") from None
             self._inputs = {name: (rs.vary_response(templates, **kw) if kw else templates, priors)
                             for name, kw in RS_VARIATIONS.items()}
         return self._inputs
@@ -352,12 +406,14 @@ class RSPredictionProcessor(RegionProcessor):
     def process(self, events):
         meta = dict(events.metadata)
         dataset, era, is_data = meta["dataset"], str(meta["era"]), bool(meta["is_data"])
+        n_read = len(events)
+        events, entry, excluded, excluded_weight, notices = _finite_events(self, events, meta)
         n = len(events)
         pred = dataset + PREDICTION_SUFFIX
         hists = book(REGION_HISTOGRAMS)
         hists.update(new_rs_histograms(self.rs_n_bootstrap))
         flows: dict[str, dict] = {}
-        out = {"histograms": hists, "cutflow": flows, "chunks": [_chunk_record(meta, n)], "notices": set()}
+        out = {"histograms": hists, "cutflow": flows, "chunks": [_chunk_record(meta, n_read)], "notices": notices}
         weight = self.normalization(Chunk(events, meta))
         jets = col.jets(events)
         mu, el, ph, ta = col.leptons(events)
@@ -382,7 +438,6 @@ class RSPredictionProcessor(RegionProcessor):
 
         seeds = _SeedJets(jets, self.config.objects.jet_pt_rs)
         nb = rs.bjet_count(seeds.pt, seeds.eta, seeds.btag, seeds.offsets, **_btag(self.config.objects))
-        entry = int(meta.get("entrystart", 0)) + np.arange(n, dtype=np.int64)
         file_id = _file_id(meta)
         boot = rs.bootstrap_weights(self.rs_seed, file_id, entry, self.rs_n_bootstrap)
         variations = RS_VARIATIONS if self.systematics else {"nominal": {}}
@@ -399,6 +454,7 @@ class RSPredictionProcessor(RegionProcessor):
                                     era, weight)
             self._predict(hists, flows, pred, syst, seeds, reb, keep, weight, boot, templates, file_id,
                           entry, (mu, el, ph, ta), met_pt, met_phi, era, steps)
+        out["cutflow"] = _with_finite_steps(flows, excluded, excluded_weight)
         return out
 
     def _predict(self, hists, flows, pred, syst, seeds, reb, keep, weight, boot, templates, file_id, entry,

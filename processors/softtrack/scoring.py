@@ -3,7 +3,9 @@ sec. 4, 7), the event-level maximum logit per Delta m, the category and the 12 s
 regions.
 
 The scorer pickles without its onnxruntime sessions (models/inference.py opens them lazily
-on each worker).
+on each worker); :meth:`TrackScorer.validate` opens them once on the client before any chunk
+runs, so that a corrupt model or one of the wrong input width stops the run there. A
+non-finite max logit puts its event in no signal region.
 """
 
 from __future__ import annotations
@@ -14,25 +16,36 @@ import awkward as ak
 import numpy as np
 
 from analysis.errors import ModelError
-from analysis.softtrack.config import CLASSIFIER_DMS, N_SR_BINS_PER_CATEGORY, SR_LOGIT_EDGES
-from analysis.softtrack.features import track_feature_table
+from analysis.softtrack.config import (
+    CLASSIFIER_DM_INPUT,
+    CLASSIFIER_DMS,
+    CLASSIFIER_ERA_INPUTS,
+    N_SR_BINS_PER_CATEGORY,
+    SR_LOGIT_EDGES,
+)
+from analysis.softtrack.features import FEATURE_NAMES, track_feature_table
 
 #: max logit of an event without candidate tracks
 NO_TRACK_LOGIT = -20.0
+#: the columns :meth:`TrackScorer.max_logits` passes to the refiner
+REFINER_INPUTS = ("pt", "dxyErr", "dzErr")
 
 
 def signal_region(max_logits: np.ndarray, sr_edges: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Category (index of the Delta m with the largest max logit) and signal region
     (category * 4 + bin; -1 below the first edge) per event (docs/physics.md sec. 4); ``sr_edges``
-    (dm -> 4 lower edges) defaults to config.SR_LOGIT_EDGES."""
+    (dm -> 4 lower edges) defaults to config.SR_LOGIT_EDGES. An event with a non-finite max
+    logit for any Delta m is in no signal region (-1): NaN sorts above every edge and would
+    land in the tightest one."""
     sr_edges = sr_edges or SR_LOGIT_EDGES
     category = np.argmax(max_logits, axis=1)
     value = max_logits[np.arange(len(category)), category]
+    finite = np.isfinite(max_logits).all(axis=1) if len(category) else np.ones(0, bool)
     sr = np.full(len(category), -1, np.int64)
     for c, dm in enumerate(CLASSIFIER_DMS):
         edges = np.asarray(sr_edges[dm])
         b = np.searchsorted(edges, value, side="right") - 1
-        in_cat = (category == c) & (b >= 0)
+        in_cat = (category == c) & (b >= 0) & finite
         sr[in_cat] = c * N_SR_BINS_PER_CATEGORY + np.minimum(b[in_cat], N_SR_BINS_PER_CATEGORY - 1)
     return category, sr
 
@@ -57,6 +70,24 @@ class TrackScorer:
                              "or run without scores (--no-scores)")
         return cls(clf, ref if ref.is_file() else None)
 
+    def validate(self) -> None:
+        """Open the onnxruntime sessions (ModelError naming the file and the fix when a model
+        is corrupt or its graph does not match its description, e.g. another input width)
+        and check that the classifier reads only features this code computes."""
+        for model in (self.classifier, self.refiner):
+            if model is not None:
+                model.session  # noqa: B018 - opening is the check
+        tail = (CLASSIFIER_DM_INPUT, *CLASSIFIER_ERA_INPUTS)
+        unknown = [f for f in self.classifier.feature_order if f not in FEATURE_NAMES and f not in tail]
+        if unknown:
+            raise ModelError(f"classifier {self.classifier.path} takes features {unknown} this code does not "
+                             "compute: retrain it with `python run.py train classifier` or restore the shipped file")
+        refined = [f for f in self.refiner.feature_order if f not in REFINER_INPUTS] if self.refiner else []
+        if refined:
+            raise ModelError(f"refiner {self.refiner.path} takes inputs {refined} this code does not pass "
+                             f"({', '.join(REFINER_INPUTS)}): retrain it with `python run.py train refiner` "
+                             "or restore the shipped file")
+
     def hashes(self) -> dict[str, str]:
         out = {"classifier": self.classifier.meta.get("onnx_sha256", "")}
         if self.refiner is not None:
@@ -75,7 +106,7 @@ class TrackScorer:
             return out, best_origin
         table, event = track_feature_table(tracks, candidate, pv, other_pv, sv, jets, met_pt, met_phi)
         if not is_data and self.refiner is not None:
-            flat = {"pt": table["pt"].astype(np.float32),
+            flat = {"pt": table["pt"].astype(np.float32),  # the REFINER_INPUTS
                     "dxyErr": (10.0 ** table["log10_dxy_err"]).astype(np.float32),
                     "dzErr": (10.0 ** table["log10_dz_err"]).astype(np.float32)}
             refined = self.refiner.refine(flat)

@@ -16,6 +16,8 @@ class ZPeakProcessor(AnalysisProcessor):
 
     name = "zpeak"
     config_class = ZPeakConfig
+    #: the float branches it reads: an event with a NaN or infinity in one is excluded and counted
+    finite_inputs = ("genWeight", "Muon_pt", "Muon_eta", "Muon_phi", "Muon_pfRelIso03_all")
     histograms = (
         HistogramSpec("mass", (hist.axis.Regular(120, 0.0, 240.0, name="mass", label=r"$m_{\mu\mu}$ [GeV]"),)),
         HistogramSpec("pt", (hist.axis.Regular(50, 0.0, 500.0, name="pt", label=r"$p_T^{\mu\mu}$ [GeV]"),)),
