@@ -1,6 +1,6 @@
 """Throughput of the soft-track classifier through ONNX Runtime vs torch, one core.
 
-docs/physics.md sec. 4 (evaluated in processors with onnxruntime) and DESIGN.md practical notes
+docs/physics.md sec. 4 (evaluated in processors with onnxruntime) and ARCHITECTURE.md
 (batch norm folded before export, batches of ~10^4 rows). Builds the classifier at its
 default architecture (37 track features + Delta m + 3 era columns, 3 x 256) with random
 weights and non-trivial batch-norm statistics -- throughput does not depend on the weights

@@ -1,4 +1,4 @@
-"""The main job (``python run.py`` with no arguments; DESIGN.md "The main job").
+"""The main job (``python run.py`` with no arguments, or ``python run.py main-job``).
 
 1. generate the default toy sample into data/generated/default/ unless an identical one is
    there (same request hash, every file as request.json records it; analysis.toymc.writer);

@@ -1,4 +1,4 @@
-"""Models evaluated in processors and trained for them (DESIGN.md notes).
+"""Models evaluated in processors and trained for them (ARCHITECTURE.md).
 
 Core, for any analysis: :mod:`models.inference` (``OnnxModel``: an ONNX file and its JSON,
 travelling by content to the workers; no torch), :mod:`models.export` (torch -> checked

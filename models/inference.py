@@ -1,4 +1,4 @@
-"""ONNX Runtime evaluation of exported models, for any analysis (DESIGN.md notes).
+"""ONNX Runtime evaluation of exported models, for any analysis (ARCHITECTURE.md).
 
 No torch here: analyses run with numpy, onnxruntime and json only.
 
@@ -44,7 +44,7 @@ def metadata_path(path: Path) -> Path:
     return Path(path).with_suffix(".json")
 
 
-def read_metadata(path: Path) -> dict[str, Any]:
+def read_metadata(path: Path, retrain_hint: str = _RETRAIN_HINT) -> dict[str, Any]:
     """Read and validate the JSON beside ``path`` (and the model file's hash).
 
     Raises
@@ -56,7 +56,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
     path = Path(path)
     json_path = metadata_path(path)
     if not path.is_file():
-        raise ModelError(f"model file {path} not found: {_RETRAIN_HINT}")
+        raise ModelError(f"model file {path} not found: {retrain_hint}")
     if not json_path.is_file():
         raise ModelError(f"model description {json_path} (beside {path.name}) not found: "
                          "export the model with models.export, which writes both files")
@@ -76,7 +76,7 @@ def read_metadata(path: Path) -> dict[str, Any]:
         actual = hashlib.sha256(path.read_bytes()).hexdigest()
         if actual != expected:
             raise ModelError(f"model file {path} does not match the sha256 recorded in {json_path.name} "
-                             f"(corrupt or replaced): {_RETRAIN_HINT}")
+                             f"(corrupt or replaced): {retrain_hint}")
     return meta
 
 
@@ -107,7 +107,7 @@ class OnnxModel:
         self.path = Path(path).resolve()
         self.threads = int(threads)
         self.batch_rows = int(batch_rows)
-        self.meta = read_metadata(self.path)
+        self.meta = read_metadata(self.path, self.retrain_hint)
         # the content travels with the model (read after the check of read_metadata; a file
         # replaced in between is caught by the hash below)
         self.blob: bytes = self.path.read_bytes()

@@ -552,7 +552,9 @@ def run(proc: processor.ProcessorABC, fileset: dict, opts: RunOptions) -> dict:
     selected = {k: v for k, v in fileset.items() if proc.accepts(v["metadata"])}
     if not selected:
         raise ConfigError(f"no dataset of the fileset is read by the {name} processor")
-    proc.validate(selected)  # models, corrections, templates: before any file is opened
+    validate = getattr(proc, "validate", None)  # AnalysisProcessor's hook; other coffea processors have none
+    if validate is not None:
+        validate(selected)  # models, corrections, templates: before any file is opened
     good, skipped = preflight(selected, opts.skip_bad_files, opts)
     refuse_same_uuid(good)  # the same file under two names (a copy, a local path and a URL)
     chunks = plan(good, opts)

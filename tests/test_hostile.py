@@ -1365,7 +1365,7 @@ def _va_models(tmp_path: Path, case: str) -> Path:
     d = tmp_path / f"models_{case}"
     d.mkdir()
     for f in ("classifier.onnx", "classifier.json", "refiner.onnx", "refiner.json"):
-        shutil.copy(ROOT / "models" / f, d / f)
+        shutil.copy(ROOT / "models" / "softtrack" / f, d / f)
     onnx_path = d / "classifier.onnx"
     if case in ("corrupt", "corrupt_same_sha256"):
         data = bytearray(onnx_path.read_bytes())

@@ -2,7 +2,7 @@
 
 :class:`SoftTrackCorrections` holds the CorrectionSet's JSON text and builds the
 correctionlib evaluator lazily, so it pickles through its JSON and every coffea worker
-loads its own evaluator (STYLE.md, "models load lazily"). Values are computed by
+loads its own evaluator (ARCHITECTURE.md, rules for an analysis). Values are computed by
 correctionlib's vectorized evaluator: no Python-side lookups per event. String inputs
 (era, class, syst, category) are checked up front against the categories in the file, so a
 request the file cannot answer raises :class:`~analysis.errors.CorrectionError` naming

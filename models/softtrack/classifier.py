@@ -8,7 +8,7 @@ classes of :data:`analysis.softtrack.config.TRACK_CLASSES`. ``forward`` returns 
 cross-entropy); :class:`ProbabilityHead` adds the softmax for export.
 
 :func:`fold_batch_norm` folds each eval-mode BatchNorm1d into the Linear before it: ONNX
-Runtime runs a standalone BatchNormalization node slowly on small MLPs (DESIGN.md notes).
+Runtime runs a standalone BatchNormalization node slowly on small MLPs.
 """
 
 from __future__ import annotations

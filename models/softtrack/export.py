@@ -1,7 +1,8 @@
 """ONNX export of the soft-track classifier and refiner (docs/physics.md sec. 4 and 7).
 
 The graph takes raw values (input standardisation and the refiner's log transforms are
-inside it); batch norm is folded into the preceding Linear first (DESIGN.md notes). The
+inside it); batch norm is folded into the preceding Linear first
+(:func:`models.softtrack.classifier.fold_batch_norm`). The
 JSON beside each file is the contract :mod:`models.softtrack.inference` checks: ``kind``,
 ``inputs`` (name and width), ``feature_order``, ``outputs`` (name and columns),
 ``class_order`` (classifier), ``versions``, ``onnx_sha256``, ``config`` and its

@@ -32,7 +32,7 @@ import numpy as np
 
 from analysis import rs
 from analysis.columnar import offsets_from_counts
-from analysis.errors import ConfigError, InputFileError
+from analysis.errors import ConfigError, CorrectionError, InputFileError
 from analysis.rs import rs_jet_mask
 from analysis.rs.defaults import (
     RS_MAX_REBALANCED_MHT,
@@ -90,7 +90,7 @@ def _flat(x) -> np.ndarray:
 
 def _file_id(meta: dict) -> str:
     """Identifier of the input file for the random streams: its base name, so that the result
-    does not depend on where the file lies (seed 004 sec. 2.2 reproducibility, DESIGN.md)."""
+    does not depend on where the file lies (seed 004 sec. 2.2 reproducibility)."""
     return os.path.basename(str(meta.get("filename", meta.get("dataset", ""))))
 
 
@@ -386,7 +386,7 @@ class RSPredictionProcessor(RegionProcessor):
             try:
                 text = (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode("utf-8")
                 templates, priors = rs.from_correctionset(text)
-            except (OSError, EOFError, UnicodeDecodeError, ValueError, KeyError) as err:
+            except (OSError, EOFError, UnicodeDecodeError, ValueError, KeyError, CorrectionError) as err:
                 raise ConfigError(f"R&S template file '{self.rs_templates}' cannot be read ({type(err).__name__}: "
                                   f"{str(err).splitlines()[0] if str(err) else ''}): build it again with "
                                   "python run.py rs-templates") from None
