@@ -100,3 +100,22 @@ def test_process_bad_processor(tmp_path, capsys, argv, words):
 def test_help_lists_analyses():
     r = subprocess.run([sys.executable, str(ROOT / "run.py"), "--help"], capture_output=True, text=True, check=True)
     assert "softtrack" in r.stdout and "zpeak" in r.stdout
+
+
+@pytest.mark.parametrize(("config", "words"), [
+    ("bogus_key = 1\n", ["unknown key 'bogus_key'", "value 1"]),
+    ("[baseline]\nmet = 'high'\n", ["baseline.met", "high"]),
+])
+def test_main_job_config_is_checked_before_anything_runs(tmp_path, capsys, config, words):
+    """main-job --config: a bad key or value is one line before any sample is generated or
+    output written."""
+    import run
+
+    path = tmp_path / "bad.toml"
+    path.write_text(config)
+    out, data = tmp_path / "out", tmp_path / "data"
+    rc = run.main(["main-job", "--config", str(path), "--out", str(out), "--data", str(data), "--quiet"])
+    err = capsys.readouterr().err
+    assert rc == 2 and err.startswith("error: ") and err.count("\n") == 1, err
+    assert all(w in err for w in words), err
+    assert not out.exists() and not data.exists()
