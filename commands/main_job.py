@@ -215,9 +215,47 @@ def main(args) -> int:
         "rs": rs, "limits": limits, "n_plots": len(plots), "sr_edges": edges,
         "notices": sorted(set(dy["notices"]) | set(sig["notices"])),
     }
+    summary["truth"] = stages.run("report against truth", truth_rows, summary, built, sig)
     write_atomic(out / "summary.json", json.dumps(summary, indent=1, default=str))
     print_summary(summary, sig, stages)
     return 0
+
+
+def truth_rows(summary: dict, built, sig: dict) -> list[dict]:
+    """Every derived quantity next to what the toy generator injected (truth_report)."""
+    from analysis.errors import ModelError
+    from analysis.toymc.truth import PSEUDO_DATA
+    from models.inference import read_metadata
+    from models.softtrack.inference import DEFAULT_REFINER
+    from processors.softtrack.truth_report import Injected, truth_table
+
+    injected = Injected(pv_track_sf=PSEUDO_DATA.pv_track_rate, spurious_track_sf=PSEUDO_DATA.spurious_track_rate,
+                        met_slope_per_gev=PSEUDO_DATA.met_slope_per_gev, met_slope_pivot=PSEUDO_DATA.met_slope_pivot)
+    try:
+        refiner = read_metadata(DEFAULT_REFINER).get("metrics")
+    except ModelError:
+        refiner = None
+    rs = summary["rs"]
+    return truth_table(track_class_sf=summary["corrections"]["track_class_sf"], met_fits=built.met_fits,
+                       rs_closure={"seed-004 baseline": rs["baseline_closure"],
+                                   "search baseline": rs["search_closure"]},
+                       signal_output=sig, limits=summary["limits"], refiner_metrics=refiner, injected=injected)
+
+
+def print_truth(rows: list[dict], console) -> None:
+    from rich.table import Table
+
+    t = Table(title="derived vs injected (pull = (derived - injected) / uncertainty)")
+    for col in ("quantity", "era", "derived", "injected", "pull", "note"):
+        t.add_column(col)
+
+    def num(x, fmt=".4g"):
+        return "" if x is None else format(x, fmt)
+
+    for r in rows:
+        derived = num(r["derived"]) + (f" +- {num(r['uncertainty'], '.2g')}" if r["uncertainty"] is not None else "")
+        t.add_row(r["quantity"], r["era"] or "", derived, num(r["injected"]), num(r["pull"], "+.1f"), r["note"])
+    console.print(t)
 
 
 def print_summary(summary: dict, sig: dict, stages: Stages) -> None:
@@ -232,14 +270,6 @@ def print_summary(summary: dict, sig: dict, stages: Stages) -> None:
         if v:
             t.add_row(k, f"{v['data']:.0f}", f"{v['mc']:.1f}", f"{v['ratio']:.3f}", f"{v['chi2']:.1f}/{v['ndf']}")
     c.print(t)
-    sf = summary["corrections"]["track_class_sf"]
-    if sf:
-        t = Table(title="track-class scale factors (injected: pv 0.91, spurious 1.18)")
-        for col in ("era", "pv", "spurious"):
-            t.add_column(col)
-        for era, v in sf.items():
-            t.add_row(era, f"{v['pv'][0]:.3f} +- {v['pv'][1]:.3f}", f"{v['spurious'][0]:.3f} +- {v['spurious'][1]:.3f}")
-        c.print(t)
     if summary["limits"]:
         t = Table(title=f"expected 95% CL upper limits on mu ({summary['limits']['luminosity_fb']:.0f} fb^-1, blinded)")
         for col in ("signal", "median", "-1 sigma", "+1 sigma"):
@@ -257,6 +287,7 @@ def print_summary(summary: dict, sig: dict, stages: Stages) -> None:
         for note in notes:
             if "not applied" in note:
                 c.print(f"  {note}")
+    print_truth(summary["truth"], c)
     for ds, v in summary["rs"]["baseline_closure"].items():
         if "ratio" in v and v["ratio"] is not None:
             c.print(f"R&S {ds}: predicted/simulated QCD in the seed-004 baseline = {v['ratio']:.2f} +- {v['uncertainty']:.2f}")

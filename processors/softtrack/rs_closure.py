@@ -27,11 +27,11 @@ def _ratio(a: float, sa: float, b: float, sb: float) -> tuple[float | None, floa
     return r, r * float(np.hypot(sa / a, sb / b))
 
 
-def summarize(output: dict, dataset: str) -> dict:
-    """closure.json content from the prediction output (seed-004 baseline region)."""
+def summarize(output: dict, dataset: str, region: str = "seed004") -> dict:
+    """closure.json content from the prediction output in ``region``: "seed004" (the seed-004
+    baseline, the default) or "baseline" (the search baseline)."""
     h = output["histograms"]
     pred_ds = dataset + PREDICTION_SUFFIX
-    region = "seed004"
     result: dict = {"bins": {}}
     for obs in RS_CLOSURE_BINS:
         hh = h[f"rs_{obs}"]

@@ -89,8 +89,8 @@ def sr_corrections_stage(cset, sig: dict, dy: dict, path: Path):
 
 
 def rs_stage(fileset: dict, out: Path, opts, config=None) -> dict:
-    """R&S templates from simulated QCD and the prediction of QCD in the seed-004 baseline
-    (``config``: the soft-track configuration of both processors, default the code's)."""
+    """R&S templates from simulated QCD and the prediction of QCD; the closure (predicted /
+    simulated) per era in the seed-004 baseline and in the search baseline (``config``: the soft-track configuration of both processors, default the code's)."""
     from coffea.util import save
 
     from .rs_closure import summarize
@@ -103,10 +103,11 @@ def rs_stage(fileset: dict, out: Path, opts, config=None) -> dict:
     pred = predict(qcd, opts, config=config, rs_templates=str(templates))
     with atomic_output(out / "rs_prediction.coffea") as tmp:
         save(pred, str(tmp))
-    closure = {}
-    for ds in sorted(qcd):
-        try:
-            closure[ds] = summarize(pred, ds)["baseline"]
-        except Exception as err:  # noqa: BLE001 - a sparse era: say why instead of failing the job
-            closure[ds] = {"error": f"{type(err).__name__}: {err}"}
-    return {"templates": info["file"], "baseline_closure": closure}
+    closure: dict[str, dict] = {"seed004": {}, "baseline": {}}
+    for region, table in closure.items():
+        for ds in sorted(qcd):
+            try:
+                table[ds] = summarize(pred, ds, region)["baseline"]
+            except Exception as err:  # noqa: BLE001 - a sparse era: say why instead of failing the job
+                table[ds] = {"error": f"{type(err).__name__}: {err}"}
+    return {"templates": info["file"], "baseline_closure": closure["seed004"], "search_closure": closure["baseline"]}
