@@ -237,15 +237,14 @@ def truth_rows(summary: dict, built, sig: dict) -> list[dict]:
         refiner = None
     rs = summary["rs"]
     return truth_table(track_class_sf=summary["corrections"]["track_class_sf"], met_fits=built.met_fits,
-                       rs_closure={"seed-004 baseline": rs["baseline_closure"],
-                                   "search baseline": rs["search_closure"]},
+                       rs_closure={"seed-004": rs["baseline_closure"], "search": rs["search_closure"]},
                        signal_output=sig, limits=summary["limits"], refiner_metrics=refiner, injected=injected)
 
 
 def print_truth(rows: list[dict], console) -> None:
     from rich.table import Table
 
-    t = Table(title="derived vs injected (pull = (derived - injected) / uncertainty)")
+    t = Table(title="derived vs injected (pull = (derived - injected) / unc.)", padding=(0, 1))
     for col in ("quantity", "era", "derived", "injected", "pull", "note"):
         t.add_column(col)
 

@@ -34,22 +34,22 @@ def test_rows_pulls_and_sr_statistics():
         track_class_sf={"2018": {"pv": [0.95, 0.02], "spurious": [1.0, 0.09]}},
         met_fits={"2018": LineFit(p0=0.97, p1=-1.0e-4, pivot=400.0, err_p0=0.01, err_p1=5e-5, correlation=0.0,
                                   chi2=1.0, ndf=3)},
-        rs_closure={"search baseline": {"qcd_2018": {"ratio": 0.82, "uncertainty": 0.06}}},
+        rs_closure={"search": {"qcd_2018": {"ratio": 0.82, "uncertainty": 0.06}}},
         signal_output=_signal_output(), limits=limits,
         refiner_metrics={"wasserstein_log10": {"pt": {"simulation": 0.0039, "refined": 0.0054}}},
         injected=INJECTED)
     by = {(r["quantity"], r["era"]): r for r in rows}
     assert by[("track-class SF pv", "2018")]["pull"] == pytest.approx(2.0)
     assert by[("track-class SF spurious", "2018")]["pull"] == pytest.approx(-2.0)
-    assert by[("met_weight slope [1/GeV]", "2018")]["pull"] == pytest.approx(2.0)
+    assert by[("met_weight slope /GeV", "2018")]["pull"] == pytest.approx(2.0)
     assert by[("met_weight at 400 GeV", "2018")]["injected"] == pytest.approx(0.98)
-    assert by[("R&S closure (search baseline)", "2018")]["pull"] == pytest.approx(-3.0)
-    sr0, sr1 = by[("SR 0 background MC stat. unc. (relative)", None)], by[("SR 1 background MC stat. unc. (relative)", None)]
+    assert by[("R&S closure, search", "2018")]["pull"] == pytest.approx(-3.0)
+    sr0, sr1 = by[("SR 0 bkg MC stat. (rel.)", None)], by[("SR 1 bkg MC stat. (rel.)", None)]
     assert sr0["derived"] == pytest.approx(0.5) and "NOT met" in sr0["note"]  # signal and data left out
     assert sr1["derived"] == pytest.approx(0.1) and "met" in sr1["note"] and "NOT" not in sr1["note"]
-    assert by[("expected mu_up signal_m115_dm0p27", None)]["derived"] == 3.5
-    assert ("expected mu_up signal_m300_dm0p22", None) not in by  # not a benchmark
-    assert "NOT lower" in by[("refiner W1(log10 pt) data vs refined", None)]["note"]
+    assert by[("exp. mu_up m115 dm0.27", None)]["derived"] == 3.5
+    assert ("exp. mu_up m300 dm0.22", None) not in by  # not a benchmark
+    assert "NOT lower" in by[("refiner W1 log10 pt", None)]["note"]
 
 
 def test_real_sample_has_no_pulls():

@@ -64,12 +64,12 @@ def met_weight_rows(met_fits: Mapping[str, Any], injected: Injected) -> list[dic
     rows = []
     for era in sorted(met_fits):
         fit = met_fits[era]
-        rows.append(_row("met_weight slope [1/GeV]", era, fit.p1, fit.err_p1, injected.met_slope_per_gev))
+        rows.append(_row("met_weight slope /GeV", era, fit.p1, fit.err_p1, injected.met_slope_per_gev))
         at_pivot = None
         if injected.met_slope_per_gev is not None and injected.met_slope_pivot is not None:
             at_pivot = 1.0 + injected.met_slope_per_gev * max(fit.pivot - injected.met_slope_pivot, 0.0)
         rows.append(_row(f"met_weight at {fit.pivot:.0f} GeV", era, fit.p0, fit.err_p0, at_pivot,
-                         "includes the region's overall data/simulation normalization"))
+                         "incl. the region's normalization"))
     return rows
 
 
@@ -80,7 +80,7 @@ def rs_rows(closure: Mapping[str, Mapping[str, Any]], baseline: str, injected: I
         c = closure[dataset]
         era = dataset.rsplit("_", 1)[-1]
         note = c.get("error", "")
-        rows.append(_row(f"R&S closure ({baseline})", era, c.get("ratio"), c.get("uncertainty"),
+        rows.append(_row(f"R&S closure, {baseline}", era, c.get("ratio"), c.get("uncertainty"),
                          injected.rs_closure, note))
     return rows
 
@@ -104,8 +104,8 @@ def sr_mc_stat_rows(signal_output: dict, target: float = SR_MC_STAT_TARGET) -> l
     for i, (v, w2) in enumerate(zip(values, variances, strict=True)):
         rel = float(np.sqrt(w2) / v) if v > 0 else None
         ok = rel is not None and rel <= target
-        rows.append(_row(f"SR {i} background MC stat. unc. (relative)", None, rel,
-                         note=f"background {v:.3g} events; target <= {target:g}: {'met' if ok else 'NOT met'}"))
+        rows.append(_row(f"SR {i} bkg MC stat. (rel.)", None, rel,
+                         note=f"bkg {v:.3g} ev.; <= {target:g} {'met' if ok else 'NOT met'}"))
     return rows
 
 
@@ -124,7 +124,7 @@ def limit_rows(limits: Mapping[str, Any] | None) -> list[dict]:
         name = next((n for (pm, pdm), n in points.items() if np.isclose(pm, m) and np.isclose(pdm, dm)), None)
         if name is not None:
             e = limits["signals"][name]["expected"]
-            rows.append(_row(f"expected mu_up {name}", None, e[2], note=f"-1 sigma {e[1]:.3g}, +1 sigma {e[3]:.3g}"))
+            rows.append(_row(f"exp. mu_up m{m:g} dm{dm:g}", None, e[2], note=f"-1s {e[1]:.3g}, +1s {e[3]:.3g}"))
     return rows
 
 
@@ -135,8 +135,8 @@ def refiner_rows(refiner_metrics: Mapping[str, Any] | None) -> list[dict]:
     rows = []
     for var, w in refiner_metrics["wasserstein_log10"].items():
         better = w["refined"] < w["simulation"]
-        rows.append(_row(f"refiner W1(log10 {var}) data vs refined", None, w["refined"],
-                         note=f"unrefined {w['simulation']:.4g}: {'lower' if better else 'NOT lower'}"))
+        rows.append(_row(f"refiner W1 log10 {var}", None, w["refined"],
+                         note=f"unrefined {w['simulation']:.3g}: {'lower' if better else 'NOT lower'}"))
     return rows
 
 
