@@ -10,7 +10,6 @@ import numpy as np
 from pydantic import Field, field_validator, model_validator
 
 from analysis.configuration import AnalysisConfig, ConfigModel
-from analysis.rs.defaults import RS_TEMPLATE_ABSETA_EDGES, RS_TEMPLATE_PT_EDGES
 from analysis.constants import (  # noqa: F401  (re-exported: the analysis' defaults)
     BFIELD_TESLA,
     ERAS,
@@ -32,6 +31,7 @@ from analysis.constants import (  # noqa: F401  (re-exported: the analysis' defa
     Z_MASS,
     Z_WIDTH,
 )
+from analysis.rs.defaults import RS_TEMPLATE_ABSETA_EDGES, RS_TEMPLATE_PT_EDGES
 from analysis.signal_models import (  # noqa: F401
     CHARGINO_CTAU_REF_CM,
     CHARGINO_DM_REF,
