@@ -10,6 +10,9 @@ accepts and `python run.py rs-predict --rs-templates FILE` reads.
 Example:
   python run.py generate --out /tmp/qcd --processes qcd --eras 2018 --events-per-sample 40000
   python run.py rs-templates --fileset /tmp/qcd/fileset.json --out /tmp/qcd/rs_templates.json.gz
+
+The template binning is the configuration's ``[rs] template_pt_edges``, ``template_abseta_edges``
+(``--config FILE``); the file carries it, and rs-predict uses the file's binning.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ def add_executor_arguments(p: argparse.ArgumentParser) -> None:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fileset", required=True, type=Path, help="fileset JSON with simulated QCD")
     p.add_argument("--out", required=True, type=Path, help="output correctionlib file (.json or .json.gz)")
+    p.add_argument("--config", type=Path, default=None,
+                   help="TOML/YAML file overriding the soft-track configuration, e.g. the template binning "
+                        "[rs] template_pt_edges, template_abseta_edges")
     add_executor_arguments(p)
 
 
@@ -55,11 +61,14 @@ def run_options(args, systematics: bool = True):
 
 def main(args) -> int:
     from processors.fileset import load_fileset
+    from processors.registry import get
 
-    summary = build(load_fileset(args.fileset), args.out, run_options(args))
+    config = get("softtrack").load_config(getattr(args, "config", None))
+    summary = build(load_fileset(args.fileset), args.out, run_options(args), config=config)
     for skip in summary["skipped"]:
         print(f"skipped: {skip['file']}: {skip['reason']}")
     print(f"{summary['events']} QCD events, {summary['template_pairs']} matched isolated jet pairs, "
-          f"{summary['empty_template_bins']} empty (pT, |eta|) template bins filled from neighbours; "
+          f"{summary['empty_template_bins']} empty (pT, |eta|) template bins filled from neighbours "
+          f"({summary['eta_borrowed_template_bins']} of them in |eta| bins without any jet); "
           f"prior events per b-jet category {summary['prior_entries']} -> {summary['file']}")
     return 0

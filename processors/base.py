@@ -39,6 +39,7 @@ from analysis.configuration import AnalysisConfig
 from analysis.errors import ConfigError, InputFileError
 
 from .histograms import HistogramSpec, book, fill_observables
+from .schema import FILLED_BRANCHES, filled_branches
 from .weights import EventWeights
 
 
@@ -49,6 +50,13 @@ class Chunk:
     events: Any
     metadata: dict
     notices: set = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        # branches the schema filled in (processors.schema.FILLED_BRANCHES): said once per dataset
+        for branch in filled_branches(self.events):
+            self.notices.add(f"{self.metadata.get('dataset', '')}: {branch} not in the file, filled with "
+                             f"{FILLED_BRANCHES[branch][1]:g} (coffea's {FILLED_BRANCHES[branch][0]} behaviour "
+                             "needs it; nothing here reads it)")
 
     @property
     def dataset(self) -> str:

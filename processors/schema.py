@@ -6,6 +6,11 @@ for the collections our generator adds: ``Track`` (a charged candidate with the 
 ``PFCand`` (``PFCand.matched_track`` resolves ``trkIdx``), ``OtherPV`` and ``SV`` as
 vertices. ``GenPart`` keeps its NanoAOD behaviour and gains the production vertex fields
 vx, vy, vz. Real NanoAOD files, which lack the extension, open with it unchanged.
+
+coffea's ``Tau`` behaviour requires ``Tau_charge``; a file without that branch (but with
+``nTau``) gets it filled with 0 (:data:`FILLED_BRANCHES`), since no analysis here reads the
+tau charge, and :func:`filled_branches` names the filled branches of a chunk so that the
+processors say so once in their notices.
 """
 
 from __future__ import annotations
@@ -17,6 +22,13 @@ from coffea.nanoevents.methods.base import dask_property
 from coffea.nanoevents.schemas.nanoaod import transforms
 
 from analysis.constants import PION_MASS
+
+#: branches coffea's behaviours require that a file may lack: branch -> (collection, value
+#: filled in). Only for quantities no analysis reads: the processors use the taus' pt, eta
+#: and phi, never their charge.
+FILLED_BRANCHES: dict[str, tuple[str, float]] = {"Tau_charge": ("Tau", 0.0)}
+#: the ``__doc__`` parameter of a filled branch (how :func:`filled_branches` recognizes it)
+FILLED_DOC = "filled by SoftTrackSchema: not in the file"
 
 behavior: dict = dict(nanoaod.behavior)
 behavior.update(awkward._util.copy_behaviors("PtEtaPhiMCandidate", "Track", behavior))
@@ -94,6 +106,38 @@ class SoftTrackSchema(NanoAODSchema):
     #: in our files) are dropped silently instead of one warning each.
     warn_missing_crossrefs = False
 
+    def _build_collections(self, field_names, input_contents):
+        names = set(field_names)
+        fill = {branch: (_filled_form, ("o" + coll, value)) for branch, (coll, value) in FILLED_BRANCHES.items()
+                if branch not in names and "n" + coll in names}
+        if fill:  # this file only (an instance attribute): a branch the file has is never replaced
+            self.full_like_items = {**type(self).full_like_items, **fill}
+        return super()._build_collections(field_names, input_contents)
+
     @classmethod
     def behavior(cls):
         return behavior
+
+
+def _filled_form(offsets_form, value):
+    form = transforms.full_like_from_offsets_form(offsets_form, value)
+    form["content"]["parameters"] = {"__doc__": FILLED_DOC}
+    return form
+
+
+def filled_branches(events) -> list[str]:
+    """The branches of :data:`FILLED_BRANCHES` that the schema filled in for ``events``
+    (the file lacks them); empty for anything that is not such NanoEvents."""
+    out = []
+    for branch, (coll, _) in FILLED_BRANCHES.items():
+        field = branch.split("_", 1)[1]
+        try:
+            node = events.layout.content(coll)
+            while not isinstance(node, awkward.contents.RecordArray):  # the list around the record
+                node = node.content
+            leaf = node.content(field)
+        except (AttributeError, TypeError, ValueError, IndexError, KeyError):
+            continue
+        if leaf.parameter("__doc__") == FILLED_DOC:
+            out.append(branch)
+    return out

@@ -598,3 +598,59 @@ def test_bootstrap_uncertainty_of_a_count():
     np.testing.assert_allclose(std, np.sqrt(counts), rtol=0.15)
     with pytest.raises(ConfigError):
         rs.bootstrap_mean_std(np.ones((1, 4)))
+
+
+# ----------------------------------------------------------------------------------------
+# Empty |eta| bins and a configurable binning (issue 21)
+# ----------------------------------------------------------------------------------------
+def test_empty_eta_bins_borrow_from_the_nearest_populated_one(tmp_path):
+    """Template jets only at |eta| < 2.5: the 2.5-3.0 and 3.0-5.0 bins borrow the pdfs of the
+    1.9-2.5 bin (counted, in the file too), and the prediction runs, jets at |eta| > 2.5
+    included."""
+    toy = make_toy(6000, seed=21)
+    sel = rs.select_template_jets(toy["reco_pt"], toy["reco_eta"], toy["reco_phi"], toy["offsets"],
+                                  toy["gen_pt"], toy["gen_eta"], toy["gen_phi"], toy["offsets"])
+    central = np.abs(sel["gen_eta"]) < 2.5
+    templates = rs.build_response_templates(sel["reco_pt"][central], sel["gen_pt"][central],
+                                            sel["gen_eta"][central])
+    k_last = int(np.searchsorted(ETA_EDGES, 2.5)) - 1  # the last populated |eta| bin
+    assert ETA_EDGES[k_last + 1] == 2.5 and templates.pdf.shape[1] == k_last + 3
+    for k in (k_last + 1, k_last + 2):
+        np.testing.assert_array_equal(templates.pdf[:, k], templates.pdf[:, k_last])
+        assert np.all(templates.entries[:, k] == 0)
+    n_pt = PT_EDGES.size - 1
+    assert templates.borrowed_bins()["abseta"] == 2 * n_pt
+    assert templates.borrowed_bins()["pt"] == int((templates.entries[:, : k_last + 1] <= 0).sum())
+    # a middle empty bin takes its nearest neighbour (the lower one of two equally near)
+    mid = np.abs(sel["gen_eta"]) < 0.8
+    mid |= (np.abs(sel["gen_eta"]) >= 1.3) & (np.abs(sel["gen_eta"]) < 2.5)
+    t2 = rs.build_response_templates(sel["reco_pt"][mid], sel["gen_pt"][mid], sel["gen_eta"][mid],
+                                     eta_edges=(0.0, 0.8, 1.3, 2.5))
+    np.testing.assert_array_equal(t2.pdf[:, 1], t2.pdf[:, 0])
+    with pytest.raises(ConfigError, match="no matched jets in any"):
+        rs.build_response_templates(sel["reco_pt"][:0], sel["gen_pt"][:0], sel["gen_eta"][:0])
+    # the file says how many bins were borrowed and reads back the same binning
+    priors = rs.build_priors(toy["gen_pt"], toy["gen_eta"], toy["gen_phi"], toy["offsets"],
+                             toy["n_bjets"], pt_min=OBJECT_CUTS.jet_pt_rs)
+    path = rs.write_correctionset(tmp_path / "t.json", templates, priors)
+    desc = json.loads(path.read_text())["corrections"][0]["description"]
+    assert json.loads(desc.split("softtrack metadata: ", 1)[1])["abseta_borrowed_bins"] == 2 * n_pt
+    back, priors_back = rs.read_correctionset(path)
+    np.testing.assert_array_equal(back.eta_edges, ETA_EDGES)
+    np.testing.assert_array_equal(back.pdf, templates.pdf)
+    # the prediction: rebalance and smear seed jets reaching |eta| 4.5
+    s = seed_jets(make_toy(300, seed=22))
+    assert np.any(np.abs(s["eta"]) > 3.0)
+    reb = rs.rebalance(s["pt"], s["eta"], s["phi"], s["offsets"], s["n_bjets"], back, priors_back,
+                       pt_min=OBJECT_CUTS.jet_pt_rs)
+    assert reb.keep.sum() > 100 and np.all(np.isfinite(reb.pt))
+    sm = rs.smear(reb.pt, s["eta"], s["phi"], s["offsets"], back, seed=3, file_id="f", entry=s["entry"],
+                  n_smear=3, keep=reb.keep, event_weight=np.ones(s["entry"].size))
+    assert sm.offsets.size - 1 == 3 * reb.keep.sum() and np.all(np.isfinite(sm.pt))
+
+
+def test_fully_populated_templates_file_is_unchanged(inputs):
+    """No empty |eta| bin: no borrowing key in the file (the default files stay as they were)."""
+    _, templates, priors = inputs
+    assert templates.borrowed_bins()["abseta"] == 0
+    assert "abseta_borrowed_bins" not in rs.to_correctionset(templates, priors).corrections[0].description

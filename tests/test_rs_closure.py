@@ -271,6 +271,49 @@ def test_cli_help_and_bad_input(tmp_path, capsys):
     assert code == 2
 
 
+def test_template_binning_from_the_configuration(tmp_path, capsys):
+    """``[rs] template_*_edges`` of --config bin the templates (the file carries them); the
+    prediction reads the file's binning, whatever the configuration; bad edges are one line
+    naming the key and the value."""
+    import run
+    from analysis.configuration import load_config
+    from analysis.errors import ConfigError
+    from analysis.softtrack.config import SoftTrackConfig
+    from analysis.toymc.writer import generate_samples
+    from processors.softtrack.run import predict_rs
+
+    fileset = generate_samples(tmp_path / "qcd", ["2018"], ["qcd"], [], 600, SEED)
+    (tmp_path / "fs.json").write_text(json.dumps(fileset))
+    pt_edges, eta_edges = [15.0, 30.0, 60.0, 120.0, 3000.0], [0.0, 1.3, 2.5, 5.0]
+    cfg = tmp_path / "rs.toml"
+    cfg.write_text(f"[rs]\ntemplate_pt_edges = {pt_edges}\ntemplate_abseta_edges = {eta_edges}\n")
+    out = tmp_path / "t.json.gz"
+    code = run.main(["rs-templates", "--fileset", str(tmp_path / "fs.json"), "--out", str(out), "--config", str(cfg),
+                     "--executor", "iterative", "--quiet"])
+    assert code == 0, capsys.readouterr()
+    assert "of them in |eta| bins without any jet" in capsys.readouterr().out
+    templates, _ = rs.read_correctionset(out)
+    np.testing.assert_array_equal(templates.pt_edges, pt_edges)
+    np.testing.assert_array_equal(templates.eta_edges, eta_edges)
+    # the prediction with the default configuration (other edges) uses the file's
+    pred = predict_rs(fileset, _opts(systematics=False), rs_templates=str(out), rs_n_smear=3, rs_n_bootstrap=2,
+                      rs_direct=False)
+    assert pred["histograms"]["rs_mht"].sum(flow=True).value > 0
+    for bad, words in (([0.5, 1.3, 5.0], "first |eta| edge must be 0"), ([0.0, 2.5, 1.3], "strictly increasing"),
+                       ([0.0], "at least 2"), (["nan", 1.0], "finite")):
+        cfg.write_text(f"[rs]\ntemplate_abseta_edges = {json.dumps(bad)}\n".replace('"nan"', "nan"))
+        with pytest.raises(ConfigError) as err:
+            load_config(SoftTrackConfig, cfg)
+        assert "rs.template_abseta_edges" in str(err.value) and words in str(err.value)
+        assert "\n" not in str(err.value)
+    cfg.write_text("[rs]\ntemplate_pt_edges = [0.0, 30.0]\n")
+    with pytest.raises(ConfigError, match="rs.template_pt_edges = .*first pT edge must be positive"):
+        load_config(SoftTrackConfig, cfg)
+    cfg.write_text("[rs]\ntemplate_eta_edges = [0.0, 5.0]\n")
+    with pytest.raises(ConfigError, match="unknown key 'rs.template_eta_edges'"):
+        load_config(SoftTrackConfig, cfg)
+
+
 # ----------------------------------------------------------------------------------------
 # quantitative closure (issue 7 "done means"), fixed seed
 # ----------------------------------------------------------------------------------------

@@ -40,7 +40,10 @@ def to_correctionset(templates: JetResponseTemplates, priors: RebalancePriors):
     - ``rs_prior_dphi`` (nb, mht [GeV], dphi [rad]) -> pdf [1/rad], DeltaPhi(hard MHT, leading
       jet) given coarse hard-MHT bins.
 
-    The smoothing width and the template entries per bin are in the descriptions (JSON).
+    The smoothing width and the template entries per bin are in the descriptions (JSON); so
+    is the number of bins of empty |eta| bins that took the pdfs of a populated neighbour
+    (``abseta_borrowed_bins``, only when there are any). The prediction reads the binning from
+    the file (``edges``), not from a configuration.
     """
     import correctionlib.schemav2 as cs
 
@@ -51,6 +54,9 @@ def to_correctionset(templates: JetResponseTemplates, priors: RebalancePriors):
         "interpolate_pt": templates.interpolate_pt,
         "entries": templates.entries.tolist(),
     }
+    borrowed = templates.borrowed_bins()["abseta"]
+    if borrowed:  # (absent when none: files of fully populated templates are unchanged)
+        meta["abseta_borrowed_bins"] = borrowed
     resp = cs.Correction(
         name=CORRECTION_RESPONSE,
         description=(

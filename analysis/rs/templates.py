@@ -78,7 +78,8 @@ class JetResponseTemplates:
         Smoothed pdf per bin, normalized so that ``sum(pdf * dr) == 1`` (1/response units).
     entries : ndarray, shape (n_pt, n_eta)
         Weighted number of matched jets that filled each (pT, |eta|) bin (0: filled from the
-        nearest populated pT bin of the same |eta| bin).
+        nearest populated pT bin of the same |eta| bin or, in an |eta| bin without any jet,
+        from the nearest populated |eta| bin at the same pT).
     smooth_sigma : float
         Width (response units) of the Gaussian kernel applied.
     interpolate_pt : bool
@@ -116,6 +117,14 @@ class JetResponseTemplates:
         total = cdf[..., -1:]
         cdf = np.where(total > 0, cdf / np.where(total > 0, total, 1.0), 0.0)
         object.__setattr__(self, "cdf", np.ascontiguousarray(cdf))
+
+    def borrowed_bins(self) -> dict[str, int]:
+        """Number of (pT, |eta|) bins whose pdf was borrowed: ``"pt"`` from a pT neighbour in
+        the same |eta| bin, ``"abseta"`` from the nearest populated |eta| bin (every bin of
+        an |eta| bin without any jet)."""
+        empty = self.entries <= 0
+        column = empty.all(axis=0)
+        return {"pt": int(empty[:, ~column].sum()), "abseta": int(empty[:, column].sum())}
 
     @property
     def pt_centers(self) -> np.ndarray:
@@ -371,7 +380,9 @@ def build_response_templates(
     the core resolution) along the response axis, which preserves the mass in the tails.
     Responses outside the response range are dropped; pT and |eta| outside the binning are
     clamped into the edge bins. An empty (pT, |eta|) bin takes the pdf of the nearest populated
-    pT bin of the same |eta| bin (``entries`` stays 0 there).
+    pT bin of the same |eta| bin; an |eta| bin with no jet at all takes the pdfs of the nearest
+    populated |eta| bin at the same pT (``entries`` stays 0 in both cases;
+    :meth:`JetResponseTemplates.borrowed_bins` counts them).
 
     Parameters
     ----------
@@ -424,15 +435,18 @@ def build_response_templates(
     entries = hist.sum(-1)
     width = rde[1] - rde[0]
     pdf = _normalize_last(_smooth_rows(hist, width, smooth_sigma), width)
-    for k in range(shape[1]):
+    columns = np.flatnonzero((entries > 0).any(axis=0))
+    if columns.size == 0:
+        raise ConfigError("no matched jets in any (pT, |eta|) bin of the response templates: they need "
+                          "simulated QCD with gen jets inside the template binning")
+    for k in columns:  # an empty pT bin: the nearest populated pT bin of the same |eta| bin
         filled = np.flatnonzero(entries[:, k] > 0)
-        if filled.size == 0:
-            raise ConfigError(
-                f"no matched jets in |eta| bin [{ete[k]}, {ete[k + 1]}) of the response "
-                "templates: use fewer |eta| bins or more simulated QCD"
-            )
         for j in np.flatnonzero(entries[:, k] <= 0):
             pdf[j, k] = pdf[filled[np.argmin(np.abs(filled - j))], k]
+    for k in np.flatnonzero(~(entries > 0).any(axis=0)):
+        # an |eta| bin without any jet: the (pT-filled) pdfs of the nearest populated |eta|
+        # bin at the same pT (the lower one of two equally near)
+        pdf[:, k] = pdf[:, columns[np.argmin(np.abs(columns - k))]]
     return JetResponseTemplates(pte, ete, rde, pdf, entries, float(smooth_sigma),
                                 bool(interpolate_pt))
 

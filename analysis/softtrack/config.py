@@ -7,7 +7,7 @@ branch names of the data contract live in :mod:`analysis.contract`.
 from __future__ import annotations
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from analysis.configuration import AnalysisConfig, ConfigModel
 from analysis.constants import (  # noqa: F401  (re-exported: the analysis' defaults)
@@ -31,6 +31,7 @@ from analysis.constants import (  # noqa: F401  (re-exported: the analysis' defa
     Z_MASS,
     Z_WIDTH,
 )
+from analysis.rs.defaults import RS_TEMPLATE_ABSETA_EDGES, RS_TEMPLATE_PT_EDGES
 from analysis.signal_models import (  # noqa: F401
     CHARGINO_CTAU_REF_CM,
     CHARGINO_DM_REF,
@@ -229,6 +230,52 @@ class HemVeto(ConfigModel):
     eras: tuple[str, ...] = HEM_ERAS
 
 
+def _check_bin_edges(edges: tuple[float, ...], *, first: str) -> tuple[float, ...]:
+    """``edges`` if they are >= 2 finite, strictly increasing bin edges whose first edge
+    satisfies ``first`` ("zero" or "positive"); a ValueError saying what is wrong otherwise."""
+    arr = np.asarray(edges, dtype=np.float64)
+    if arr.size < 2:
+        raise ValueError(f"need at least 2 bin edges, got {arr.size}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("bin edges must be finite")
+    if np.any(np.diff(arr) <= 0):
+        raise ValueError("bin edges must be strictly increasing")
+    if first == "zero" and arr[0] != 0.0:
+        raise ValueError(f"the first |eta| edge must be 0, got {arr[0]}")
+    if first == "positive" and not arr[0] > 0.0:
+        raise ValueError(f"the first pT edge must be positive (GeV), got {arr[0]}")
+    return tuple(float(x) for x in arr)
+
+
+class RebalanceSmear(ConfigModel):
+    """Rebalance and Smear settings of the analysis (docs/physics.md sec. 8).
+
+    Attributes
+    ----------
+    template_pt_edges : gen-jet pT edges (GeV) of the jet response templates; gen jets below
+        the first edge do not enter the templates, those above the last one the last bin.
+    template_abseta_edges : gen-jet |eta| edges of the templates, starting at 0; jets beyond
+        the last edge use the last bin. An |eta| bin without any matched jet takes the pdfs of
+        the nearest populated |eta| bin (counted in the build's summary and in the file).
+
+    The templates file carries its edges: the prediction (``rs`` processor) uses the file's
+    binning, whatever this configuration says.
+    """
+
+    template_pt_edges: tuple[float, ...] = RS_TEMPLATE_PT_EDGES
+    template_abseta_edges: tuple[float, ...] = RS_TEMPLATE_ABSETA_EDGES
+
+    @field_validator("template_pt_edges")
+    @classmethod
+    def _pt_edges(cls, v):
+        return _check_bin_edges(v, first="positive")
+
+    @field_validator("template_abseta_edges")
+    @classmethod
+    def _abseta_edges(cls, v):
+        return _check_bin_edges(v, first="zero")
+
+
 class SoftTrackConfig(AnalysisConfig):
     """The soft-track search's configuration (docs/physics.md sec. 2, 4, 5): the defaults are
     the constants of this module; ``--config FILE`` overrides any key.
@@ -239,6 +286,7 @@ class SoftTrackConfig(AnalysisConfig):
     hem : the 2018 HEM veto window.
     sr_edges : Delta m category -> lower max-logit edges of its 4 signal regions.
     jes_uncertainty : relative jet-energy-scale shift of the jesUp/jesDown variations.
+    rs : Rebalance and Smear settings (the binning of the jet response templates).
     optional_corrections : correction -> eras for which a corrections file (``--corrections``)
         may lack it: simulation of those eras is then not weighted by it, and the output's
         notices say so. Any other correction the processor applies must cover the era of
@@ -253,6 +301,7 @@ class SoftTrackConfig(AnalysisConfig):
     hem: HemVeto = HemVeto()
     sr_edges: dict[float, tuple[float, ...]] = Field(default_factory=lambda: dict(SR_LOGIT_EDGES))
     jes_uncertainty: float = JES_UNCERTAINTY
+    rs: RebalanceSmear = RebalanceSmear()
     optional_corrections: dict[str, tuple[str, ...]] = Field(default_factory=dict)
 
     @model_validator(mode="after")

@@ -125,10 +125,13 @@ def _chunk_record(meta: dict, n: int) -> dict:
 # =========================================================================================
 # Templates
 # =========================================================================================
-def new_template_histograms() -> dict[str, hist.Hist]:
-    """Accumulators of the templates processor (exact merging across chunks)."""
-    pt = hist.axis.Variable(RS_TEMPLATE_PT_EDGES, name="pt", label="gen-jet $p_T$ [GeV]", flow=False)
-    eta = hist.axis.Variable(RS_TEMPLATE_ABSETA_EDGES, name="abseta", label=r"gen-jet $|\eta|$", flow=False)
+def new_template_histograms(pt_edges=RS_TEMPLATE_PT_EDGES,
+                            abseta_edges=RS_TEMPLATE_ABSETA_EDGES) -> dict[str, hist.Hist]:
+    """Accumulators of the templates processor (exact merging across chunks), the response
+    in the template binning ``pt_edges`` (GeV) x ``abseta_edges`` (the configuration's
+    ``rs.template_pt_edges``, ``rs.template_abseta_edges``)."""
+    pt = hist.axis.Variable(pt_edges, name="pt", label="gen-jet $p_T$ [GeV]", flow=False)
+    eta = hist.axis.Variable(abseta_edges, name="abseta", label=r"gen-jet $|\eta|$", flow=False)
     resp = hist.axis.Variable(RS_RESPONSE_EDGES, name="response", label="$p_T^{reco}/p_T^{gen}$", flow=False)
     nb = hist.axis.Integer(0, RS_N_BJET_CATEGORIES, name="nb", label="b-tagged jets (last: >=)", flow=False)
     ht = hist.axis.Variable(RS_PRIOR_HT_EDGES, name="ht", label="$H_T$ of the R&S jets [GeV]", flow=False)
@@ -155,8 +158,10 @@ class RSTemplatesProcessor(RegionProcessor):
     template pT edge are not used. Isolated gen jets without any reco jet enter the response
     below the reco threshold (:func:`analysis.rs.lost_jet_responses`); the prior
     uses the true jets along the measured directions (:func:`analysis.rs.prior_jets`)
-    binned in the reco H_T. Every accumulator has a ``replica`` axis: 0 nominal, 1..n Poisson
-    bootstrap replicas of the template events (counter-based, chunking-independent)."""
+    binned in the reco H_T. The response is binned in the configuration's
+    ``rs.template_pt_edges`` x ``rs.template_abseta_edges``. Every accumulator has a
+    ``replica`` axis: 0 nominal, 1..n Poisson bootstrap replicas of the template events
+    (counter-based, chunking-independent)."""
 
     name = "rs_templates"
     stream = "jetht"
@@ -180,9 +185,10 @@ class RSTemplatesProcessor(RegionProcessor):
         goff = offsets_from_counts(ak.to_numpy(ak.num(gen)))
         pairs = rs.select_template_jets(_flat(jets.pt), _flat(jets.eta), _flat(jets.phi), roff,
                                         _flat(gen.pt), _flat(gen.eta), _flat(gen.phi), goff)
-        h = new_template_histograms()
-        pte = np.asarray(RS_TEMPLATE_PT_EDGES)
-        top_eta = np.nextafter(RS_TEMPLATE_ABSETA_EDGES[-1], 0)
+        binning = self.config.rs
+        h = new_template_histograms(binning.template_pt_edges, binning.template_abseta_edges)
+        pte = np.asarray(binning.template_pt_edges)
+        top_eta = np.nextafter(binning.template_abseta_edges[-1], 0)
         use = pairs["gen_pt"] >= pte[0]
         # gen jets without any reco jet: response below the reco threshold (lost jets)
         lpt, leta, lev = pairs["lost_gen_pt"], pairs["lost_gen_eta"], pairs["lost_event"]
@@ -238,7 +244,9 @@ def build_templates(acc: dict[str, hist.Hist], replica: int = 0) -> tuple[rs.Jet
     if not 0 <= replica < n_rep:
         raise ConfigError(f"template replica {replica} not in the accumulator (0..{n_rep - 1})")
     sel = {"replica": replica}
-    templates = rs.templates_from_histogram(acc["response"][sel].values())
+    response = acc["response"]  # the binning it was filled in (the configuration's)
+    templates = rs.templates_from_histogram(response[sel].values(), response.axes["pt"].edges,
+                                            response.axes["abseta"].edges, response.axes["response"].edges)
     priors = rs.priors_from_histograms(
         acc["prior_sumw"][sel].values(flow=True), acc["prior_sumwx"][sel].values(flow=True),
         acc["prior_count"][sel].values(flow=True), acc["prior_dphi"][sel].values(),

@@ -57,6 +57,8 @@ def build_rs_templates(fileset: dict, out: Path, opts: RunOptions, replicas: int
         "events": int(sum(v["events"]["events"] for v in cut.values())),
         "template_pairs": int(sum(v["template_pairs"]["events"] for v in cut.values())),
         "empty_template_bins": int((templates.entries <= 0).sum()),
+        # of those, the bins of |eta| bins without any jet (pdfs of the nearest populated one)
+        "eta_borrowed_template_bins": templates.borrowed_bins()["abseta"],
         "prior_entries": [float(x) for x in priors.entries],
         "skipped": result["chunks"]["skipped"],
     }
