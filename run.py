@@ -33,6 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=f"analyses (process --analysis NAME):\n{listing}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--quick", action="store_true",
+                        help="without a command: the main job on a smaller sample (a smoke test of about 2 minutes)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for module_name, owner in all_commands():
         module = load(module_name)
@@ -55,7 +57,9 @@ def main(argv: list[str] | None = None) -> int:
             from processors.registry import get
 
             entry, default_args = get(DEFAULT_ANALYSIS).main_job_entry()
+            quick = args.quick
             args = default_args()
+            args.quick = quick
         else:
             entry = args._main
         return int(entry(args) or 0)

@@ -1,7 +1,11 @@
 """The main job (``python run.py`` with no arguments, or ``python run.py main-job``).
 
 1. generate the default toy sample into data/generated/default/ unless an identical one is
-   there (same request hash, every file as request.json records it; analysis.toymc.writer);
+   there (same request hash, every file as request.json records it; analysis.toymc.writer):
+   simulation in stitched generator-level slices with QCD enriched in p_T^miss
+   (analysis.toymc.processes.MAIN_JOB_PLANS), pseudo-data streams at stated luminosities and
+   skimmed (MAIN_JOB_STREAM_LUMI_FB, STREAM_SKIMS); ``--quick`` makes a smaller one into
+   data/generated/quick/ and writes outputs/quick/;
 2. run the cleaned Drell-Yan and the signal-region processors (refiner and classifier
    through ONNX when the shipped models are present), derive the corrections and write
    them as correctionlib JSON, then run both regions again with the corrections applied;
@@ -27,13 +31,17 @@ from analysis.softtrack import config as cfg
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "data" / "generated" / "default"
 DEFAULT_OUT = ROOT / "outputs" / "default"
-DEFAULT_EVENTS = 3000
+#: events per background sample and era: stitched slices where the selections are, QCD
+#: enriched in p_T^miss (analysis.toymc.processes.MAIN_JOB_PLANS)
+DEFAULT_EVENTS = 8000
+#: --quick: fewer events (the pseudo-data luminosities scaled alike)
+QUICK_EVENTS = 3000
 DEFAULT_SEED = 1
 #: signal points of the default sample: the benchmarks and a coarse grid for the contour
 DEFAULT_SIGNAL_MASSES = (100.0, 140.0, 200.0, 300.0)
 DEFAULT_SIGNAL_DM_INDICES = (0, 3, 6, 8)
-#: events per signal point and era (a third of the background samples)
-SIGNAL_EVENT_FRACTION = 3
+#: events per signal point and era, at the default number of background events (scaled with it)
+SIGNAL_EVENTS = 1000
 
 
 def default_signal_points() -> list[tuple[float, float]]:
@@ -49,8 +57,8 @@ HELP = "the main job (what `python run.py` runs), with its options: --config, --
 
 
 def default_args() -> argparse.Namespace:
-    return argparse.Namespace(data=DEFAULT_DATA, out=DEFAULT_OUT, events=DEFAULT_EVENTS, seed=DEFAULT_SEED,
-                              executor="futures", workers=2, chunksize=20_000, quiet=False, config=None)
+    return argparse.Namespace(data=DEFAULT_DATA, out=DEFAULT_OUT, events=None, seed=DEFAULT_SEED,
+                              executor="futures", workers=2, chunksize=20_000, quiet=False, config=None, quick=False)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -60,8 +68,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(its hash is in each output's provenance and in summary.json)")
     p.add_argument("--data", type=Path, default=d.data, help=f"directory of the sample (default {d.data})")
     p.add_argument("--out", type=Path, default=d.out, help=f"output directory (default {d.out})")
-    p.add_argument("--events", type=int, default=d.events, help=f"events per background sample and era "
-                   f"(default {d.events}; signal points a third)")
+    p.add_argument("--events", type=int, default=None, help=f"events per background sample and era "
+                   f"(default {DEFAULT_EVENTS}, with --quick {QUICK_EVENTS}; signal points and the pseudo-data "
+                   f"luminosities scale with it: {SIGNAL_EVENTS} events per point at {DEFAULT_EVENTS})")
+    p.add_argument("--quick", action="store_true",
+                   help=f"a smoke test of about 2 minutes: {QUICK_EVENTS} events per background sample")
     p.add_argument("--seed", type=int, default=d.seed, help=f"generator seed (default {d.seed})")
     p.add_argument("--executor", default=d.executor, choices=("futures", "iterative", "dask"),
                    help=f"default {d.executor}")
@@ -89,8 +100,20 @@ class Stages:
         return result
 
 
+def sample_request(events: int) -> dict:
+    """What the main job's sample is made of at ``events`` per background sample and era: the
+    plans (slices, enrichment), the pseudo-data streams at stated luminosities (scaled with
+    ``events``) and skimmed, the signal points and their events."""
+    from analysis.toymc.processes import ALL_PROCESSES, DATA_STREAMS, MAIN_JOB_PLANS, MAIN_JOB_STREAM_LUMI_FB
+
+    scale = events / DEFAULT_EVENTS
+    return {"eras": list(cfg.ERAS), "procs": [*ALL_PROCESSES, *DATA_STREAMS], "points": default_signal_points(),
+            "n": events, "signal_events": max(int(round(SIGNAL_EVENTS * scale)), 1),
+            "plans": dict(MAIN_JOB_PLANS),
+            "stream_lumi_fb": {k: v * scale for k, v in MAIN_JOB_STREAM_LUMI_FB.items()}, "skim": True}
+
+
 def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: int = 1) -> Path:
-    from analysis.toymc.processes import ALL_PROCESSES, DATA_STREAMS
     from analysis.toymc.writer import (
         REQUEST,
         check_sample,
@@ -99,10 +122,9 @@ def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: i
         request_hash,
     )
 
-    procs = [*ALL_PROCESSES, *DATA_STREAMS]
-    points = default_signal_points()
-    signal_events = max(events // SIGNAL_EVENT_FRACTION, 1)
-    wanted = request_hash(list(cfg.ERAS), procs, points, events, seed, signal_events)
+    r = sample_request(events)
+    wanted = request_hash(r["eras"], r["procs"], r["points"], events, seed, r["signal_events"], r["plans"],
+                          r["stream_lumi_fb"], r["skim"])
     present = present_fileset(data, wanted)
     if present is not None:
         stages.console.print(f"default sample present in {data} (hash {wanted})")
@@ -113,8 +135,9 @@ def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: i
     def progress(i, n, dataset, n_ev, dt):
         stages.console.print(f"  [{i:>3}/{n}] {dataset:<34} {n_ev:>7} events {dt:5.1f} s")
 
-    generate_samples(data, list(cfg.ERAS), procs, points, events, seed, progress, signal_events=signal_events,
-                     workers=workers)
+    generate_samples(data, r["eras"], r["procs"], r["points"], events, seed, progress,
+                     signal_events=r["signal_events"], workers=workers, plans=r["plans"],
+                     stream_lumi_fb=r["stream_lumi_fb"], skim=r["skim"])
     return data / "fileset.json"
 
 
@@ -151,6 +174,12 @@ def main(args) -> int:
         sr_corrections_stage,
     )
 
+    quick = getattr(args, "quick", False)
+    if getattr(args, "events", None) is None:
+        args.events = QUICK_EVENTS if quick else DEFAULT_EVENTS
+    if quick:  # its own sample and outputs unless given: the default ones stay
+        args.data = DEFAULT_DATA.with_name("quick") if Path(args.data) == DEFAULT_DATA else args.data
+        args.out = DEFAULT_OUT.with_name("quick") if Path(args.out) == DEFAULT_OUT else args.out
     if args.events <= 0 or args.workers <= 0 or args.chunksize <= 0:
         raise ConfigError("--events, --workers and --chunksize must be positive")
     config = get("softtrack").load_config(getattr(args, "config", None))

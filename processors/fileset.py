@@ -77,6 +77,10 @@ class DatasetMetadata(BaseModel):
     seed: int | None = None
     generator_version: str | None = None
     processes: list[str] | None = None
+    #: the generator filter, slices or skim in words, and the record of how the sample was made
+    #: (slices with their cross sections, events and trials: analysis.toymc.processes.SamplePlan)
+    filter: str | None = None
+    generation: dict | None = None
 
 
 class Dataset(BaseModel):

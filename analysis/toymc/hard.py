@@ -265,9 +265,9 @@ def _decay_w(b: _Builder, slot_w, slot_l, slot_nu, w_p4, w_mass, charge, rng, ha
 
 
 # --- Processes -------------------------------------------------------------------------
-def generate_v_jets(process: str, n: int, pv, rng, power_shift: float = 0.0) -> HardEvents:
+def generate_v_jets(process: str, n: int, pv, rng, power_shift: float = 0.0, pt_range=None) -> HardEvents:
     spec = PROCESSES[process]
-    pt = spec.spectrum.sample(n, rng, n=spec.spectrum.n + power_shift)
+    pt = spec.spectrum.sample(n, rng, n=spec.spectrum.n + power_shift, pt_range=pt_range)
     b = _Builder(n, 3, pv)
     if process == "wjets_lnu":
         mass = breit_wigner(cfg.W_MASS, cfg.W_WIDTH, n, rng, 50.0, 110.0)
@@ -319,9 +319,9 @@ def _b_neutrinos(b: _Builder, slots_b, slot_nu0, rng):
         b.f["pt"][:, sb] = np.where(sel, pt * (1 - frac), pt)
 
 
-def generate_ttjets(n: int, pv, rng) -> HardEvents:
+def generate_ttjets(n: int, pv, rng, pt_range=None) -> HardEvents:
     spec = PROCESSES["ttjets"]
-    sys_pt = spec.spectrum.sample(n, rng)
+    sys_pt = spec.spectrum.sample(n, rng, pt_range=pt_range)
     mtt = 2 * cfg.TOP_MASS * (1.0 + rng.exponential(0.25, n))
     sys_p4 = boson(sys_pt, mtt, rng)
     t1, t2 = two_body_decay(sys_p4, mtt, cfg.TOP_MASS, cfg.TOP_MASS, rng)
@@ -349,10 +349,10 @@ def generate_ttjets(n: int, pv, rng) -> HardEvents:
     return _with_taus(genpart, [isr, bjets, *jets], rng)
 
 
-def generate_qcd(n: int, pv, rng) -> HardEvents:
+def generate_qcd(n: int, pv, rng, pt_range=None) -> HardEvents:
     """Dijet events with FSR splitting, an optional ISR jet and semileptonic b decays."""
     spec = PROCESSES["qcd"]
-    pthat = spec.spectrum.sample(n, rng)
+    pthat = spec.spectrum.sample(n, rng, pt_range=pt_range)
     y = rng.normal(0.0, 1.2, (n, 2))
     phi0 = rng.uniform(-np.pi, np.pi, n)
     pt = np.stack([pthat, pthat], 1)
@@ -438,13 +438,15 @@ def generate_signal(n: int, pv, rng, m_chargino: float, dm: float) -> HardEvents
 
 
 def generate_hard(process: str, n: int, pv, rng, *, power_shift: float = 0.0,
-                  m_chargino: float | None = None, dm: float | None = None) -> HardEvents:
+                  m_chargino: float | None = None, dm: float | None = None,
+                  pt_range: tuple[float, float] | None = None) -> HardEvents:
+    """``pt_range``: a slice [lo, hi) of the process' generator variable (processes.SamplePlan)."""
     if process in ("zjets_nunu", "wjets_lnu", "dy_mumu"):
-        return generate_v_jets(process, n, pv, rng, power_shift if process == "dy_mumu" else 0.0)
+        return generate_v_jets(process, n, pv, rng, power_shift if process == "dy_mumu" else 0.0, pt_range)
     if process == "ttjets":
-        return generate_ttjets(n, pv, rng)
+        return generate_ttjets(n, pv, rng, pt_range)
     if process == "qcd":
-        return generate_qcd(n, pv, rng)
+        return generate_qcd(n, pv, rng, pt_range)
     if process == "signal":
         return generate_signal(n, pv, rng, m_chargino, dm)
     raise ValueError(f"unknown process {process!r}")

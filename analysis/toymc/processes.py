@@ -30,13 +30,23 @@ class PowerSpectrum:
     cut: float
 
     def fraction_above(self, c: float, n: float | None = None) -> float:
+        """sigma(pT > c) / sigma(pT > PT_REFERENCE); 0 for c = inf."""
         n = self.n if n is None else n
+        if np.isinf(c):
+            return 0.0
         return ((self.a**2 + PT_REFERENCE**2) / (self.a**2 + c**2)) ** (n - 1.0)
 
-    def sample(self, size: int, rng: np.random.Generator, n: float | None = None) -> np.ndarray:
+    def sample(self, size: int, rng: np.random.Generator, n: float | None = None,
+               pt_range: tuple[float, float] | None = None) -> np.ndarray:
+        """pT values above the cut, or in ``pt_range`` = [lo, hi) (a slice: inverse CDF
+        restricted to it, so the shape inside the slice is the spectrum's)."""
         n = self.n if n is None else n
+        lo, hi = pt_range if pt_range is not None else (self.cut, np.inf)
         u = rng.random(size)
-        return np.sqrt((self.a**2 + self.cut**2) * u ** (-1.0 / (n - 1.0)) - self.a**2)
+        if np.isfinite(hi):  # u in (r, 1] maps to [lo, hi): r = P(pT > hi | pT > lo)
+            r = ((self.a**2 + lo**2) / (self.a**2 + hi**2)) ** (n - 1.0)
+            u = r + (1.0 - r) * (1.0 - u)
+        return np.sqrt((self.a**2 + lo**2) * u ** (-1.0 / (n - 1.0)) - self.a**2)
 
     def pdf(self, pt: np.ndarray, n: float | None = None) -> np.ndarray:
         """Normalized density above the cut."""
@@ -55,10 +65,17 @@ class ProcessSpec:
     #: generator filter in words, written to the fileset metadata
     filter: str
 
+    #: the generator variable the filter and the slices cut on
+    variable: str = "pT(V)"
+
     @property
     def xsec_pb(self) -> float:
         """Cross section of the generated phase space."""
         return self.xsec_reference_pb * self.spectrum.fraction_above(self.spectrum.cut)
+
+    def xsec_slice_pb(self, lo: float, hi: float) -> float:
+        """Cross section of the slice lo <= variable < hi (exact: the spectrum's closed form)."""
+        return self.xsec_reference_pb * (self.spectrum.fraction_above(lo) - self.spectrum.fraction_above(hi))
 
 
 _Z_NUNU = 325.1 + 89.09 + 12.21 + 2.932 + 1.320 + 0.3055 + 0.0069  # incl. k = 1.23
@@ -76,27 +93,27 @@ W_POWER = 2.60
 PROCESSES: dict[str, ProcessSpec] = {
     "zjets_nunu": ProcessSpec(
         "zjets_nunu", "Z(->nu nu)+jets", _Z_NUNU, PowerSpectrum(BOSON_A, ZNUNU_POWER, 150.0),
-        "pT(Z) > 150 GeV",
+        "pT(Z) > 150 GeV", "pT(Z)",
     ),
     "wjets_lnu": ProcessSpec(
         "wjets_lnu", "W(->l nu)+jets, l = e, mu, tau", _W_LNU, PowerSpectrum(BOSON_A, W_POWER, 180.0),
-        "pT(W) > 180 GeV",
+        "pT(W) > 180 GeV", "pT(W)",
     ),
     "ttjets": ProcessSpec(
         # reference: inclusive; spectrum of the ttbar system pT (its recoil against ISR)
         "ttjets", "ttbar+jets, all decays", _TT / PowerSpectrum(60.0, 2.4, 0.0).fraction_above(0.0),
-        PowerSpectrum(60.0, 2.4, 120.0), "pT(ttbar) > 120 GeV",
+        PowerSpectrum(60.0, 2.4, 120.0), "pT(ttbar) > 120 GeV", "pT(ttbar)",
     ),
     "dy_mumu": ProcessSpec(
         "dy_mumu", "Z/gamma*(->mu mu)+jets", _DY_LL / 3.0, PowerSpectrum(BOSON_A, DY_POWER, 150.0),
-        "pT(Z) > 150 GeV",
+        "pT(Z) > 150 GeV", "pT(Z)",
     ),
 }
 
 #: QCD dijet pT-hat spectrum ~ pT^-4, sigma(pT-hat > 300 GeV) = 15 nb (HT above ~600 GeV)
 _QCD = PowerSpectrum(0.0, 2.5, 300.0)
 PROCESSES["qcd"] = ProcessSpec(
-    "qcd", "QCD multijet", 15000.0 / _QCD.fraction_above(_QCD.cut), _QCD, "pT-hat > 300 GeV"
+    "qcd", "QCD multijet", 15000.0 / _QCD.fraction_above(_QCD.cut), _QCD, "pT-hat > 300 GeV", "pT-hat"
 )
 
 #: signal: higgsino pairs recoiling against ISR with pT(ISR) above the cut
@@ -115,6 +132,133 @@ DATA_STREAMS: dict[str, tuple[str, tuple[str, ...]]] = {
     "data_singlemuon": ("HLT_IsoMu24", ("dy_mumu", "wjets_lnu", "ttjets")),
     "data_jetht": ("HLT_PFHT1050", ("qcd", "ttjets", "wjets_lnu", "zjets_nunu")),
 }
+
+
+# --- samples as CMS makes them: slices and enrichment ---------------------------------------
+@dataclass(frozen=True)
+class Enrichment:
+    """A detector-level enrichment of a sample, normalized by counting every trial.
+
+    Every generated trial goes through the hard process and the detector response of the
+    hard objects; one that passes ``cut`` is kept with weight 1, one that fails it is kept
+    with probability 1/``prescale`` and weight ``prescale``. Nothing is cut away: every
+    selection sees an unbiased sample (the events failing the cut are only fewer and
+    heavier), and the number of trials normalizes it exactly.
+    """
+
+    #: name in ENRICHMENT_CUTS
+    cut: str
+    prescale: int
+
+    def __post_init__(self):
+        if self.cut not in ENRICHMENT_CUTS:
+            raise ValueError(f"unknown enrichment cut {self.cut!r}: one of {sorted(ENRICHMENT_CUTS)}")
+        if int(self.prescale) != self.prescale or self.prescale < 1:
+            raise ValueError(f"prescale must be a positive integer, got {self.prescale!r}")
+
+
+def _reco_met_above(threshold: float):
+    def cut(reco: dict) -> np.ndarray:
+        return np.asarray(reco["MET_pt"]) > threshold
+    return cut
+
+
+#: detector-level enrichment cuts: name -> (description, function of the reco branches)
+ENRICHMENT_CUTS: dict[str, tuple[str, object]] = {
+    "met200": ("reconstructed p_T^miss > 200 GeV", _reco_met_above(200.0)),
+}
+
+
+@dataclass(frozen=True)
+class SamplePlan:
+    """How one simulated sample is generated (docs/physics.md sec. 1, "Samples as CMS makes them").
+
+    ``slices`` are the edges of the process' generator variable (ProcessSpec.variable), the
+    first being the process' filter; ``shares`` the fraction of the events generated in each
+    slice. The slices are stitched into one dataset: an event of slice s carries
+    genWeight = sign x (sigma_s / sigma) x (T / T_s), T_s the signed number of trials of the
+    slice and T their sum (the dataset's ``sum_genweight``), so that every slice is
+    normalized to its exact cross section (closed form of the spectrum). An ``enrichment``
+    keeps the events of a detector-level cut in every slice and prescales the others.
+    """
+
+    slices: tuple[float, ...]
+    shares: tuple[float, ...]
+    enrichment: Enrichment | None = None
+    # (the last edge may be inf: an open slice; written as null in JSON)
+
+    def __post_init__(self):
+        e = self.slices
+        if len(e) < 2 or any(not (a < b) for a, b in zip(e[:-1], e[1:], strict=True)):
+            raise ValueError(f"slice edges must increase: {e}")
+        if len(self.shares) != len(e) - 1 or any(x <= 0 for x in self.shares):
+            raise ValueError(f"one positive share per slice: {len(e) - 1} slices, shares {self.shares}")
+
+    def describe(self, process: str) -> str:
+        spec = PROCESSES[process]
+        parts = [f"{spec.variable} slices {', '.join(_slice_text(a, b) for a, b in self.ranges())} GeV"]
+        if self.enrichment is not None:
+            parts.append(f"enriched in {ENRICHMENT_CUTS[self.enrichment.cut][0]} (others prescaled "
+                         f"1/{self.enrichment.prescale})")
+        return "; ".join(parts)
+
+    def ranges(self) -> list[tuple[float, float]]:
+        return list(zip(self.slices[:-1], self.slices[1:], strict=True))
+
+    def events(self, n: int) -> list[int]:
+        """Events per slice for ``n`` in all (each at least 1)."""
+        total = sum(self.shares)
+        return [max(int(round(n * x / total)), 1) for x in self.shares]
+
+    def as_dict(self) -> dict:
+        return {"slices": [float(x) if np.isfinite(x) else None for x in self.slices], "shares": [float(x) for x in self.shares],
+                "enrichment": None if self.enrichment is None else
+                {"cut": self.enrichment.cut, "prescale": int(self.enrichment.prescale)}}
+
+
+def _slice_text(lo: float, hi: float) -> str:
+    return f"[{lo:g}, {hi:g})" if np.isfinite(hi) else f">= {lo:g}"
+
+
+INF = float("inf")
+#: the main job's samples: most events where the selections are (p_T^miss > 300 GeV needs
+#: pT(V) above ~250 GeV), the low slices kept for what reaches down there (the pT(Z)
+#: weights are derived with p_T^miss > 200 GeV); QCD enriched in reconstructed p_T^miss,
+#: since its p_T^miss is jet mismeasurement, which no generator variable predicts
+MAIN_JOB_PLANS: dict[str, SamplePlan] = {
+    "zjets_nunu": SamplePlan((150.0, 250.0, INF), (1.0, 3.0)),
+    "wjets_lnu": SamplePlan((180.0, 280.0, INF), (1.0, 3.0)),
+    "dy_mumu": SamplePlan((150.0, 250.0, INF), (1.0, 3.0)),
+    "ttjets": SamplePlan((120.0, 300.0, INF), (1.0, 1.0)),
+    "qcd": SamplePlan((300.0, 600.0, INF), (1.0, 1.0), Enrichment("met200", 40)),
+}
+
+#: reconstructed-level skims of the pseudo-data streams (like CMS skims: every selection
+#: reading the stream is tighter); name -> (description, function of the reco branches)
+def _met_skim(reco: dict) -> np.ndarray:
+    return np.asarray(reco["MET_pt"]) > 250.0
+
+
+def _dimuon_skim(reco: dict) -> np.ndarray:
+    """The two leading muons (the collection is pT-ordered) above 25 GeV, pT(mu mu) > 150 GeV."""
+    mu = reco["Muon"]
+    two = mu.counts >= 2
+    first = mu.offsets[:-1][two]
+    pt, phi = np.asarray(mu["pt"]), np.asarray(mu["phi"])
+    out = np.zeros(mu.counts.size, bool)
+    a, b = first, first + 1
+    ptmm = np.hypot(pt[a] * np.cos(phi[a]) + pt[b] * np.cos(phi[b]), pt[a] * np.sin(phi[a]) + pt[b] * np.sin(phi[b]))
+    out[two] = (pt[a] > 25.0) & (pt[b] > 25.0) & (ptmm > 150.0)
+    return out
+
+
+STREAM_SKIMS: dict[str, tuple[str, object]] = {
+    "data_met": ("reconstructed p_T^miss > 250 GeV", _met_skim),
+    "data_singlemuon": ("two muons pT > 25 GeV with pT(mu mu) > 150 GeV", _dimuon_skim),
+}
+
+#: the main job's pseudo-data: stated luminosity per stream (fb^-1 per era) and skimmed
+MAIN_JOB_STREAM_LUMI_FB: dict[str, float] = {"data_met": 0.025, "data_singlemuon": 0.6}
 
 
 def signal_xsec_filtered_pb(m_chargino: float) -> float:

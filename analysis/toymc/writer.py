@@ -117,8 +117,14 @@ def write_root(path: Path, branches: dict) -> None:
     os.replace(tmp, path)
 
 
-def request_hash(eras, procs, points, n, seed, signal_events: int | None = None) -> str:
-    text = json.dumps([GENERATOR_VERSION, eras, procs, points, n, seed] + ([signal_events] if signal_events else []))
+def request_hash(eras, procs, points, n, seed, signal_events: int | None = None, plans: dict | None = None,
+                 stream_lumi_fb: dict | None = None, skim: bool = False) -> str:
+    """sha256 (16 hex digits) of what a sample is made of: the generator version, eras, processes,
+    signal points, events, seed, and the plans, stream luminosities and skim where given."""
+    extra = [] if not (plans or stream_lumi_fb or skim) else [
+        {k: v.as_dict() for k, v in sorted((plans or {}).items())}, dict(sorted((stream_lumi_fb or {}).items())), skim]
+    text = json.dumps([GENERATOR_VERSION, eras, procs, points, n, seed] + ([signal_events] if signal_events else [])
+                      + extra)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
@@ -133,15 +139,15 @@ def file_record(path: Path) -> dict:
 def _generate_one(task) -> tuple[str, dict, dict, float]:
     """One sample: generate and write it into the staging directory (its fileset entry names
     its final place); its own random stream makes it independent of the others."""
-    staging, final, dataset, proc, era, point, n, n_signal, seed = task
+    staging, final, dataset, proc, era, point, n, n_signal, seed, plan, lumi_fb, skim = task
     keep_freed_memory()  # this process (or worker) is generating: reuse freed memory, no page faults
     t0 = time.perf_counter()
     if proc in DATA_STREAMS:
-        branches, meta = generate_stream(proc, era, n, seed)
+        branches, meta = generate_stream(proc, era, n, seed, lumi_fb=lumi_fb, skim=skim)
     elif proc == "signal":
         branches, meta = generate_mc(proc, era, n_signal, seed, m_chargino=point[0], dm=point[1])
     else:
-        branches, meta = generate_mc(proc, era, n, seed)
+        branches, meta = generate_mc(proc, era, n, seed, plan=plan)
     name = f"{dataset}.root"
     write_root(staging / name, branches)
     meta = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in meta.items()}
@@ -159,11 +165,19 @@ def _collect(results, fileset: dict, records: dict, n_jobs: int, progress) -> No
 
 
 def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress=None,
-                     signal_events: int | None = None, workers: int = 1) -> dict:
+                     signal_events: int | None = None, workers: int = 1, plans: dict | None = None,
+                     stream_lumi_fb: dict | None = None, skim: bool = False) -> dict:
     """Generate everything requested into ``out``, replacing the sample there atomically
     (module docstring); returns the fileset dict (also written).
     ``signal_events`` (default ``n``) is the number of events per signal point; ``workers``
-    processes generate samples in parallel (the files do not depend on it)."""
+    processes generate samples in parallel (the files do not depend on it). ``plans``:
+    process -> processes.SamplePlan (slices and enrichment; about ``n`` events each);
+    ``stream_lumi_fb``: stream -> stated luminosity per era (fb^-1; the others: about ``n``
+    events); ``skim``: the streams' reconstructed-level skims (processes.STREAM_SKIMS)."""
+    plans, stream_lumi_fb = dict(plans or {}), dict(stream_lumi_fb or {})
+    unknown = sorted((set(plans) - set(procs)) | (set(stream_lumi_fb) - set(procs)))
+    if unknown:
+        raise ConfigError(f"plans or luminosities for processes not requested: {unknown}")
     out = Path(out)
     staging = out / f"{STAGING_PREFIX}{os.getpid()}"
     try:
@@ -182,8 +196,8 @@ def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress
                 jobs.append((f"{p}_{era}", p, era, None))
     fileset: dict = {}
     records: dict = {}
-    tasks = [(staging, out, dataset, proc, era, point, n, signal_events or n, seed)
-             for dataset, proc, era, point in jobs]
+    tasks = [(staging, out, dataset, proc, era, point, n, signal_events or n, seed, plans.get(proc),
+              stream_lumi_fb.get(proc), skim) for dataset, proc, era, point in jobs]
     try:
         if workers > 1 and len(tasks) > 1:
             import multiprocessing
@@ -196,8 +210,10 @@ def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress
         else:
             _collect(map(_generate_one, tasks), fileset, records, len(tasks), progress)
         fileset_text = json.dumps(fileset, indent=1)
-        request = {"hash": request_hash(eras, procs, points, n, seed, signal_events), "eras": eras,
-                   "processes": procs, "signal_points": points, "events_per_sample": n,
+        request = {"hash": request_hash(eras, procs, points, n, seed, signal_events, plans, stream_lumi_fb, skim),
+                   "eras": eras, "processes": procs, "signal_points": points, "events_per_sample": n,
+                   "plans": {k: v.as_dict() for k, v in sorted(plans.items())}, "stream_lumi_fb": stream_lumi_fb,
+                   "skim": skim,
                    "signal_events": signal_events or n, "seed": seed,
                    "fileset_sha256": hashlib.sha256(fileset_text.encode()).hexdigest(), "files": records}
         (staging / FILESET).write_text(fileset_text)
