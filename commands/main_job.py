@@ -104,7 +104,12 @@ def sample_request(events: int) -> dict:
     """What the main job's sample is made of at ``events`` per background sample and era: the
     plans (slices, enrichment), the pseudo-data streams at stated luminosities (scaled with
     ``events``) and skimmed, the signal points and their events."""
-    from analysis.toymc.processes import ALL_PROCESSES, DATA_STREAMS, MAIN_JOB_PLANS, MAIN_JOB_STREAM_LUMI_FB
+    from analysis.toymc.processes import (
+        ALL_PROCESSES,
+        DATA_STREAMS,
+        MAIN_JOB_PLANS,
+        MAIN_JOB_STREAM_LUMI_FB,
+    )
 
     scale = events / DEFAULT_EVENTS
     return {"eras": list(cfg.ERAS), "procs": [*ALL_PROCESSES, *DATA_STREAMS], "points": default_signal_points(),

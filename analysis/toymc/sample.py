@@ -20,7 +20,14 @@ from .. import contract as dc
 from .detector import jets, leptons, missing_pt, noise_flags, photons, taus, triggers
 from .hard import generate_hard
 from .jagged import Jagged
-from .processes import DATA_STREAMS, ENRICHMENT_CUTS, PROCESSES, STREAM_SKIMS, SamplePlan, signal_xsec_filtered_pb
+from .processes import (
+    DATA_STREAMS,
+    ENRICHMENT_CUTS,
+    PROCESSES,
+    STREAM_SKIMS,
+    SamplePlan,
+    signal_xsec_filtered_pb,
+)
 from .soft import primary_particles, sample_primary, tracks_and_pf, vertices
 from .truth import DATA_DETECTOR, RUN_RANGES, SIM_DETECTOR, Detector
 
