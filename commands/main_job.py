@@ -249,13 +249,13 @@ def main(args) -> int:
         "rs": rs, "limits": limits, "n_plots": len(plots), "sr_edges": edges,
         "notices": sorted(set(dy["notices"]) | set(sig["notices"])),
     }
-    summary["truth"] = stages.run("report against truth", truth_rows, summary, built, sig)
+    summary["truth"] = stages.run("report against truth", truth_rows, summary, built, sig, dy)
     write_atomic(out / "summary.json", json.dumps(summary, indent=1, default=str))
     print_summary(summary, sig, stages)
     return 0
 
 
-def truth_rows(summary: dict, built, sig: dict) -> list[dict]:
+def truth_rows(summary: dict, built, sig: dict, dy: dict | None = None) -> list[dict]:
     """Every derived quantity next to what the toy generator injected (truth_report)."""
     from analysis.errors import ModelError
     from analysis.toymc.truth import PSEUDO_DATA
@@ -272,7 +272,8 @@ def truth_rows(summary: dict, built, sig: dict) -> list[dict]:
     rs = summary["rs"]
     return truth_table(track_class_sf=summary["corrections"]["track_class_sf"], met_fits=built.met_fits,
                        rs_closure={"seed-004": rs["baseline_closure"], "search": rs["search_closure"]},
-                       signal_output=sig, limits=summary["limits"], refiner_metrics=refiner, injected=injected)
+                       signal_output=sig, limits=summary["limits"], refiner_metrics=refiner, injected=injected,
+                       ptz_fits=built.ptz_fits, pileup_output=dy)
 
 
 def print_truth(rows: list[dict], console) -> None:

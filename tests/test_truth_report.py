@@ -57,3 +57,27 @@ def test_real_sample_has_no_pulls():
                        rs_closure={}, signal_output={"histograms": {}, "datasets": {}}, limits=None,
                        refiner_metrics=None, injected=Injected(rs_closure=1.0))
     assert rows and all(r["pull"] is None for r in rows)
+
+
+def test_pileup_and_ptz_rows():
+    """<n_pv> data / MC per era with its uncertainty (injected 1); pT(Z) weights listed per bin."""
+    from corrections.softtrack.derive import PtzWeights
+    from processors.softtrack.truth_report import pileup_rows, ptz_rows
+
+    rng = np.random.default_rng(3)
+    h = hist.Hist(hist.axis.StrCategory(["mc_2018", "data_2018"], name="dataset"),
+                  hist.axis.StrCategory(["nominal"], name="systematic"),
+                  hist.axis.Integer(0, 100, name="n_pv"), storage=hist.storage.Weight())
+    h.fill(dataset="mc_2018", systematic="nominal", n_pv=rng.poisson(25.0, 4000), weight=np.full(4000, 0.5))
+    h.fill(dataset="data_2018", systematic="nominal", n_pv=rng.poisson(25.0 * 1.1, 1000))
+    out = {"histograms": {"n_pv": h}, "datasets": {"mc_2018": {"process": "dy_mumu", "is_data": False, "era": "2018"},
+                                                    "data_2018": {"process": "data_singlemuon", "is_data": True,
+                                                                  "era": "2018"}}}
+    (row,) = pileup_rows(out)
+    assert row["derived"] == pytest.approx(1.1, abs=0.02)
+    # sigma of a mean ratio: sqrt(25/1000)/27.5 (+) sqrt(25/4000)/25 ~ 0.0064
+    assert row["uncertainty"] == pytest.approx(np.hypot(np.sqrt(27.5 / 1000) / 27.5, np.sqrt(25 / 4000) / 25), rel=0.1)
+    assert row["pull"] == pytest.approx(0.1 / row["uncertainty"], rel=0.3)
+    rows = ptz_rows({"2018": PtzWeights("2018", [200.0, 300.0, 1000.0], [1.1, 0.9], [0.05, 0.1], 10.0, 20.0)})
+    assert [r["quantity"] for r in rows] == ["pT(Z) weight [200, 300) GeV", "pT(Z) weight [300, 1000) GeV"]
+    assert rows[1]["derived"] == 0.9 and rows[1]["uncertainty"] == 0.1 and rows[1]["injected"] is None

@@ -73,6 +73,50 @@ def met_weight_rows(met_fits: Mapping[str, Any], injected: Injected) -> list[dic
     return rows
 
 
+def pileup_rows(output: dict) -> list[dict]:
+    """Mean number of reconstructed vertices, data / pileup-weighted simulation, per era (the
+    ``n_pv`` histogram of a corrected output): 1 if the pileup weights are right (the
+    generator's true profiles weight simulation to the pseudo-data's, thesis sec. 6.2.1)."""
+    h = output["histograms"].get("n_pv")
+    if h is None:
+        return []
+    meta = output["datasets"]
+    centres = np.asarray(h.axes["n_pv"].centers)
+    rows = []
+    for era in sorted({str(m["era"]) for d, m in meta.items() if d in h.axes["dataset"]}):
+        means = {}
+        for is_data in (True, False):
+            ds = [d for d in h.axes["dataset"] if d in meta and str(meta[d]["era"]) == era
+                  and bool(meta[d]["is_data"]) == is_data and meta[d]["process"] != "signal"]
+            if not ds:
+                break
+            v = sum(h[{"dataset": d, "systematic": "nominal"}].values() for d in ds)
+            w2 = sum(h[{"dataset": d, "systematic": "nominal"}].variances() for d in ds)
+            if v.sum() <= 0:
+                break
+            mean = float(v @ centres / v.sum())
+            # variance of a weighted mean: sum w^2 (x - mean)^2 / (sum w)^2
+            means[is_data] = (mean, float(np.sqrt(w2 @ (centres - mean) ** 2) / v.sum()))
+        if len(means) == 2:
+            (md, ud), (ms, us) = means[True], means[False]
+            r = md / ms
+            rows.append(_row("<n_pv> data / pileup-weighted MC", era, r, r * np.hypot(ud / md, us / ms), 1.0,
+                             f"data {md:.2f}, MC {ms:.2f}"))
+    return rows
+
+
+def ptz_rows(ptz_fits: Mapping[str, Any]) -> list[dict]:
+    """pT(Z) weights per era and bin. No injected value: they are the ratio of two simulated
+    generator spectra (Z -> nu nu over Drell-Yan) after their selections, which the toy does
+    not mis-model; listed with their uncertainties for the record."""
+    rows = []
+    for era in sorted(ptz_fits):
+        f = ptz_fits[era]
+        for lo, hi, w, u in zip(f.edges[:-1], f.edges[1:], f.weights, f.unc, strict=True):
+            rows.append(_row(f"pT(Z) weight [{lo:g}, {hi:g}) GeV", era, w, u, note="Z->nunu / DY simulation"))
+    return rows
+
+
 def rs_rows(closure: Mapping[str, Mapping[str, Any]], baseline: str, injected: Injected) -> list[dict]:
     """R&S predicted / simulated QCD per era in a baseline."""
     rows = []
@@ -141,9 +185,11 @@ def refiner_rows(refiner_metrics: Mapping[str, Any] | None) -> list[dict]:
 
 
 def truth_table(*, track_class_sf, met_fits, rs_closure: Mapping[str, Mapping[str, Any]], signal_output: dict,
-                limits, refiner_metrics, injected: Injected) -> list[dict]:
-    """All rows of the report (``rs_closure``: baseline name -> dataset -> closure)."""
+                limits, refiner_metrics, injected: Injected, ptz_fits=None, pileup_output: dict | None = None) -> list[dict]:
+    """All rows of the report (``rs_closure``: baseline name -> dataset -> closure;
+    ``pileup_output``: a corrected output with ``n_pv``, e.g. the cleaned Drell-Yan one)."""
     rows = track_class_rows(track_class_sf, injected) + met_weight_rows(met_fits, injected)
+    rows += ptz_rows(ptz_fits or {}) + (pileup_rows(pileup_output) if pileup_output is not None else [])
     for baseline, closure in rs_closure.items():
         rows += rs_rows(closure, baseline, injected)
     return rows + sr_mc_stat_rows(signal_output) + limit_rows(limits) + refiner_rows(refiner_metrics)
