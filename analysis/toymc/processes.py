@@ -137,35 +137,86 @@ DATA_STREAMS: dict[str, tuple[str, tuple[str, ...]]] = {
 # --- samples as CMS makes them: slices and enrichment ---------------------------------------
 @dataclass(frozen=True)
 class Enrichment:
-    """A detector-level enrichment of a sample, normalized by counting every trial.
+    """A detector-level enrichment of a sample in tiers, normalized by counting every trial.
 
     Every generated trial goes through the hard process and the detector response of the
-    hard objects; one that passes ``cut`` is kept with weight 1, one that fails it is kept
-    with probability 1/``prescale`` and weight ``prescale``. Nothing is cut away: every
-    selection sees an unbiased sample (the events failing the cut are only fewer and
+    hard objects and falls into the first tier whose cut it passes (``tiers``: (cut name in
+    ENRICHMENT_CUTS, prescale) in order), or into the rest (prescale ``rest``). A trial of a
+    tier of prescale p is kept with probability 1/p and weight p. Nothing is cut away: every
+    selection sees an unbiased sample (the events of the prescaled tiers are only fewer and
     heavier), and the number of trials normalizes it exactly.
     """
 
-    #: name in ENRICHMENT_CUTS
-    cut: str
-    prescale: int
+    tiers: tuple[tuple[str, int], ...]
+    rest: int
 
     def __post_init__(self):
-        if self.cut not in ENRICHMENT_CUTS:
-            raise ValueError(f"unknown enrichment cut {self.cut!r}: one of {sorted(ENRICHMENT_CUTS)}")
-        if int(self.prescale) != self.prescale or self.prescale < 1:
-            raise ValueError(f"prescale must be a positive integer, got {self.prescale!r}")
+        for cut, prescale in self.tiers:
+            if cut not in ENRICHMENT_CUTS:
+                raise ValueError(f"unknown enrichment cut {cut!r}: one of {sorted(ENRICHMENT_CUTS)}")
+        for prescale in (*(p for _, p in self.tiers), self.rest):
+            if int(prescale) != prescale or prescale < 1:
+                raise ValueError(f"a prescale must be a positive integer, got {prescale!r}")
+
+    def tiers_of(self, reco: dict) -> np.ndarray:
+        """The tier of each trial: the index of the first tier whose cut it passes, else
+        len(tiers) (the rest)."""
+        n = np.asarray(reco["MET_pt"]).size
+        out = np.full(n, len(self.tiers), np.int64)
+        for i in reversed(range(len(self.tiers))):  # the first passing tier wins
+            out[np.asarray(ENRICHMENT_CUTS[self.tiers[i][0]][1](reco), bool)] = i
+        return out
+
+    @property
+    def prescale_of_tier(self) -> np.ndarray:
+        return np.array([*(p for _, p in self.tiers), self.rest], np.float64)
+
+    def describe(self) -> str:
+        tiers = [f"{ENRICHMENT_CUTS[c][0]} (1/{p})" for c, p in self.tiers]
+        return f"enriched in tiers: {'; else '.join(tiers)}; else 1/{self.rest}"
+
+    def as_dict(self) -> dict:
+        return {"tiers": [[c, int(p)] for c, p in self.tiers], "rest": int(self.rest)}
 
 
-def _reco_met_above(threshold: float):
-    def cut(reco: dict) -> np.ndarray:
-        return np.asarray(reco["MET_pt"]) > threshold
-    return cut
+def _leading_jets(reco: dict, max_abs_eta: float, n_max: int | None = None):
+    """Flat (event index, pt, phi) of the reconstructed jets with pT > 30 GeV and |eta| below
+    ``max_abs_eta``, the ``n_max`` leading of each event (the collection is pT-ordered)."""
+    jet = reco["Jet"]
+    pt, eta, phi = (np.asarray(jet[f]) for f in ("pt", "eta", "phi"))
+    ev = np.repeat(np.arange(jet.counts.size), jet.counts)
+    good = (pt > 30.0) & (np.abs(eta) < max_abs_eta)
+    if n_max is not None:
+        rank = np.cumsum(good) - 1
+        first = np.concatenate([[0], np.cumsum(good)])[jet.offsets[:-1]]
+        good &= (rank - np.repeat(first, jet.counts)) < n_max
+    return ev[good], pt[good], phi[good]
+
+
+def _search_like(reco: dict) -> np.ndarray:
+    """p_T^miss > 250 GeV and min DeltaPhi(p_T^miss, jets 1-4 with pT > 30, |eta| < 2.4) > 0.3."""
+    met, met_phi = np.asarray(reco["MET_pt"]), np.asarray(reco["MET_phi"])
+    ev, _, phi = _leading_jets(reco, 2.4, 4)
+    dphi = np.abs((phi - met_phi[ev] + np.pi) % (2.0 * np.pi) - np.pi)
+    min_dphi = np.full(met.size, np.inf)
+    np.minimum.at(min_dphi, ev, dphi)
+    return (met > 250.0) & (min_dphi > 0.3)
+
+
+def _met_or_mht_above_200(reco: dict) -> np.ndarray:
+    """p_T^miss > 200 GeV or H_T^miss (jets pT > 30, |eta| < 5) > 200 GeV."""
+    met = np.asarray(reco["MET_pt"])
+    ev, pt, phi = _leading_jets(reco, 5.0)
+    mht = np.hypot(np.bincount(ev, pt * np.cos(phi), minlength=met.size),
+                   np.bincount(ev, pt * np.sin(phi), minlength=met.size))
+    return (met > 200.0) | (mht > 200.0)
 
 
 #: detector-level enrichment cuts: name -> (description, function of the reco branches)
 ENRICHMENT_CUTS: dict[str, tuple[str, object]] = {
-    "met200": ("reconstructed p_T^miss > 200 GeV", _reco_met_above(200.0)),
+    "search_like": ("reconstructed p_T^miss > 250 GeV and min DeltaPhi(p_T^miss, jets 1-4) > 0.3",
+                    _search_like),
+    "met_or_mht200": ("reconstructed p_T^miss or H_T^miss > 200 GeV", _met_or_mht_above_200),
 }
 
 
@@ -185,6 +236,8 @@ class SamplePlan:
     slices: tuple[float, ...]
     shares: tuple[float, ...]
     enrichment: Enrichment | None = None
+    #: events of this process in units of the request's events per sample
+    events_factor: float = 1.0
     # (the last edge may be inf: an open slice; written as null in JSON)
 
     def __post_init__(self):
@@ -193,27 +246,28 @@ class SamplePlan:
             raise ValueError(f"slice edges must increase: {e}")
         if len(self.shares) != len(e) - 1 or any(x <= 0 for x in self.shares):
             raise ValueError(f"one positive share per slice: {len(e) - 1} slices, shares {self.shares}")
+        if not self.events_factor > 0:
+            raise ValueError(f"events_factor must be positive, got {self.events_factor!r}")
 
     def describe(self, process: str) -> str:
         spec = PROCESSES[process]
         parts = [f"{spec.variable} slices {', '.join(_slice_text(a, b) for a, b in self.ranges())} GeV"]
         if self.enrichment is not None:
-            parts.append(f"enriched in {ENRICHMENT_CUTS[self.enrichment.cut][0]} (others prescaled "
-                         f"1/{self.enrichment.prescale})")
+            parts.append(self.enrichment.describe())
         return "; ".join(parts)
 
     def ranges(self) -> list[tuple[float, float]]:
         return list(zip(self.slices[:-1], self.slices[1:], strict=True))
 
     def events(self, n: int) -> list[int]:
-        """Events per slice for ``n`` in all (each at least 1)."""
+        """Events per slice for ``n`` x events_factor in all (each at least 1)."""
         total = sum(self.shares)
-        return [max(int(round(n * x / total)), 1) for x in self.shares]
+        return [max(int(round(n * self.events_factor * x / total)), 1) for x in self.shares]
 
     def as_dict(self) -> dict:
         return {"slices": [float(x) if np.isfinite(x) else None for x in self.slices], "shares": [float(x) for x in self.shares],
-                "enrichment": None if self.enrichment is None else
-                {"cut": self.enrichment.cut, "prescale": int(self.enrichment.prescale)}}
+                "events_factor": float(self.events_factor),
+                "enrichment": None if self.enrichment is None else self.enrichment.as_dict()}
 
 
 def _slice_text(lo: float, hi: float) -> str:
@@ -226,11 +280,12 @@ INF = float("inf")
 #: weights are derived with p_T^miss > 200 GeV); QCD enriched in reconstructed p_T^miss,
 #: since its p_T^miss is jet mismeasurement, which no generator variable predicts
 MAIN_JOB_PLANS: dict[str, SamplePlan] = {
-    "zjets_nunu": SamplePlan((150.0, 250.0, INF), (1.0, 3.0)),
-    "wjets_lnu": SamplePlan((180.0, 280.0, INF), (1.0, 3.0)),
-    "dy_mumu": SamplePlan((150.0, 250.0, INF), (1.0, 3.0)),
+    "zjets_nunu": SamplePlan((150.0, 250.0, INF), (1.0, 4.0), events_factor=2.5),
+    "wjets_lnu": SamplePlan((180.0, 280.0, INF), (1.0, 4.0), events_factor=2.0),
+    "dy_mumu": SamplePlan((150.0, 250.0, INF), (1.0, 3.0), events_factor=2.0),
     "ttjets": SamplePlan((120.0, 300.0, INF), (1.0, 1.0)),
-    "qcd": SamplePlan((300.0, 600.0, INF), (1.0, 1.0), Enrichment("met200", 40)),
+    "qcd": SamplePlan((300.0, 600.0, INF), (1.0, 1.0),
+                      Enrichment((("search_like", 1), ("met_or_mht200", 5)), rest=200), events_factor=2.5),
 }
 
 #: reconstructed-level skims of the pseudo-data streams (like CMS skims: every selection
@@ -258,7 +313,7 @@ STREAM_SKIMS: dict[str, tuple[str, object]] = {
 }
 
 #: the main job's pseudo-data: stated luminosity per stream (fb^-1 per era) and skimmed
-MAIN_JOB_STREAM_LUMI_FB: dict[str, float] = {"data_met": 0.025, "data_singlemuon": 0.6}
+MAIN_JOB_STREAM_LUMI_FB: dict[str, float] = {"data_met": 0.025, "data_singlemuon": 1.5}
 
 
 def signal_xsec_filtered_pb(m_chargino: float) -> float:

@@ -171,9 +171,9 @@ def _planned_stage(process: str, era: str, n: int, plan: SamplePlan, neg: float,
 
     Returns the stage of the kept events, their genWeight (float64), the dataset's
     ``sum_genweight`` (the signed number of trials T) and the generation record (per slice:
-    range, cross section, events, trials, and the enrichment's pass fraction counted over
-    every trial). genWeight = sign x w_e x (sigma_s / sigma) x (T / T_s), w_e the enrichment
-    weight (1 if the event passes the cut, the prescale if not): every slice adds up to its
+    range, cross section, events, trials, and the fraction of the trials in each enrichment
+    tier). genWeight = sign x w_e x (sigma_s / sigma) x (T / T_s), w_e the enrichment
+    weight (the prescale of the event's tier): every slice adds up to its
     cross section in expectation over its trials, exactly so without enrichment.
     """
     spec = PROCESSES[process]
@@ -184,7 +184,8 @@ def _planned_stage(process: str, era: str, n: int, plan: SamplePlan, neg: float,
     enrich = plan.enrichment
     stages, weights, records = [], [], []
     for (lo, hi), n_s in zip(plan.ranges(), plan.events(n), strict=True):
-        kept_w, signed_trials, trials, passed, kept = [], 0.0, 0, 0, 0
+        kept_w, signed_trials, trials, kept = [], 0.0, 0, 0
+        tier_counts = np.zeros(len(enrich.tiers) + 1 if enrich is not None else 0, np.int64)
         while kept < n_s:
             m = n_s - kept if enrich is None else TRIAL_BLOCK
             st = _hard_stage(process, m, era, SIM_DETECTOR, rng, pt_range=(lo, hi))
@@ -192,10 +193,11 @@ def _planned_stage(process: str, era: str, n: int, plan: SamplePlan, neg: float,
             if enrich is None:
                 keep, w = np.ones(m, bool), sign
             else:
-                ok = np.asarray(ENRICHMENT_CUTS[enrich.cut][1](st.reco), bool)
-                keep = ok | (rng.random(m) * enrich.prescale < 1.0)
-                w = sign * np.where(ok, 1.0, float(enrich.prescale))
-                passed += int(ok.sum())
+                tier = enrich.tiers_of(st.reco)
+                tier_counts += np.bincount(tier, minlength=tier_counts.size)
+                prescale = enrich.prescale_of_tier[tier]
+                keep = rng.random(m) * prescale < 1.0
+                w = sign * prescale
                 st = _select(st, keep)
             trials += m
             signed_trials += float(sign.sum())
@@ -205,7 +207,7 @@ def _planned_stage(process: str, era: str, n: int, plan: SamplePlan, neg: float,
         xs = spec.xsec_slice_pb(lo, hi)
         records.append({"range": [float(lo), float(hi) if np.isfinite(hi) else None], "xsec_pb": xs, "events": kept, "trials": trials,
                         "signed_trials": signed_trials,
-                        **({"enrichment_pass_fraction": passed / trials} if enrich is not None else {})})
+                        **({"tier_fractions": (tier_counts / trials).tolist()} if enrich is not None else {})})
         weights.append((np.concatenate(kept_w), xs, signed_trials))
     total_trials = sum(r["signed_trials"] for r in records)
     weight = np.concatenate([w * (xs / sigma) * (total_trials / t) for w, xs, t in weights])
