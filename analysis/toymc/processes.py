@@ -151,7 +151,7 @@ class Enrichment:
     rest: int
 
     def __post_init__(self):
-        for cut, prescale in self.tiers:
+        for cut, _ in self.tiers:
             if cut not in ENRICHMENT_CUTS:
                 raise ValueError(f"unknown enrichment cut {cut!r}: one of {sorted(ENRICHMENT_CUTS)}")
         for prescale in (*(p for _, p in self.tiers), self.rest):

@@ -22,7 +22,6 @@ from .hard import generate_hard
 from .jagged import Jagged
 from .processes import (
     DATA_STREAMS,
-    ENRICHMENT_CUTS,
     PROCESSES,
     STREAM_SKIMS,
     SamplePlan,
