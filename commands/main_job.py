@@ -241,6 +241,7 @@ def main(args) -> int:
                    "sha256": config_hash(config)},
         "stage_seconds": stages.times, "total_seconds": time.perf_counter() - stages.t0,
         "corrections": {"file": str(corr_path), "notes": corrections_notes(built.notes, sr_notes, scorer is not None),
+                        "shipped": shipped_corrections_status(corr_path),
                         "not_applied": not_applied,
                         "track_class_sf": {era: {c: [f.sf[c], f.unc[c]] for c in ("pv", "spurious")}
                                            for era, f in built.track_fits.items()}},
@@ -253,6 +254,20 @@ def main(args) -> int:
     write_atomic(out / "summary.json", json.dumps(summary, indent=1, default=str))
     print_summary(summary, sig, stages)
     return 0
+
+
+def shipped_corrections_status(derived: Path) -> dict:
+    """Whether the shipped corrections file (corrections/softtrack/) holds what this job
+    derived (the same JSON; the gzip headers name different paths)."""
+    import gzip
+
+    from corrections.softtrack.apply import DEFAULT_PATH
+
+    try:
+        same = gzip.decompress(DEFAULT_PATH.read_bytes()) == gzip.decompress(Path(derived).read_bytes())
+    except OSError:
+        same = False
+    return {"file": str(DEFAULT_PATH), "identical": same}
 
 
 def truth_rows(summary: dict, built, sig: dict, dy: dict | None = None) -> list[dict]:
@@ -325,5 +340,8 @@ def print_summary(summary: dict, sig: dict, stages: Stages) -> None:
     for ds, v in summary["rs"]["baseline_closure"].items():
         if "ratio" in v and v["ratio"] is not None:
             c.print(f"R&S {ds}: predicted/simulated QCD in the seed-004 baseline = {v['ratio']:.2f} +- {v['uncertainty']:.2f}")
+    shipped = summary["corrections"]["shipped"]
+    c.print(f"shipped corrections {shipped['file']}: "
+            + ("the ones this job derived" if shipped["identical"] else "[yellow]differ from the ones this job derived[/]"))
     c.print("stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in summary["stage_seconds"].items()))
     c.print(f"[bold]total {summary['total_seconds']:.0f} s; everything is in {summary['output']}")

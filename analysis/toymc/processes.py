@@ -280,12 +280,14 @@ INF = float("inf")
 #: weights are derived with p_T^miss > 200 GeV); QCD enriched in reconstructed p_T^miss,
 #: since its p_T^miss is jet mismeasurement, which no generator variable predicts
 MAIN_JOB_PLANS: dict[str, SamplePlan] = {
-    "zjets_nunu": SamplePlan((150.0, 250.0, INF), (1.0, 4.0), events_factor=2.5),
-    "wjets_lnu": SamplePlan((180.0, 280.0, INF), (1.0, 4.0), events_factor=2.0),
-    "dy_mumu": SamplePlan((150.0, 250.0, INF), (1.0, 3.0), events_factor=2.0),
+    "zjets_nunu": SamplePlan((150.0, 250.0, INF), (1.0, 4.0), events_factor=3.0),
+    # W reaches the search baseline through a lost lepton: enriched in the search-like tier
+    "wjets_lnu": SamplePlan((180.0, 280.0, INF), (1.0, 4.0), Enrichment((("search_like", 1),), rest=5),
+                            events_factor=4.0),
+    "dy_mumu": SamplePlan((150.0, 250.0, INF), (1.0, 3.0), events_factor=3.0),
     "ttjets": SamplePlan((120.0, 300.0, INF), (1.0, 1.0)),
     "qcd": SamplePlan((300.0, 600.0, INF), (1.0, 1.0),
-                      Enrichment((("search_like", 1), ("met_or_mht200", 5)), rest=200), events_factor=2.5),
+                      Enrichment((("search_like", 1), ("met_or_mht200", 5)), rest=200), events_factor=3.5),
 }
 
 #: reconstructed-level skims of the pseudo-data streams (like CMS skims: every selection
@@ -313,7 +315,7 @@ STREAM_SKIMS: dict[str, tuple[str, object]] = {
 }
 
 #: the main job's pseudo-data: stated luminosity per stream (fb^-1 per era) and skimmed
-MAIN_JOB_STREAM_LUMI_FB: dict[str, float] = {"data_met": 0.025, "data_singlemuon": 1.5}
+MAIN_JOB_STREAM_LUMI_FB: dict[str, float] = {"data_met": 0.025, "data_singlemuon": 2.2}
 
 
 def signal_xsec_filtered_pb(m_chargino: float) -> float:

@@ -186,7 +186,13 @@ def _planned_stage(process: str, era: str, n: int, plan: SamplePlan, neg: float,
         kept_w, signed_trials, trials, kept = [], 0.0, 0, 0
         tier_counts = np.zeros(len(enrich.tiers) + 1 if enrich is not None else 0, np.int64)
         while kept < n_s:
-            m = n_s - kept if enrich is None else TRIAL_BLOCK
+            if enrich is None:
+                m = n_s - kept
+            elif trials == 0:  # a first block of n_s trials measures the kept fraction
+                m = min(TRIAL_BLOCK, max(n_s, 1000))
+            else:  # then blocks sized to what is missing (5% more)
+                need = (n_s - kept) * trials / max(kept, 1) * 1.05
+                m = int(min(TRIAL_BLOCK, max(need, 1000)))
             st = _hard_stage(process, m, era, SIM_DETECTOR, rng, pt_range=(lo, hi))
             sign = np.where(rng.random(m) < neg, -1.0, 1.0)
             if enrich is None:
