@@ -537,3 +537,24 @@ def test_limits_cli_with_the_main_job_options_gives_its_workspaces(tmp_path):
     assert run.main(["limits", "--histograms", str(tmp_path / "signal.coffea"), "--out", str(out), "--workers", "1",
                      "--blind"]) == 0  # as filled, with the pileup pair: other limits
     assert json.loads(out.read_text())["signals"]["signal_m100_dm0p3"]["expected"] != main["signals"]["signal_m100_dm0p3"]["expected"]
+
+
+def test_sr_edges_respect_the_background_mc_statistics():
+    """No signal region, the split halves of the tightest included, has a background whose
+    relative MC statistical uncertainty exceeds SR_MAX_BACKGROUND_REL_MC_UNC; without the
+    requirement the optimum puts the split where the background simulation is sparse."""
+    from analysis.stats.defaults import SR_MAX_BACKGROUND_REL_MC_UNC
+    from analysis.stats.significance import _bin_rel_mc_unc, flat_s_edges
+
+    rng = np.random.default_rng(4)
+    # falling background: many light events, a few heavy ones in the tail; signal at high score
+    bs = np.r_[rng.exponential(1.0, 20000), 4.0 + rng.exponential(1.0, 40)]
+    bw = np.r_[np.full(20000, 0.01), np.full(40, 0.5)]
+    ss = 2.0 + rng.exponential(2.0, 5000)
+    sw = np.full(ss.size, 0.002)
+    edges, z = flat_s_edges(ss, sw, bs, bw)
+    rel = _bin_rel_mc_unc(bs, bw, edges)
+    assert edges.size == 4 and np.all(np.diff(edges) > 0) and z > 0
+    assert np.all(rel <= SR_MAX_BACKGROUND_REL_MC_UNC), rel
+    loose, _ = flat_s_edges(ss, sw, bs, bw, max_rel_mc_unc=None)
+    assert np.max(_bin_rel_mc_unc(bs, bw, loose)) > SR_MAX_BACKGROUND_REL_MC_UNC

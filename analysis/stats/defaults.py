@@ -37,5 +37,11 @@ STATS_LIMIT_RTOL = 1e-6
 SR_BACKGROUND_REL_UNC = 0.20
 SR_FLAT_S_BINS = 3  # equal-signal bins before the tightest one is split in two
 SR_MIN_BACKGROUND_ENTRIES = 10  # unweighted background MC entries required in every bin
+#: largest relative MC statistical uncertainty sqrt(sum w^2) / sum w of the background in a
+#: signal region: bins whose background simulation cannot be trusted are not chosen
+SR_MAX_BACKGROUND_REL_MC_UNC = 0.30
+#: where the tightest bin may be split (signal-weighted quantiles inside it, in order of
+#: preference): the median first, then moving away from it until every bin has its MC statistics
+SR_SPLIT_QUANTILES = (0.5, 0.4, 0.6, 0.3, 0.7, 0.2, 0.8)
 SR_THRESHOLD_SCAN_POINTS = 60  # candidate lower edges: signal-score quantiles scanned
 SR_THRESHOLD_MAX_QUANTILE = 0.95  # highest signal quantile tried as the lower edge

@@ -17,12 +17,15 @@ background uncertainty, flat-S binning, tightest bin split in two"):
    edge such as the sideband's upper edge), split the signal above t
    into ``SR_FLAT_S_BINS`` bins of equal signal yield (flat S) and compute the combined
    Z_A with sigma_b = ``SR_BACKGROUND_REL_UNC`` * b; a candidate is valid only if every
-   bin holds at least ``SR_MIN_BACKGROUND_ENTRIES`` background MC entries (Z_A grows
-   without bound as b -> 0, so an empty-background bin is not an optimum but an MC
-   fluctuation);
-2. take the t of largest Z_A;
-3. split the tightest (highest-score) bin in two at its signal median: 4 bins, returned
-   as their 4 lower edges (the last bin is open above, as in summary Table 2).
+   bin holds at least ``SR_MIN_BACKGROUND_ENTRIES`` background MC entries and a relative
+   MC statistical uncertainty sqrt(sum w^2) / sum w of at most
+   ``SR_MAX_BACKGROUND_REL_MC_UNC`` (Z_A grows without bound as b -> 0, so an
+   empty-background bin is not an optimum but an MC fluctuation);
+2. split the tightest (highest-score) bin in two at its signal median, or, where a half
+   would not meet the MC-statistics requirement, at the nearest of ``SR_SPLIT_QUANTILES``
+   that does (no such split: the candidate is not valid);
+3. take the t of largest combined Z_A of the 4 bins, returned as their 4 lower edges (the
+   last bin is open above, as in summary Table 2).
 """
 
 from __future__ import annotations
@@ -33,7 +36,9 @@ from analysis.errors import ConfigError
 from analysis.stats.defaults import (
     SR_BACKGROUND_REL_UNC,
     SR_FLAT_S_BINS,
+    SR_MAX_BACKGROUND_REL_MC_UNC,
     SR_MIN_BACKGROUND_ENTRIES,
+    SR_SPLIT_QUANTILES,
     SR_THRESHOLD_MAX_QUANTILE,
     SR_THRESHOLD_SCAN_POINTS,
 )
@@ -92,6 +97,13 @@ def _bin_sums(scores, weights, edges) -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def _bin_rel_mc_unc(scores, weights, edges) -> np.ndarray:
+    """sqrt(sum w^2) / sum w per bin (inf where empty)."""
+    s, _ = _bin_sums(scores, weights, edges)
+    s2, _ = _bin_sums(scores, weights**2, edges)
+    return np.where(s > 0, np.sqrt(s2) / np.where(s > 0, s, 1.0), np.inf)
+
+
 def flat_s_edges(
     signal_score: np.ndarray,
     signal_weight: np.ndarray,
@@ -102,6 +114,7 @@ def flat_s_edges(
     n_flat: int = SR_FLAT_S_BINS,
     min_entries: int = SR_MIN_BACKGROUND_ENTRIES,
     min_edge: float | None = None,
+    max_rel_mc_unc: float | None = SR_MAX_BACKGROUND_REL_MC_UNC,
 ) -> tuple[np.ndarray, float]:
     """The n_flat + 1 (default 4) lower SR edges of one category and their combined Z_A (module docstring).
 
@@ -114,6 +127,10 @@ def flat_s_edges(
     min_edge : float, optional
         The signal regions start at or above this score (e.g. the upper edge of the sideband
         in which the background normalization is measured, so that the two are disjoint).
+    max_rel_mc_unc : float, optional
+        Largest relative MC statistical uncertainty of the background in any bin, the split
+        halves of the tightest bin included (None: no requirement). The split is at the
+        signal median of the tightest bin, or the nearest of SR_SPLIT_QUANTILES that meets it.
 
     Returns
     -------
@@ -136,6 +153,19 @@ def flat_s_edges(
     allowed = ss >= min_edge if min_edge is not None else np.ones(ss.size, bool)
     if sw[allowed].sum() <= 0:
         raise ConfigError(f"no signal (positive total weight) at or above the lowest allowed edge {min_edge:g}")
+    def mc_ok(edges) -> bool:
+        return max_rel_mc_unc is None or bool(np.all(_bin_rel_mc_unc(bs, bw, edges) <= max_rel_mc_unc))
+
+    def split(edges) -> np.ndarray | None:
+        """The edges with the tightest bin split in two (None: no split meets the requirements)."""
+        tight = ss >= edges[-1]
+        for q in SR_SPLIT_QUANTILES:
+            cut = _weighted_quantiles(ss[tight], sw[tight], np.array([q]))[0]
+            out = np.append(edges, cut)
+            if np.all(np.diff(out) > 0) and mc_ok(out) and np.all(_bin_sums(bs, bw, out)[0] > 0):
+                return out
+        return None
+
     best: tuple[float, np.ndarray] | None = None
     for q in np.linspace(0.0, SR_THRESHOLD_MAX_QUANTILE, SR_THRESHOLD_SCAN_POINTS):
         t = _weighted_quantiles(ss[allowed], sw[allowed], np.array([q]))[0]
@@ -148,27 +178,22 @@ def flat_s_edges(
             continue
         s_sum, _ = _bin_sums(ss, sw, edges)
         b_sum, b_n = _bin_sums(bs, bw, edges)
-        if np.any(b_n < min_entries) or np.any(b_sum <= 0):
+        if np.any(b_n < min_entries) or np.any(b_sum <= 0) or not mc_ok(edges):
             continue
-        z = combined_asimov_significance(s_sum, b_sum, rel_unc)
+        full = split(edges)
+        if full is None:
+            continue
+        z = combined_asimov_significance(_bin_sums(ss, sw, full)[0], _bin_sums(bs, bw, full)[0], rel_unc)
         if best is None or z > best[0]:
-            best = (z, edges)
+            best = (z, full)
     if best is None:
         above = "" if min_edge is None else f" at or above {min_edge:g}"
+        mc = "" if max_rel_mc_unc is None else f" and a relative MC statistical uncertainty <= {max_rel_mc_unc:g}"
         raise ConfigError(
-            f"no SR lower edge{above} leaves >= {min_entries} background MC entries in each of "
-            f"{n_flat} flat-S bins; provide more background events"
+            f"no SR lower edge{above} leaves >= {min_entries} background MC entries{mc} in each of "
+            f"{n_flat} flat-S bins and the two halves of the tightest; provide more background events"
         )
-    edges = best[1]
-    tight = ss >= edges[-1]
-    split = _weighted_quantiles(ss[tight], sw[tight], np.array([0.5]))[0]
-    edges = np.append(edges, split)
-    if edges.size != n_flat + 1 or np.any(np.diff(edges) <= 0):
-        raise ConfigError(f"could not split the tightest bin at {split:g}: too few signal events")
-    s_sum, _ = _bin_sums(ss, sw, edges)
-    b_sum, _ = _bin_sums(bs, bw, edges)
-    b_sum = np.where(b_sum > 0, b_sum, np.min(b_sum[b_sum > 0]))
-    return edges, combined_asimov_significance(s_sum, b_sum, rel_unc)
+    return best[1], best[0]
 
 
 def sr_edges_by_category(

@@ -280,14 +280,14 @@ INF = float("inf")
 #: weights are derived with p_T^miss > 200 GeV); QCD enriched in reconstructed p_T^miss,
 #: since its p_T^miss is jet mismeasurement, which no generator variable predicts
 MAIN_JOB_PLANS: dict[str, SamplePlan] = {
-    "zjets_nunu": SamplePlan((150.0, 250.0, INF), (1.0, 4.0), events_factor=3.0),
+    "zjets_nunu": SamplePlan((150.0, 250.0, INF), (1.0, 4.0), events_factor=4.0),
     # W reaches the search baseline through a lost lepton: enriched in the search-like tier
     "wjets_lnu": SamplePlan((180.0, 280.0, INF), (1.0, 4.0), Enrichment((("search_like", 1),), rest=5),
                             events_factor=4.0),
     "dy_mumu": SamplePlan((150.0, 250.0, INF), (1.0, 3.0), events_factor=3.0),
     "ttjets": SamplePlan((120.0, 300.0, INF), (1.0, 1.0)),
-    "qcd": SamplePlan((300.0, 600.0, INF), (1.0, 1.0),
-                      Enrichment((("search_like", 1), ("met_or_mht200", 5)), rest=200), events_factor=3.5),
+    "qcd": SamplePlan((300.0, 600.0, INF), (1.1, 1.0),
+                      Enrichment((("search_like", 1), ("met_or_mht200", 10)), rest=500), events_factor=5.5),
 }
 
 #: reconstructed-level skims of the pseudo-data streams (like CMS skims: every selection
