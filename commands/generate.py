@@ -4,8 +4,15 @@ The samples are written by :mod:`analysis.toymc.writer` (the files, fileset.json
 request.json are described there). Pseudo-data streams are data_met, data_singlemuon,
 data_jetht.
 
+``--samples main-job`` makes them as the main job does: stitched generator-level slices,
+QCD and W+jets enriched in p_T^miss, pseudo-data streams at stated luminosities (scaled with
+--events-per-sample / 8000) and skimmed (analysis.toymc.processes.MAIN_JOB_PLANS,
+MAIN_JOB_STREAM_LUMI_FB, STREAM_SKIMS; docs/physics.md sec. 13). The default, ``inclusive``,
+makes each process in its filter only, with unit weights.
+
 Examples:
   python run.py generate --out data/generated/small --events-per-sample 5000
+  python run.py generate --out data/generated/filtered --samples main-job --events-per-sample 3000
   python run.py generate --out /tmp/sig --processes signal --signal-points 115:0.27,200:1.0
 """
 
@@ -35,6 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    + ", ".join((*ALL_PROCESSES, *DATA_STREAMS)))
     p.add_argument("--signal-points", default="benchmarks",
                    help="'benchmarks', 'grid', or M:DM,... in GeV (default benchmarks)")
+    p.add_argument("--samples", choices=("inclusive", "main-job"), default="inclusive",
+                   help="inclusive (each process in its filter, unit weights; default) or main-job (slices, "
+                        "enrichment, stated luminosities and skims)")
     p.add_argument("--workers", type=int, default=1, metavar="W",
                    help="generate W samples in parallel processes (default 1; the files do not depend on it)")
     p.add_argument("--quiet", action="store_true", help="no progress output")
@@ -68,7 +78,16 @@ def main(args) -> int:
         console.print(f"[{i:>3}/{n}] {dataset:<32} {n_ev:>8} events  {dt:6.1f} s")
 
     t0 = time.perf_counter()
+    kwargs = {}
+    if getattr(args, "samples", "inclusive") == "main-job":
+        from analysis.toymc.processes import MAIN_JOB_PLANS, MAIN_JOB_STREAM_LUMI_FB
+        from commands.main_job import DEFAULT_EVENTS
+
+        scale = args.events_per_sample / DEFAULT_EVENTS
+        kwargs = {"plans": {k: v for k, v in MAIN_JOB_PLANS.items() if k in procs},
+                  "stream_lumi_fb": {k: v * scale for k, v in MAIN_JOB_STREAM_LUMI_FB.items() if k in procs},
+                  "skim": True}
     fileset = generate_samples(args.out, eras, procs, points, args.events_per_sample, args.seed, progress,
-                               workers=args.workers)
+                               workers=args.workers, **kwargs)
     console.print(f"wrote {len(fileset)} datasets and {args.out / 'fileset.json'} in {time.perf_counter() - t0:.1f} s")
     return 0
