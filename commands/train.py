@@ -2,14 +2,17 @@
 
 refiner
   Generates simulated dy_mumu and pseudo-data data_singlemuon per era (toy generator,
-  fixed seed) as ROOT files into --samples (unless there already), reads them back
-  (models.softtrack.data.refiner_samples, at the NanoAOD precision stored), keeps the candidate
-  tracks of events with a Z -> mu mu candidate (two isolated opposite-charge muons,
-  pT > 30 GeV, 75 < m <= 105 GeV; --ptz-min adds the cleaned-DY pT(mumu) cut, off by default for statistics), splits tracks by event into
-  training and held-out parts, trains an ensemble of Fixup residual nets on (pt, dxyErr,
-  dzErr) with the MMD (or MDMM / two-stage, --loss), exports OUT/refiner.onnx + .json and
+  fixed seed; as the main job makes them: pT(Z) slices, the single-muon stream at a stated
+  luminosity and skimmed) as ROOT files into --samples (unless there already), reads them
+  back (models.softtrack.data.refiner_samples, at the NanoAOD precision stored), keeps the
+  candidate tracks of cleaned Drell-Yan events (two isolated opposite-charge muons, pT > 30
+  GeV, 75 < m <= 105 GeV, pT(mumu) > --ptz-min = 200 GeV), weights the simulated tracks as the
+  analysis does (genWeight x pT(Z) weight x track-class scale factor, from --corrections,
+  default the shipped file), splits tracks by event into training and held-out parts, trains
+  an ensemble of Fixup residual nets (two hidden layers per block) on (pt, dxyErr, dzErr)
+  with the weighted MMD (or MDMM / two-stage, --loss), exports OUT/refiner.onnx + .json and
   writes REPORT/refiner_metrics.json (MMD, 1D Wasserstein distances and mean ratios on
-  held-out tracks, before and after, with the injected truth) and REPORT/refiner.png.
+  held-out tracks, weighted, before and after, with the injected truth) and REPORT/refiner.png.
 
 classifier
   Generates the five background processes per era (--events each, default 3000) and the
@@ -47,10 +50,10 @@ NAME = "train"
 HELP = "train the refiner or the soft-track classifier and export them to ONNX"
 MODELS_DIR = Path(__file__).resolve().parents[1] / "models" / "softtrack"
 DEFAULT_REPORT = Path("outputs") / "train"
-#: default toy statistics of the refiner: simulated events and pseudo-data events per era
-#: (the single-muon stream has ~2.5x fewer Z -> mu mu candidates per event than dy_mumu)
-REFINER_SIM_EVENTS = 8000
-REFINER_DATA_EVENTS = 24000
+#: default toy statistics of the refiner: simulated dy_mumu events per era (in the main
+#: job's pT(Z) slices) and the single-muon stream's luminosity per era (fb^-1, skimmed)
+REFINER_SIM_EVENTS = 16000
+REFINER_DATA_LUMI_FB = 4.0
 #: where the refiner's toy samples are generated (ROOT files and their fileset)
 DEFAULT_REFINER_SAMPLES = Path("data") / "generated" / "refiner"
 #: fraction of events held out for the before/after evaluation
@@ -73,9 +76,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("refiner")
     g.add_argument("--sim-events", type=int, default=REFINER_SIM_EVENTS,
                    help=f"simulated dy_mumu events per era (default {REFINER_SIM_EVENTS})")
-    g.add_argument("--data-events", type=int, default=REFINER_DATA_EVENTS,
-                   help=f"data_singlemuon events per era (default {REFINER_DATA_EVENTS})")
-    g.add_argument("--ptz-min", type=float, default=0.0, help="minimum pT(mumu) in GeV (default 0)")
+    g.add_argument("--data-lumi", type=float, default=REFINER_DATA_LUMI_FB,
+                   help=f"data_singlemuon luminosity per era in fb^-1 (default {REFINER_DATA_LUMI_FB:g})")
+    g.add_argument("--ptz-min", type=float, default=200.0,
+                   help="minimum pT(mumu) in GeV (default 200: the cleaned Drell-Yan region)")
+    g.add_argument("--corrections", type=Path, default=None,
+                   help="correctionlib file with ptz_weight and track_class_sf for the simulated tracks' weights "
+                        "(default: the shipped corrections/softtrack file)")
     g.add_argument("--loss", choices=("mmd", "mdmm", "two-stage"), default="mmd",
                    help="training schedule (default mmd, thesis sec. 6.2.2)")
     g.add_argument("--primary", choices=("huber", "mse"), default="huber",
@@ -116,21 +123,26 @@ def _write_json(path: Path, obj: Any) -> None:
 
 
 # --- refiner --------------------------------------------------------------------------
-def refiner_fileset(samples: Path, eras: list[str], n_sim: int, n_data: int, seed: int, say) -> dict:
-    """The fileset of the refiner's toy samples: simulated dy_mumu (``n_sim`` events per era)
-    in SAMPLES/simulation and pseudo-data data_singlemuon (about ``n_data``) in SAMPLES/data,
-    generated unless the same request is there already (analysis.toymc.writer)."""
+def refiner_fileset(samples: Path, eras: list[str], n_sim: int, data_lumi_fb: float, seed: int, say) -> dict:
+    """The fileset of the refiner's toy samples: simulated dy_mumu (``n_sim`` events per era
+    in the main job's pT(Z) slices) in SAMPLES/simulation and the pseudo-data stream
+    data_singlemuon (``data_lumi_fb`` per era, skimmed) in SAMPLES/data, generated unless the
+    same request is there already (analysis.toymc.writer)."""
+    from analysis.toymc.processes import MAIN_JOB_PLANS
     from analysis.toymc.writer import generate_samples, present_fileset, request_hash
     from models.softtrack.data import REFINER_DATA, REFINER_SIMULATION
 
     fileset = {}
-    for sub, process, n in (("simulation", REFINER_SIMULATION, n_sim), ("data", REFINER_DATA, n_data)):
+    requests = (("simulation", REFINER_SIMULATION, {"plans": {REFINER_SIMULATION: MAIN_JOB_PLANS[REFINER_SIMULATION]}}),
+                ("data", REFINER_DATA, {"stream_lumi_fb": {REFINER_DATA: data_lumi_fb}, "skim": True}))
+    for sub, process, kw in requests:
         out = samples / sub
-        present = present_fileset(out, request_hash(eras, [process], [], n, seed))
+        present = present_fileset(out, request_hash(eras, [process], [], n_sim, seed, None, **kw))
         if present is None:
-            say(f"generating {process} ({n} events per era) into {out}")
-            generate_samples(out, eras, [process], [], n, seed,
-                             lambda i, k, dataset, n_ev, dt: say(f"  [{i}/{k}] {dataset}: {n_ev} events, {dt:.1f} s"))
+            say(f"generating {process} into {out}")
+            generate_samples(out, eras, [process], [], n_sim, seed,
+                             lambda i, k, dataset, n_ev, dt: say(f"  [{i}/{k}] {dataset}: {n_ev} events, {dt:.1f} s"),
+                             **kw)
             present = out / "fileset.json"
         fileset |= json.loads(present.read_text())
     return fileset
@@ -145,21 +157,28 @@ def train_refiner_command(args, say) -> int:
 
     eras = _parse_eras(args.eras)
     conditions = tuple(c.strip() for c in args.conditions.split(",") if c.strip())
-    if args.sim_events <= 0 or args.data_events <= 0 or args.ensemble <= 0:
-        raise ConfigError("--sim-events, --data-events and --ensemble must be positive")
+    if args.sim_events <= 0 or not args.data_lumi > 0 or args.ensemble <= 0:
+        raise ConfigError("--sim-events, --data-lumi and --ensemble must be positive")
     cfg_kw = {"loss": args.loss, "primary": args.primary, "ensemble": args.ensemble,
               "conditions": conditions, "seed": args.seed}
     if args.steps is not None:
         if args.steps <= 0:
             raise ConfigError(f"--steps must be positive, got {args.steps}")
         cfg_kw["steps"] = args.steps
-    sample = {"eras": eras, "sim_events_per_era": args.sim_events, "data_events_per_era": args.data_events,
+    from corrections.softtrack.apply import DEFAULT_PATH, SoftTrackCorrections
+    from models.softtrack.data import RefinerWeights
+
+    corr_path = args.corrections or DEFAULT_PATH
+    weights = RefinerWeights(SoftTrackCorrections(corr_path))
+    sample = {"eras": eras, "sim_events_per_era": args.sim_events, "data_lumi_fb_per_era": args.data_lumi,
               "ptz_min": args.ptz_min, "held_out_fraction": HELD_OUT_FRACTION,
-              "simulation": "dy_mumu", "data": "data_singlemuon"}
+              "simulation": "dy_mumu", "data": "data_singlemuon",
+              "simulation_weights": f"genWeight x ptz_weight x track_class_sf from {Path(corr_path).name}"}
     cfg = RefinerConfig(**cfg_kw, extra={"sample": sample})
     t0 = time.perf_counter()
-    fileset = refiner_fileset(args.samples, eras, args.sim_events, args.data_events, args.seed, say)
-    sim, data = refiner_samples(fileset, eras, ptz_min=args.ptz_min, conditions=conditions, progress=say)
+    fileset = refiner_fileset(args.samples, eras, args.sim_events, args.data_lumi, args.seed, say)
+    sim, data = refiner_samples(fileset, eras, ptz_min=args.ptz_min, conditions=conditions, weights=weights,
+                                progress=say)
     truth = {"pt": PSEUDO_DATA.track_pt_scale, "dxyErr": PSEUDO_DATA.dxy_err_scale,
              "dzErr": PSEUDO_DATA.dz_err_scale}
     fit = fit_refiner(sim, data, cfg, args.out / "refiner.onnx", conditions=conditions,
@@ -170,7 +189,7 @@ def train_refiner_command(args, say) -> int:
     out = args.out / "refiner.onnx"
     _write_json(args.report / "refiner_metrics.json", ev)
     plot_refinement(args.report / "refiner.png", fit.held_out_simulation, fit.held_out_refined,
-                    fit.held_out_data, REFINER_VARIABLES)
+                    fit.held_out_data, REFINER_VARIABLES, fit.held_out_weight)
     say(f"MMD_b held out: {ev['mmd_b_simulation']:.3g} -> {ev['mmd_b_refined']:.3g} "
         f"(x{ev['mmd_b_reduction_factor']:.1f} lower)")
     for v in REFINER_VARIABLES:

@@ -57,15 +57,25 @@ def gaussian_kernel(a: torch.Tensor, b: torch.Tensor, bandwidths: torch.Tensor) 
     return torch.exp(-sq.clamp_min(0.0))
 
 
-def mmd_biased(x: torch.Tensor, y: torch.Tensor, bandwidths: torch.Tensor) -> torch.Tensor:
+def mmd_biased(x: torch.Tensor, y: torch.Tensor, bandwidths: torch.Tensor,
+               x_weights: torch.Tensor | None = None) -> torch.Tensor:
     """Biased MMD^2 estimator MMD_b between samples x (n, d) and y (m, d) (thesis eq. 1.1).
 
-    All pairs, diagonals included: mean k(x, x) + mean k(y, y) - 2 mean k(x, y) >= 0.
+    All pairs, diagonals included: mean k(x, x) + mean k(y, y) - 2 mean k(x, y) >= 0. With
+    ``x_weights`` (n,) the means over x are weighted: w^T K_xx w / W^2 and w^T K_xy 1 / (W m),
+    the MMD between the weighted distribution of x and y (weights may be negative, W > 0).
     """
+    if x_weights is None:
+        return (
+            gaussian_kernel(x, x, bandwidths).mean()
+            + gaussian_kernel(y, y, bandwidths).mean()
+            - 2.0 * gaussian_kernel(x, y, bandwidths).mean()
+        )
+    w = x_weights / x_weights.sum()
     return (
-        gaussian_kernel(x, x, bandwidths).mean()
+        w @ gaussian_kernel(x, x, bandwidths) @ w
         + gaussian_kernel(y, y, bandwidths).mean()
-        - 2.0 * gaussian_kernel(x, y, bandwidths).mean()
+        - 2.0 * (w @ gaussian_kernel(x, y, bandwidths)).mean()
     )
 
 

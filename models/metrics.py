@@ -82,29 +82,51 @@ def median_bandwidths(a: np.ndarray, b: np.ndarray, seed: int, max_pairs: int = 
     return np.maximum(np.median(np.abs(a[i] - b[j]), axis=0), MIN_BANDWIDTH)
 
 
-def _kernel_sum(a: np.ndarray, b: np.ndarray, bandwidths: np.ndarray) -> float:
+def _kernel_sum(a: np.ndarray, b: np.ndarray, bandwidths: np.ndarray, wa: np.ndarray | None = None,
+                wb: np.ndarray | None = None) -> float:
+    """sum_ij wa_i wb_j k(a_i, b_j) (unit weights where None)."""
     a_s, b_s = a / bandwidths, b / bandwidths
     b2 = np.sum(b_s**2, axis=1)
     total = 0.0
     for start in range(0, a_s.shape[0], KERNEL_BLOCK_ROWS):
         blk = a_s[start : start + KERNEL_BLOCK_ROWS]
         sq = np.sum(blk**2, axis=1)[:, None] + b2[None, :] - 2.0 * blk @ b_s.T
-        total += float(np.exp(-np.maximum(sq, 0.0)).sum())
+        k = np.exp(-np.maximum(sq, 0.0))
+        if wb is not None:
+            k = k @ wb
+        else:
+            k = k.sum(axis=1)
+        total += float(k.sum() if wa is None else k @ wa[start : start + KERNEL_BLOCK_ROWS])
     return total
 
 
-def mmd(x: np.ndarray, y: np.ndarray, bandwidths: np.ndarray, biased: bool = True) -> float:
-    """MMD^2 between samples x (n, d) and y (m, d), Gaussian kernel (thesis eqs. 1.1-1.3)."""
+def mmd(x: np.ndarray, y: np.ndarray, bandwidths: np.ndarray, biased: bool = True,
+        x_weights: np.ndarray | None = None) -> float:
+    """MMD^2 between samples x (n, d) and y (m, d), Gaussian kernel (thesis eqs. 1.1-1.3).
+
+    ``x_weights``: per-row weights of x (e.g. the event and track weights of simulation);
+    the weighted biased estimator sum_ij w_i w_j k(x_i, x_j) / W^2 + ... (the unbiased one
+    leaves out the diagonal, sum_i w_i^2 k(x_i, x_i) = sum_i w_i^2, and divides by W^2 - sum w^2).
+    """
     x = np.asarray(x, dtype=np.float64)
     y = np.asarray(y, dtype=np.float64)
     bw = np.asarray(bandwidths, dtype=np.float64)
     n, m = x.shape[0], y.shape[0]
+    if x_weights is not None:
+        w = np.asarray(x_weights, np.float64)
+        sw, sw2 = w.sum(), (w**2).sum()
+        kxx, kyy, kxy = _kernel_sum(x, x, bw, w, w), _kernel_sum(y, y, bw), _kernel_sum(x, y, bw, w, None)
+        if biased:
+            return kxx / sw**2 + kyy / m**2 - 2.0 * kxy / (sw * m)
+        return (kxx - sw2) / (sw**2 - sw2) + (kyy - m) / (m * (m - 1)) - 2.0 * kxy / (sw * m)
     kxx, kyy, kxy = _kernel_sum(x, x, bw), _kernel_sum(y, y, bw), _kernel_sum(x, y, bw)
     if biased:
         return kxx / n**2 + kyy / m**2 - 2.0 * kxy / (n * m)
     return (kxx - n) / (n * (n - 1)) + (kyy - m) / (m * (m - 1)) - 2.0 * kxy / (n * m)
 
 
-def wasserstein_1d(x: np.ndarray, y: np.ndarray) -> float:
-    """First Wasserstein (earth mover's) distance between two 1D samples."""
-    return float(wasserstein_distance(np.asarray(x, np.float64), np.asarray(y, np.float64)))
+def wasserstein_1d(x: np.ndarray, y: np.ndarray, x_weights: np.ndarray | None = None) -> float:
+    """First Wasserstein (earth mover's) distance between two 1D samples (x weighted by
+    ``x_weights``: non-negative)."""
+    return float(wasserstein_distance(np.asarray(x, np.float64), np.asarray(y, np.float64),
+                                      u_weights=None if x_weights is None else np.asarray(x_weights, np.float64)))

@@ -124,13 +124,23 @@ def min_dphi(jets_sorted, phi_ref, n: int = 4):
 
 
 def candidate_tracks_mask(tracks, jets, cuts=OBJECT_CUTS) -> ak.Array:
-    """Candidate tracks (docs/physics.md sec. 2): high purity, PF, pT < 20, |eta| < 2.4, |dz| < 1 cm,
-    DeltaR > 0.4 to every jet with pT > 30 GeV, not associated to a pileup vertex (summary
-    sec. 2; where the association is known). No lower pT cut."""
+    """Candidate tracks (docs/physics.md sec. 2; thesis Table 3.1): high purity, PF, pT < 20,
+    |eta| < 2.4, |dz| < 1 cm, DeltaR > 0.4 to every jet with pT > 30 GeV. No lower pT cut and no
+    cut on the associated vertex: the features w.r.t. the associated vertex must stay
+    informative (a track associated with a pileup vertex is for the classifier to recognize)."""
     base = (
         tracks.highPurity & tracks.isPFcand & (tracks.pt < cuts.track_pt_max)
         & (abs(tracks.eta) < cuts.track_eta) & (abs(tracks.dz) < cuts.track_dz_max)
     )
-    if "vtxIdx" in tracks.fields:
-        base = base & (tracks.vtxIdx <= 0)
     return base & far_from(tracks, jets[jets.pt > cuts.jet_pt], cuts.track_jet_dr)
+
+
+def not_pileup_associated(tracks) -> ak.Array:
+    """Tracks not associated with a pileup vertex in reconstruction (Track_vtxIdx <= 0: the PV
+    or none; all tracks where the association is not stored). Used by the track-class
+    scale-factor fit only (corrections.softtrack.derive.fit_track_classes): it removes most
+    pileup tracks from the large-|dz| regions, where their template is nearly degenerate with
+    the spurious one, without changing the per-track rates the fit measures."""
+    if "vtxIdx" in tracks.fields:
+        return tracks.vtxIdx <= 0
+    return ak.ones_like(tracks.pt, dtype=bool)

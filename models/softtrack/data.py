@@ -14,14 +14,17 @@ Classifier (docs/physics.md sec. 4; thesis ch. 4 intro and Table 4.1)
     background totals are equal.
 
 Refiner (docs/physics.md sec. 7; thesis sec. 6.2.2)
-    :func:`refiner_track_columns` selects, from generator output, events with a Z -> mu mu
-    candidate (two opposite-charge isolated muons with pT > 30 GeV and 75 < m <= 105 GeV;
-    the cleaned-DY pT(mumu) > 200 GeV cut of docs/physics.md sec. 5 is optional, ``ptz_min``,
-    off by default because it keeps only ~8% of the events of a CPU-sized sample) and
-    their candidate tracks (docs/physics.md sec. 2: high purity, PF, pT < 20 GeV, |eta| < 2.4,
-    |dz| < 1 cm, away from jets). :func:`refiner_samples` does that for the files of a
-    fileset: simulated ``dy_mumu`` and the (pseudo-)data stream ``data_singlemuon``, read
-    with uproot (:func:`read_collections`).
+    :func:`refiner_track_columns` selects, from generator output, cleaned Drell-Yan events:
+    a Z -> mu mu candidate (two opposite-charge isolated muons with pT > 30 GeV and 75 < m
+    <= 105 GeV) with pT(mumu) > ``ptz_min`` (200 GeV in the cleaned-DY region, docs/physics.md
+    sec. 5), and their candidate tracks (docs/physics.md sec. 2: high purity, PF, pT < 20
+    GeV, |eta| < 2.4, |dz| < 1 cm, away from jets; the muons' own tracks fail pT < 20 GeV).
+    Each simulated track carries the weight the analysis gives it: genWeight x the pT(Z)
+    weight of its event x the track-class scale factor of its class (PV-associated for
+    tracks of the primary interaction, spurious; pileup tracks 1), from a correctionlib file
+    (:class:`RefinerWeights`); data tracks weigh 1. :func:`refiner_samples` does that for the
+    files of a fileset: simulated ``dy_mumu`` and the (pseudo-)data stream
+    ``data_singlemuon``, read with uproot (:func:`read_collections`).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ from analysis.softtrack.config import (
     ERAS,
     REFINER_VARIABLES,
     TRACK_CLASSES,
+    TRACK_SF_CLASSES,
 )
 
 SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = 0, 1, 2
@@ -255,17 +259,20 @@ def _collection(branches: dict, name: str, fields: Sequence[str]):
     return ak.zip({f: ak.unflatten(np.asarray(jag[f]), jag.counts) for f in fields}, depth_limit=2)
 
 
-def read_collections(path, collections: Mapping[str, Sequence[str]], tree: str = "Events") -> dict:
+def read_collections(path, collections: Mapping[str, Sequence[str]], tree: str = "Events",
+                     scalars: Sequence[str] = ()) -> dict:
     """{name: awkward record array (one list per event) with ``fields``} of the NanoAOD
-    collections ``collections`` ({name: fields}, branches ``<name>_<field>``) of a ROOT file."""
+    collections ``collections`` ({name: fields}, branches ``<name>_<field>``) of a ROOT file,
+    and {branch: array} of the flat branches ``scalars``."""
     import awkward as ak
     import uproot
 
     branches = [f"{name}_{f}" for name, fields in collections.items() for f in fields]
     with uproot.open(path) as f:
-        arrays = f[tree].arrays(branches, library="ak")
-    return {name: ak.zip({f: arrays[f"{name}_{f}"] for f in fields}, depth_limit=2)
-            for name, fields in collections.items()}
+        arrays = f[tree].arrays([*branches, *scalars], library="ak")
+    out = {name: ak.zip({f: arrays[f"{name}_{f}"] for f in fields}, depth_limit=2)
+           for name, fields in collections.items()}
+    return out | {b: arrays[b] for b in scalars}
 
 
 def refiner_track_fields(conditions: Sequence[str] = ()) -> tuple[str, ...]:
@@ -274,8 +281,28 @@ def refiner_track_fields(conditions: Sequence[str] = ()) -> tuple[str, ...]:
     return tuple(sorted(fields | {c for c in conditions if c != "abseta"}))
 
 
+@dataclass(frozen=True)
+class RefinerWeights:
+    """Per-track weights of simulated refiner tracks from a corrections file (the analysis'
+    correctionlib set): ``ptz_weight(era, generator pT(Z))`` x ``track_class_sf(era, class)``
+    for tracks of the primary interaction ("pv") and spurious tracks, 1 for pileup tracks."""
+
+    corrections: Any  # corrections.softtrack.apply.SoftTrackCorrections
+
+    def __call__(self, era: str, ptz: np.ndarray, origin: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(event weights for ``ptz``, track weights for the flat ``origin`` codes)."""
+        from analysis.contract import TRACK_ORIGINS
+
+        event_w = np.asarray(self.corrections.ptz_weight(era, np.asarray(ptz, np.float64)), np.float64)
+        track_w = np.ones(origin.size)
+        for cls, name in TRACK_SF_CLASSES.items():
+            track_w[origin == TRACK_ORIGINS[name]] = self.corrections.track_class_sf(era, cls)
+        return event_w, track_w
+
+
 def refiner_track_columns(
-    events: Mapping[str, Any], *, ptz_min: float = 0.0, conditions: Sequence[str] = ()
+    events: Mapping[str, Any], *, ptz_min: float = 0.0, conditions: Sequence[str] = (),
+    weights: RefinerWeights | None = None, era: str | None = None,
 ) -> dict[str, np.ndarray]:
     """Candidate tracks of Z -> mu mu events of one sample (see module doc).
 
@@ -283,14 +310,17 @@ def refiner_track_columns(
     ----------
     events : {"Muon", "Jet", "Track"}: awkward record arrays, one list per event, with the
         fields REFINER_MUON_FIELDS, REFINER_JET_FIELDS and :func:`refiner_track_fields`
-        (e.g. :func:`read_collections` of a NanoAOD file).
+        (e.g. :func:`read_collections` of a NanoAOD file); for simulation with ``weights``
+        also "GenPart" (pt, pdgId), "genWeight" and Track ``genOrigin``.
     ptz_min : minimum pT(mumu) in GeV (docs/physics.md sec. 5 uses 200).
     conditions : extra Track fields to return (e.g. "eta"); ``abseta`` gives |eta|.
+    weights, era : the simulated tracks' weights (:class:`RefinerWeights`) for ``era``;
+        None: every track weighs 1.
 
     Returns
     -------
     dict of float32 arrays: the refined variables (REFINER_VARIABLES), the conditions,
-    and ``event`` (index of the track's event in the sample).
+    ``weight`` (float64) and ``event`` (index of the track's event in the sample).
     """
     import awkward as ak
 
@@ -310,7 +340,15 @@ def refiner_track_columns(
     for c in conditions:
         raw = np.abs(flat("eta")) if c == "abseta" else flat(c)
         out[c] = np.asarray(raw)[flat_sel].astype(np.float32)
-    out["event"] = np.repeat(np.arange(counts.size), counts)[flat_sel]
+    ev = np.repeat(np.arange(counts.size), counts)[flat_sel]
+    out["event"] = ev
+    out["weight"] = np.ones(ev.size)
+    if weights is not None:
+        gp = events["GenPart"]
+        ptz = ak.to_numpy(ak.fill_none(ak.firsts(gp.pt[gp.pdgId == 23]), 0.0)).astype(np.float64)
+        event_w, track_w = weights(str(era), ptz, flat("genOrigin").astype(np.int64)[flat_sel])
+        gen_w = ak.to_numpy(events["genWeight"]).astype(np.float64)
+        out["weight"] = gen_w[ev] * event_w[ev] * track_w
     return out
 
 
@@ -328,15 +366,18 @@ def refiner_samples(
     data: str = REFINER_DATA,
     ptz_min: float = 0.0,
     conditions: Sequence[str] = (),
+    weights: RefinerWeights | None = None,
     progress: Any = None,
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """The refiner track columns (:func:`refiner_track_columns`) of the files of a coffea
     fileset (``{dataset: {"files": {path: tree}, "metadata": {"process", "era", ...}}}``):
     the datasets of process ``simulation`` and ``data`` of each era, returned as
-    (simulation, data). Event indices are made unique across files (offset by the events
-    read before).
+    (simulation, data); ``weights`` weight the simulated tracks. Event indices are made
+    unique across files (offset by the events read before).
     """
     collections = {"Muon": REFINER_MUON_FIELDS, "Jet": REFINER_JET_FIELDS, "Track": refiner_track_fields(conditions)}
+    sim_collections = collections | {"Track": (*refiner_track_fields(conditions), "genOrigin"),
+                                     "GenPart": ("pt", "pdgId")}
     parts: dict[str, tuple[list, list]] = {simulation: ([], []), data: ([], [])}
     read = dict.fromkeys(parts, 0)
     for era in eras:
@@ -349,8 +390,12 @@ def refiner_samples(
                 for path, tree in entry["files"].items():
                     if progress:
                         progress(f"reading {process} {era} from {path}")
-                    events = read_collections(path, collections, tree)
-                    parts[process][0].append(refiner_track_columns(events, ptz_min=ptz_min, conditions=conditions))
+                    weighted = weights is not None and process == simulation
+                    events = read_collections(path, sim_collections if weighted else collections, tree,
+                                              scalars=("genWeight",) if weighted else ())
+                    parts[process][0].append(refiner_track_columns(
+                        events, ptz_min=ptz_min, conditions=conditions, weights=weights if weighted else None,
+                        era=str(era)))
                     parts[process][1].append(read[process])
                     read[process] += len(events["Track"])
     return _stack(*parts[simulation]), _stack(*parts[data])

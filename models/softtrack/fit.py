@@ -35,6 +35,7 @@ class RefinerFit:
     held_out_simulation: np.ndarray
     held_out_refined: np.ndarray
     held_out_data: np.ndarray
+    held_out_weight: np.ndarray | None = None
 
 
 def fit_refiner(sim: dict[str, np.ndarray], data: dict[str, np.ndarray], cfg, out: Path, *,
@@ -43,7 +44,8 @@ def fit_refiner(sim: dict[str, np.ndarray], data: dict[str, np.ndarray], cfg, ou
     """Train the refiner ensemble on simulated -> data tracks and export it to ``out``.
 
     ``sim`` and ``data`` hold the refined variables, the ``conditions`` and ``event`` (tracks
-    of one event stay in one part); ``cfg`` is a :class:`~models.softtrack.training.RefinerConfig`;
+    of one event stay in one part), ``sim`` optionally ``weight`` (the simulated tracks'
+    weights: training and evaluation then compare the weighted simulation with data); ``cfg`` is a :class:`~models.softtrack.training.RefinerConfig`;
     ``extra_metrics`` (e.g. the injected truth of a toy sample) go into the report and the JSON.
     """
     import torch
@@ -61,12 +63,14 @@ def fit_refiner(sim: dict[str, np.ndarray], data: dict[str, np.ndarray], cfg, ou
     split_dat = split_by_event(data["event"], cfg.seed + 1, held_fracs)
     train_sim, test_sim = x_sim[split_sim == 0], x_sim[split_sim == 2]
     train_dat, test_dat = x_dat[split_dat == 0], x_dat[split_dat == 2]
+    w_sim = sim.get("weight")
+    w_train, w_test = (None, None) if w_sim is None else (w_sim[split_sim == 0], w_sim[split_sim == 2])
     say(f"tracks: simulation {len(train_sim)} train / {len(test_sim)} held out, "
         f"data {len(train_dat)} / {len(test_dat)}")
     torch.set_num_threads(threads)
-    model, history = train_refiner(train_sim, train_dat, cfg, progress=say)
+    model, history = train_refiner(train_sim, train_dat, cfg, progress=say, sim_weight=w_train)
     refined = refine_numpy(model, test_sim)
-    ev = evaluate_refiner(test_sim, refined, test_dat, REFINER_VARIABLES, seed=cfg.seed)
+    ev = evaluate_refiner(test_sim, refined, test_dat, REFINER_VARIABLES, seed=cfg.seed, sim_weight=w_test)
     ev |= extra_metrics or {}
     ev["n_train"] = {"simulation": len(train_sim), "data": len(train_dat)}
     export_refiner(model, Path(out), REFINER_VARIABLES, conditions, config=cfg.as_dict(), metrics=ev)
@@ -74,7 +78,7 @@ def fit_refiner(sim: dict[str, np.ndarray], data: dict[str, np.ndarray], cfg, ou
     ev["onnx_vs_torch_max_abs_diff"] = float(np.max(np.abs(onnx_refined - refined))) if len(refined) else 0.0
     ev["history"] = history
     ev["train_seconds"] = time.perf_counter() - t0
-    return RefinerFit(ev, test_sim, refined, test_dat)
+    return RefinerFit(ev, test_sim, refined, test_dat, w_test)
 
 
 def fit_classifier(data: ClassifierData, cfg, out: Path, *, source: str, threads: int = 1,

@@ -5,10 +5,14 @@ It works in the space z = (log10 x - mean) / std of each refined variable (the t
 refines log10 pT, log10 dxyErr, log10 dzErr); optional conditioning variables (e.g. |eta|)
 are standardised and fed to every block but not refined.
 
-Each residual block is ``Linear(d + c, hidden) -> LeakyReLU -> Linear(hidden, d)`` plus a
-skip connection; Fixup initialisation (thesis sec. 1.1: zero biases, zero weights except
-the first layer of each block, Kaiming for that one) makes the untrained network the
-identity *exactly*: every block adds exactly 0.
+Each residual block has two hidden layers, as the thesis' (Fig. 1.1):
+``Linear(d + c, hidden) -> LeakyReLU -> Linear(hidden, hidden) -> LeakyReLU -> Linear(hidden, d)``
+plus a skip connection. Fixup initialisation (thesis sec. 1.1, after Zhang et al. 2019):
+zero biases, the output layer of each block zero, so that the untrained network is the
+identity *exactly* (every block adds exactly 0); the first layer Kaiming, the second one
+Kaiming scaled by L^(-1/(2m-2)) = L^(-1/4) for L blocks of m = 3 layers (a zero second layer
+as well would leave the block without gradient: the output layer's gradient is the second
+layer's activation).
 
 :class:`TrackRefiner` bundles the transforms and an ensemble of residual nets (thesis sec.
 6.2.2: five trainings, mean output). The ensemble mean is taken over the shifts in z
@@ -32,29 +36,34 @@ LN10 = math.log(10.0)
 
 
 class ResidualBlock(nn.Module):
-    """Two linear layers and a skip connection, Fixup-initialised (thesis Fig. 1.1).
+    """Two hidden layers and a skip connection, Fixup-initialised (thesis Fig. 1.1).
 
     Parameters
     ----------
     n_refined : width d of the refined variables (input and output of the skip).
     n_conditions : number c of conditioning inputs concatenated to the block input.
-    hidden : width of the inner layer.
+    hidden : width of the two hidden layers.
     slope : negative slope of the LeakyReLU.
+    n_blocks : number L of blocks of the network (the Fixup scale of the second layer).
     """
 
-    def __init__(self, n_refined: int, n_conditions: int, hidden: int, slope: float) -> None:
+    def __init__(self, n_refined: int, n_conditions: int, hidden: int, slope: float, n_blocks: int = 1) -> None:
         super().__init__()
         self.inner = nn.Linear(n_refined + n_conditions, hidden)
+        self.middle = nn.Linear(hidden, hidden)
         self.act = nn.LeakyReLU(slope)
         self.outer = nn.Linear(hidden, n_refined)
         nn.init.kaiming_normal_(self.inner.weight, a=slope, nonlinearity="leaky_relu")
-        nn.init.zeros_(self.inner.bias)
+        nn.init.kaiming_normal_(self.middle.weight, a=slope, nonlinearity="leaky_relu")
+        with torch.no_grad():
+            self.middle.weight.mul_(max(n_blocks, 1) ** -0.25)
+        for bias in (self.inner.bias, self.middle.bias, self.outer.bias):
+            nn.init.zeros_(bias)
         nn.init.zeros_(self.outer.weight)
-        nn.init.zeros_(self.outer.bias)
 
     def forward(self, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
         """The residual r(h, c) that the skip connection adds to h (shape of h)."""
-        return self.outer(self.act(self.inner(torch.cat([h, c], dim=1))))
+        return self.outer(self.act(self.middle(self.act(self.inner(torch.cat([h, c], dim=1))))))
 
 
 class ResidualNet(nn.Module):
@@ -71,7 +80,7 @@ class ResidualNet(nn.Module):
     ) -> None:
         super().__init__()
         self.blocks = nn.ModuleList(
-            ResidualBlock(n_refined, n_conditions, hidden, slope) for _ in range(blocks)
+            ResidualBlock(n_refined, n_conditions, hidden, slope, blocks) for _ in range(blocks)
         )
 
     def forward(self, z: torch.Tensor, c: torch.Tensor) -> torch.Tensor:

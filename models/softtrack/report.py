@@ -14,9 +14,10 @@ PLOT_BINS = 60
 
 
 def plot_refinement(path: Path, sim: np.ndarray, refined: np.ndarray, data: np.ndarray,
-                    variables: tuple[str, ...]) -> None:
+                    variables: tuple[str, ...], sim_weight: np.ndarray | None = None) -> None:
     """Before/after distributions of log10 of each refined variable on held-out tracks, with
-    the data/simulation ratios (simulation, refined simulation, pseudo-data)."""
+    the data/simulation ratios (simulation, refined simulation, pseudo-data); the simulation
+    weighted by ``sim_weight`` when given."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -28,8 +29,8 @@ def plot_refinement(path: Path, sim: np.ndarray, refined: np.ndarray, data: np.n
         ls, lr, ld = (np.log10(a[:, i]) for a in (sim, refined, data))
         lo, hi = np.percentile(np.concatenate([ls, ld]), [0.1, 99.9])
         edges = np.linspace(lo, hi, PLOT_BINS + 1)
-        hs, _ = np.histogram(ls, edges, density=True)
-        hr, _ = np.histogram(lr, edges, density=True)
+        hs, _ = np.histogram(ls, edges, weights=sim_weight, density=True)
+        hr, _ = np.histogram(lr, edges, weights=sim_weight, density=True)
         hd, _ = np.histogram(ld, edges, density=True)
         nd, _ = np.histogram(ld, edges)
         centres = 0.5 * (edges[1:] + edges[:-1])

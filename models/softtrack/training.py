@@ -236,7 +236,8 @@ def _stats(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def train_refiner(
-    sim: np.ndarray, data: np.ndarray, cfg: RefinerConfig = RefinerConfig(), progress: Progress = None
+    sim: np.ndarray, data: np.ndarray, cfg: RefinerConfig = RefinerConfig(), progress: Progress = None,
+    sim_weight: np.ndarray | None = None,
 ) -> tuple[TrackRefiner, dict[str, Any]]:
     """Train the refiner ensemble on raw simulation and data rows (docs/physics.md sec. 7).
 
@@ -245,6 +246,10 @@ def train_refiner(
     sim, data : float32 (n, d + c): refined variables (raw: pt, dxyErr, dzErr) then the
         conditions, for simulated and data tracks (the training partition).
     cfg : settings; ``cfg.seed + k`` seeds member k (initialisation and batches).
+    sim_weight : (n,) weights of the simulated tracks (the analysis' event and track-class
+        weights): the MMD compares the weighted simulation with data (the weighted
+        estimator of :func:`models.losses.mmd_biased`; the unbiased MMD of the MDMM stage
+        draws its batches with probability proportional to the positive weights instead).
 
     Returns
     -------
@@ -267,6 +272,9 @@ def train_refiner(
     full_sim = torch.cat([z_sim, c_sim], dim=1)
     full_dat = torch.cat([z_dat, c_dat], dim=1)
     bandwidths = median_bandwidths(full_sim, full_dat, seed=cfg.seed)
+    w_sim = None if sim_weight is None else torch.as_tensor(np.asarray(sim_weight, np.float32))
+    if w_sim is not None and (w_sim.shape[0] != x_sim.shape[0] or not bool(w_sim.sum() > 0)):
+        raise ValueError("sim_weight needs one weight per simulated row and a positive sum")
     primary = _primary_loss(cfg)
     members, history = [], {"bandwidths": bandwidths.tolist(), "members": []}
     log_every = max(cfg.steps // 20, 1)
@@ -284,19 +292,26 @@ def train_refiner(
         n_stage1 = {"mmd": 0, "mdmm": cfg.steps, "two-stage": int(cfg.stage1_fraction * cfg.steps)}[cfg.loss]
         log: list[dict[str, float]] = []
         for step in range(cfg.steps):
-            i = torch.randint(z_sim.shape[0], (cfg.batch_size,), generator=gen)
+            stage1 = step < n_stage1
+            if w_sim is not None and stage1:
+                i = torch.multinomial(w_sim.clamp_min(0.0), cfg.batch_size, replacement=True, generator=gen)
+            else:
+                i = torch.randint(z_sim.shape[0], (cfg.batch_size,), generator=gen)
             j = torch.randint(z_dat.shape[0], (cfg.batch_size,), generator=gen)
             zs, cs = z_sim[i], c_sim[i]
             out = zs + net(zs, cs)
             refined = torch.cat([out, cs], dim=1)
             target = full_dat[j]
-            if step < n_stage1:
+            wb = None if (w_sim is None or stage1) else w_sim[i]
+            if wb is not None and not bool(wb.sum() > 0):
+                wb = None  # a batch of negative weights only (vanishingly rare): unweighted
+            if stage1:
                 value = mmd_unbiased(refined, target, bandwidths)
                 prim = primary(out, zs)
                 loss = prim + constraint(value)
                 mmd_b = float("nan")
             else:
-                loss = mmd_biased(refined, target, bandwidths)
+                loss = mmd_biased(refined, target, bandwidths, wb)
                 prim, mmd_b = None, float(loss.detach())
             opt.zero_grad()
             loss.backward()
@@ -305,7 +320,7 @@ def train_refiner(
             if step % log_every == 0 or step == cfg.steps - 1:
                 if math.isnan(mmd_b):
                     with torch.no_grad():
-                        mmd_b = float(mmd_biased(refined, target, bandwidths))
+                        mmd_b = float(mmd_biased(refined, target, bandwidths, wb))
                 entry = {"step": step, "mmd_b": mmd_b, "lambda": float(constraint.lmbda.detach()),
                          "primary": float(prim.detach()) if prim is not None else float("nan")}
                 log.append(entry)
@@ -331,13 +346,16 @@ def evaluate_refiner(
     *,
     seed: int,
     max_rows: int = 8000,
+    sim_weight: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Before/after distances on held-out tracks (docs/physics.md sec. 7 success criteria).
 
     Distances are computed in log10 of each variable (the refinement space): MMD_b and
     MMD_u with median-heuristic bandwidths from (simulation, data) -- the same bandwidths
     before and after -- on at most ``max_rows`` random rows of each sample, and the 1D
-    Wasserstein distance per variable on all rows. Mean ratios are in raw units.
+    Wasserstein distance per variable on all rows. Mean ratios are in raw units. With
+    ``sim_weight`` every distance and mean compares the weighted simulation (the 1D
+    distances with the negative weights set to 0) with data.
     """
     d = len(variables)
     rng = np.random.default_rng(seed)
@@ -345,25 +363,41 @@ def evaluate_refiner(
     pick_s = rng.permutation(log_sim.shape[0])[:max_rows]
     pick_d = rng.permutation(log_dat.shape[0])[:max_rows]
     bw = metrics.median_bandwidths(log_sim[pick_s], log_dat[pick_d], seed)
+    w = None if sim_weight is None else np.asarray(sim_weight, np.float64)
+    w_pick = None if w is None else w[pick_s]
+    w_pos = None if w is None else np.clip(w, 0.0, None)
     out: dict[str, Any] = {"n_sim": int(log_sim.shape[0]), "n_data": int(log_dat.shape[0]),
-                           "bandwidths_log10": bw.tolist(), "variables": list(variables)}
+                           "bandwidths_log10": bw.tolist(), "variables": list(variables),
+                           "weighted_simulation": w is not None}
     for name, arr in (("simulation", log_sim), ("refined", log_ref)):
-        out[f"mmd_b_{name}"] = metrics.mmd(arr[pick_s], log_dat[pick_d], bw, biased=True)
-        out[f"mmd_u_{name}"] = metrics.mmd(arr[pick_s], log_dat[pick_d], bw, biased=False)
+        out[f"mmd_b_{name}"] = metrics.mmd(arr[pick_s], log_dat[pick_d], bw, biased=True, x_weights=w_pick)
+        out[f"mmd_u_{name}"] = metrics.mmd(arr[pick_s], log_dat[pick_d], bw, biased=False, x_weights=w_pick)
     out["wasserstein_log10"] = {
-        v: {"simulation": metrics.wasserstein_1d(log_sim[:, i], log_dat[:, i]),
-            "refined": metrics.wasserstein_1d(log_ref[:, i], log_dat[:, i])}
+        v: {"simulation": metrics.wasserstein_1d(log_sim[:, i], log_dat[:, i], w_pos),
+            "refined": metrics.wasserstein_1d(log_ref[:, i], log_dat[:, i], w_pos)}
         for i, v in enumerate(variables)
     }
     raw_s, raw_r, raw_d = (np.asarray(a, np.float64)[:, :d] for a in (sim, refined, data))
+    ws = np.ones(raw_s.shape[0]) if w is None else w
+
+    def mean(a):
+        return float(a @ ws / ws.sum())
+
+    def median(a):
+        if w is None:
+            return float(np.median(a))
+        order = np.argsort(a)
+        cum = np.cumsum(w_pos[order])
+        return float(a[order][np.searchsorted(cum, 0.5 * cum[-1])])
+
     out["mean_ratio"] = {
-        v: {"refined_over_simulation": float(raw_r[:, i].mean() / raw_s[:, i].mean()),
-            "data_over_simulation": float(raw_d[:, i].mean() / raw_s[:, i].mean())}
+        v: {"refined_over_simulation": mean(raw_r[:, i]) / mean(raw_s[:, i]),
+            "data_over_simulation": float(raw_d[:, i].mean()) / mean(raw_s[:, i])}
         for i, v in enumerate(variables)
     }
     out["median_ratio"] = {
-        v: {"refined_over_simulation": float(np.median(raw_r[:, i]) / np.median(raw_s[:, i])),
-            "data_over_simulation": float(np.median(raw_d[:, i]) / np.median(raw_s[:, i]))}
+        v: {"refined_over_simulation": median(raw_r[:, i]) / median(raw_s[:, i]),
+            "data_over_simulation": float(np.median(raw_d[:, i])) / median(raw_s[:, i])}
         for i, v in enumerate(variables)
     }
     out["mmd_b_reduction_factor"] = out["mmd_b_simulation"] / max(out["mmd_b_refined"], 1e-300)

@@ -363,8 +363,9 @@ class RegionProcessor(AnalysisProcessor):
             self.fill_extra(chunk, c, observables["_event"], dict(c.steps), weight, hists)
 
     def fill_inputs(self, hists, chunk: Chunk, c: Collections, weights: EventWeights) -> None:
-        """Pileup profile (raw weight), candidate-track log10|dz| and event count after the
-        preselection (before the baseline): the inputs of the corrections (cleaned DY)."""
+        """Pileup profile (raw weight), log10|dz| of the candidate tracks not associated with a
+        pileup vertex (analysis.softtrack.objects.not_pileup_associated) and event count after
+        the preselection (before the baseline): the inputs of the corrections (cleaned DY)."""
         dataset, is_data = chunk.dataset, chunk.is_data
         events = chunk.events
         if not is_data and "Pileup" in events.fields:
@@ -373,7 +374,8 @@ class RegionProcessor(AnalysisProcessor):
         weight = weights.weight()
         pre = np.logical_and.reduce([m for _, m in c.steps])
         cp = c.take(pre)
-        cand = obj.candidate_tracks_mask(cp.tracks, cp.jets, self.config.objects)
+        # the track-class fit's tracks: candidates not associated with a pileup vertex
+        cand = obj.candidate_tracks_mask(cp.tracks, cp.jets, self.config.objects) & obj.not_pileup_associated(cp.tracks)
         tr = cp.tracks[cand]
         w = ak.to_numpy(ak.flatten(ak.broadcast_arrays(weight[pre], tr.pt)[0]))
         with np.errstate(divide="ignore"):
