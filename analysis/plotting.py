@@ -27,10 +27,12 @@ SIGNAL_PROCESS = "signal"
 DATA_GROUP = "data"
 
 
-def group_by_process(h, datasets: dict, systematic: str | None = "nominal", signal_process: str = SIGNAL_PROCESS):
+def group_by_process(h, datasets: dict, systematic: str | None = "nominal", signal_process: str = SIGNAL_PROCESS,
+                     stack_axis: str | None = None):
     """Project a histogram per process: dict process -> (values, variances) summed over eras.
     Data streams become 'data'; datasets of ``signal_process`` keep their dataset name without
-    era."""
+    era. With ``stack_axis`` (a category axis, e.g. a background class), simulated
+    background is grouped by that axis' value instead of its process."""
     out: dict[str, list[np.ndarray]] = defaultdict(lambda: [0.0, 0.0])
     for ds in h.axes["dataset"]:
         meta = datasets.get(ds)
@@ -43,25 +45,30 @@ def group_by_process(h, datasets: dict, systematic: str | None = "nominal", sign
             sel["systematic"] = systematic
         sub = h[sel]
         for ax in list(sub.axes.name):
-            if ax in ("origin",):
+            if ax in ("origin",) or (ax == stack_axis and (meta["is_data"] or meta["process"] == signal_process)):
                 sub = sub[{ax: sum}]
-        view = sub.view(flow=False)
         key = DATA_GROUP if meta["is_data"] else meta["process"]
         if key == signal_process:
             key = ds.rsplit("_", 1)[0]
-        out[key][0] = out[key][0] + view["value"]
-        out[key][1] = out[key][1] + view["variance"]
+        parts = [(key, sub)]
+        if stack_axis is not None and stack_axis in sub.axes.name:
+            parts = [(value, sub[{stack_axis: value}]) for value in sub.axes[stack_axis]]
+        for k, part in parts:
+            view = part.view(flow=False)
+            out[k][0] = out[k][0] + view["value"]
+            out[k][1] = out[k][1] + view["variance"]
     return {k: (np.asarray(v[0]), np.asarray(v[1])) for k, v in out.items()}
 
 
 def stack_plot(h, datasets: dict, path: Path, systematic: str = "nominal", title: str = "", logy: bool = True,
                extra_sel: dict | None = None, *, backgrounds: Sequence[str] = (),
                labels: Mapping[str, str] | None = None, colors: Mapping[str, str] | None = None,
-               signals: Sequence[str] = (), experiment_label: str = "Toy") -> Path:
+               signals: Sequence[str] = (), experiment_label: str = "Toy", stack_axis: str | None = None) -> Path:
     """Stacked simulation (the groups of :func:`group_by_process` named in ``backgrounds``,
     in that order, with ``labels`` and ``colors``), the MC statistical band, the signal
     groups named in ``signals`` as dashed lines and data as points, with a data/MC ratio
-    panel; written to ``path`` (PNG)."""
+    panel; written to ``path`` (PNG). ``stack_axis``: stack the simulated background by that
+    category axis (e.g. the background class) instead of by process."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -71,8 +78,8 @@ def stack_plot(h, datasets: dict, path: Path, systematic: str = "nominal", title
     labels, colors = labels or {}, colors or {}
     if extra_sel:
         h = h[extra_sel]
-    groups = group_by_process(h, datasets, systematic)
-    axis = [ax for ax in h.axes if ax.name not in ("dataset", "systematic", "origin")][0]
+    groups = group_by_process(h, datasets, systematic, stack_axis=stack_axis)
+    axis = [ax for ax in h.axes if ax.name not in ("dataset", "systematic", "origin", stack_axis)][0]
     edges = axis.edges
     mplhep.style.use("CMS")
     fig, (ax, rax) = plt.subplots(2, 1, figsize=(9, 9), gridspec_kw={"height_ratios": (3, 1)}, sharex=True)

@@ -24,6 +24,8 @@ CATEGORY_AXES = {
     "systematic": lambda: hist.axis.StrCategory([], name="systematic", growth=True),
     "origin": lambda: hist.axis.StrCategory([], name="origin", label="track origin (generator truth)", growth=True),
     "region": lambda: hist.axis.StrCategory([], name="region", growth=True),
+    "track_class": lambda: hist.axis.StrCategory([], name="track_class", label="background class (track truth)",
+                                                 growth=True),
 }
 STORAGES = {"weight": hist.storage.Weight, "double": hist.storage.Double}
 

@@ -114,3 +114,29 @@ def track_class_labels_jagged(track_gen_idx: ak.Array, genparts: ak.Array) -> ak
         ak.to_numpy(ak.num(genparts, axis=1)),
     )  # fmt: skip
     return ak.unflatten(labels, t_counts)
+
+
+# --- background classes of the signal regions ------------------------------------------
+#: the signal-region backgrounds by the class of the event's highest-scoring track (thesis
+#: sec. 7 and Table 7.3; summary Table 2): PV-associated (tracks of the primary interaction,
+#: prompt or secondary, not from a tau decay), spurious (no generator match: fakes *and*
+#: pileup tracks, thesis sec. 4.1: "spurious tracks including pileup and fakes") and tau
+#: (tracks from tau decays); chargino-pion tracks are "signal"
+BACKGROUND_CLASSES: tuple[str, ...] = ("pv", "spurious", "tau")
+
+
+def background_class_names(labels: np.ndarray, origins: np.ndarray | None) -> np.ndarray:
+    """Background class name of each track from its classifier class (:func:`track_class_labels`)
+    and its generator origin (analysis.contract.TRACK_ORIGINS codes; None: not stored)."""
+    from analysis.contract import TRACK_ORIGINS
+
+    labels = np.asarray(labels, np.int64)
+    out = np.full(labels.size, "pv", dtype=object)
+    unmatched = labels == CLASS_SPURIOUS
+    if origins is not None:
+        origins = np.asarray(origins, np.int64)
+        unmatched |= (origins == TRACK_ORIGINS["pileup"]) | (origins == TRACK_ORIGINS["spurious"])
+    out[unmatched] = "spurious"
+    out[labels == CLASS_TAU] = "tau"
+    out[labels == CLASS_SIGNAL] = "signal"
+    return out

@@ -18,6 +18,12 @@ LABELS = {
     "dy_mumu": r"DY($\mu\mu$)+jets", "qcd": "QCD multijet",
 }
 COLORS = {"zjets_nunu": "#3f90da", "wjets_lnu": "#ffa90e", "ttjets": "#bd1f01", "dy_mumu": "#94a4a2", "qcd": "#832db6"}
+#: the background classes of the signal regions (analysis.softtrack.labels.BACKGROUND_CLASSES),
+#: stacked bottom to top, as in the summary's figures
+CLASS_ORDER = ("tau", "spurious", "pv", "none", "unknown")
+CLASS_LABELS = {"pv": "PV-associated", "spurious": "spurious (fakes, pileup)", "tau": r"$\tau$ tracks",
+                "none": "no candidate", "unknown": "class unknown"}
+CLASS_COLORS = {"pv": "#3f90da", "spurious": "#ffa90e", "tau": "#bd1f01", "none": "#94a4a2", "unknown": "#717581"}
 #: name prefix of the signal datasets (signal_m<M>_dm<DM>_<era>)
 SIGNAL_PREFIX = "signal_"
 #: histograms drawn per systematic, and the track histograms (no systematic axis)
@@ -37,11 +43,19 @@ def style() -> dict:
             "signals": tuple(sorted({signal_name(m, dm) for m, dm in SIGNAL_BENCHMARKS}))}
 
 
+def class_style() -> dict:
+    """:func:`style` with the background stacked by background class (the summary's figures)."""
+    return style() | {"backgrounds": CLASS_ORDER, "labels": CLASS_LABELS, "colors": CLASS_COLORS,
+                      "stack_axis": "track_class"}
+
+
 def plot_jobs(output: dict, out: Path, systematic: str = "nominal", prefix: str = "") -> list[tuple[tuple, dict]]:
     """The standard plots of a processor output as :func:`analysis.plotting.stack_plot`
-    arguments (args, kwargs)."""
+    arguments (args, kwargs): by process, and the signal regions, max logits and candidate-track
+    log10|dz| also by background class."""
     h, datasets = output["histograms"], output["datasets"]
     kw = style()
+    kc = class_style()
     jobs = []
     for name in EVENT_HISTOGRAMS:
         if name in h:
@@ -55,6 +69,16 @@ def plot_jobs(output: dict, out: Path, systematic: str = "nominal", prefix: str 
         for dm in h["max_logit"].axes["dm"]:  # one Delta m each (a worker gets only its slice)
             jobs.append(((h["max_logit"][{"dm": dm}], datasets, out / f"{prefix}max_logit_dm{dm}.png", systematic),
                          kw | {"title": rf"$\Delta m$ = {dm} GeV"}))
+    if "sr_class" in h:
+        jobs.append(((h["sr_class"], datasets, out / f"{prefix}signal_regions_by_class.png", systematic),
+                     kc | {"title": "12 SRs"}))
+    if "max_logit_class" in h:
+        for dm in h["max_logit_class"].axes["dm"]:
+            jobs.append(((h["max_logit_class"][{"dm": dm}], datasets, out / f"{prefix}max_logit_dm{dm}_by_class.png",
+                          None), kc | {"title": rf"$\Delta m$ = {dm} GeV"}))
+    if "track_log10_dz_class" in h:
+        jobs.append(((h["track_log10_dz_class"], datasets, out / f"{prefix}track_log10_dz_by_class.png", None),
+                     dict(kc)))
     return jobs
 
 

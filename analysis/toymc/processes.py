@@ -284,7 +284,7 @@ MAIN_JOB_PLANS: dict[str, SamplePlan] = {
     # W reaches the search baseline through a lost lepton: enriched in the search-like tier
     "wjets_lnu": SamplePlan((180.0, 280.0, INF), (1.0, 4.0), Enrichment((("search_like", 1),), rest=5),
                             events_factor=4.0),
-    "dy_mumu": SamplePlan((150.0, 250.0, INF), (1.0, 3.0), events_factor=3.0),
+    "dy_mumu": SamplePlan((150.0, 250.0, INF), (1.0, 3.0), events_factor=4.0),
     "ttjets": SamplePlan((120.0, 300.0, INF), (1.0, 1.0)),
     "qcd": SamplePlan((300.0, 600.0, INF), (1.1, 1.0),
                       Enrichment((("search_like", 1), ("met_or_mht200", 10)), rest=500), events_factor=5.5),
@@ -315,7 +315,7 @@ STREAM_SKIMS: dict[str, tuple[str, object]] = {
 }
 
 #: the main job's pseudo-data: stated luminosity per stream (fb^-1 per era) and skimmed
-MAIN_JOB_STREAM_LUMI_FB: dict[str, float] = {"data_met": 0.025, "data_singlemuon": 2.2}
+MAIN_JOB_STREAM_LUMI_FB: dict[str, float] = {"data_met": 0.025, "data_singlemuon": 3.0}
 
 
 def signal_xsec_filtered_pb(m_chargino: float) -> float:

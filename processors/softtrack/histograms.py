@@ -60,5 +60,15 @@ SCORE_HISTOGRAMS: tuple[HistogramSpec, ...] = (
     HistogramSpec("max_logit_category", (DM, hist.axis.Regular(320, -16, 16, name="max_logit", label="max logit")),
                   categories=("dataset",), fill=None),
     HistogramSpec("sr", (hist.axis.Integer(0, N_SIGNAL_REGIONS, name="sr", label="signal region"),), fill=None),
+    # by the background class of the event's highest-scoring track (analysis.softtrack.labels
+    # BACKGROUND_CLASSES; "data" for data, "signal"/"unknown" where it applies): the
+    # workspace's backgrounds and the stacked plots
+    HistogramSpec("sr_class", (hist.axis.Integer(0, N_SIGNAL_REGIONS, name="sr", label="signal region"),),
+                  categories=("dataset", "systematic", "track_class"), fill=None),
+    HistogramSpec("max_logit_class", (DM, MAX_LOGIT), categories=("dataset", "track_class"), fill=None),
 )
-REGION_HISTOGRAMS = EVENT_HISTOGRAMS + TRACK_HISTOGRAMS + CORRECTION_INPUT_HISTOGRAMS
+#: candidate-track log10|dz| by background class (the cleaned-DY plot stacked by class)
+TRACK_CLASS_HISTOGRAMS: tuple[HistogramSpec, ...] = (
+    HistogramSpec("track_log10_dz_class", (LOG10_DZ,), categories=("dataset", "track_class"), fill=None),
+)
+REGION_HISTOGRAMS = EVENT_HISTOGRAMS + TRACK_HISTOGRAMS + CORRECTION_INPUT_HISTOGRAMS + TRACK_CLASS_HISTOGRAMS

@@ -40,6 +40,7 @@ from analysis.softtrack.config import (
     TRACK_SF_CLASSES,
     SoftTrackConfig,
 )
+from analysis.softtrack.labels import background_class_names, track_class_labels_jagged
 from analysis.softtrack.selection import baseline_steps, event_observables, noise_filters
 from processors import collections as col
 from processors.base import AnalysisProcessor, Chunk, selection_from_steps
@@ -124,6 +125,31 @@ def track_origins(tracks, is_data: bool, n: int) -> np.ndarray:
         names = np.array([ORIGIN_NAMES[i] for i in range(len(ORIGIN_NAMES))], dtype=object)
         return names[ak.to_numpy(ak.flatten(tracks.genOrigin)).astype(np.int64)]
     return np.full(n, "unknown", dtype=object)
+
+
+def candidate_classes(chunk: Chunk, selected: np.ndarray, tracks) -> np.ndarray:
+    """Background class (analysis.softtrack.labels.background_class_names) of each candidate
+    track of the selected events, flat: "data" in data, "unknown" in simulation without the
+    generator truth (GenPart, Track_genPartIdx)."""
+    n = int(ak.sum(ak.num(tracks.pt)))
+    if chunk.is_data:
+        return np.full(n, "data", dtype=object)
+    events = chunk.events
+    if "GenPart" not in events.fields or "genPartIdx" not in tracks.fields:
+        return np.full(n, "unknown", dtype=object)
+    labels = ak.to_numpy(ak.flatten(track_class_labels_jagged(tracks.genPartIdx, events.GenPart[selected])))
+    origins = ak.to_numpy(ak.flatten(tracks.genOrigin)) if "genOrigin" in tracks.fields else None
+    return background_class_names(labels, origins)
+
+
+def best_class(classes: np.ndarray, n_candidates: np.ndarray, best: np.ndarray, is_data: bool) -> np.ndarray:
+    """The class of each event's highest-scoring candidate track (``best``: its index among the
+    event's candidates, -1 none: "data" in data, else "none")."""
+    out = np.full(n_candidates.size, "data" if is_data else "none", dtype=object)
+    has = best >= 0
+    first = np.concatenate([[0], np.cumsum(n_candidates)[:-1]]).astype(np.int64)
+    out[has] = classes[first[has] + best[has]]
+    return out
 
 
 def _flat(x) -> np.ndarray:
@@ -317,10 +343,14 @@ class RegionProcessor(AnalysisProcessor):
         cand = obj.candidate_tracks_mask(sel_c.tracks, sel_c.jets, self.config.objects)
         ncand = ak.to_numpy(ak.sum(cand, axis=1))
         out = {"tracks": sel_c.tracks[cand], "n_candidates": ncand, "scores": None, "track_sf": 1.0}
+        classes = candidate_classes(chunk, selected, sel_c.tracks[cand])
+        out["track_classes"] = classes
         if self.scorer is not None and c.track_source == "Track":
             ev = chunk.events[selected]
-            scores, best_origin = self.scorer.max_logits(sel_c.tracks, cand, ev.PV, ev.OtherPV, ev.SV, sel_c.jets,
-                                                         sel_c.met_pt, sel_c.met_phi, chunk.era, chunk.is_data)
+            scores, best_origin, best = self.scorer.max_logits_and_best(
+                sel_c.tracks, cand, ev.PV, ev.OtherPV, ev.SV, sel_c.jets, sel_c.met_pt, sel_c.met_phi, chunk.era,
+                chunk.is_data)
+            out["best_class"] = best_class(classes, ncand, best, chunk.is_data)
             finite = np.isfinite(scores).all(axis=1)
             if not finite.all():
                 chunk.notices.add(f"{chunk.dataset}: non-finite track scores: their events are in no signal region "
@@ -359,7 +389,7 @@ class RegionProcessor(AnalysisProcessor):
             if scores is not None:
                 self.fill_scores(hists, dataset, syst, cats, ws)
         if variation == "nominal":
-            self.fill_tracks(hists, dataset, cats["tracks"], weight[selected], chunk.is_data)
+            self.fill_tracks(hists, dataset, cats["tracks"], weight[selected], chunk.is_data, cats["track_classes"])
             self.fill_extra(chunk, c, observables["_event"], dict(c.steps), weight, hists)
 
     def fill_inputs(self, hists, chunk: Chunk, c: Collections, weights: EventWeights) -> None:
@@ -398,10 +428,24 @@ class RegionProcessor(AnalysisProcessor):
                                              weight=ws[has])
         in_sr = sr >= 0
         hists["sr"].fill(dataset=dataset, systematic=syst, sr=sr[in_sr], weight=ws[in_sr])
+        if "best_class" in cats:
+            cls = cats["best_class"]
+            hists["sr_class"].fill(dataset=dataset, systematic=syst, track_class=cls[in_sr], sr=sr[in_sr],
+                                   weight=ws[in_sr])
+            if syst == "nominal":
+                for j, dm in enumerate(CLASSIFIER_DMS):
+                    hists["max_logit_class"].fill(dataset=dataset, dm=f"{dm:g}", track_class=cls[has],
+                                                  max_logit=scores[has, j], weight=ws[has])
 
-    def fill_tracks(self, hists, dataset, tracks, event_weight, is_data):
+    def fill_tracks(self, hists, dataset, tracks, event_weight, is_data, classes=None):
         w = ak.to_numpy(ak.flatten(ak.broadcast_arrays(event_weight, tracks.pt)[0]))
         origin = track_origins(tracks, is_data, w.size)
+        if classes is not None:
+            with np.errstate(divide="ignore"):
+                dz = np.log10(np.abs(_flat(tracks.dz)))
+            ok = np.isfinite(dz)
+            hists["track_log10_dz_class"].fill(dataset=dataset, track_class=classes[ok], track_log10_dz=dz[ok],
+                                               weight=w[ok])
         with np.errstate(divide="ignore", invalid="ignore"):
             values = {
                 "track_pt": _flat(tracks.pt),

@@ -99,11 +99,20 @@ class TrackScorer:
         """(n_events, 3) maximum logit over candidate tracks for each Delta m, and the
         generator origin (analysis.contract.TRACK_ORIGINS; -1: none or data) of the track
         with the largest logit of the event."""
+        out, best_origin, _ = self.max_logits_and_best(tracks, candidate, pv, other_pv, sv, jets, met_pt, met_phi,
+                                                       era, is_data)
+        return out, best_origin
+
+    def max_logits_and_best(self, tracks, candidate, pv, other_pv, sv, jets, met_pt, met_phi, era: str,
+                            is_data: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """:meth:`max_logits` and, per event, the index of its highest-scoring track among
+        its candidate tracks (the largest logit over the three Delta m; -1: none)."""
         n = len(met_pt)
         out = np.full((n, len(CLASSIFIER_DMS)), NO_TRACK_LOGIT)
         best_origin = np.full(n, -1, np.int64)
+        best_index = np.full(n, -1, np.int64)
         if n == 0 or ak.sum(candidate) == 0:
-            return out, best_origin
+            return out, best_origin, best_index
         table, event = track_feature_table(tracks, candidate, pv, other_pv, sv, jets, met_pt, met_phi)
         if not is_data and self.refiner is not None:
             flat = {"pt": table["pt"].astype(np.float32),  # the REFINER_INPUTS
@@ -118,9 +127,11 @@ class TrackScorer:
             logit = self.classifier.signal_logit(table, dm, era)
             np.maximum.at(out[:, j], event, logit)
             best = np.maximum(best, logit)
+        order = np.lexsort((best, event))  # per event ascending: the last is the best
+        last = np.r_[event[order][1:] != event[order][:-1], True]
+        first_of_event = np.searchsorted(event, np.arange(n))  # event is sorted (flattened layout)
+        best_index[event[order][last]] = order[last] - first_of_event[event[order][last]]
         if not is_data and "genOrigin" in tracks.fields:
             origin = ak.to_numpy(ak.flatten(tracks.genOrigin[candidate])).astype(np.int64)
-            order = np.lexsort((best, event))  # per event ascending: the last is the best
-            last = np.r_[event[order][1:] != event[order][:-1], True]
             best_origin[event[order][last]] = origin[order][last]
-        return out, best_origin
+        return out, best_origin, best_index
