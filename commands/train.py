@@ -37,6 +37,7 @@ import argparse
 import importlib.util
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +53,7 @@ MODELS_DIR = Path(__file__).resolve().parents[1] / "models" / "softtrack"
 DEFAULT_REPORT = Path("outputs") / "train"
 #: default toy statistics of the refiner: simulated dy_mumu events per era (in the main
 #: job's pT(Z) slices) and the single-muon stream's luminosity per era (fb^-1, skimmed)
-REFINER_SIM_EVENTS = 16000
+REFINER_SIM_EVENTS = 64000
 REFINER_DATA_LUMI_FB = 4.0
 #: where the refiner's toy samples are generated (ROOT files and their fileset)
 DEFAULT_REFINER_SAMPLES = Path("data") / "generated" / "refiner"
@@ -133,7 +134,9 @@ def refiner_fileset(samples: Path, eras: list[str], n_sim: int, data_lumi_fb: fl
     from models.softtrack.data import REFINER_DATA, REFINER_SIMULATION
 
     fileset = {}
-    requests = (("simulation", REFINER_SIMULATION, {"plans": {REFINER_SIMULATION: MAIN_JOB_PLANS[REFINER_SIMULATION]}}),
+    # the main job's slices, with exactly n_sim events per era
+    plan = replace(MAIN_JOB_PLANS[REFINER_SIMULATION], events_factor=1.0)
+    requests = (("simulation", REFINER_SIMULATION, {"plans": {REFINER_SIMULATION: plan}}),
                 ("data", REFINER_DATA, {"stream_lumi_fb": {REFINER_DATA: data_lumi_fb}, "skim": True}))
     for sub, process, kw in requests:
         out = samples / sub
