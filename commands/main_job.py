@@ -112,10 +112,11 @@ def sample_request(events: int) -> dict:
     )
 
     scale = events / DEFAULT_EVENTS
-    return {"eras": list(cfg.ERAS), "procs": [*ALL_PROCESSES, *DATA_STREAMS], "points": default_signal_points(),
+    procs = [*ALL_PROCESSES, *DATA_STREAMS]
+    return {"eras": list(cfg.ERAS), "procs": procs, "points": default_signal_points(),
             "n": events, "signal_events": max(int(round(SIGNAL_EVENTS * scale)), 1),
-            "plans": dict(MAIN_JOB_PLANS),
-            "stream_lumi_fb": {k: v * scale for k, v in MAIN_JOB_STREAM_LUMI_FB.items()}, "skim": True}
+            "plans": {k: v for k, v in MAIN_JOB_PLANS.items() if k in procs},
+            "stream_lumi_fb": {k: v * scale for k, v in MAIN_JOB_STREAM_LUMI_FB.items() if k in procs}, "skim": True}
 
 
 def ensure_sample(data: Path, events: int, seed: int, stages: Stages, workers: int = 1) -> Path:

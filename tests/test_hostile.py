@@ -1196,7 +1196,7 @@ def test_lg_main_job_regenerates_an_incomplete_sample(tmp_path, monkeypatch, cap
 
     monkeypatch.setattr(main_job.cfg, "ERAS", ("2016",))
     monkeypatch.setattr(processes, "ALL_PROCESSES", ("qcd",))
-    monkeypatch.setattr(processes, "DATA_STREAMS", ("data_jetht",))
+    monkeypatch.setattr(processes, "DATA_STREAMS", {"data_jetht": processes.DATA_STREAMS["data_jetht"]})
     monkeypatch.setattr(main_job, "default_signal_points", lambda: [(140.0, 0.58)])
     stages = main_job.Stages(quiet=False)
     data = tmp_path / "default"
