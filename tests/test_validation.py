@@ -68,7 +68,11 @@ class _ConstantScorer:
         self.value = value
 
     def max_logits(self, tracks, candidate, *args):
-        return np.full((len(tracks), 3), self.value), np.full(len(tracks), -1, np.int64)
+        return self.max_logits_and_best(tracks, candidate, *args)[:2]
+
+    def max_logits_and_best(self, tracks, candidate, *args):
+        none = np.full(len(tracks), -1, np.int64)
+        return np.full((len(tracks), 3), self.value), none, none
 
 
 @pytest.mark.parametrize("value", [12.0, np.nan, np.inf])
@@ -91,14 +95,36 @@ def test_non_finite_scores_reach_no_histogram(fileset, value):
 
 
 # --- corrections: what the file must provide -----------------------------------------------
-def test_corrections_missing_names_what_is_absent():
+def _without_era(tmp_path, name: str, era: str):
+    """The shipped corrections with correction ``name`` lacking ``era`` (as a file derived
+    without that era's trigger-efficiency events would)."""
+    import gzip
+    import json
+
+    from corrections.softtrack.apply import DEFAULT_PATH, SoftTrackCorrections
+
+    with gzip.open(DEFAULT_PATH, "rt") as f:
+        doc = json.load(f)
+    for corr in doc["corrections"]:
+        if corr["name"] == name:
+            corr["data"]["content"] = [c for c in corr["data"]["content"] if c["key"] != era]
+    path = tmp_path / f"no_{name}_{era}.json.gz"
+    with gzip.open(path, "wt") as f:
+        json.dump(doc, f)
+    return SoftTrackCorrections(path)
+
+
+def test_corrections_missing_names_what_is_absent(tmp_path):
     from corrections.softtrack.apply import SoftTrackCorrections
 
     shipped = SoftTrackCorrections()
     assert shipped.missing("pileup_weight", era="2018", syst=("nominal", "up", "down")) is None
-    assert shipped.missing("met_weight", era="2016", syst="nominal")[0] == "era"
+    assert shipped.missing("met_weight", era="2016", syst="nominal") is None
+    assert _without_era(tmp_path, "met_weight", "2016").missing("met_weight", era="2016", syst="nominal")[0] == "era"
     assert shipped.missing("track_class_sf", era="2018", **{"class": ("pv", "tau")})[0] == "class"
-    assert shipped.missing("residual_shape", era="2018")[0] == "correction"
+    assert shipped.missing("residual_shape", era="2018") is None
+    assert _without_era(tmp_path, "residual_shape", "2018").missing("residual_shape", era="2018")[0] == "era"
+    assert shipped.missing("fake_rate", era="2018")[0] == "correction"
 
 
 def test_optional_corrections_are_validated():
@@ -111,8 +137,8 @@ def test_optional_corrections_are_validated():
         SoftTrackConfig(optional_corrections={"met_weight": ["2019"]})
 
 
-def test_shipped_corrections_lack_2016_met_weight_unless_declared_optional(fileset):
-    """The shipped file has no 2016 met_weight: a 2016 dataset stops the run before any
+def test_corrections_lacking_2016_met_weight_stop_unless_declared_optional(fileset, tmp_path):
+    """A corrections file without a 2016 met_weight: a 2016 dataset stops the run before any
     chunk, unless the configuration declares it optional for 2016."""
     from analysis.softtrack.config import SoftTrackConfig
     from corrections.softtrack.apply import SoftTrackCorrections
@@ -120,11 +146,11 @@ def test_shipped_corrections_lack_2016_met_weight_unless_declared_optional(files
 
     fs = {"zjets_nunu_2016": {**fileset["zjets_nunu_2018"],
                               "metadata": {**fileset["zjets_nunu_2018"]["metadata"], "era": "2016"}}}
-    proc = SignalProcessor(corrections=SoftTrackCorrections())
+    lacking = _without_era(tmp_path, "met_weight", "2016")
+    SignalProcessor(corrections=SoftTrackCorrections()).validate(fs)  # the shipped file has 2016
     with pytest.raises(CorrectionError, match=r"met_weight has no era '2016'.*optional_corrections"):
-        proc.validate(fs)
-    SignalProcessor(SoftTrackConfig(optional_corrections={"met_weight": ["2016"]}),
-                    corrections=SoftTrackCorrections()).validate(fs)
+        SignalProcessor(corrections=lacking).validate(fs)
+    SignalProcessor(SoftTrackConfig(optional_corrections={"met_weight": ["2016"]}), corrections=lacking).validate(fs)
 
 
 # --- travel by content ---------------------------------------------------------------------
