@@ -512,7 +512,7 @@ def test_inference_does_not_import_torch():
     import sys
 
     code = "import sys, models.inference, models.metrics, models.softtrack.data; print('torch' in sys.modules)"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=DEFAULT_REFINER.parents[1])
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=DEFAULT_REFINER.parents[2])
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "False"
 
