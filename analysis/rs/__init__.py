@@ -68,6 +68,7 @@ from analysis.rs.priors import (
 )
 from analysis.rs.rng import file_key
 from analysis.rs.serialization import (
+    CORRECTION_PHI_RESOLUTION,
     CORRECTION_PRIOR_DPHI,
     CORRECTION_PRIOR_MHT,
     CORRECTION_RESPONSE,
@@ -81,6 +82,7 @@ from analysis.rs.systematics import vary_response
 from analysis.rs.templates import (
     JetResponseTemplates,
     build_response_templates,
+    direction_resolution,
     lost_jet_responses,
     select_template_jets,
     templates_from_histogram,
@@ -95,6 +97,7 @@ __all__ = [
     "CORRECTION_RESPONSE",
     "CORRECTION_PRIOR_MHT",
     "CORRECTION_PRIOR_DPHI",
+    "CORRECTION_PHI_RESOLUTION",
     "JetResponseTemplates",
     "RebalancePriors",
     "RebalanceResult",
@@ -103,6 +106,7 @@ __all__ = [
     "select_template_jets",
     "lost_jet_responses",
     "build_response_templates",
+    "direction_resolution",
     "templates_from_histogram",
     "build_priors",
     "prior_jets",

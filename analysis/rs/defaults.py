@@ -81,7 +81,9 @@ RS_INIT_MAX_RESPONSE_SHIFT = 0.8
 RS_FIT_MAX_ITER = 500
 RS_FIT_GTOL = 1.0e-4  # max |d(-log posterior) / d log(c)| at convergence
 RS_FIT_FTOL = 1.0e-10  # relative change of -log posterior at convergence
-RS_FIT_MEMORY = 6
+RS_FIT_MEMORY = 12  # pairs kept by L-BFGS (12: the 2 x n_jets parameters of the direction fit converge in half the iterations of 6)
+#: fitted jet azimuths stay within this many resolutions of the measured ones (docs/physics.md sec. 8)
+RS_DIRECTION_MAX_PULL = 5.0
 #: response systematics (seed 004 sec. 4 item 2): one-sigma widening of the Gaussian core
 #: and scaling of the non-Gaussian tail fraction (placeholders until measured in data).
 RS_SYST_CORE_WIDTH_SCALE = 1.10

@@ -18,6 +18,7 @@ import numpy as np
 from analysis.errors import ConfigError
 from analysis.rs.arrays import _as_f8, _as_offsets
 from analysis.rs.defaults import (
+    RS_DIRECTION_MAX_PULL,
     RS_FIT_FTOL,
     RS_FIT_GTOL,
     RS_FIT_MAX_ITER,
@@ -47,9 +48,10 @@ from analysis.rs.templates import JetResponseTemplates
 
 @nb.njit(cache=True)
 def _rebalance_kernel(pt, eta, phi, offsets, fit_mask, nbcat, eta_edges, pt_lo, pt_hi, tabs,
-                      lo, hi, max_iter, gtol, ftol, m_mem, init_pars):
+                      lo, hi, max_iter, gtol, ftol, m_mem, init_pars, sphi_all, fit_dir, max_pull):
     n_ev = offsets.shape[0] - 1
     scale = np.ones(pt.shape[0])
+    phi_out = phi.copy()
     mht = np.full(n_ev, np.nan)
     mht_phi = np.full(n_ev, np.nan)
     nll = np.full(n_ev, np.nan)
@@ -99,13 +101,24 @@ def _rebalance_kernel(pt, eta, phi, offsets, fit_mask, nbcat, eta_edges, pt_lo, 
                 q += 1
         starts = _initial_log_scales(p, qx, qy, lo, hi, init_pars[0], init_pars[1],
                                      init_pars[2], init_pars[3])
-        x = starts[0].copy()
-        st, it, fv = _lbfgs(x, lo, hi, p, qx, qy, eb, lead, nbcat[e], tabs, max_iter, gtol,
-                            ftol, m_mem)
+        npar = nfit * 2 if fit_dir else nfit
+        sp = np.empty(nfit if fit_dir else 0)
+        lo_v = np.full(npar, lo)
+        hi_v = np.full(npar, hi)
+        if fit_dir:
+            for q in range(nfit):
+                sp[q] = sphi_all[idx[q]]
+                lo_v[nfit + q] = -max_pull
+                hi_v[nfit + q] = max_pull
+        x = np.zeros(npar)
+        x[:nfit] = starts[0]
+        st, it, fv = _lbfgs(x, lo_v, hi_v, p, qx, qy, eb, lead, nbcat[e], tabs, max_iter, gtol,
+                            ftol, m_mem, sp)
         for s in range(1, starts.shape[0]):
-            xs = starts[s].copy()
-            st_s, it_s, fv_s = _lbfgs(xs, lo, hi, p, qx, qy, eb, lead, nbcat[e], tabs,
-                                      max_iter, gtol, ftol, m_mem)
+            xs = np.zeros(npar)
+            xs[:nfit] = starts[s]
+            st_s, it_s, fv_s = _lbfgs(xs, lo_v, hi_v, p, qx, qy, eb, lead, nbcat[e], tabs,
+                                      max_iter, gtol, ftol, m_mem, sp)
             it += it_s
             if st_s == STATUS_CONVERGED and (st != STATUS_CONVERGED or fv_s < fv):
                 x = xs
@@ -119,13 +132,18 @@ def _rebalance_kernel(pt, eta, phi, offsets, fit_mask, nbcat, eta_edges, pt_lo, 
         for q in range(nfit):
             c = math.exp(x[q])
             scale[idx[q]] = c
-            mx -= c * qx[q]
-            my -= c * qy[q]
+            f = phi[idx[q]]
+            if fit_dir:
+                a = x[nfit + q] * sp[q]
+                f = math.atan2(math.sin(f + a), math.cos(f + a))
+                phi_out[idx[q]] = f
+            mx -= c * p[q] * math.cos(f)
+            my -= c * p[q] * math.sin(f)
             if x[q] <= lo or x[q] >= hi:
                 counts[3] += 1
         mht[e] = math.sqrt(mx * mx + my * my)
         mht_phi[e] = math.atan2(my, mx)
-    return scale, mht, mht_phi, status, n_iter, nll, counts
+    return scale, phi_out, mht, mht_phi, status, n_iter, nll, counts
 
 
 @dataclass(frozen=True, eq=False)
@@ -136,6 +154,9 @@ class RebalanceResult:
     ----------
     pt : ndarray
         Rebalanced jet pT (GeV) = ``scale * pT_reco``; jets not fitted keep their pT.
+    phi : ndarray
+        Rebalanced jet azimuth (rad): the fitted one when the templates have a direction
+        resolution, else (and for jets not fitted) the measured one (eq. 2.1).
     scale : ndarray
         Best-fit scale factor c_i per jet (1 for jets not fitted).
     mht, mht_phi : ndarray
@@ -155,6 +176,7 @@ class RebalanceResult:
     """
 
     pt: np.ndarray
+    phi: np.ndarray
     scale: np.ndarray
     mht: np.ndarray
     mht_phi: np.ndarray
@@ -170,6 +192,15 @@ def _scale_bounds(templates: JetResponseTemplates) -> tuple[float, float]:
     rc = templates.response_centers
     r_lo = max(float(rc[0]), 1e-3)
     return -math.log(float(rc[-1])), -math.log(r_lo)
+
+
+def _fit_directions(templates: JetResponseTemplates, fit_directions: bool | None) -> bool:
+    if fit_directions is None:
+        return templates.phi_resolution is not None
+    if fit_directions and templates.phi_resolution is None:
+        raise ConfigError("fit_directions needs templates with a jet phi resolution (built by "
+                          "python run.py rs-templates from GenJet-matched QCD)")
+    return bool(fit_directions)
 
 
 def _kernel_tabs(templates: JetResponseTemplates, priors: RebalancePriors) -> tuple:
@@ -203,6 +234,8 @@ def rebalance(
     gtol: float = RS_FIT_GTOL,
     ftol: float = RS_FIT_FTOL,
     memory: int = RS_FIT_MEMORY,
+    fit_directions: bool | None = None,
+    max_direction_pull: float = RS_DIRECTION_MAX_PULL,
 ) -> RebalanceResult:
     """Rebalance seed events: maximize the posterior of seed 004 eq. 2.9 over the jet scale factors.
 
@@ -218,6 +251,15 @@ def rebalance(
     with fewer than two fitted jets or non-finite jet inputs are not fitted (status codes);
     jets outside the template's pT or |eta| range use the edge bins and are counted.
     Leptons and photons are not touched (seed sec. 2.6): the caller keeps them.
+
+    With ``fit_directions`` (default: when the templates have a ``phi_resolution``) each
+    fitted jet's azimuth is a parameter as well, phi_i + a_i with a Gaussian likelihood
+    N(a_i; 0, sigma_phi(pT_reco,i, |eta_i|)) and |a_i| <= ``max_direction_pull`` sigma: the
+    imbalance a jet-direction mis-measurement makes (perpendicular to the jets, not
+    removable by rescaling them) is then removed as the pT mis-measurement is, and the
+    smearing puts it back with the right size (docs/physics.md sec. 8). The prior must then
+    describe the true hard MHT in the gen directions (:func:`analysis.rs.prior_jets` with
+    ``directions="gen"``).
 
     Parameters
     ----------
@@ -241,13 +283,16 @@ def rebalance(
     RebalanceResult
     """
     p, e, f, off, cat, fit = _fit_inputs(pt, eta, phi, offsets, n_bjets, priors, pt_min, eta_max)
+    fit_dir = _fit_directions(templates, fit_directions)
     lo, hi = _scale_bounds(templates)
     init = np.array([RS_INIT_MHT_MIN, RS_INIT_MHT_MAX, RS_INIT_HT_FRACTION,
                      RS_INIT_MAX_RESPONSE_SHIFT])
-    scale, mht, mphi, status, n_iter, nll, counts = _rebalance_kernel(
+    sphi = templates.phi_sigma(p, e) if fit_dir else np.zeros(p.size)
+    scale, phi_reb, mht, mphi, status, n_iter, nll, counts = _rebalance_kernel(
         p, e, f, off, fit, cat, templates.eta_edges, float(templates.pt_edges[0]),
         float(templates.pt_edges[-1]), _kernel_tabs(templates, priors), lo, hi, int(max_iter),
-        float(gtol), float(ftol), int(memory), init,
+        float(gtol), float(ftol), int(memory), init, np.ascontiguousarray(sphi), fit_dir,
+        float(max_direction_pull),
     )
     converged = status == STATUS_CONVERGED
     ev = np.repeat(np.arange(off.size - 1), np.diff(off))
@@ -271,7 +316,7 @@ def rebalance(
         "jets_eta_beyond_template": int(counts[2]),
         "jets_at_scale_bound": int(counts[3]),
     }
-    return RebalanceResult(p * scale, scale, mht, mphi, status, n_iter, nll, keep, summary)
+    return RebalanceResult(p * scale, phi_reb, scale, mht, mphi, status, n_iter, nll, keep, summary)
 
 
 def neg_log_posterior(
@@ -282,16 +327,25 @@ def neg_log_posterior(
 
     ``pt``, ``phi``, ``abseta`` are the fitted jets of the event (leading jet = highest pT);
     for validation and the per-event reference implementation :func:`rebalance_scipy`.
+    With twice as many parameters as jets, the second half are the azimuth shifts of the
+    direction fit in units of the jets' resolutions (:func:`rebalance` with ``fit_directions``; the templates need a
+    ``phi_resolution``).
     """
     x = _as_f8("log_scale", log_scale).copy()
     p = _as_f8("pt", pt)
     ph = _as_f8("phi", phi)
-    etab = np.clip(np.searchsorted(templates.eta_edges, np.abs(_as_f8("abseta", abseta)),
-                                   side="right") - 1, 0, templates.eta_edges.size - 2)
+    ae = np.abs(_as_f8("abseta", abseta))
+    etab = np.clip(np.searchsorted(templates.eta_edges, ae, side="right") - 1, 0, templates.eta_edges.size - 2)
+    if x.size not in (p.size, 2 * p.size):
+        raise ConfigError(f"log_scale must have one (or, with directions, two) entries per jet, got {x.size} "
+                          f"for {p.size} jets")
+    sphi = templates.phi_sigma(p, ae) if x.size == 2 * p.size else np.zeros(0)
+    if x.size == 2 * p.size and templates.phi_resolution is None:
+        raise ConfigError("azimuth parameters need templates with a jet phi resolution")
     grad = np.empty_like(x)
     cat = min(int(n_bjets), priors.n_bjet_categories - 1)
     val = _objective(x, p, p * np.cos(ph), p * np.sin(ph), etab.astype(np.int64),
-                     int(np.argmax(p)), cat, _kernel_tabs(templates, priors), grad)
+                     int(np.argmax(p)), cat, _kernel_tabs(templates, priors), grad, np.ascontiguousarray(sphi))
     return float(val), grad
 
 
@@ -302,19 +356,25 @@ def rebalance_scipy(
     *,
     pt_min: float,
     eta_max: float = RS_JET_ETA_MAX,
+    fit_directions: bool | None = None,
+    max_direction_pull: float = RS_DIRECTION_MAX_PULL,
 ) -> dict[str, np.ndarray]:
     """Reference: the same posterior maximized per event by ``scipy.optimize.minimize``
     (L-BFGS-B, analytic gradient, same bounds and eq. 2.10 start). Slow (Python per event);
     for validation and the benchmark only.
 
-    Returns a dict with per-jet ``scale`` and per-event ``neg_log_posterior``, ``success``.
+    Returns a dict with per-jet ``scale`` and ``phi`` and per-event ``neg_log_posterior``,
+    ``success``.
     """
     from scipy.optimize import minimize
 
     p, e, f, off, cat, fit = _fit_inputs(pt, eta, phi, offsets, n_bjets, priors, pt_min, eta_max)
+    fit_dir = _fit_directions(templates, fit_directions)
+    sphi_all = templates.phi_sigma(p, e)
     lo, hi = _scale_bounds(templates)
     tabs = _kernel_tabs(templates, priors)
     scale = np.ones_like(p)
+    phi_out = f.copy()
     nll = np.full(off.size - 1, np.nan)
     success = np.zeros(off.size - 1, dtype=bool)
     etab_all = np.clip(np.searchsorted(templates.eta_edges, np.abs(e), side="right") - 1, 0,
@@ -329,20 +389,24 @@ def rebalance_scipy(
         py = pj * np.sin(f[idx])
         lead = int(np.argmax(pj))
         eb = etab_all[idx]
-        grad = np.empty(idx.size)
+        sp = np.ascontiguousarray(sphi_all[idx]) if fit_dir else np.zeros(0)
+        grad = np.empty(idx.size * (2 if fit_dir else 1))
 
-        def fun(x, pj=pj, px=px, py=py, lead=lead, eb=eb, c=int(cat[ev]), grad=grad):
-            val = _objective(np.ascontiguousarray(x), pj, px, py, eb, lead, c, tabs, grad)
+        def fun(x, pj=pj, px=px, py=py, lead=lead, eb=eb, c=int(cat[ev]), grad=grad, sp=sp):
+            val = _objective(np.ascontiguousarray(x), pj, px, py, eb, lead, c, tabs, grad, sp)
             return val, grad.copy()
 
         starts = _initial_log_scales(pj, px, py, lo, hi, RS_INIT_MHT_MIN, RS_INIT_MHT_MAX,
                                      RS_INIT_HT_FRACTION, RS_INIT_MAX_RESPONSE_SHIFT)
+        bounds = [(lo, hi)] * idx.size + [(-max_direction_pull, max_direction_pull)] * sp.size
         best = None
         for x0 in starts:
-            res = minimize(fun, x0, jac=True, method="L-BFGS-B", bounds=[(lo, hi)] * idx.size)
+            res = minimize(fun, np.r_[x0, np.zeros(sp.size)], jac=True, method="L-BFGS-B", bounds=bounds)
             if best is None or (res.success and (not best.success or res.fun < best.fun)):
                 best = res
-        scale[idx] = np.exp(best.x)
+        scale[idx] = np.exp(best.x[:idx.size])
+        if fit_dir:
+            phi_out[idx] = np.angle(np.exp(1j * (f[idx] + best.x[idx.size:] * sp)))
         nll[ev] = best.fun
         success[ev] = bool(best.success)
-    return {"scale": scale, "neg_log_posterior": nll, "success": success}
+    return {"scale": scale, "phi": phi_out, "neg_log_posterior": nll, "success": success}

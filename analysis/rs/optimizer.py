@@ -16,20 +16,31 @@ STATUS_MAX_ITER = 1
 STATUS_LINE_SEARCH_FAILED = 2
 STATUS_TOO_FEW_JETS = 3
 STATUS_NAN_INPUT = 4
+#: a fit that improves -log posterior by less than STALL_FTOL (relative) over STALL_WINDOW
+#: iterations has converged to the resolution of the tables
+STALL_WINDOW = 25
+STALL_FTOL = 1.0e-8
 
 
 @nb.njit(cache=True)
-def _objective(x, pt, px, py, etab, lead, nbcat, tabs, grad):
-    """-log posterior (eq. 2.9) of one event and its gradient d/dx_i, x_i = log c_i.
+def _objective(x, pt, px, py, etab, lead, nbcat, tabs, grad, sphi):
+    """-log posterior (eq. 2.9) of one event and its gradient, x_i = log c_i (i < n) and, when
+    the jet directions are fitted (``sphi`` holds one resolution per jet), x_{n+i} = z_i, the
+    shift of jet i's azimuth a_i = z_i sphi_i in units of its resolution (so that every
+    parameter has a curvature of order one).
 
     Likelihood term per jet: the density of pT_reco given pT_true = c pT_reco,
-    P(pT_reco | pT_true) = p_r(1/c; pT_true, |eta|) / pT_true. Prior: P(hard MHT; H_T, nb)
+    P(pT_reco | pT_true) = p_r(1/c; pT_true, |eta|) / pT_true, times, with directions, the
+    Gaussian density of the measured azimuth, N(a_i; 0, sphi_i). Prior: P(hard MHT; H_T, nb)
     times P(DeltaPhi(hard MHT, leading jet) | hard MHT; nb); the ur-prior pi_0 is flat
     (eq. 2.5). H_T is the seed's scalar sum of the fitted jets (a fixed conditioning variable).
     """
     (resp, resp_rc, r_c0, r_w, resp_floor, mht_tab, mht_rc, m_c0, m_w, mht_floor,
      dphi_tab, dphi_rc, d_c0, d_w, dphi_floor) = tabs
-    n = x.shape[0]
+    n = pt.shape[0]
+    fit_dir = sphi.shape[0] > 0
+    ux = np.empty(n)
+    uy = np.empty(n)
     f = 0.0
     mx = 0.0
     my = 0.0
@@ -43,16 +54,28 @@ def _objective(x, pt, px, py, etab, lead, nbcat, tabs, grad):
         lf, dlu, dlv = _log_table(resp, etab[i], resp_rc, r_c0, r_w, resp_floor, ptt, r)
         f -= lf - math.log(ptt)
         grad[i] = -(dlu * (-r) + dlv * ptt - 1.0)
-        mx -= c * px[i]
-        my -= c * py[i]
+        if fit_dir:
+            z = x[n + i]
+            a = z * sphi[i]
+            ca = math.cos(a)
+            sa = math.sin(a)
+            ux[i] = px[i] * ca - py[i] * sa
+            uy[i] = px[i] * sa + py[i] * ca
+            f += 0.5 * z * z
+            grad[n + i] = z
+        else:
+            ux[i] = px[i]
+            uy[i] = py[i]
+        mx -= c * ux[i]
+        my -= c * uy[i]
     m = math.sqrt(mx * mx + my * my)
     # hard-MHT prior by H_T (rows), continued beyond its range: clamping there would make the
     # prior flat, without gradient, and events starting above the range would stay unbalanced
     lm, dlm, _ = _log_table(mht_tab, nbcat, mht_rc, m_c0, m_w, mht_floor, ht, m, True)
     f -= lm
     if m > 1e-9:
-        cl = px[lead] / pt[lead]
-        sl = py[lead] / pt[lead]
+        cl = ux[lead] / pt[lead]
+        sl = uy[lead] / pt[lead]
         d = math.atan2((my * cl - mx * sl) / m, (mx * cl + my * sl) / m)
         sgn = 1.0 if d >= 0.0 else -1.0
         ld, dld_u, dld_v = _log_table(dphi_tab, nbcat, dphi_rc, d_c0, d_w, dphi_floor, m, abs(d))
@@ -60,11 +83,21 @@ def _objective(x, pt, px, py, etab, lead, nbcat, tabs, grad):
         inv_m = 1.0 / m
         for i in range(n):
             c = math.exp(x[i])
-            dmx = -c * px[i]
-            dmy = -c * py[i]
+            dmx = -c * ux[i]
+            dmy = -c * uy[i]
             dm = (mx * dmx + my * dmy) * inv_m
             dphi = (mx * dmy - my * dmx) * inv_m * inv_m
             grad[i] -= dlm * dm + dld_u * sgn * dphi + dld_v * dm
+            if fit_dir:
+                # d/dz_i = sphi_i d/da_i: the jet vector turns, (ux, uy) -> (-uy, ux);
+                # d = phi(MHT) - phi(lead)
+                dmx = c * uy[i] * sphi[i]
+                dmy = -c * ux[i] * sphi[i]
+                dm = (mx * dmx + my * dmy) * inv_m
+                dphi = (mx * dmy - my * dmx) * inv_m * inv_m
+                if i == lead:
+                    dphi -= sphi[i]
+                grad[n + i] -= dlm * dm + dld_u * sgn * dphi + dld_v * dm
     else:
         ld, _, _ = _log_table(dphi_tab, nbcat, dphi_rc, d_c0, d_w, dphi_floor, 0.0, 0.5 * math.pi)
         f -= ld
@@ -72,8 +105,8 @@ def _objective(x, pt, px, py, etab, lead, nbcat, tabs, grad):
 
 
 @nb.njit(cache=True)
-def _lbfgs(x, lo, hi, pt, px, py, etab, lead, nbcat, tabs, max_iter, gtol, ftol, m_mem):
-    """Projected L-BFGS with Armijo backtracking on the box [lo, hi]; x updated in place.
+def _lbfgs(x, lo, hi, pt, px, py, etab, lead, nbcat, tabs, max_iter, gtol, ftol, m_mem, sphi):
+    """Projected L-BFGS with Armijo backtracking on the box [lo_i, hi_i]; x updated in place.
 
     Returns (status, iterations, -log posterior at the end)."""
     n = x.shape[0]
@@ -86,12 +119,20 @@ def _lbfgs(x, lo, hi, pt, px, py, etab, lead, nbcat, tabs, max_iter, gtol, ftol,
     pg = np.empty(n)
     d = np.empty(n)
     xn = np.empty(n)
-    f = _objective(x, pt, px, py, etab, lead, nbcat, tabs, g)
+    f = _objective(x, pt, px, py, etab, lead, nbcat, tabs, g, sphi)
     k = 0
+    f_window = f
     for it in range(max_iter):
+        # stalled: no relative progress above STALL_FTOL over STALL_WINDOW iterations (the
+        # gradient of the interpolated tables jumps at their nodes, so near a node the
+        # projected gradient need not fall below gtol; the posterior is stationary there)
+        if it > 0 and it % STALL_WINDOW == 0:
+            if f_window - f <= STALL_FTOL * max(1.0, abs(f)):
+                return STATUS_CONVERGED, it, f
+            f_window = f
         pgmax = 0.0
         for i in range(n):
-            if (x[i] <= lo and g[i] > 0.0) or (x[i] >= hi and g[i] < 0.0):
+            if (x[i] <= lo[i] and g[i] > 0.0) or (x[i] >= hi[i] and g[i] < 0.0):
                 pg[i] = 0.0
             else:
                 pg[i] = g[i]
@@ -145,9 +186,9 @@ def _lbfgs(x, lo, hi, pt, px, py, etab, lead, nbcat, tabs, max_iter, gtol, ftol,
             dec = 0.0
             for i in range(n):
                 xi = x[i] + step * d[i]
-                xn[i] = lo if xi < lo else (hi if xi > hi else xi)
+                xn[i] = lo[i] if xi < lo[i] else (hi[i] if xi > hi[i] else xi)
                 dec += g[i] * (xn[i] - x[i])
-            fn = _objective(xn, pt, px, py, etab, lead, nbcat, tabs, gn)
+            fn = _objective(xn, pt, px, py, etab, lead, nbcat, tabs, gn, sphi)
             if fn <= f + 1e-4 * dec:
                 ok = True
                 break

@@ -141,17 +141,19 @@ def prior_jets(
     *,
     pt_min: float,
     eta_max: float = RS_JET_ETA_MAX,
+    directions: str = "measured",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The true jets as the rebalancing parametrizes them, for the priors (seed 004 sec. 2.4.2).
 
-    The fit can only rescale the measured jets along their measured directions (eq. 2.1), so
-    its target is each R&S reco jet (pT > ``pt_min``, |eta| < ``eta_max``) with its gen jet's
-    pT along the *reco* direction, plus the gen jets that no R&S jet measured (lost or outside
-    the acceptance) as they are. The hard MHT of these jets is the true hard MHT the prior must
-    describe: at multi-TeV jet pT the jet direction resolution alone gives tens to hundreds of
-    GeV of it, which a prior from gen directions (exactly balanced) would force the fit to
-    absorb into the jets' magnitudes (fake rescaled soft jets, wrong DeltaPhi of the smeared
-    p_T^miss). Reco jets without gen jet keep their reco pT.
+    The fit rescales the measured jets and, when the templates carry a jet azimuth
+    resolution, turns them. Its target is each R&S reco jet (pT > ``pt_min``, |eta| <
+    ``eta_max``) with its gen jet's pT, along the gen jet's azimuth (``directions="gen"``, the
+    fit of the directions: the prior is then the true hard MHT of invisible particles and lost
+    jets, the direction mis-measurement being the fit's to remove) or along the *reco*
+    direction (``"measured"``: directions kept, eq. 2.1; at multi-TeV jet pT the direction
+    resolution alone then gives tens to hundreds of GeV of hard MHT that the fit cannot remove
+    and the prior must describe), plus the gen jets that no R&S jet measured (lost or outside
+    the acceptance) as they are. Reco jets without gen jet keep their reco pT and azimuth.
 
     Returns flat ``(pt, eta, phi, offsets)`` of these jets and the per-event H_T of the R&S
     reco jets (the prior's conditioning variable, as the seeds see it).
@@ -172,13 +174,17 @@ def prior_jets(
     gcount = np.diff(goff)
     has_gen = rs_jet & (gidx >= 0) & (gidx < gcount[rev])
     gflat = np.where(has_gen, goff[rev] + gidx, -1)
-    true_pt = np.where(has_gen, gpt[np.clip(gflat, 0, max(gpt.size - 1, 0))] if gpt.size else 0.0, rpt)
+    if directions not in ("measured", "gen"):
+        raise ConfigError(f"directions must be 'measured' or 'gen', got {directions!r}")
+    gsafe = np.clip(gflat, 0, max(gpt.size - 1, 0))
+    true_pt = np.where(has_gen, gpt[gsafe] if gpt.size else 0.0, rpt)
+    true_phi = np.where(has_gen, gphi[gsafe] if gpt.size else 0.0, rphi) if directions == "gen" else rphi
     measured = np.zeros(gpt.size, dtype=bool)
     measured[gflat[has_gen]] = True
     gev = np.repeat(np.arange(n), gcount)
     pt = np.r_[true_pt[rs_jet], gpt[~measured]]
     eta = np.r_[reta[rs_jet], geta[~measured]]
-    phi = np.r_[rphi[rs_jet], gphi[~measured]]
+    phi = np.r_[true_phi[rs_jet], gphi[~measured]]
     ev = np.r_[rev[rs_jet], gev[~measured]]
     order = np.argsort(ev, kind="stable")
     counts = np.bincount(ev, minlength=n)

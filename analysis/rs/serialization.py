@@ -1,7 +1,7 @@
 """correctionlib serialisation of the templates and priors (the schema is the single truth).
 
 One ``CorrectionSet`` with the corrections ``jet_response_pdf``, ``rs_prior_mht`` and
-``rs_prior_dphi`` (:func:`to_correctionset`); written and read as JSON, gzip-compressed for
+``rs_prior_dphi``, and ``jet_phi_resolution`` when the templates have one (:func:`to_correctionset`); written and read as JSON, gzip-compressed for
 ``.gz`` names (:func:`write_correctionset`, :func:`read_correctionset`).
 """
 
@@ -22,6 +22,7 @@ from analysis.rs.templates import JetResponseTemplates
 CORRECTION_RESPONSE = "jet_response_pdf"
 CORRECTION_PRIOR_MHT = "rs_prior_mht"
 CORRECTION_PRIOR_DPHI = "rs_prior_dphi"
+CORRECTION_PHI_RESOLUTION = "jet_phi_resolution"
 
 
 def _edges_list(e: np.ndarray) -> list[float]:
@@ -39,6 +40,9 @@ def to_correctionset(templates: JetResponseTemplates, priors: RebalancePriors):
       +inf; ht: H_T of the fitted jets (files without the ht input are read as one H_T bin).
     - ``rs_prior_dphi`` (nb, mht [GeV], dphi [rad]) -> pdf [1/rad], DeltaPhi(hard MHT, leading
       jet) given coarse hard-MHT bins.
+    - ``jet_phi_resolution`` (pt [GeV, gen jet], abseta) -> sigma(phi_reco - phi_gen) [rad],
+      only for templates with a direction resolution (the rebalancing then fits and the
+      smearing draws the jet azimuths; files without it keep the directions).
 
     The smoothing width and the template entries per bin are in the descriptions (JSON); so
     is the number of bins of empty |eta| bins that took the pdfs of a populated neighbour
@@ -117,10 +121,26 @@ def to_correctionset(templates: JetResponseTemplates, priors: RebalancePriors):
             flow="clamp",
         ),
     )
+    corrections = [resp, prior_m, prior_d]
+    if templates.phi_resolution is not None:
+        corrections.append(cs.Correction(
+            name=CORRECTION_PHI_RESOLUTION,
+            description=("R&S jet azimuth resolution sigma(phi_reco - phi_gen) per (pt, abseta) bin of "
+                         "matched isolated jets (docs/physics.md sec. 8, jet directions)"),
+            version=1,
+            inputs=[cs.Variable(name="pt", type="real", description="gen-jet pT (GeV)"),
+                    cs.Variable(name="abseta", type="real", description="gen-jet |eta|")],
+            output=cs.Variable(name="sigma", type="real", description="azimuth resolution (rad)"),
+            data=cs.MultiBinning(
+                nodetype="multibinning", inputs=["pt", "abseta"],
+                edges=[_edges_list(templates.pt_edges), _edges_list(templates.eta_edges)],
+                content=[float(v) for v in templates.phi_resolution.ravel()], flow="clamp",
+            ),
+        ))
     return cs.CorrectionSet(
         schema_version=2,
         description="softtrack Rebalance and Smear inputs (docs/physics.md sec. 8, seed 004 sec. 2.4)",
-        corrections=[resp, prior_m, prior_d],
+        corrections=corrections,
     )
 
 
@@ -167,9 +187,15 @@ def from_correctionset(cset) -> tuple[JetResponseTemplates, RebalancePriors]:
     (pte, ete, rde), pdf = grid(by_name[CORRECTION_RESPONSE], 3)
     meta = _metadata(by_name[CORRECTION_RESPONSE].description)
     entries = np.asarray(meta.get("entries", np.ones(pdf.shape[:2])), dtype=np.float64)
+    phi_sigma = None
+    if CORRECTION_PHI_RESOLUTION in by_name:
+        (spe, sete), phi_sigma = grid(by_name[CORRECTION_PHI_RESOLUTION], 2)
+        if not (np.array_equal(spe, pte) and np.array_equal(sete, ete)):
+            raise CorrectionError(f"'{CORRECTION_PHI_RESOLUTION}' is not binned as '{CORRECTION_RESPONSE}' "
+                                  "(pt, abseta): write the file with analysis.rs.write_correctionset")
     templates = JetResponseTemplates(pte, ete, rde, pdf, entries,
                                      float(meta.get("smooth_sigma", 0.0)),
-                                     bool(meta.get("interpolate_pt", True)))
+                                     bool(meta.get("interpolate_pt", True)), phi_sigma)
     cm = by_name[CORRECTION_PRIOR_MHT]
     if isinstance(cm.data, cs.MultiBinning) and len(cm.data.edges) == 2:  # one H_T bin
         (_, me), pm = grid(cm, 2)

@@ -4,6 +4,7 @@ an exact hard-MHT skim of the smeared events (:func:`smear_skimmed`)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -22,9 +23,11 @@ from analysis.rs.templates import JetResponseTemplates
 
 @nb.njit(cache=True)
 def _smear_kernel(pt, offsets, abseta, sel, out_off, n_smear, keys, cdf, rc, eta_edges,
-                  r_edges):
+                  r_edges, phi, sphi):
     n_out = out_off[out_off.shape[0] - 1]
     out_pt = np.empty(n_out)
+    out_phi = np.empty(n_out)
+    smear_dir = sphi.shape[0] > 0
     src = np.empty(n_out, dtype=np.int64)
     nrow = rc.shape[0]
     nr = cdf.shape[2] - 1
@@ -65,7 +68,15 @@ def _smear_kernel(pt, offsets, abseta, sel, out_off, n_smear, keys, cdf, rc, eta
                 frac = (u - c0) / dc if dc > 0.0 else 0.5
                 out_pt[o + j] = p * (r0 + (lo + frac) * rw)
                 src[o + j] = a + j
-    return out_pt, src
+                f = phi[a + j]
+                if smear_dir:
+                    # Gaussian azimuth (Box-Muller), the resolution of the same (pT, |eta|) row
+                    u1 = max(_draw(keys[s], k, j, 2), 1e-300)
+                    u2 = _draw(keys[s], k, j, 3)
+                    f += sphi[row, eb] * math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+                    f = math.atan2(math.sin(f), math.cos(f))
+                out_phi[o + j] = f
+    return out_pt, out_phi, src
 
 
 @dataclass(frozen=True, eq=False)
@@ -75,7 +86,8 @@ class SmearResult:
     Attributes
     ----------
     pt, eta, phi : ndarray
-        Smeared jets (GeV, rad); eta and phi are the rebalanced (= seed) ones (eq. 2.1).
+        Smeared jets (GeV, rad); eta is the rebalanced (= seed) one; phi is smeared with the
+        templates' azimuth resolution when they have one, else kept (eq. 2.1).
         Jets keep the seed order (not re-sorted by pT).
     offsets : ndarray of int64
         Offsets of the smeared events (length n_smeared_events + 1).
@@ -122,7 +134,9 @@ def smear(
 
     The response of a jet of rebalanced pT p is drawn from the template at (p, |eta|) by
     inverse CDF, linear within the response bin; the linear interpolation in pT (sec. 2.5) is
-    sampled exactly as the mixture of the two neighbouring pT bins. Random numbers come from a
+    sampled exactly as the mixture of the two neighbouring pT bins. With templates that have a
+    ``phi_resolution`` each jet's azimuth is also drawn, Gaussian with the resolution of the
+    same (pT, |eta|) bin (the directions the rebalancing fitted; docs/physics.md sec. 8). Random numbers come from a
     counter-based hash (splitmix64) of (seed, file key, entry, replica, jet), so the output of an
     event does not depend on how the file is split into chunks. For the response systematics
     pass templates from :func:`vary_response`.
@@ -169,12 +183,14 @@ def smear(
     keys = _event_keys(np.uint64(int(seed) & _MASK64), np.uint64(file_key(file_id)),
                        _STREAM_SMEAR, ent[sel])
     rows, nodes = templates.pt_nodes()
-    out_pt, src = _smear_kernel(p, off, ae, sel.astype(np.int64), out_off, n_smear, keys,
-                                np.ascontiguousarray(templates.cdf[rows]), nodes,
-                                templates.eta_edges, templates.response_edges)
+    sphi = (np.zeros((0, 0)) if templates.phi_resolution is None
+            else np.ascontiguousarray(templates.phi_resolution[rows]))
+    out_pt, out_phi, src = _smear_kernel(p, off, ae, sel.astype(np.int64), out_off, n_smear, keys,
+                                         np.ascontiguousarray(templates.cdf[rows]), nodes,
+                                         templates.eta_edges, templates.response_edges, ph, sphi)
     eta_flat = _as_f8("eta", eta)
     return SmearResult(
-        pt=out_pt, eta=eta_flat[src], phi=ph[src], offsets=out_off,
+        pt=out_pt, eta=eta_flat[src], phi=out_phi, offsets=out_off,
         event_index=np.repeat(sel, n_smear).astype(np.int64),
         replica=np.tile(np.arange(n_smear, dtype=np.int32), sel.size),
         weight=np.repeat(ew[sel] / n_smear, n_smear),

@@ -5,13 +5,16 @@
 - :func:`lost_jet_responses`: the responses that stand for the lost jets;
 - :func:`build_response_templates` and :func:`templates_from_histogram` (the mergeable
   accumulator of a processor): smoothed pdfs per (pT_gen, |eta_gen|) bin (App. A), linear
-  interpolation in pT (sec. 2.5), as a :class:`JetResponseTemplates`.
+  interpolation in pT (sec. 2.5), as a :class:`JetResponseTemplates`;
+- :func:`direction_resolution`: the jet azimuth resolution per (pT_gen, |eta_gen|) bin from
+  mergeable sums of the matched pairs' phi_reco - phi_gen (the fit of the jet directions and
+  their smearing, docs/physics.md sec. 8).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numba as nb
 import numpy as np
@@ -86,6 +89,11 @@ class JetResponseTemplates:
         Linear interpolation between pT-bin centers (seed 004 sec. 2.5, default); False uses
         the pdf of the bin that contains the pT (for a detector model that is constant per bin,
         such as the project's toy, where interpolation would mix neighbouring bins' widths).
+    phi_resolution : ndarray, shape (n_pt, n_eta), optional
+        Jet azimuth resolution sigma(phi_reco - phi_gen) (rad) per bin (:func:`direction_resolution`).
+        With it the rebalancing fits each jet's azimuth as well as its pT (Gaussian likelihood
+        of this width) and the smearing draws both; without it (templates of an older file)
+        the directions are kept (seed 004 eq. 2.1).
     """
 
     pt_edges: np.ndarray
@@ -95,6 +103,7 @@ class JetResponseTemplates:
     entries: np.ndarray
     smooth_sigma: float = 0.0
     interpolate_pt: bool = True
+    phi_resolution: np.ndarray | None = None
     cdf: np.ndarray = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -112,6 +121,12 @@ class JetResponseTemplates:
         object.__setattr__(self, "response_edges", rde)
         object.__setattr__(self, "pdf", pdf)
         object.__setattr__(self, "entries", np.asarray(self.entries, dtype=np.float64))
+        if self.phi_resolution is not None:
+            sig = np.ascontiguousarray(np.asarray(self.phi_resolution, dtype=np.float64))
+            if sig.shape != shape[:2] or np.any(~np.isfinite(sig)) or np.any(sig <= 0):
+                raise ConfigError(f"phi_resolution must be finite, positive, of shape {shape[:2]}; got "
+                                  f"{sig.shape}")
+            object.__setattr__(self, "phi_resolution", sig)
         mass = np.cumsum(pdf * (rde[1] - rde[0]), axis=-1)
         cdf = np.concatenate([np.zeros(shape[:2] + (1,)), mass], axis=-1)
         total = cdf[..., -1:]
@@ -198,6 +213,16 @@ class JetResponseTemplates:
             float(self.response_edges[0] + 0.5 * w), w, self.eta_edges,
         )
         return out.reshape(pt_gen.shape)
+
+    def phi_sigma(self, pt, abseta) -> np.ndarray:
+        """Azimuth resolution (rad) of jets at (pT in GeV, |eta|), from the bin that holds them
+        (pT and |eta| clamped into the binning); zeros without a ``phi_resolution``."""
+        pt, abseta = np.broadcast_arrays(np.asarray(pt, dtype=np.float64), np.asarray(abseta, dtype=np.float64))
+        if self.phi_resolution is None:
+            return np.zeros(pt.shape)
+        ipt = np.clip(np.searchsorted(self.pt_edges, pt, side="right") - 1, 0, self.pt_edges.size - 2)
+        ieta = np.clip(np.searchsorted(self.eta_edges, np.abs(abseta), side="right") - 1, 0, self.eta_edges.size - 2)
+        return self.phi_resolution[ipt, ieta]
 
     def moments(self) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of the response per (pT, |eta|) bin, shape (n_pt, n_eta).
@@ -307,7 +332,8 @@ def select_template_jets(
     Returns
     -------
     dict
-        ``reco_pt``, ``gen_pt``, ``gen_eta`` of the pairs (flat), ``gen_index`` and
+        ``reco_pt``, ``gen_pt``, ``gen_eta`` of the pairs (flat), ``delta_phi``
+        (phi_reco - phi_gen in [-pi, pi], for :func:`direction_resolution`), ``gen_index`` and
         ``reco_index`` (flat indices into the inputs) and ``event`` (event index); the lost
         jets' ``lost_gen_pt``, ``lost_gen_eta``, ``lost_gen_index`` and ``lost_event``.
     """
@@ -331,6 +357,7 @@ def select_template_jets(
     li = np.flatnonzero((match == -2) & (np.abs(geta) < lost_eta_max))
     return {
         "reco_pt": rpt[ri], "gen_pt": gpt[gi], "gen_eta": geta[gi],
+        "delta_phi": np.angle(np.exp(1j * (rphi[ri] - gphi[gi]))),
         "gen_index": gi, "reco_index": ri, "event": gev[gi],
         "lost_gen_pt": gpt[li], "lost_gen_eta": geta[li], "lost_gen_index": li, "lost_event": gev[li],
     }
@@ -435,20 +462,41 @@ def build_response_templates(
     entries = hist.sum(-1)
     width = rde[1] - rde[0]
     pdf = _normalize_last(_smooth_rows(hist, width, smooth_sigma), width)
+    pdf = _borrow_empty_bins(pdf, entries)
+    return JetResponseTemplates(pte, ete, rde, pdf, entries, float(smooth_sigma),
+                                bool(interpolate_pt))
+
+
+def _borrow_empty_bins(table: np.ndarray, entries: np.ndarray) -> np.ndarray:
+    """``table`` (n_pt, n_eta, ...) with every bin without entries taken from the nearest
+    populated pT bin of the same |eta| bin, and every |eta| bin without any entry from the
+    nearest populated |eta| bin at the same pT (the lower of two equally near)."""
+    out = table.copy()
     columns = np.flatnonzero((entries > 0).any(axis=0))
     if columns.size == 0:
         raise ConfigError("no matched jets in any (pT, |eta|) bin of the response templates: they need "
                           "simulated QCD with gen jets inside the template binning")
-    for k in columns:  # an empty pT bin: the nearest populated pT bin of the same |eta| bin
+    for k in columns:
         filled = np.flatnonzero(entries[:, k] > 0)
         for j in np.flatnonzero(entries[:, k] <= 0):
-            pdf[j, k] = pdf[filled[np.argmin(np.abs(filled - j))], k]
+            out[j, k] = out[filled[np.argmin(np.abs(filled - j))], k]
     for k in np.flatnonzero(~(entries > 0).any(axis=0)):
-        # an |eta| bin without any jet: the (pT-filled) pdfs of the nearest populated |eta|
-        # bin at the same pT (the lower one of two equally near)
-        pdf[:, k] = pdf[:, columns[np.argmin(np.abs(columns - k))]]
-    return JetResponseTemplates(pte, ete, rde, pdf, entries, float(smooth_sigma),
-                                bool(interpolate_pt))
+        out[:, k] = out[:, columns[np.argmin(np.abs(columns - k))]]
+    return out
+
+
+def direction_resolution(sumw, sumw_dphi2) -> np.ndarray:
+    """Jet azimuth resolution per (pT_gen, |eta_gen|) bin: the weighted RMS of
+    phi_reco - phi_gen of the matched, isolated template pairs (|Delta phi| < the matching
+    DeltaR, eq. 2.3), from the mergeable sums ``sumw`` (weights) and ``sumw_dphi2`` (weight x
+    Delta phi^2) of shape (n_pt, n_eta); empty bins borrow as the response pdfs do."""
+    w = np.asarray(sumw, dtype=np.float64)
+    w2 = np.asarray(sumw_dphi2, dtype=np.float64)
+    if w.shape != w2.shape or w.ndim != 2:
+        raise ConfigError(f"direction sums must be two (n_pt, n_eta) arrays of one shape, got {w.shape}, {w2.shape}")
+    filled = (w > 0) & (w2 > 0)
+    sigma = np.sqrt(np.divide(w2, w, out=np.ones_like(w), where=filled))
+    return _borrow_empty_bins(sigma, np.where(filled, w, 0.0))
 
 
 def templates_from_histogram(
@@ -459,6 +507,7 @@ def templates_from_histogram(
     *,
     smooth_sigma: float = RS_TEMPLATE_SMOOTH_SIGMA,
     interpolate_pt: bool = True,
+    phi_resolution=None,
 ) -> JetResponseTemplates:
     """Response templates (seed 004 sec. 2.4.1) from a histogram of matched pairs.
 
@@ -466,6 +515,7 @@ def templates_from_histogram(
     the templates processor, which merges exactly across chunks). Each filled bin is handed
     to :func:`build_response_templates` as one weighted pair at the
     bin centers, so smoothing, normalization and empty-bin filling are those of the kernels.
+    ``phi_resolution`` (n_pt, n_eta; :func:`direction_resolution`) is attached as it is.
     """
     h = np.asarray(counts, dtype=np.float64)
     pte, ete, rde = (np.asarray(e, dtype=np.float64) for e in (pt_edges, eta_edges, response_edges))
@@ -476,7 +526,8 @@ def templates_from_histogram(
     gen_pt = 0.5 * (pte[ipt] + pte[ipt + 1])
     gen_eta = 0.5 * (ete[ieta] + ete[ieta + 1])
     resp = 0.5 * (rde[ir] + rde[ir + 1])
-    return build_response_templates(
+    templates = build_response_templates(
         resp * gen_pt, gen_pt, gen_eta, pte, ete, rde, weights=h[ipt, ieta, ir],
         smooth_sigma=smooth_sigma, interpolate_pt=interpolate_pt,
     )
+    return templates if phi_resolution is None else replace(templates, phi_resolution=phi_resolution)

@@ -78,8 +78,8 @@ def jets(hard: HardEvents, det: Detector, hem: np.ndarray, rng) -> tuple[Jagged,
     """GenJet and reco Jet collections; returns (genjet, jet, reco sum (px, py) of all jets)."""
     g = hard.genjets
     r = det.jets.sample(g["pt"], g["eta"], rng)
-    eta = g["eta"] + rng.normal(0.0, 0.02, g["pt"].size)
-    phi = wrap_phi(g["phi"] + rng.normal(0.0, 0.02, g["pt"].size))
+    eta = g["eta"] + rng.normal(0.0, det.jet_angle_resolution, g["pt"].size)
+    phi = wrap_phi(g["phi"] + rng.normal(0.0, det.jet_angle_resolution, g["pt"].size))
     # GenJet: gen jets above threshold (they are pt-sorted already)
     genjet = g.filter(g["pt"] > GENJET_MIN_PT)
     pt, fl, it = np.empty(r.size), np.empty((4, r.size)), np.empty((2, r.size), np.int64)

@@ -276,6 +276,8 @@ class Detector:
     noise_filter_fail: float = 0.002
     #: jet mismeasurement: jets failing the tight lepton-veto ID
     jet_id_fail: float = 0.01
+    #: jet direction resolution: Gaussian sigma of eta and of phi (rad), reco - gen
+    jet_angle_resolution: float = 0.02
 
     def for_data(self) -> Detector:
         return replace(self, model=PSEUDO_DATA)

@@ -143,6 +143,9 @@ def new_template_histograms(pt_edges=RS_TEMPLATE_PT_EDGES,
     rep = hist.axis.Integer(0, RS_N_TEMPLATE_REPLICAS + 1, name="replica", flow=False)
     return {
         "response": hist.Hist(rep, pt, eta, resp, storage=hist.storage.Double()),
+        # the jet azimuth resolution: sum of weights and of weight x (phi_reco - phi_gen)^2
+        "phi_sumw": hist.Hist(rep, pt, eta, storage=hist.storage.Double()),
+        "phi_sumw_dphi2": hist.Hist(rep, pt, eta, storage=hist.storage.Double()),
         "prior_sumw": hist.Hist(rep, ht, nb, mht, storage=hist.storage.Double()),
         "prior_sumwx": hist.Hist(rep, ht, nb, mht, storage=hist.storage.Double()),
         "prior_count": hist.Hist(rep, ht, nb, mht, storage=hist.storage.Double()),
@@ -156,9 +159,11 @@ class RSTemplatesProcessor(RegionProcessor):
     Reads ``Jet`` (all reco jets, with ``genJetIdx``) and ``GenJet``. Weights: the normalized
     event weight of the region processors (only shapes are used). Gen jets below the first
     template pT edge are not used. Isolated gen jets without any reco jet enter the response
-    below the reco threshold (:func:`analysis.rs.lost_jet_responses`); the prior
-    uses the true jets along the measured directions (:func:`analysis.rs.prior_jets`)
-    binned in the reco H_T. The response is binned in the configuration's
+    below the reco threshold (:func:`analysis.rs.lost_jet_responses`). With
+    ``rs.fit_jet_directions`` (default) the azimuth resolution of the matched pairs is
+    accumulated (``phi_sumw``, ``phi_sumw_dphi2``) and the prior uses the true jets along the
+    gen directions, else along the measured ones (:func:`analysis.rs.prior_jets`), binned in
+    the reco H_T. The response is binned in the configuration's
     ``rs.template_pt_edges`` x ``rs.template_abseta_edges``. Every accumulator has a
     ``replica`` axis: 0 nominal, 1..n Poisson bootstrap replicas of the template events
     (counter-based, chunking-independent)."""
@@ -186,7 +191,10 @@ class RSTemplatesProcessor(RegionProcessor):
         pairs = rs.select_template_jets(_flat(jets.pt), _flat(jets.eta), _flat(jets.phi), roff,
                                         _flat(gen.pt), _flat(gen.eta), _flat(gen.phi), goff)
         binning = self.config.rs
+        fit_dir = binning.fit_jet_directions
         h = new_template_histograms(binning.template_pt_edges, binning.template_abseta_edges)
+        if not fit_dir:  # no direction resolution in the templates: the prediction keeps the directions
+            del h["phi_sumw"], h["phi_sumw_dphi2"]
         pte = np.asarray(binning.template_pt_edges)
         top_eta = np.nextafter(binning.template_abseta_edges[-1], 0)
         use = pairs["gen_pt"] >= pte[0]
@@ -200,15 +208,21 @@ class RSTemplatesProcessor(RegionProcessor):
         resp_r = np.r_[pairs["reco_pt"][use] / pairs["gen_pt"][use], lr]
         resp_ev = np.r_[pairs["event"][use], lev[li]]
         resp_f = np.r_[np.ones(int(use.sum())), lf]
-        # priors: true hard MHT along the measured directions (rs.prior_jets), by reco H_T and
-        # reco b tags (what the seeds see)
+        dir_pt = np.clip(pairs["gen_pt"][use], pte[0], np.nextafter(pte[-1], 0))
+        dir_eta = np.clip(np.abs(pairs["gen_eta"][use]), 0.0, top_eta)
+        dir_d2 = pairs["delta_phi"][use] ** 2
+        dir_ev = pairs["event"][use]
+        # priors: the true hard MHT, gen pT along the gen directions when the rebalancing fits
+        # the directions, else along the measured ones (rs.prior_jets), by reco H_T and reco
+        # b tags (what the seeds see)
         if "genJetIdx" not in events.Jet.fields:
             raise InputFileError(f"Jet_genJetIdx missing from {meta.get('filename')}: the R&S prior needs "
                                  "the reco-gen jet association")
         gidx = _flat(events.Jet.genJetIdx)
         ppt, peta, pphi, poff, pht = rs.prior_jets(_flat(jets.pt), _flat(jets.eta), _flat(jets.phi), roff, gidx,
                                                    _flat(gen.pt), _flat(gen.eta), _flat(gen.phi), goff,
-                                                   pt_min=self.config.objects.jet_pt_rs)
+                                                   pt_min=self.config.objects.jet_pt_rs,
+                                                   directions="gen" if fit_dir else "measured")
         mht, dphi = rs.prior_event_values(ppt, peta, pphi, poff, pt_min=self.config.objects.jet_pt_rs)
         nb = np.minimum(rs.bjet_count(_flat(jets.pt), _flat(jets.eta), _flat(jets.btagDeepB), roff, **_btag(self.config.objects)),
                         RS_N_BJET_CATEGORIES - 1)
@@ -221,6 +235,9 @@ class RSTemplatesProcessor(RegionProcessor):
             wk = weight if k == 0 else weight * boot[:, k - 1]
             h["response"].fill(replica=k, pt=np.clip(resp_pt, pte[0], np.nextafter(pte[-1], 0)),
                                abseta=np.clip(resp_eta, 0.0, top_eta), response=resp_r, weight=wk[resp_ev] * resp_f)
+            if fit_dir:
+                h["phi_sumw"].fill(replica=k, pt=dir_pt, abseta=dir_eta, weight=wk[dir_ev])
+                h["phi_sumw_dphi2"].fill(replica=k, pt=dir_pt, abseta=dir_eta, weight=wk[dir_ev] * dir_d2)
             w_ok = wk[ok]
             h["prior_sumw"].fill(replica=k, ht=ht_in, nb=nb[ok], mht=mht[ok], weight=w_ok)
             h["prior_sumwx"].fill(replica=k, ht=ht_in, nb=nb[ok], mht=mht[ok], weight=w_ok * mht[ok])
@@ -245,8 +262,12 @@ def build_templates(acc: dict[str, hist.Hist], replica: int = 0) -> tuple[rs.Jet
         raise ConfigError(f"template replica {replica} not in the accumulator (0..{n_rep - 1})")
     sel = {"replica": replica}
     response = acc["response"]  # the binning it was filled in (the configuration's)
+    phi_sigma = None
+    if "phi_sumw" in acc:  # (accumulators of an older templates run have none: directions kept)
+        phi_sigma = rs.direction_resolution(acc["phi_sumw"][sel].values(), acc["phi_sumw_dphi2"][sel].values())
     templates = rs.templates_from_histogram(response[sel].values(), response.axes["pt"].edges,
-                                            response.axes["abseta"].edges, response.axes["response"].edges)
+                                            response.axes["abseta"].edges, response.axes["response"].edges,
+                                            phi_resolution=phi_sigma)
     priors = rs.priors_from_histograms(
         acc["prior_sumw"][sel].values(flow=True), acc["prior_sumwx"][sel].values(flow=True),
         acc["prior_count"][sel].values(flow=True), acc["prior_dphi"][sel].values(),
@@ -471,7 +492,7 @@ class RSPredictionProcessor(RegionProcessor):
         n_smeared, w_smeared = 0, 0.0
         parts = []
         for batch, w_tot, n_tot in rs.smear_skimmed(
-            reb.pt, seeds.eta, seeds.phi, seeds.offsets, keep, templates, seed=self.rs_seed,
+            reb.pt, seeds.eta, reb.phi, seeds.offsets, keep, templates, seed=self.rs_seed,
             file_id=file_id, entry=entry, n_smear=self.rs_n_smear, event_weight=weight,
             mht_pt_min=self.config.objects.jet_pt, mht_eta_max=self.config.objects.jet_eta_wide,
         ):
