@@ -362,6 +362,16 @@ def test_signal_region_corrections_follow_the_edges_in_use(dy_output, signal_out
     cset, notes = with_signal_region_corrections(written[1].cset, signal_output, None, shifted)
     assert "residual_shape" not in {c.name for c in cset.corrections} and "sideband_sf" in {c.name for c in cset.corrections}
     assert notes == ["residual_shape not derived: no dy output with a 'max_logit' histogram"]
+    # edges as the SR-edge scan makes them (sums of decimal steps, not exact binary numbers)
+    # are recognized: correctionlib reads such an edge up to an ulp, so no probe sits on one
+    decimal = dict(zip(cfg.CLASSIFIER_DMS, ((9.55, 10.149999999999999, 10.850000000000001, 11.25),
+                                            (9.25, 9.850000000000001, 10.45, 10.850000000000001),
+                                            (9.149999999999999, 9.850000000000001, 10.95, 11.649999999999999)),
+                       strict=True))  # the main job's
+    cset, _ = with_signal_region_corrections(written[1].cset, signal_output, dy, decimal)
+    corr = SoftTrackCorrections(json_text=cset.model_dump_json(exclude_unset=True))
+    f = background_factors(corr, ERA, decimal)
+    assert sum(n.startswith("residual_shape_") for n in f.variations) == 3, f.notes
     # the corrections command takes the edges the signal output records
     recorded = dict(signal_output, provenance={"sr_edges": {f"{dm:g}": list(e) for dm, e in shifted.items()}})
     corr = SoftTrackCorrections(json_text=build_corrections(dy, recorded, pileup_profiles=PILEUP).cset.model_dump_json(exclude_unset=True))

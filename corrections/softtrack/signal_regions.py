@@ -113,8 +113,11 @@ def _residual_per_region(corrections, era: str, key: str, edges: np.ndarray):
     """(nominal, up, down) of the residual shape in each signal region, or None if it is not
     constant within every region (derived for other edges)."""
     upper = np.append(edges[1:], edges[-1] + _OPEN_BIN_PROBE)
-    # the lower edge, the middle and just below the upper edge of every region
-    probes = np.stack([edges, 0.5 * (edges + upper), upper - 1e-6 * np.maximum(1.0, np.abs(upper))])
+    # just above the lower edge, the middle and just below the upper edge of every region
+    # (not on an edge: correctionlib's JSON parser may read a decimal edge such as
+    # 10.149999999999999 one ulp off, which puts a value exactly on it in the bin below)
+    eps = 1e-6 * np.maximum(1.0, np.abs(upper))
+    probes = np.stack([edges + eps, 0.5 * (edges + upper), upper - eps])
     values = []
     for syst in cfg.CORRECTION_SYSTEMATICS:
         v = np.asarray(corrections.residual_shape(era, key, probes.ravel(), syst), dtype=np.float64).reshape(probes.shape)
