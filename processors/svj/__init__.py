@@ -11,7 +11,7 @@ ANALYSIS = Analysis(
     config="analysis.svj.config:SVJConfig",
     processors={"svj": "processors.svj.processor:SVJProcessor"},
     default_processor="svj",
-    commands=("commands.svj",),
+    commands=("commands.svj", "commands.svj_train"),
     # the toy samples of analysis.toymc.svj: QCD multijet, ttbar, W(mu nu) + jets, Z(nu nu) + jets, signal
     processes=("qcd", "ttbar", "wjets", "zjets", "svj"),
 )
