@@ -34,7 +34,7 @@ DEFAULT_DATA = ROOT / "data" / "generated" / "svj"
 DEFAULT_OUT = Path("outputs") / "svj"
 MODELS_DIR = ROOT / "models" / "svj"
 #: the default sample: events per background and per signal point (docs/svj.md); --quick: a quarter
-DEFAULT_BACKGROUND = {"qcd": 80000, "ttbar": 8000, "wjets": 8000, "zjets": 8000}
+DEFAULT_BACKGROUND = {"qcd": 120000, "ttbar": 30000, "wjets": 16000, "zjets": 16000}
 SIGNAL_POINTS = [(m, r) for m in (1000.0, 2000.0, 3000.0) for r in (0.3, 0.5, 0.7)]
 SIGNAL_EVENTS = 3000
 QUICK_SCALE = 0.25
@@ -103,6 +103,11 @@ def main(args: argparse.Namespace) -> int:
     echo(f"sample {fileset_path.parent} ready ({time.perf_counter() - t0:.0f} s)")
     output = run_processor(fileset_path, args, cfg, lundnet=args.models / "lundnet.onnx",
                            tagger=args.models / "abcdiscotec.onnx")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    from processors.output import save_output
+
+    save_output(output, out / "svj.coffea")
     echo(f"processed ({time.perf_counter() - t0:.0f} s); cutflow (events):")
     print_cutflow(output, echo)
     auc = lundnet_auc(output, cfg)
@@ -113,12 +118,7 @@ def main(args: argparse.Namespace) -> int:
     summary = analyze(output, cfg, limits=not args.no_limits, log=echo)
     summary["lundnet_auc"] = auc
     print_summary(summary, echo)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     paths = plot_all(summary, out)
-    from processors.output import save_output
-
-    save_output(output, out / "svj.coffea")
     write_atomic(out / "summary.json", json.dumps(public(summary), indent=1, default=float))
     echo(f"wrote {out / 'summary.json'}, {out / 'svj.coffea'} and plots {', '.join(p.name for p in paths)} "
          f"({time.perf_counter() - t0:.0f} s)")

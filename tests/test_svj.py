@@ -110,3 +110,62 @@ def test_columns_hold_the_preselected_events(svj_output):
         assert sum(len(c["mt"]) for c in cols) == flow["two_fatjets"]["events"]
         lund = np.concatenate([c["lund_mask"] for c in cols])
         assert lund.shape[1:] == (2, SVJConfig().lund.max_nodes)
+
+
+@pytest.fixture(scope="session")
+def svj_scored(svj_sample):
+    from processors.fileset import load_fileset
+    from processors.runner import RunOptions, make_processor, run
+    from processors.svj.options import MODELS_DIR
+    from processors.svj.processor import SVJProcessor
+
+    fileset = load_fileset(svj_sample / "fileset.json")
+    proc = make_processor(SVJProcessor, fileset, lund_columns=True, lundnet=MODELS_DIR / "lundnet.onnx",
+                          tagger=MODELS_DIR / "abcdiscotec.onnx")
+    return run(proc, fileset, RunOptions(executor="iterative", chunksize=700, status=False, cache_dir=""))
+
+
+def test_processor_evaluates_the_shipped_models(svj_scored):
+    from models.svj.inference import LundNetModel, flatten_graph
+    from processors.svj.options import MODELS_DIR
+
+    model = LundNetModel(MODELS_DIR / "lundnet.onnx")
+    assert model.max_nodes == SVJConfig().lund.max_nodes
+    hist_mt = svj_scored["histograms"]["mt"]
+    for dataset, chunks in svj_scored["columns"].items():
+        for c in chunks:
+            n = len(c["mt"])
+            feats = c["lund_features"].reshape(2 * n, *c["lund_features"].shape[2:])
+            mask = c["lund_mask"].reshape(2 * n, -1)
+            direct = model(flatten_graph(feats, mask))[:, 0].reshape(n, 2)
+            assert np.allclose(direct[:, 0], c["lundnet_j0"], atol=1e-6)
+            assert np.allclose(direct[:, 1], c["lundnet_j1"], atol=1e-6)
+            assert np.all((c["x"] >= 0) & (c["x"] <= 1) & (c["y"] >= 0) & (c["y"] <= 1))
+        # every preselected event is in exactly one plane and region of the M_T histogram
+        pre = np.concatenate([c["preselected"] for c in chunks])
+        w = np.concatenate([c["weight"] for c in chunks])
+        regions = set(hist_mt.axes["region"])
+        assert regions <= {f"{p}_{r}" for p in ("SP", "VP") for r in "ABCD"}
+        filled = hist_mt[{"dataset": dataset}].sum(flow=True).value
+        assert filled == pytest.approx(w[pre].sum(), rel=1e-9)
+
+
+@pytest.mark.slow
+def test_run_py_svj_quick(tmp_path):
+    """``run.py svj --quick`` end to end: the summary, its WP metrics and the plots."""
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "out"
+    done = subprocess.run([sys.executable, str(root / "run.py"), "svj", "--quick", "--data", str(tmp_path / "data"),
+                           "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "working point (X, Y)" in done.stdout and "expected 95% CL limits" in done.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["wp_metrics"]) >= {"z_mean", "pvalue", "nonclosure", "pull", "r_max"}
+    assert len(summary["limits"]) == 9
+    for name in ("score_planes.png", "mt_templates.png", "wp_scan.png", "limits.png"):
+        assert (out / name).stat().st_size > 1000

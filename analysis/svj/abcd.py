@@ -184,20 +184,28 @@ def grid_scan(x, y, mt, weight, is_signal, signal_id, wp: WorkingPoint, stats: S
     return ScanResult(grid, points, chosen, failing)
 
 
-def closure(obs: Templates, x_var: bool = True) -> dict[str, Any]:
-    """Per-bin and total non-closure n_hat_A / n_A - 1 of templates, with the statistical
-    uncertainty (the control regions' and A's variances)."""
-    pred = abcd_predict(obs.region("B"), obs.region("C"), obs.region("D"),
-                        obs.variance("B"), obs.variance("C"), obs.variance("D"))
+def closure(obs: Templates) -> dict[str, Any]:
+    """Per-bin and total non-closure n_hat_A / n_A - 1 of templates with its statistical
+    uncertainty (the control regions' and A's variances); bins with an empty control region
+    have no prediction (NaN) and are left out of the total."""
+    b, c, d = obs.region("B"), obs.region("C"), obs.region("D")
+    ok = (b > 0) & (c > 0) & (d > 0)
+    pred_v = np.full(b.size, np.nan)
+    pred_u = np.full(b.size, np.nan)
+    if ok.any():
+        pred = abcd_predict(b[ok], c[ok], d[ok], obs.variance("B")[ok], obs.variance("C")[ok], obs.variance("D")[ok])
+        pred_v[ok], pred_u[ok] = pred.value, pred.uncertainty
     a, va = obs.region("A"), obs.variance("A")
     with np.errstate(divide="ignore", invalid="ignore"):
-        delta = pred.value / a - 1.0
-        unc = (pred.value / a) * np.sqrt((pred.uncertainty / pred.value) ** 2 + va / a**2)
-    total = pred.value.sum() / a.sum() - 1.0
-    total_unc = (pred.value.sum() / a.sum()) * np.sqrt(np.sum(pred.uncertainty**2) / pred.value.sum() ** 2
-                                                       + va.sum() / a.sum() ** 2)
+        delta = pred_v / a - 1.0
+        unc = (pred_v / a) * np.sqrt((pred_u / pred_v) ** 2 + va / a**2)
+        ok_a = ok & (a > 0)
+        total = pred_v[ok_a].sum() / a[ok_a].sum() - 1.0
+        total_unc = (pred_v[ok_a].sum() / a[ok_a].sum()) * np.sqrt(
+            np.sum(pred_u[ok_a] ** 2) / pred_v[ok_a].sum() ** 2 + va[ok_a].sum() / a[ok_a].sum() ** 2)
     return {"delta": delta.tolist(), "delta_unc": unc.tolist(), "total": float(total), "total_unc": float(total_unc),
-            "predicted": pred.value.tolist(), "predicted_unc": pred.uncertainty.tolist(), "observed": a.tolist()}
+            "predicted": np.nan_to_num(pred_v).tolist(), "predicted_unc": np.nan_to_num(pred_u).tolist(),
+            "observed": a.tolist()}
 
 
 def pseudo_data(t: Templates, rng: np.random.Generator) -> Templates:
@@ -206,12 +214,20 @@ def pseudo_data(t: Templates, rng: np.random.Generator) -> Templates:
     return Templates(n, n.copy())
 
 
-def nonclosure_systematics(vp_closure: dict[str, Any], floor: float) -> np.ndarray:
-    """Relative per-bin non-closure uncertainty of the A background: max(|delta_i|, its
-    statistical uncertainty, floor) from the validation plane (docs/svj.md)."""
-    d = np.abs(np.nan_to_num(np.asarray(vp_closure["delta"]), nan=1.0))
-    u = np.nan_to_num(np.asarray(vp_closure["delta_unc"]), nan=1.0)
-    return np.maximum(np.maximum(d, u), floor)
+def nonclosure_systematics(sp_closure: dict[str, Any], vp_closure: dict[str, Any], floor: float) -> np.ndarray:
+    """Relative per-bin non-closure uncertainty of the A background (docs/svj.md): the signal
+    plane's MC closure per bin, max(|delta_i|, its statistical uncertainty, floor) (a bin
+    without a prediction takes the plane's total), and, if the validation plane's total
+    non-closure is significant (beyond twice its uncertainty), that added in quadrature."""
+    d = np.asarray(sp_closure["delta"], np.float64)
+    u = np.asarray(sp_closure["delta_unc"], np.float64)
+    total = max(abs(sp_closure["total"]), sp_closure["total_unc"])
+    per_bin = np.maximum(np.abs(d), u)
+    per_bin = np.maximum(np.where(np.isfinite(per_bin), per_bin, total), floor)
+    vp, vp_unc = vp_closure["total"], vp_closure["total_unc"]
+    if np.isfinite(vp) and np.isfinite(vp_unc) and abs(vp) > 2.0 * vp_unc:
+        per_bin = np.hypot(per_bin, vp)
+    return per_bin
 
 
 def limit_workspace(bkg: Templates, signal: Templates, nonclosure: np.ndarray) -> dict[str, Any]:

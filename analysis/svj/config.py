@@ -78,8 +78,8 @@ class Statistics(ConfigModel):
     """Binned ABCD in M_T (SVJ talk, "Statistical Inference: Expected Limits"); bins docs/svj.md."""
 
     mt_edges: tuple[float, ...] = (650.0, 800.0, 1000.0, 1300.0, 1800.0, 4000.0)
-    #: per-bin non-closure systematic: max(|delta_i| in VP, its statistical uncertainty),
-    #: at least this floor (docs/svj.md)
+    #: per-bin non-closure systematic: max(|delta_i| of the SP MC closure, its statistical
+    #: uncertainty), at least this floor, plus a significant VP non-closure (docs/svj.md)
     nonclosure_floor: float = 0.02
     cls_level: float = 0.05
 

@@ -88,11 +88,17 @@ class Response:
     tail_mean: float = 0.3
     minimum: float = 0.2
 
-    def draw(self, rng: np.random.Generator, n: int) -> np.ndarray:
+    def draw(self, rng: np.random.Generator, n: int, tail_probability: float | None = None
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """n responses and their importance weights: drawn with the tail probability
+        ``tail_probability`` (default the true one), weighted by true / drawn probability of
+        the component (core or tail) each came from, so that weighted they follow the truth."""
+        p_draw = self.tail_probability if tail_probability is None else float(tail_probability)
         r = rng.normal(1.0, self.sigma, n)
-        tail = rng.random(n) < self.tail_probability
+        tail = rng.random(n) < p_draw
         r[tail] = 1.0 - rng.exponential(self.tail_mean, tail.sum())
-        return np.clip(r, self.minimum, None)
+        w = np.where(tail, self.tail_probability / p_draw, (1.0 - self.tail_probability) / (1.0 - p_draw))
+        return np.clip(r, self.minimum, None), w
 
 
 @dataclass(frozen=True)
@@ -109,6 +115,9 @@ class GeneratorSettings:
     #: generator filter of QCD on the reconstructed p_T^miss (GeV): below the preselection's
     #: R_T > 0.24 at M_T > 650 GeV (p_T^miss > 156 GeV)
     qcd_met_filter: float = 150.0
+    #: QCD enriched in mismeasured partons: the response tail drawn with this probability and
+    #: the events weighted back (genWeight = product of the partons' importance weights)
+    qcd_tail_probability: float = 0.45
     #: ISR gluon: p_T = isr_pt_min + Exp(isr_pt_mean) GeV, |y| < isr_y_max
     isr_pt_min: float = 15.0
     isr_pt_mean: float = 60.0
@@ -123,12 +132,12 @@ class GeneratorSettings:
     fatjet_r: float = 0.8
     jet_r: float = 0.4
     #: toy cross sections (pb) before filters; signal: sigma(m) = xsec_svj_1tev (1 TeV / m)^xsec_svj_index
-    xsec_qcd: float = 2.0e5
-    xsec_ttbar: float = 60.0
-    xsec_wjets: float = 150.0
-    xsec_zjets: float = 60.0
-    xsec_svj_1tev: float = 2.0
-    xsec_svj_index: float = 4.0
+    xsec_qcd: float = 2.0e4
+    xsec_ttbar: float = 500.0
+    xsec_wjets: float = 225.0
+    xsec_zjets: float = 30.0
+    xsec_svj_1tev: float = 100.0
+    xsec_svj_index: float = 2.0
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -287,12 +296,16 @@ def generate_hard(process: str, n: int, seed: int, settings: GeneratorSettings,
     """``n`` hard events of ``process`` that pass its generator filter, their per-particle
     response, and the record of the filter (trials, efficiency)."""
     rng = np.random.default_rng(seed)
-    parts, resp_parts, kept, tried = [], [], 0, 0
+    parts, resp_parts, weight_parts, kept, tried = [], [], [], 0, 0
+    enriched = settings.qcd_tail_probability if process == "qcd" else None
     while kept < n:
         batch = max(2 * (n - kept), 1000)
         h = _hard(process, rng, batch, settings, m_zprime)
-        r = settings.response.draw(rng, h.kind.size).reshape(h.kind.shape)
+        r, iw = settings.response.draw(rng, h.kind.size, enriched)
+        r, iw = r.reshape(h.kind.shape), iw.reshape(h.kind.shape)
         r = np.where(h.kind == LEPTON, 1.0, r)  # muons are measured precisely
+        # only the responses that act (visible-producing particles) carry importance weights
+        iw = np.where((h.kind == LEPTON) | (h.kind == NEUTRINO), 1.0, iw)
         tried += batch
         keep = np.ones(batch, bool)
         if process == "qcd":
@@ -304,11 +317,14 @@ def generate_hard(process: str, n: int, seed: int, settings: GeneratorSettings,
             idx = idx[:need]
         parts.append(_select_hard(h, idx))
         resp_parts.append(r[idx])
+        weight_parts.append(iw[idx].prod(axis=1))
         kept += idx.size
     h = HardEvents(np.concatenate([x.p for x in parts]), np.concatenate([x.kind for x in parts]),
                    {k: np.concatenate([x.gen[k] for x in parts]) for k in parts[0].gen}, parts[0].xsec_pb)
-    eff = n / tried
-    return h, np.concatenate(resp_parts), {"trials": int(tried), "filter_efficiency": float(eff)}
+    weights = np.concatenate(weight_parts)
+    # the weighted filter efficiency: E[w] = 1 over all trials, so sum_kept w / trials
+    eff = float(weights.sum() / tried)
+    return h, np.concatenate(resp_parts), {"trials": int(tried), "filter_efficiency": eff, "gen_weight": weights}
 
 
 def _cluster(px, py, pz, e, counts, r: float, pt_min: float):
@@ -409,7 +425,7 @@ def generate_events(process: str, n: int, seed: int, settings: GeneratorSettings
     branches = {
         "run": np.ones(n, np.uint32), "luminosityBlock": np.ones(n, np.uint32),
         "event": (np.arange(n, dtype=np.uint64) + 1),
-        "genWeight": np.ones(n, np.float32),
+        "genWeight": record["gen_weight"].astype(np.float32),
         "MET_pt": np.hypot(met_x, met_y), "MET_phi": np.arctan2(met_y, met_x),
         "GenMET_pt": np.hypot(inv_x, inv_y), "GenMET_phi": np.arctan2(inv_y, inv_x),
         "SVJTruth_nDarkStable": n_dark[:, 0].astype(np.int32),
@@ -423,12 +439,14 @@ def generate_events(process: str, n: int, seed: int, settings: GeneratorSettings
     }
     branches["GenPart"].fields["pdgId"] = branches["GenPart"].fields["pdgId"].astype(np.int32)
     meta = {"process": process, "is_data": False, "n_events": n, "seed": int(seed),
-            "xsec_pb": float(hard.xsec_pb * record["filter_efficiency"]), "sum_genweight": float(n),
+            "xsec_pb": float(hard.xsec_pb * record["filter_efficiency"]),
+            "sum_genweight": float(record["gen_weight"].astype(np.float32).astype(np.float64).sum()),
             "generator_version": GENERATOR_VERSION,
             "generation": {"trials": record["trials"], "filter_efficiency": record["filter_efficiency"],
                            "xsec_before_filter_pb": float(hard.xsec_pb)}}
     if process == "qcd":
-        meta["filter"] = f"reconstructed p_T^miss > {s.qcd_met_filter:g} GeV (known before the shower)"
+        meta["filter"] = (f"reconstructed p_T^miss > {s.qcd_met_filter:g} GeV (known before the shower); response "
+                          f"tails enriched to {s.qcd_tail_probability:g} per parton, weighted back in genWeight")
     if process == "svj":
         meta["m_zprime"] = float(m_zprime)
         meta["r_inv"] = float(shower.r_inv)

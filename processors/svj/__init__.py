@@ -12,6 +12,7 @@ ANALYSIS = Analysis(
     processors={"svj": "processors.svj.processor:SVJProcessor"},
     default_processor="svj",
     commands=("commands.svj", "commands.svj_train"),
+    process_options="processors.svj.options",
     # the toy samples of analysis.toymc.svj: QCD multijet, ttbar, W(mu nu) + jets, Z(nu nu) + jets, signal
     processes=("qcd", "ttbar", "wjets", "zjets", "svj"),
 )

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.errors import YieldsError
 from analysis.stats.abcd import signal_contamination
 from analysis.svj.abcd import (
     Templates,
@@ -139,7 +140,7 @@ def analyze(output: Mapping[str, Any], cfg: SVJConfig | None = None, seed: int =
         contamination[name] = {"s_A": float(sig_a), "b_A": float(bkg_a), "prediction_bias": float(total_bias),
                                 "bias_per_bin": np.nan_to_num(c["bias"]).tolist()}
     summary["signal_contamination"] = contamination
-    syst = nonclosure_systematics(planes["VP"]["mc"], cfg.statistics.nonclosure_floor)
+    syst = nonclosure_systematics(planes["SP"]["mc"], planes["VP"]["mc"], cfg.statistics.nonclosure_floor)
     summary["nonclosure_systematic"] = syst.tolist()
     if limits:
         from analysis.stats.limits import upper_limit
@@ -147,8 +148,14 @@ def analyze(output: Mapping[str, Any], cfg: SVJConfig | None = None, seed: int =
         out = {}
         for name, ts in signal_templates.items():
             spec = limit_workspace(t_sp, ts, syst)
-            res = upper_limit(spec, level=cfg.statistics.cls_level)
             m = metas[name]
+            try:
+                res = upper_limit(spec, level=cfg.statistics.cls_level)
+            except (YieldsError, ValueError) as err:  # no limit (e.g. far too little signal)
+                out[name] = {"m_zprime": m["m_zprime"], "r_inv": m["r_inv"], "expected": [np.nan] * 5,
+                             "error": str(err).splitlines()[0], "xsec_pb": m["xsec_pb"]}
+                log(f"  {point_label(metas, name)}: no limit ({out[name]['error']})")
+                continue
             out[name] = {"m_zprime": m["m_zprime"], "r_inv": m["r_inv"], "expected": res.expected,
                          "observed_on_mc": res.observed, "xsec_pb": m["xsec_pb"]}
             log(f"  {point_label(metas, name)}: expected mu < {res.expected[2]:.3g} "
@@ -174,7 +181,7 @@ def print_summary(summary: dict[str, Any], echo=print) -> None:
         mc = c["mc"]
         echo(f"  closure {plane}: delta = {100 * mc['total']:+.2f} +- {100 * mc['total_unc']:.2f}% (MC);"
              f" pseudo-data {100 * c['pseudo_data_total_mean']:+.2f} +- {100 * c['pseudo_data_total_std']:.2f}%;"
-             f" per bin " + " ".join(f"{100 * d:+.1f}" for d in np.nan_to_num(mc["delta"])))
+             f" per bin " + " ".join("--" if not np.isfinite(d) else f"{100 * d:+.1f}" for d in mc["delta"]))
     echo("  stability (SP non-closure under boundary shifts): "
          + " ".join(f"{k} {100 * v:+.2f}%" for k, v in summary["stability"].items()))
     if "limits" in summary:
