@@ -165,3 +165,37 @@ def test_closure_and_limit_workspace():
     model = ws.model()
     assert set(model.config.channels) == {"A", "B", "C", "D"}
     assert "abcd_nonclosure" in model.config.parameters
+
+
+def test_stages_on_a_toy_output(tmp_path):
+    """The job's stages on columns with independent background scores: a working point that
+    passes every rule, closure within statistics in both planes, a finite limit, the plots."""
+    from processors.svj.stages import analyze, plot_all, print_summary
+
+    rng = np.random.default_rng(8)
+    cfg = SVJConfig()
+
+    def columns(n, signal):
+        x = rng.beta(5, 1, n) if signal else rng.random(n)
+        y = rng.beta(5, 1, n) if signal else rng.random(n)
+        return {"x": x, "y": y, "mt": 650 + rng.exponential(500, n), "weight": np.full(n, 0.2 if signal else 1.0),
+                "preselected": np.ones(n, bool), "split": rng.integers(0, 5, n),
+                "signal_plane": rng.random(n) < 0.7}
+
+    output = {"datasets": {"qcd": {"process": "qcd"},
+                           "svj_x": {"process": "svj", "m_zprime": 2000.0, "r_inv": 0.3, "xsec_pb": 1.0}},
+              "columns": {"qcd": [columns(15000, False)], "svj_x": [columns(1500, True)]}}
+    lines = []
+    summary = analyze(output, cfg, limits=True, log=lines.append)
+    assert summary["scan"]["chosen"] is not None
+    wp = summary["wp_metrics"]
+    assert wp["plateau"] and abs(wp["nonclosure"]) <= 0.05 and wp["pull"] <= 2 and wp["r_max"] <= 0.35
+    for plane in ("SP", "VP"):
+        mc = summary["closure"][plane]["mc"]
+        assert abs(mc["total"]) < 3 * mc["total_unc"]
+    lim = summary["limits"]["svj_x"]["expected"]
+    assert 0 < lim[1] < lim[2] < lim[3]
+    print_summary(summary, echo=lines.append)
+    assert any(line.startswith("working point") for line in lines)
+    summary["mt_edges"] = list(cfg.statistics.mt_edges)
+    assert len(plot_all(summary, tmp_path)) == 4
