@@ -240,9 +240,15 @@ def plot_all(summary: dict[str, Any], out: Path) -> list[Path]:
     fig.savefig(paths[-1], dpi=110, bbox_inches="tight")
     plt.close(fig)
     scan = summary["_scan"]
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4.5))
-    for ax, (name, label) in zip(axes, (("z_mean", r"$\langle Z \rangle$"), ("nonclosure", r"$\delta$")), strict=True):
-        im = ax.imshow(scan.table(name).T, origin="lower", extent=[scan.grid[0], scan.grid[-1]] * 2, aspect="auto")
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.5))
+    n = scan.grid.size
+    passing = np.array([all(p.passes.values()) for p in scan.points], float).reshape(n, n)
+    panels = (("z_mean", r"$\langle Z \rangle$", scan.table("z_mean"), None),
+              ("nonclosure", r"non-closure $\delta$", scan.table("nonclosure"), (-0.3, 0.3)),
+              ("passes", "passes every rule", passing, (0.0, 1.0)))
+    for ax, (_, label, table, limits) in zip(axes, panels, strict=True):
+        kw = {} if limits is None else {"vmin": limits[0], "vmax": limits[1]}
+        im = ax.imshow(table.T, origin="lower", extent=[scan.grid[0], scan.grid[-1]] * 2, aspect="auto", **kw)
         ax.plot([wp["x"]], [wp["y"]], "r*", ms=12)
         ax.set(xlabel="X boundary", ylabel="Y boundary", title=label)
         fig.colorbar(im, ax=ax)
