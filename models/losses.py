@@ -1,4 +1,5 @@
-"""Losses of the refinement (docs/physics.md sec. 7; thesis Part I sec. 1.2-1.3): MMD and MDMM.
+"""Losses of the refinement (docs/physics.md sec. 7; thesis Part I sec. 1.2-1.3): MMD and MDMM;
+the distance correlation (DisCo) and the inequality MDMM of the decorrelated ABCD (docs/svj.md).
 
 * :func:`gaussian_kernel` -- k(a, b) = exp(-sum_l (b_l - a_l)^2 / sigma_l^2) (thesis eq. 1.3,
   eq. 6.5), one bandwidth per dimension.
@@ -117,3 +118,60 @@ class MDMMConstraint(nn.Module):
         """The Lagrangian term for the current value g(theta) of the constrained loss."""
         infeasibility = self.target - value
         return -self.lmbda * infeasibility + 0.5 * self.damping * infeasibility.pow(2)
+
+
+def distance_correlation(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Weighted distance correlation dCorr(x, y) in [0, 1] of two 1D samples (the biased
+    V-statistic; Szekely, Rizzo, Bakirov, Ann. Statist. 35 (2007) 2769, eq. 2.8 ff.; weighted as
+    in the DisCo loss, Kasieczka, Shih, arXiv:2001.05310, and SVJ talk "3D-ABCDisCoTEC: Loss
+    details (ii)", eqs. 5.18-5.28).
+
+    With weights w (sum W): a_ij = |x_i - x_j| doubly centred with the weighted row, column and
+    grand means, dCov^2 = sum_ij w_i w_j A_ij B_ij / W^2, dCorr = dCov / sqrt(dVar_x dVar_y)
+    (the square roots of the V-statistics). Unit weights give the unweighted statistic of
+    ``dcor.distance_correlation``. O(n^2) memory: call it on mini-batches.
+    """
+    x = x.reshape(-1)
+    y = y.reshape(-1)
+    w = torch.ones_like(x) if weights is None else weights.reshape(-1)
+    w = w / w.sum()
+
+    def centred(v: torch.Tensor) -> torch.Tensor:
+        d = (v[:, None] - v[None, :]).abs()
+        row = d @ w
+        grand = w @ row
+        return d - row[:, None] - row[None, :] + grand
+
+    a, b = centred(x), centred(y)
+    wij = w[:, None] * w[None, :]
+    dcov2 = (wij * a * b).sum()
+    dvar_x = (wij * a * a).sum()
+    dvar_y = (wij * b * b).sum()
+    # V-statistic dCov^2 >= 0 up to rounding; clamp before the square roots
+    denom = torch.sqrt(torch.sqrt(dvar_x.clamp_min(1e-30) * dvar_y.clamp_min(1e-30)))
+    return torch.sqrt(dcov2.clamp_min(0.0)) / denom
+
+
+class MDMMInequality(nn.Module):
+    """An inequality constraint g(theta) <= epsilon for the MDMM with a slack variable s
+    (Platt and Barr 1988; SVJ talk, "Modified Differential Multiplier Method"):
+
+        phi = epsilon - g - s^2,   term = alpha (-lambda phi + rho / 2 phi^2)
+
+    lambda's gradient is reversed (dual ascent in the same optimizer step as the descent on
+    the network and on s), as in :class:`MDMMConstraint`.
+    """
+
+    def __init__(self, target: float, damping: float, lambda_init: float = 0.0, scale: float = 1.0) -> None:
+        super().__init__()
+        self.target = float(target)
+        self.damping = float(damping)
+        self.scale = float(scale)
+        self.lmbda = nn.Parameter(torch.tensor(float(lambda_init)))
+        self.lmbda.register_hook(lambda grad: -grad)
+        # s^2 starts at the slack of a satisfied constraint's target (s = sqrt(epsilon))
+        self.slack = nn.Parameter(torch.tensor(float(target) ** 0.5))
+
+    def forward(self, value: torch.Tensor) -> torch.Tensor:
+        phi = self.target - value - self.slack.pow(2)
+        return self.scale * (-self.lmbda * phi + 0.5 * self.damping * phi.pow(2))

@@ -1,6 +1,6 @@
 """The processor base of every analysis: named hooks in the order an analysis note reads.
 
-    objects -> observables -> selection -> weights -> categories -> fill
+    objects -> observables -> selection -> weights -> categories -> fill (-> collect)
 
 :class:`AnalysisProcessor.process` calls the hooks for each chunk; an analysis overrides the
 ones it needs. Selections are :class:`coffea.analysis_tools.PackedSelection` (the cutflow,
@@ -249,6 +249,12 @@ class AnalysisProcessor(processor.ProcessorABC):
         fill_observables(hists, self.histograms, observables, selected, weights.weight()[selected],
                          dataset=chunk.dataset, systematic=variation)
 
+    def collect(self, out: dict, chunk: Chunk, objects: Any, observables: Mapping, selected: np.ndarray,
+                weights: EventWeights, categories: Mapping, variation: str) -> None:
+        """Add accumulators other than histograms to the chunk's output ``out`` (e.g.
+        per-event columns as lists of per-chunk arrays, which merge by concatenation in the
+        order of the chunks). Default: nothing."""
+
     # -- helpers ------------------------------------------------------------------------------
     def normalization(self, chunk: Chunk) -> np.ndarray:
         """1 for data; xsec * lumi * genWeight / sum_genweight for simulation."""
@@ -308,6 +314,7 @@ class AnalysisProcessor(processor.ProcessorABC):
             selected = sel.all(*sel.names) if sel.names else np.ones(chunk.size, bool)
             cats = self.categories(chunk, varied, obs, selected, variation)
             self.fill(out["histograms"], chunk, varied, obs, selected, weights, cats, variation)
+            self.collect(out, chunk, varied, obs, selected, weights, cats, variation)
         return out
 
     def _finite_cutflow(self, flow: dict, full: Chunk, finite: np.ndarray, weights: EventWeights) -> dict:

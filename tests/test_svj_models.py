@@ -1,0 +1,201 @@
+"""The semi-visible-jet networks and statistics: DisCo against the ``dcor`` library, the MDMM
+with slack on a problem with a known optimum, ONNX against torch, the flattening, the ABCD
+closed form against the pyhf fit, the grid scan on toys with known (in)dependence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from analysis.svj.abcd import Templates, closure, grid_scan, limit_workspace, templates  # noqa: E402
+from analysis.svj.config import SVJConfig  # noqa: E402
+from models.losses import MDMMInequality, distance_correlation  # noqa: E402
+
+
+def test_distance_correlation_matches_dcor():
+    dcor = pytest.importorskip("dcor")
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=400)
+    y = x**2 + rng.normal(size=400)
+    ours = distance_correlation(torch.as_tensor(x), torch.as_tensor(y)).item()
+    assert ours == pytest.approx(dcor.distance_correlation(x, y), rel=1e-10)
+    # integer weights = repeated events
+    w = rng.integers(1, 4, 400)
+    weighted = distance_correlation(torch.as_tensor(x), torch.as_tensor(y), torch.as_tensor(w, dtype=torch.float64))
+    assert weighted.item() == pytest.approx(dcor.distance_correlation(np.repeat(x, w), np.repeat(y, w)), rel=1e-10)
+    # independent samples: small (the V-statistic's bias ~ n^-1/2), dependent: large
+    z = rng.normal(size=400)
+    assert distance_correlation(torch.as_tensor(x), torch.as_tensor(z)).item() < 0.12
+    assert ours > 0.3
+
+
+def test_mdmm_inequality_reaches_the_constrained_optimum():
+    """minimise (t - 3)^2 subject to t <= 1: the optimum is t = 1 (the bound active)."""
+    torch.manual_seed(0)
+    t = torch.nn.Parameter(torch.tensor(0.0))
+    c = MDMMInequality(target=1.0, damping=10.0)
+    opt = torch.optim.Adam([{"params": [t], "lr": 0.02}, {"params": [c.lmbda, c.slack], "lr": 0.02}])
+    for _ in range(4000):
+        loss = (t - 3.0) ** 2 + c(t)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert t.item() == pytest.approx(1.0, abs=0.03)
+    assert c.lmbda.item() > 1.0  # the multiplier of an active constraint: 2 (3 - 1) = 4 at the optimum
+
+
+def test_lundnet_onnx_matches_torch(tmp_path):
+    from models.svj.export import export_lundnet
+    from models.svj.inference import LundNetModel
+    from models.svj.lundnet import LundNetTraining, train_lundnet
+
+    rng = np.random.default_rng(1)
+    n, nodes = 600, 8
+    feats = rng.normal(size=(n, nodes, 5)).astype(np.float32)
+    y = (rng.random(n) < 0.5).astype(np.float32)
+    feats[y > 0.5, :, 1] += 1.5  # signal: larger ln k_t
+    mask = (np.arange(nodes)[None, :] < rng.integers(1, nodes + 1, n)[:, None]).astype(np.float32)
+    x = np.concatenate([(feats * mask[..., None]).reshape(n, -1), mask], axis=1)
+    model, hist = train_lundnet(x, y, nodes, LundNetTraining(epochs=5, widths=(8,), head=8, batch_size=64), x, y)
+    assert hist["history"][-1]["val_auc"] > 0.75
+    export_lundnet(model, tmp_path / "l.onnx", config={}, metrics={})
+    onnx = LundNetModel(tmp_path / "l.onnx")
+    with torch.no_grad():
+        ref = model(torch.as_tensor(x))[:, 0].numpy()
+    assert np.abs(onnx(x)[:, 0] - ref).max() <= 1e-5
+    # padding is ignored: changing the padded nodes' features changes nothing
+    x2 = x.copy()
+    x2[:, : nodes * 5] += np.repeat(1.0 - mask, 5, axis=1) * 7.0
+    assert np.abs(onnx(x2)[:, 0] - onnx(x)[:, 0]).max() <= 1e-6
+
+
+def test_flattened_tagger_is_uniform_on_background_and_exports(tmp_path):
+    from models.svj.abcdiscotec import (
+        FlatOnBackground,
+        TwoScores,
+        background_knots,
+        predict_logits,
+        predict_scores,
+    )
+    from models.svj.export import export_tagger
+    from models.svj.inference import EventTaggerModel
+
+    rng = np.random.default_rng(2)
+    x = rng.normal(size=(5000, 12)).astype(np.float32)
+    label = np.zeros(5000)
+    weight = rng.uniform(0.5, 2.0, 5000)
+    torch.manual_seed(0)
+    raw = TwoScores(12, (16,), np.zeros(12), np.ones(12))
+    flat = FlatOnBackground(raw, background_knots(predict_logits(raw, x), label, weight))
+    s = predict_scores(flat, x)
+    for i in range(2):
+        for q in (0.1, 0.5, 0.9):  # weighted fraction below q is q
+            assert weight[s[:, i] < q].sum() / weight.sum() == pytest.approx(q, abs=0.01)
+    # monotone: the order of the raw scores is kept
+    r = predict_scores(raw, x)
+    assert np.all(np.diff(s[np.argsort(r[:, 0]), 0]) >= -1e-6)
+    export_tagger(flat, tmp_path / "t.onnx", tuple(f"f{i}" for i in range(12)), config={}, metrics={})
+    assert np.abs(EventTaggerModel(tmp_path / "t.onnx")(x) - s).max() <= 1e-5
+
+
+def _toy_templates(rng, n, rho, edges):
+    """Background with X, Y uniform, correlated by a Gaussian copula of correlation rho."""
+    from scipy.stats import norm
+
+    z = rng.multivariate_normal([0, 0], [[1, rho], [rho, 1]], n)
+    x, y = norm.cdf(z[:, 0]), norm.cdf(z[:, 1])
+    mt = 650 + rng.exponential(400, n)
+    return x, y, mt, np.full(n, 2.0)
+
+
+def test_abcd_closed_form_equals_the_pyhf_fit():
+    from analysis.stats.abcd import abcd_fit_prediction, abcd_predict, abcd_workspace
+
+    rng = np.random.default_rng(4)
+    cfg = SVJConfig().statistics
+    x, y, mt, w = _toy_templates(rng, 20000, 0.0, cfg.mt_edges)
+    t = templates(x, y, mt, w, 0.6, 0.7, cfg.mt_edges)
+    spec = abcd_workspace(t.as_dict(), blind_a=True)
+    fitted = abcd_fit_prediction(spec)
+    closed = abcd_predict(t.region("B"), t.region("C"), t.region("D")).value
+    assert np.allclose(fitted, closed, rtol=1e-4)
+
+
+def test_grid_scan_closes_on_independent_and_not_on_correlated_background():
+    rng = np.random.default_rng(5)
+    cfg = SVJConfig()
+    for rho, closes in ((0.0, True), (0.5, False)):
+        x, y, mt, w = _toy_templates(rng, 40000, rho, cfg.statistics.mt_edges)
+        # signal: high X and Y
+        ns = 2000
+        xs, ys = rng.uniform(0.7, 1.0, ns), rng.uniform(0.7, 1.0, ns)
+        mts = 650 + rng.exponential(600, ns)
+        xx, yy = np.concatenate([x, xs]), np.concatenate([y, ys])
+        sig = np.concatenate([np.zeros(x.size, bool), np.ones(ns, bool)])
+        sid = np.where(sig, 0, -1)
+        scan = grid_scan(xx, yy, np.concatenate([mt, mts]), np.concatenate([w, np.full(ns, 0.5)]), sig, sid,
+                         cfg.working_point, cfg.statistics)
+        nonclosure = np.abs(scan.table("nonclosure"))
+        if closes:
+            assert np.nanmedian(nonclosure) < 0.05
+            assert scan.chosen is not None
+            c = scan.chosen
+            assert c.plateau and abs(c.nonclosure) <= 0.05 and c.pull <= 2 and c.r_max <= 0.35
+            assert c.z_mean == pytest.approx(np.nanmax(np.where(
+                [all(p.passes.values()) for p in scan.points], [p.z_mean for p in scan.points], np.nan)))
+        else:
+            assert np.nanmedian(nonclosure) > 0.2
+            assert scan.chosen is None and scan.failing_rules
+
+
+def test_closure_and_limit_workspace():
+    import pyhf
+
+    rng = np.random.default_rng(6)
+    cfg = SVJConfig().statistics
+    x, y, mt, w = _toy_templates(rng, 30000, 0.0, cfg.mt_edges)
+    t = templates(x, y, mt, w, 0.5, 0.5, cfg.mt_edges)
+    c = closure(t)
+    assert abs(c["total"]) < 3 * c["total_unc"] + 1e-12
+    s = Templates(np.outer([20.0, 2.0, 2.0, 0.5], np.ones(len(cfg.mt_edges) - 1)), np.zeros((4, 5)))
+    spec = limit_workspace(t, s, np.full(5, 0.05))
+    ws = pyhf.Workspace(spec)
+    model = ws.model()
+    assert set(model.config.channels) == {"A", "B", "C", "D"}
+    assert "abcd_nonclosure" in model.config.parameters
+
+
+def test_stages_on_a_toy_output(tmp_path):
+    """The job's stages on columns with independent background scores: a working point that
+    passes every rule, closure within statistics in both planes, a finite limit, the plots."""
+    from processors.svj.stages import analyze, plot_all, print_summary
+
+    rng = np.random.default_rng(8)
+    cfg = SVJConfig()
+
+    def columns(n, signal):
+        x = rng.beta(5, 1, n) if signal else rng.random(n)
+        y = rng.beta(5, 1, n) if signal else rng.random(n)
+        return {"x": x, "y": y, "mt": 650 + rng.exponential(500, n), "weight": np.full(n, 0.2 if signal else 1.0),
+                "preselected": np.ones(n, bool), "split": rng.integers(0, 5, n),
+                "signal_plane": rng.random(n) < 0.7}
+
+    output = {"datasets": {"qcd": {"process": "qcd"},
+                           "svj_x": {"process": "svj", "m_zprime": 2000.0, "r_inv": 0.3, "xsec_pb": 1.0}},
+              "columns": {"qcd": [columns(15000, False)], "svj_x": [columns(1500, True)]}}
+    lines = []
+    summary = analyze(output, cfg, limits=True, log=lines.append)
+    assert summary["scan"]["chosen"] is not None
+    wp = summary["wp_metrics"]
+    assert wp["plateau"] and abs(wp["nonclosure"]) <= 0.05 and wp["pull"] <= 2 and wp["r_max"] <= 0.35
+    for plane in ("SP", "VP"):
+        mc = summary["closure"][plane]["mc"]
+        assert abs(mc["total"]) < 3 * mc["total_unc"]
+    lim = summary["limits"]["svj_x"]["expected"]
+    assert 0 < lim[1] < lim[2] < lim[3]
+    print_summary(summary, echo=lines.append)
+    assert any(line.startswith("working point") for line in lines)
+    summary["mt_edges"] = list(cfg.statistics.mt_edges)
+    assert len(plot_all(summary, tmp_path)) == 4
