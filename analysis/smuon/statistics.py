@@ -49,8 +49,10 @@ def counting_workspace(signal: float, background: float, background_unc: float) 
 def expected_s95(background: float, background_unc: float, level: float = 0.05) -> dict[str, float]:
     """Expected 95% CL upper limits on the signal yield (median and +-1, 2 sigma) of a bin with
     ``background`` events (pyhf, asymptotic CLs, qtilde)."""
-    result = upper_limit(counting_workspace(1.0, background, background_unc), level, MEASUREMENT)
-    e = result.expected
+    # a reference signal of the order of the limit keeps mu = 1 on the scale of the fits
+    unit = max(1.0, float(np.sqrt(background)) + background_unc * background)
+    result = upper_limit(counting_workspace(unit, background, background_unc), level, MEASUREMENT)
+    e = [unit * x for x in result.expected]
     return {"median": e[2], "minus1": e[1], "plus1": e[3], "minus2": e[0], "plus2": e[4]}
 
 

@@ -32,12 +32,13 @@ def _points(datasets: Mapping[str, Mapping]) -> dict[str, tuple[float, float]]:
 def region_yields(output: Mapping) -> dict[str, dict[str, tuple[float, float]]]:
     """dataset -> region -> (sum of weights, sqrt of the sum of squared weights)."""
     h = output["histograms"]["sr_mt2"]
+    filled = set(h.axes["dataset"])
     out: dict[str, dict[str, tuple[float, float]]] = {}
-    for ds in h.axes["dataset"]:
+    for ds in output["datasets"]:  # a dataset without a selected event is not on the axis
         out[ds] = {}
         for region in h.axes["region"]:
-            v = h[{"dataset": ds, "region": region}].sum(flow=True)
-            out[ds][region] = (float(v.value), float(np.sqrt(v.variance)))
+            v = h[{"dataset": ds, "region": region}].sum(flow=True) if ds in filled else None
+            out[ds][region] = (0.0, 0.0) if v is None else (float(v.value), float(np.sqrt(v.variance)))
     return out
 
 
