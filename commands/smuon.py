@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "data" / "generated" / "smuon"
 DEFAULT_OUT = ROOT / "outputs" / "smuon"
 #: kept events per background sample (enriched) and per signal point
-DEFAULT_EVENTS = 40_000
-DEFAULT_SIGNAL_EVENTS = 1500
+DEFAULT_EVENTS = 100_000
+DEFAULT_SIGNAL_EVENTS = 2000
 QUICK_FACTOR = 0.25
 DEFAULT_SEED = 1
 PROCESSES = ("smuon", "ttbar_mumu", "ww_mumu", "diboson_mumu")

@@ -20,8 +20,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / "data" / "generated" / "smuon_train"
 #: kept events per background sample and per benchmark point of the training sample
-TRAIN_EVENTS = 80_000
-TRAIN_SIGNAL_EVENTS = 6000
+TRAIN_EVENTS = 300_000
+TRAIN_SIGNAL_EVENTS = 10_000
 TRAIN_SEED = 1001
 
 NAME = "smuon-train"

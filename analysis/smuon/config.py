@@ -121,6 +121,9 @@ class NetworkTraining(ConfigModel):
     #: train:validation:test (seed: 8:1:1), balanced: equal numbers of events per signal and
     #: background component in the training set
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    #: events per class of the balanced training set at most (the larger class' size below it;
+    #: a CPU budget: an epoch of 2 x 40000 events takes a few seconds)
+    max_per_class: int = 40_000
     seed: int = 7
     #: the low-mass network is trained on the benchmarks with m_smuon <= low_mass_max, the
     #: high-mass one on those above (seed: two sets of smuon masses; the boundary lost)

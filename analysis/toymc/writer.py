@@ -40,7 +40,12 @@ from .memory import keep_freed_memory
 from .processes import DATA_STREAMS, signal_dataset_name
 from .sample import generate_mc, generate_stream
 from .smuon import SIGNAL_PROCESS as SMUON_SIGNAL
-from .smuon import SMUON_PROCESSES, generate_smuon_sample, smuon_dataset_name
+from .smuon import (
+    SMUON_GENERATOR_VERSION,
+    SMUON_PROCESSES,
+    generate_smuon_sample,
+    smuon_dataset_name,
+)
 
 COMPRESSION = uproot.ZSTD(1)
 FILESET = "fileset.json"
@@ -125,6 +130,8 @@ def request_hash(eras, procs, points, n, seed, signal_events: int | None = None,
     signal points, events, seed, and the plans, stream luminosities and skim where given."""
     extra = [] if not (plans or stream_lumi_fb or skim) else [
         {k: v.as_dict() for k, v in sorted((plans or {}).items())}, dict(sorted((stream_lumi_fb or {}).items())), skim]
+    if any(p in SMUON_PROCESSES for p in procs):  # the smuon processes' own version
+        extra = [*extra, {"smuon_generator_version": SMUON_GENERATOR_VERSION}]
     text = json.dumps([GENERATOR_VERSION, eras, procs, points, n, seed] + ([signal_events] if signal_events else [])
                       + extra)
     return hashlib.sha256(text.encode()).hexdigest()[:16]

@@ -9,14 +9,15 @@ sec. 5); torch (``[train]`` extra).
    validation and test events.
 3. The training set is balanced: the signal and the background classes get the same number of
    events, shared equally by their components (a component with fewer events is drawn with
-   replacement, one with more without).
+   replacement, at most MAX_REPEAT times its size; one with more without), and the classes
+   the same weight in the loss.
 4. The inputs are standardized with the mean and standard deviation of the balanced
    training set (the same constants for the three sets; they go into the exported graph).
 5. SGD with momentum, batch 32, binary cross-entropy; after every epoch the validation
-   metrics at threshold 0.5 (F1, ROC AUC, precision, AUPRC; classes weighted to equal sums)
-   and the epoch with the best mean of the four is kept.
-6. Test: ROC AUC of every training point against the background (physical weights) and of
-   the whole test set; export to ONNX with the feature order, the standardization and the
+   metrics at threshold 0.5 (F1, ROC AUC, precision, AUPRC, the validation events weighted as
+   the balanced training set is composed) and the epoch with the best mean of the four is kept.
+6. Test: ROC AUC of every training point against the background (physical weights), and the
+   metrics of the whole test set (balanced as the validation set, and with physical weights); export to ONNX with the feature order, the standardization and the
    analysis threshold (0.7) in the JSON, and the largest ONNX-torch difference on the test set.
 """
 
@@ -119,13 +120,22 @@ def split_components(components: list[Component], fractions: tuple[float, float,
     return tuple(Split(*(np.concatenate([p[j] for p in ps]) for j in range(4))) for ps in parts)
 
 
-def balanced(train: Split, components: list[Component], rng: np.random.Generator) -> Split:
-    """The balanced training set: as many signal as background events (as many as the larger
-    class has), shared equally by each class' components (drawn with replacement where a
-    component has fewer)."""
+#: a component of the balanced training set repeats its events at most this many times (a
+#: compressed point with a handful of preselected events is not drawn thousands of times)
+MAX_REPEAT = 4
+
+
+def balanced(train: Split, components: list[Component], rng: np.random.Generator,
+             max_per_class: int | None = None) -> Split:
+    """The balanced training set: each class (signal, background) gets as many events as the
+    larger class has (at most ``max_per_class``), shared equally by its components; a component
+    with fewer events is drawn with replacement, at most MAX_REPEAT times its size. The two
+    classes then weigh the same in the loss (:func:`class_weights`)."""
     sig = [i for i, c in enumerate(components) if c.is_signal]
     bkg = [i for i, c in enumerate(components) if not c.is_signal]
     n_class = max(int((train.y > 0.5).sum()), int((train.y < 0.5).sum()))
+    if max_per_class is not None:
+        n_class = min(n_class, int(max_per_class))
     idx = []
     for group in (sig, bkg):
         per = max(n_class // len(group), 1)
@@ -133,9 +143,36 @@ def balanced(train: Split, components: list[Component], rng: np.random.Generator
             have = np.nonzero(train.component == i)[0]
             if have.size == 0:
                 continue
-            idx.append(rng.choice(have, per, replace=have.size < per))
+            k = min(per, MAX_REPEAT * have.size)
+            idx.append(rng.choice(have, k, replace=have.size < k))
     idx = rng.permutation(np.concatenate(idx))
     return Split(train.x[idx], train.y[idx], train.w[idx], train.component[idx])
+
+
+def class_weights(y: np.ndarray) -> np.ndarray:
+    """Per-event loss weights (mean 1) that give both classes the same total."""
+    pos = y > 0.5
+    n, n_pos = y.size, int(pos.sum())
+    return np.where(pos, n / (2.0 * max(n_pos, 1)), n / (2.0 * max(n - n_pos, 1)))
+
+
+def composition_weights(split: Split, reference: Split) -> np.ndarray:
+    """Weights of ``split``'s events (each class summing to 1) that give every component the
+    share it has in ``reference`` (the balanced training set): the validation and test events
+    weighted as the training set is composed."""
+    out = np.zeros(split.y.size)
+    for cls in (0, 1):
+        in_ref = (reference.y > 0.5) == bool(cls)
+        in_split = (split.y > 0.5) == bool(cls)
+        comps, counts = np.unique(reference.component[in_ref], return_counts=True)
+        for c, share in zip(comps, counts / max(counts.sum(), 1), strict=True):
+            m = in_split & (split.component == c)
+            if m.any():
+                out[m] = share / m.sum()
+        total = out[in_split].sum()
+        if total > 0:
+            out[in_split] /= total
+    return out
 
 
 def standardization(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -158,19 +195,20 @@ def train_network(components: list[Component], cfg: NetworkTraining, *, log=None
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     train, val, test = split_components(components, cfg.split, rng)
-    bal = balanced(train, components, rng)
+    bal = balanced(train, components, rng, cfg.max_per_class)
     mean, std = standardization(bal.x)
 
     def tensor(x):
         return torch.as_tensor(((x - mean) / std).astype(np.float32))
 
     xt, yt = tensor(bal.x), torch.as_tensor(bal.y.astype(np.float32))
+    lw = torch.as_tensor(class_weights(bal.y).astype(np.float32))
     xv = tensor(val.x)
-    wv = _class_balanced(val.y, val.w)
+    wv = composition_weights(val, bal)
     model = SmuonClassifier(len(FEATURES), tuple(cfg.hidden), cfg.activation, cfg.init_std)
     opt = torch.optim.SGD(model.parameters(), lr=cfg.learning_rate, momentum=cfg.momentum,
                           weight_decay=cfg.weight_decay)
-    loss_fn = torch.nn.BCEWithLogitsLoss()
+    loss_fn = torch.nn.BCEWithLogitsLoss(reduction="none")
     history, best, best_state = [], -np.inf, None
     gen = torch.Generator().manual_seed(cfg.seed)
     t0 = time.perf_counter()
@@ -181,10 +219,10 @@ def train_network(components: list[Component], cfg: NetworkTraining, *, log=None
         for start in range(0, xt.shape[0], cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
             opt.zero_grad()
-            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss = (loss_fn(model(xt[idx]), yt[idx]) * lw[idx]).mean()
             loss.backward()
             opt.step()
-            total += float(loss) * idx.numel()
+            total += float(loss.detach()) * idx.numel()
         model.eval()
         sv = _scores(model, xv)
         with torch.no_grad():
@@ -214,7 +252,8 @@ def train_network(components: list[Component], cfg: NetworkTraining, *, log=None
                        for c in components},
         "best_epoch": best_epoch, "epochs": cfg.epochs, "seconds": time.perf_counter() - t0,
         "validation_at_best": {k: history[best_epoch][k] for k in ("f1", "precision", "recall", "roc_auc", "auprc")},
-        "test": binary_metrics(st, test.y, _class_balanced(test.y, test.w), cfg.training_threshold),
+        "test": binary_metrics(st, test.y, composition_weights(test, bal), cfg.training_threshold),
+        "test_physical_weights": binary_metrics(st, test.y, _class_balanced(test.y, test.w), cfg.training_threshold),
         "test_roc_auc_by_point": per_point,
         "history": history,
     }

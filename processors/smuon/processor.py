@@ -73,11 +73,11 @@ class SmuonProcessor(AnalysisProcessor):
         )
 
     def validate(self, fileset) -> None:
-        for name, net in self.networks.items():
-            net.session  # opens the graph: a corrupt file or a wrong width fails here, before any chunk
-            if net.network != name:
-                from analysis.errors import ModelError
+        from analysis.errors import ModelError
 
+        for name, net in self.networks.items():
+            _ = net.session  # opens the graph: a corrupt file or a wrong width fails here, before any chunk
+            if net.network != name:
                 raise ModelError(f"{net.path} is the {net.network!r} network, given as {name!r}")
 
     def objects(self, chunk: Chunk):
