@@ -64,9 +64,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 class Stages:
     def __init__(self, quiet: bool):
+        import sys
+
         from rich.console import Console
 
-        self.console = Console(stderr=True, quiet=quiet)
+        # the comparison table is wide: outside a terminal rich would wrap it at 80 columns
+        self.console = Console(stderr=True, quiet=quiet, width=None if sys.stderr.isatty() else 150)
         self.times: dict[str, float] = {}
         self.t0 = time.perf_counter()
 
@@ -162,7 +165,8 @@ def main(args) -> int:
         "networks": {n: {"file": str(net.path), "sha256": net.sha256, "threshold": net.threshold,
                          "test_roc_auc_by_point": net.meta.get("metrics", {}).get("test_roc_auc_by_point")}
                      for n, net in networks.items()},
-        "comparison": rows, "reach": result["reach"], "backgrounds": result["backgrounds"],
+        "comparison": rows, "reach": result["reach"], "grid_max_mass": max(m for m, _ in points),
+        "backgrounds": result["backgrounds"],
         "stage_seconds": stages.times, "total_seconds": time.perf_counter() - stages.t0,
     }
     write_atomic(out / "comparison.json", json.dumps(summary, indent=1, default=float))
@@ -175,15 +179,15 @@ def print_summary(summary: dict, console) -> None:
     from rich.table import Table
 
     console.rule("[bold]smuon search: NN vs static vs dynamic jet vetoes")
-    t = Table(title="benchmark points at 139 fb^-1: expected signal s, background b, significance Z "
-                    "(Asimov; pessimistic 20% background uncertainty in brackets)", padding=(0, 1))
-    for col in ("m_smuon", "m_chi", "NN: s", "b", "Z", "static: s", "b", "Z", "dynamic: s", "b", "Z", "best"):
+    t = Table(title="benchmark points, 139 fb^-1: expected signal s / background b, significance Z "
+                    "(Asimov; with a 20% background uncertainty in brackets)", padding=(0, 1))
+    for col in ("m_smuon", "m_chi", "NN s / b", "Z", "static s / b", "Z", "dynamic s / b", "Z", "best"):
         t.add_column(col, justify="right")
     for r in summary["comparison"]:
         cells = [f"{r['m_smuon']:g}", f"{r['m_neutralino']:g}"]
         for fam in ("nn", "static", "dynamic"):
             v = r[fam]
-            cells += [f"{v['s']:.1f}", f"{v['b']:.1f}", f"{v['z']:.2f} ({v['z_pessimistic']:.2f})"]
+            cells += [f"{v['s']:.3g} / {v['b']:.3g}", f"{v['z']:.2f} ({v['z_pessimistic']:.2f})"]
         cells.append(r["best"])
         t.add_row(*cells)
     console.print(t)
@@ -192,9 +196,16 @@ def print_summary(summary: dict, console) -> None:
     t.add_column("uncertainty")
     for fam in ("nn", "dynamic", "static"):
         t.add_column(fam, justify="right")
+    edge = summary.get("grid_max_mass")
+
+    def cell(value):
+        if value is None:
+            return "-"
+        return f">= {value:.0f} (grid edge)" if edge is not None and value >= edge else f"{value:.0f}"
+
     for lumi, by_unc in summary["reach"].items():
         for unc, fams in by_unc.items():
-            t.add_row(lumi, unc, *(f"{fams[f]:.0f}" if fams[f] is not None else "-" for f in ("nn", "dynamic", "static")))
+            t.add_row(lumi, unc, *(cell(fams[f]) for f in ("nn", "dynamic", "static")))
     console.print(t)
     console.print("stages: " + ", ".join(f"{k} {v:.0f} s" for k, v in summary["stage_seconds"].items()))
     console.print(f"[bold]total {summary['total_seconds']:.0f} s; everything is in {summary['output']}")

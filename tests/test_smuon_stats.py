@@ -6,7 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analysis.smuon.statistics import counting_workspace, exclusion_contour, expected_s95, significance
+from analysis.smuon.statistics import (
+    counting_workspace,
+    exclusion_contour,
+    expected_s95,
+    significance,
+)
 from analysis.stats.limits import cls_pyhf, upper_limit
 
 

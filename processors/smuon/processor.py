@@ -37,6 +37,16 @@ PRESELECTION_HISTOGRAMS: dict[str, tuple[int, float, float, str]] = {
 }
 
 
+class NetworkHashes:
+    """What the runner's provenance records of the networks (``scorer.hashes()``: name -> sha256)."""
+
+    def __init__(self, networks: Mapping[str, SmuonNetwork]):
+        self.networks = networks
+
+    def hashes(self) -> dict[str, str]:
+        return {f"smuon_nn_{name}": net.sha256 for name, net in self.networks.items()}
+
+
 def strategy_names(config: SmuonConfig, networks: Mapping[str, object]) -> list[str]:
     """The signal regions: nn_<network> for each network held, static_veto, the dynamic vetoes."""
     return [*(f"nn_{n}" for n in NETWORKS if n in networks), "static_veto", *dynamic_veto_names(config.vetoes)]
@@ -71,6 +81,11 @@ class SmuonProcessor(AnalysisProcessor):
             *(HistogramSpec(k, (hist.axis.Regular(b, lo, hi, name=k, label=label),), categories=("dataset",))
               for k, (b, lo, hi, label) in PRESELECTION_HISTOGRAMS.items()),
         )
+
+    @property
+    def scorer(self) -> NetworkHashes:
+        """The networks' hashes for the output's provenance."""
+        return NetworkHashes(self.networks)
 
     def validate(self, fileset) -> None:
         from analysis.errors import ModelError

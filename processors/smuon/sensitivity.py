@@ -109,19 +109,21 @@ def _unc_label(unc_key: str) -> str:
 
 
 def _reach(points, mu_up) -> float | None:
-    """The largest m_smuon excluded (mu_up < 1) at m_chi = 0, interpolating log(mu_up) linearly
-    between the points of the m_chi = 0 line; None if none is."""
+    """The largest m_smuon excluded (mu_up < 1) at m_chi = 0: the last crossing from excluded to
+    not excluded along the m_chi = 0 line, log(mu_up) interpolated linearly between its points;
+    the line's last mass if that is still excluded (a lower bound); None if no point is."""
     line = sorted((m, mu) for (m, x), mu in zip(points, mu_up, strict=True) if x == 0.0)
     if not line:
         return None
     ms = np.array([m for m, _ in line])
     lmu = np.log(np.clip(np.array([mu for _, mu in line], np.float64), 1e-6, 1e6))
-    if lmu[0] >= 0:
+    excluded = np.nonzero(lmu < 0)[0]
+    if excluded.size == 0:
         return None
-    for i in range(1, ms.size):
-        if lmu[i] >= 0:
-            return float(ms[i - 1] + (ms[i] - ms[i - 1]) * (0 - lmu[i - 1]) / (lmu[i] - lmu[i - 1]))
-    return float(ms[-1])
+    i = int(excluded[-1])
+    if i == ms.size - 1:
+        return float(ms[-1])
+    return float(ms[i] + (ms[i + 1] - ms[i]) * (0 - lmu[i]) / (lmu[i + 1] - lmu[i]))
 
 
 def comparison_rows(result: Mapping, benchmarks, background_unc: float | None = None) -> list[dict[str, Any]]:
