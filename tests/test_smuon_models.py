@@ -120,3 +120,13 @@ def test_a_network_with_another_feature_order_is_refused(tmp_path):
     (tmp_path / "n.json").write_text(json.dumps(meta))
     with pytest.raises(ModelError, match="feature_order"):
         SmuonNetwork(tmp_path / "n.onnx")
+
+
+def test_no_torch_at_run_time():
+    """The processor, its networks and the main job import no torch (ONNX Runtime only)."""
+    import subprocess
+    import sys
+
+    code = ("import sys; import processors.smuon.processor, processors.smuon.sensitivity, commands.smuon, "
+            "models.smuon.inference; assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code], check=True)

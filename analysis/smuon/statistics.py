@@ -103,7 +103,12 @@ def plot_exclusion(points: Sequence[tuple[float, float]], mu_up: Mapping[str, Ma
         for k, (unc, families) in enumerate(mu_up[lumi].items()):
             for family, values in families.items():
                 color, style = STYLES[family]
-                for i, line in enumerate(exclusion_contour(pts[:, 0], pts[:, 1], values)):
+                lines = exclusion_contour(pts[:, 0], pts[:, 1], values)
+                if not lines:  # say so in the legend rather than draw nothing
+                    state = "every point excluded" if np.all(np.asarray(values) < 1) else "no point excluded"
+                    ax.plot([], [], color=color, ls=style, lw=2.2 if k == 0 else 1.0,
+                            label=f"{LABELS[family]}, {unc}: {state}")
+                for i, line in enumerate(lines):
                     ax.plot(line[:, 0], line[:, 1], color=color, ls=style, lw=2.2 if k == 0 else 1.0,
                             label=f"{LABELS[family]}, {unc}" if i == 0 else None)
         ax.plot([pts[:, 0].min(), pts[:, 0].max()], [pts[:, 0].min(), pts[:, 0].max()], color="0.5", lw=0.8)
