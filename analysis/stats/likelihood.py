@@ -303,6 +303,8 @@ class HistFactoryLikelihood:
             value = _kernel(full, data, constant, arrays, lam, grad, True)
             return value, grad[free]
 
+        if free.size == 0:  # nothing to fit (the POI fixed in a model without nuisance parameters)
+            return FitResult(start.copy(), float(objective(x0)[0]), True)
         res = minimize(
             objective, x0, jac=True, method="TNC", bounds=bounds,
             options={"ftol": FIT_FTOL, "gtol": FIT_GTOL, "maxfun": FIT_MAXFUN},

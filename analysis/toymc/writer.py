@@ -39,6 +39,13 @@ from .jagged import Jagged
 from .memory import keep_freed_memory
 from .processes import DATA_STREAMS, signal_dataset_name
 from .sample import generate_mc, generate_stream
+from .smuon import SIGNAL_PROCESS as SMUON_SIGNAL
+from .smuon import (
+    SMUON_GENERATOR_VERSION,
+    SMUON_PROCESSES,
+    generate_smuon_sample,
+    smuon_dataset_name,
+)
 
 COMPRESSION = uproot.ZSTD(1)
 FILESET = "fileset.json"
@@ -123,6 +130,8 @@ def request_hash(eras, procs, points, n, seed, signal_events: int | None = None,
     signal points, events, seed, and the plans, stream luminosities and skim where given."""
     extra = [] if not (plans or stream_lumi_fb or skim) else [
         {k: v.as_dict() for k, v in sorted((plans or {}).items())}, dict(sorted((stream_lumi_fb or {}).items())), skim]
+    if any(p in SMUON_PROCESSES for p in procs):  # the smuon processes' own version
+        extra = [*extra, {"smuon_generator_version": SMUON_GENERATOR_VERSION}]
     text = json.dumps([GENERATOR_VERSION, eras, procs, points, n, seed] + ([signal_events] if signal_events else [])
                       + extra)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
@@ -144,6 +153,8 @@ def _generate_one(task) -> tuple[str, dict, dict, float]:
     t0 = time.perf_counter()
     if proc in DATA_STREAMS:
         branches, meta = generate_stream(proc, era, n, seed, lumi_fb=lumi_fb, skim=skim)
+    elif proc in SMUON_PROCESSES:  # the smuon search's processes (analysis/toymc/smuon.py)
+        branches, meta = generate_smuon_sample(proc, n_signal if proc == SMUON_SIGNAL else n, seed, point)
     elif proc == "signal":
         branches, meta = generate_mc(proc, era, n_signal, seed, m_chargino=point[0], dm=point[1])
     else:
@@ -192,6 +203,8 @@ def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress
         for p in procs:
             if p == "signal":
                 jobs += [(signal_dataset_name(m, dm) + f"_{era}", p, era, (m, dm)) for m, dm in points]
+            elif p == SMUON_SIGNAL:
+                jobs += [(smuon_dataset_name(m, x) + f"_{era}", p, era, (m, x)) for m, x in points]
             else:
                 jobs.append((f"{p}_{era}", p, era, None))
     fileset: dict = {}
