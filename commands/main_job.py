@@ -84,10 +84,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 class Stages:
     """Rich console output with the time of each stage."""
 
-    def __init__(self, quiet: bool):
+    def __init__(self, quiet: bool, width: int | None = None):
         from rich.console import Console
 
-        self.console = Console(stderr=True, quiet=quiet)
+        self.console = Console(stderr=True, quiet=quiet, width=width)
         self.times: dict[str, float] = {}
         self.t0 = time.perf_counter()
 

@@ -62,24 +62,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress output")
 
 
-class Stages:
-    def __init__(self, quiet: bool):
-        import sys
+def _stages(quiet: bool):
+    """The main job's stage printer; the comparison table is wide: outside a terminal rich
+    would wrap it at 80 columns."""
+    import sys
 
-        from rich.console import Console
+    from commands.main_job import Stages
 
-        # the comparison table is wide: outside a terminal rich would wrap it at 80 columns
-        self.console = Console(stderr=True, quiet=quiet, width=None if sys.stderr.isatty() else 150)
-        self.times: dict[str, float] = {}
-        self.t0 = time.perf_counter()
-
-    def run(self, name: str, fn, *args, **kwargs):
-        self.console.rule(f"[bold]{name}")
-        t = time.perf_counter()
-        result = fn(*args, **kwargs)
-        self.times[name] = time.perf_counter() - t
-        self.console.print(f"[green]done[/] {name} in {self.times[name]:.1f} s")
-        return result
+    return Stages(quiet, width=None if sys.stderr.isatty() else 150)
 
 
 def ensure_sample(data: Path, points, events: int, signal_events: int, seed: int, workers: int, console) -> Path:
@@ -146,7 +136,7 @@ def main(args) -> int:
     if events <= 0 or signal_events <= 0 or args.workers <= 0 or args.chunksize <= 0:
         raise ConfigError("--events, --signal-events, --workers and --chunksize must be positive")
     config = get("smuon").load_config(args.config)
-    stages = Stages(args.quiet)
+    stages = _stages(args.quiet)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     points = grid_points()
