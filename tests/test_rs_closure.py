@@ -144,6 +144,10 @@ def test_met_after_smearing():
                                        seed_pt + np.array([10.0, 0.0, 0.0]), phi, off)
     np.testing.assert_allclose(met, [30.0, 5.0])
     np.testing.assert_allclose(np.cos(mphi), [-1.0, 1.0], atol=1e-12)
+    # a jet turned (the direction fit): its whole vector change enters, not only its pT's
+    turned = phi + np.array([0.0, 0.0, 0.1])
+    met, mphi = rs.met_after_smearing(np.array([0.0, 0.0]), np.array([0.0, 0.0]), seed_pt, phi, seed_pt, turned, off)
+    np.testing.assert_allclose(met, [0.0, 2 * 80.0 * np.sin(0.05)], atol=1e-9)
 
 
 def test_smear_skimmed_does_not_depend_on_batching():

@@ -1,18 +1,18 @@
 """R&S in the search baseline and the jet directions (docs/physics.md sec. 8, "Jet directions").
 
 The search baseline's min DeltaPhi(p_T^miss, jets 1-4) > 0.5 keeps the QCD events whose
-p_T^miss is not along a jet; in the main job's sample R&S predicts 0.85-0.93 of them while it
-closes in the seed-004 baseline. A mis-measured jet azimuth gives p_T^miss perpendicular to
-the jet, which the seed paper's R&S (directions kept, eq. 2.1) cannot make: the framework can
-also fit each jet's azimuth and smear it (``rs.fit_jet_directions``).
+p_T^miss is not along a jet. At high H_T much of it comes from the jet *directions*: a
+mis-measured azimuth gives p_T^miss perpendicular to the jet, which no rescaling of the jets'
+pT can remove or make. The seed paper's R&S keeps the directions (eq. 2.1): its rebalancing
+absorbs part of that imbalance into the jets' pT and the prediction falls short (the main job
+before: 0.88-0.93 in the search baseline, 0.5-0.75 above H_T 4 TeV). The framework fits each
+jet's azimuth with its pT and smears both (``rs.fit_jet_directions``, the default).
 
 Our own QCD, enriched in p_T^miss as the main job makes it (MAIN_JOB_PLANS), 2018, with a
-jet direction resolution of DIRECTION_SIGMA (twice the toy's default, so that a direction
-effect would be large against this test's precision): templates from one sample, the
-prediction from an independent one. Measured (N_EVENTS, SEED): seed-004 baseline 0.972 +-
-0.016 (directions kept) and 1.007 +- 0.015 (fitted); search baseline 0.838 +- 0.036 and
-0.768 +- 0.042. Fitting the directions does not remove the deficit: the search-baseline
-closure is an expected failure (strict) until its cause is found.
+jet direction resolution of DIRECTION_SIGMA (twice the toy's default, so that the effect is
+large against this test's precision): templates from one sample, the prediction from an
+independent one. Measured (N_EVENTS, SEED): directions kept, seed-004 baseline 0.972 +- 0.016
+and search baseline 0.838 +- 0.036 (fails); fitted, 1.007 +- 0.015 and 1.014 +- 0.045.
 """
 
 from __future__ import annotations
@@ -102,8 +102,13 @@ def test_seed004_baseline_closes(closure):
     assert _closes(c["seed004"])
 
 
-@pytest.mark.xfail(strict=True, reason="open: R&S under-predicts the search baseline (docs/physics.md sec. 8)")
-def test_search_baseline_closes(closure):
-    _, _, c = closure
-    assert c["baseline"]["uncertainty"] < PRECISION
-    assert _closes(c["baseline"])
+def test_search_baseline_closes_only_with_the_directions_fitted(closure):
+    """Before (directions kept): the search baseline fails by more than PULL_MAX sigma and
+    TOLERANCE / 2; after (fitted): it closes within TOLERANCE and PULL_MAX sigma."""
+    fit, _, c = closure
+    b = c["baseline"]
+    assert b["uncertainty"] < PRECISION
+    if fit:
+        assert _closes(b)
+    else:
+        assert 1.0 - b["ratio"] > PULL_MAX * b["uncertainty"] and 1.0 - b["ratio"] > TOLERANCE / 2

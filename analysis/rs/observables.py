@@ -43,16 +43,16 @@ def met_after_smearing(met_pt, met_phi, seed_pt, seed_phi, smeared_pt, smeared_p
     leptons, photons and the unclustered energy stay as measured).
 
     ``met_pt``/``met_phi`` are per smeared event (the seed's); ``seed_pt``/``seed_phi`` are the
-    original reco pT and phi of each smeared jet (flat, same layout as ``smeared_pt``).
+    original reco pT and phi of each smeared jet (flat, same layout as ``smeared_pt``); the
+    smeared azimuth differs from the seed's when the rebalancing fits the directions.
     """
     off = np.asarray(smeared_offsets, dtype=np.int64)
     ev = np.repeat(np.arange(off.size - 1), np.diff(off))
-    dpt = np.asarray(smeared_pt, dtype=np.float64) - np.asarray(seed_pt, dtype=np.float64)
+    spt, sphi = np.asarray(smeared_pt, dtype=np.float64), np.asarray(smeared_phi, dtype=np.float64)
+    opt, ophi = np.asarray(seed_pt, dtype=np.float64), np.asarray(seed_phi, dtype=np.float64)
     n = off.size - 1
-    dx = np.bincount(ev, dpt * np.cos(smeared_phi), n)
-    dy = np.bincount(ev, dpt * np.sin(smeared_phi), n)
-    # seed and smeared jets share their direction (eq. 2.1); seed_phi is for clarity
-    del seed_phi
+    dx = np.bincount(ev, spt * np.cos(sphi) - opt * np.cos(ophi), n)
+    dy = np.bincount(ev, spt * np.sin(sphi) - opt * np.sin(ophi), n)
     mx = np.asarray(met_pt) * np.cos(met_phi) - dx
     my = np.asarray(met_pt) * np.sin(met_phi) - dy
     return np.hypot(mx, my), np.arctan2(my, mx)

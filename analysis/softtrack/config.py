@@ -257,12 +257,11 @@ class RebalanceSmear(ConfigModel):
     template_abseta_edges : gen-jet |eta| edges of the templates, starting at 0; jets beyond
         the last edge use the last bin. An |eta| bin without any matched jet takes the pdfs of
         the nearest populated |eta| bin (counted in the build's summary and in the file).
-    fit_jet_directions : true: the templates carry the jet azimuth resolution and the priors
-        the true hard MHT in the gen directions, so that the rebalancing fits each jet's
-        azimuth with its pT and the smearing draws both; false (default): the seed paper's
-        method, directions kept (eq. 2.1) and a prior along the measured directions. The
-        direction fit does not close the search-baseline deficit (docs/physics.md sec. 8,
-        "Jet directions"), hence off by default.
+    fit_jet_directions : true (default): the templates carry the jet azimuth resolution and
+        the priors the true hard MHT in the gen directions, so that the rebalancing fits each
+        jet's azimuth with its pT and the smearing draws both (docs/physics.md sec. 8, "Jet
+        directions"; without it the search baseline is under-predicted); false: the seed
+        paper's method, directions kept (eq. 2.1) and a prior along the measured directions.
 
     The templates file carries its edges and whether it has a direction resolution: the
     prediction (``rs`` processor) follows the file, whatever this configuration says.
@@ -270,7 +269,7 @@ class RebalanceSmear(ConfigModel):
 
     template_pt_edges: tuple[float, ...] = RS_TEMPLATE_PT_EDGES
     template_abseta_edges: tuple[float, ...] = RS_TEMPLATE_ABSETA_EDGES
-    fit_jet_directions: bool = False
+    fit_jet_directions: bool = True
 
     @field_validator("template_pt_edges")
     @classmethod
