@@ -33,7 +33,9 @@ Steps, with the seed-004 equations they implement:
 
 Conventions. The fit parameter of jet i is its *scale factor* ``c_i = pT_true,i / pT_reco,i``
 (the rebalanced jet has ``pT = c_i * pT_reco``); the response is ``r_i = 1 / c_i`` (seed eq. 2.1
-writes the response as c_i; we follow the issue's convention). Jet directions are kept (eq. 2.1).
+writes the response as c_i; we follow the issue's convention). Jet directions are kept (eq. 2.1)
+unless the templates carry an azimuth resolution: the rebalancing then fits each jet's azimuth
+too and the smearing draws it (docs/physics.md sec. 8, "Jet directions").
 Leptons and photons are not changed by rebalancing or smearing (seed sec. 2.6): the caller
 keeps them as they are and only passes the R&S jets (pT above its R&S jet threshold) here.
 """
