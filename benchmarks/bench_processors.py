@@ -241,7 +241,7 @@ def codec_rates(fileset: dict, tmp: Path, repeat: int) -> list[tuple[str, float,
             groups.setdefault(coll, {})[fld] = arrays[name]
         else:
             groups[name] = arrays[name]
-    data = {k: ak.zip(v, depth_limit=1) if isinstance(v, dict) else v for k, v in groups.items()}
+    data = {k: ak.zip(v) if isinstance(v, dict) else v for k, v in groups.items()}
     nbytes = sum(ak.to_layout(arrays[f]).nbytes for f in arrays.fields) / 1e6
     out = []
     for label, codec in (("zstd(1) [generator]", uproot.ZSTD(1)), ("zstd(3)", uproot.ZSTD(3)),
