@@ -85,7 +85,9 @@ class Recorder:
         self._undo: list = []
 
     def wrap(self, owner, attr: str, stage: str, hook=None) -> None:
-        fn = getattr(owner, attr)
+        fn = getattr(owner, attr, None)
+        if fn is None:  # not in this version of the code
+            return
         rec = self
 
         @functools.wraps(fn)
@@ -144,6 +146,8 @@ def instrument(rec: Recorder) -> None:
     rec.wrap(region.RegionProcessor, "fill", "fill")
     rec.wrap(scoring.TrackScorer, "max_logits_and_best", "inference")
     rec.wrap(scoring, "track_feature_table", "features")
+    rec.wrap(scoring, "track_vertex_features", "features")
+    rec.wrap(scoring, "add_event_features", "features")
     rec.wrap(features, "impact_parameters", "helix")
     rec.wrap(OnnxModel, "__call__", "inference", on_model)
     rec.wrap(rsproc.RSPredictionProcessor, "process", "other")
