@@ -97,6 +97,10 @@ class TrackRows:
         return pos, self.ids[np.minimum(pos, self.ids.size - 1)] == ids
 
     def add(self, ids: np.ndarray, rows: np.ndarray) -> None:
+        """Add the ``rows`` of the tracks ``ids`` (ascending: events and tracks in order)."""
+        if self.rows is None:  # the first variation: nothing to merge
+            self.ids, self.rows = ids, rows
+            return
         ids = np.concatenate([self.ids, ids])
         rows = rows if self.rows is None else np.concatenate([self.rows, rows])
         order = np.argsort(ids, kind="stable")
