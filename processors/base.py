@@ -50,6 +50,9 @@ class Chunk:
     events: Any
     metadata: dict
     notices: set = field(default_factory=set)
+    #: what the hooks compute once per chunk and share across its object variations (e.g.
+    #: per-track quantities a variation of the jets does not change), by name
+    cache: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         # branches the schema filled in (processors.schema.FILLED_BRANCHES): said once per dataset

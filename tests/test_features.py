@@ -76,3 +76,34 @@ def test_signal_pions_are_displaced(table):
     prompt = (ak.to_numpy(ak.flatten(ev.Track.genOrigin[cand])) == 0) & ~sig & (pdg != 0)
     assert sig.sum() > 30
     assert np.median(tab["log10_ipxy_sig_pv"][sig]) > np.median(tab["log10_ipxy_sig_pv"][prompt]) + 0.5
+
+
+def test_track_rows_give_the_scores_of_the_straightforward_path(table):
+    """The scorer with a chunk's TrackRows (track and vertex features and refined values
+    computed once per track, shared by the jet energy scale variations) gives bit for bit
+    the max logits, best tracks and origins of the straightforward path, for selections that
+    overlap, nest and add events; and the three Delta m evaluated on one input matrix give
+    the logits of one evaluation per Delta m."""
+    from analysis.softtrack.config import CLASSIFIER_DMS
+    from processors.softtrack.scoring import TrackScorer
+
+    ev, _, tab, _ = table
+    scorer = TrackScorer.from_directory(None)
+    rng = np.random.default_rng(7)
+    n = len(ev)
+    rows = scorer.track_rows(ak.to_numpy(ak.num(ev.Track)))
+    selections = [rng.random(n) < 0.6, rng.random(n) < 0.6, np.ones(n, bool), rng.random(n) < 0.05]
+    for k, sel in enumerate(selections):
+        e = ev[sel]
+        jets = ak.with_field(e.Jet, e.Jet.pt * (1.0 + 0.02 * k), "pt")  # as a jet energy scale variation
+        cand = candidate_tracks_mask(e.Track, jets)
+        met = ak.to_numpy(e.MET.pt) * (1.0 + 0.01 * k)
+        args = (e.Track, cand, e.PV, e.OtherPV, e.SV, jets, met, ak.to_numpy(e.MET.phi), "2018", False)
+        plain = scorer.max_logits_and_best(*args)
+        shared = scorer.max_logits_and_best(*args, rows=rows, events=np.flatnonzero(sel))
+        for a, b in zip(plain, shared, strict=True):
+            assert np.array_equal(a, b)
+    assert rows.ids.size == np.unique(rows.ids).size
+    logits = scorer.classifier.signal_logits(tab, CLASSIFIER_DMS, "2018")
+    for j, dm in enumerate(CLASSIFIER_DMS):
+        assert np.array_equal(logits[:, j], scorer.classifier.signal_logit(tab, dm, "2018"))

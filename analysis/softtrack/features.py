@@ -45,6 +45,10 @@ FEATURE_NAMES: tuple[str, ...] = (
     "met",
 )
 assert len(FEATURE_NAMES) == 37
+#: the features that depend on the event's jets and p_T^miss (:func:`add_event_features`);
+#: the others only on the track, the other tracks and the vertices (:func:`track_vertex_features`)
+EVENT_FEATURES: tuple[str, ...] = ("abs_dphi_met", "abs_dphi_leading_jet", "abs_deta_leading_jet", "dr_jet30",
+                                   "dr_jet15", "met")
 
 #: fields the table needs from each collection
 TRACK_INPUTS = ("pt", "eta", "phi", "charge", "refX", "refY", "refZ", "dxy", "dz", "dxyErr", "dzErr",
@@ -83,15 +87,13 @@ def _vertex_choices(t_off, ref_x, ref_y, ref_z, phi, tanl, vtx_idx, pv_z, v_off,
 
 
 @nb.njit(cache=True)
-def _delta_r_features(t_off, eta, phi, sel, all_off, all_eta, all_phi, all_pt, j_off, j_eta, j_phi, j_pt,
-                      pt_hard, pt_soft, pt_track, fill):
-    """DeltaR of each selected track to the closest jet above pt_hard and pt_soft and to the
-    closest and second-closest other track above pt_track."""
+def _delta_r_jets(t_off, eta, phi, j_off, j_eta, j_phi, j_pt, pt_hard, pt_soft, fill):
+    """DeltaR of each selected track to the closest jet above pt_hard and above pt_soft."""
     n = eta.size
-    out = np.full((n, 4), fill)
+    out = np.full((n, 2), fill)
     for e in range(t_off.size - 1):
         for i in range(t_off[e], t_off[e + 1]):
-            d30, d15, d1, d2 = fill, fill, fill, fill
+            d30, d15 = fill, fill
             for j in range(j_off[e], j_off[e + 1]):
                 dphi = (j_phi[j] - phi[i] + np.pi) % (2 * np.pi) - np.pi
                 dr = np.sqrt((j_eta[j] - eta[i]) ** 2 + dphi * dphi)
@@ -99,6 +101,19 @@ def _delta_r_features(t_off, eta, phi, sel, all_off, all_eta, all_phi, all_pt, j
                     d30 = dr
                 if j_pt[j] > pt_soft and dr < d15:
                     d15 = dr
+            out[i, 0], out[i, 1] = d30, d15
+    return out
+
+
+@nb.njit(cache=True)
+def _delta_r_tracks(t_off, eta, phi, sel, all_off, all_eta, all_phi, all_pt, pt_track, fill):
+    """DeltaR of each selected track to the closest and second-closest other track above
+    pt_track (``sel``: the track's index among all tracks of its event)."""
+    n = eta.size
+    out = np.full((n, 2), fill)
+    for e in range(t_off.size - 1):
+        for i in range(t_off[e], t_off[e + 1]):
+            d1, d2 = fill, fill
             for j in range(all_off[e], all_off[e + 1]):
                 if all_pt[j] <= pt_track or j - all_off[e] == sel[i]:
                     continue
@@ -108,7 +123,7 @@ def _delta_r_features(t_off, eta, phi, sel, all_off, all_eta, all_phi, all_pt, j
                     d2, d1 = d1, dr
                 elif dr < d2:
                     d2 = dr
-            out[i, 0], out[i, 1], out[i, 2], out[i, 3] = d30, d15, d1, d2
+            out[i, 0], out[i, 1] = d1, d2
     return out
 
 
@@ -140,7 +155,20 @@ def track_feature_table(tracks, candidate, pv, other_pv, sv, jets, met_pt, met_p
     -------
     numpy structured array of float32 fields named by :data:`FEATURE_NAMES`, one row per
     candidate track, in event order; and the event index of each row (second return value).
+    The features of the track and the vertices (:func:`track_vertex_features`) and those of
+    the event's jets and p_T^miss (:func:`add_event_features`, :data:`EVENT_FEATURES`).
     """
+    out, ev = track_vertex_features(tracks, candidate, pv, other_pv, sv)
+    sel_tracks = tracks[candidate]
+    add_event_features(out, ev, _flat(sel_tracks.eta), _flat(sel_tracks.phi), jets, met_pt, met_phi)
+    return out, ev
+
+
+def track_vertex_features(tracks, candidate, pv, other_pv, sv) -> tuple[np.ndarray, np.ndarray]:
+    """The features of :func:`track_feature_table` that depend only on the track, the other
+    tracks and the vertices of its event (all but :data:`EVENT_FEATURES`, left 0): the same
+    values whatever the jets and p_T^miss (e.g. under a jet energy scale variation).
+    Same parameters and returns as :func:`track_feature_table`."""
     counts_all = ak.to_numpy(ak.num(tracks.pt))
     sel_tracks = tracks[candidate]
     counts = ak.to_numpy(ak.num(sel_tracks.pt))
@@ -212,28 +240,36 @@ def track_feature_table(tracks, candidate, pv, other_pv, sv, jets, met_pt, met_p
     else:
         out["delta_xy_pv_sv"] = dc.FILL_DISTANCE
         out["delta_z_pv_sv"] = dc.FILL_DISTANCE
+    out["pt"], out["abs_eta"] = f["pt"], np.abs(f["eta"])
+    out["pf_iso_abs"] = np.nan_to_num(f["pfIso03"], nan=0.0)
+    dr = _delta_r_tracks(t_off, f["eta"], f["phi"], local.astype(np.int64), _offsets(counts_all), _flat(tracks.eta),
+                         _flat(tracks.phi), _flat(tracks.pt), NEIGHBOUR_TRACK_PT, dc.FILL_DR)
+    out["dr_track5_first"], out["dr_track5_second"] = dr.T
+    return out, ev
+
+
+def add_event_features(out: np.ndarray, ev: np.ndarray, eta: np.ndarray, phi: np.ndarray, jets, met_pt,
+                       met_phi) -> None:
+    """Fill the :data:`EVENT_FEATURES` of the rows ``out`` (tracks of azimuth ``phi`` and
+    pseudorapidity ``eta``, float64, in events ``ev``) from the jets and p_T^miss of their
+    events (:func:`track_feature_table` for the parameters)."""
     # kinematics relative to p_T^miss and the leading jet
     met_pt = np.asarray(met_pt, np.float64)
     met_phi = np.asarray(met_phi, np.float64)
-    out["pt"], out["abs_eta"] = f["pt"], np.abs(f["eta"])
-    out["abs_dphi_met"] = np.abs((f["phi"] - met_phi[ev] + np.pi) % (2 * np.pi) - np.pi)
+    t_off = _offsets(np.bincount(ev, minlength=met_pt.size))
+    out["abs_dphi_met"] = np.abs((phi - met_phi[ev] + np.pi) % (2 * np.pi) - np.pi)
     good = jets[(jets.pt > OBJECT_CUTS.jet_pt) & (abs(jets.eta) < OBJECT_CUTS.jet_eta)]
     lead = ak.firsts(good)
     has_lead = ak.to_numpy(~ak.is_none(lead))
     lphi = ak.to_numpy(ak.fill_none(lead.phi, 0.0)).astype(np.float64)
     leta = ak.to_numpy(ak.fill_none(lead.eta, 0.0)).astype(np.float64)
-    out["abs_dphi_leading_jet"] = np.where(has_lead[ev], np.abs((f["phi"] - lphi[ev] + np.pi) % (2 * np.pi) - np.pi),
+    out["abs_dphi_leading_jet"] = np.where(has_lead[ev], np.abs((phi - lphi[ev] + np.pi) % (2 * np.pi) - np.pi),
                                            dc.FILL_DR)
-    out["abs_deta_leading_jet"] = np.where(has_lead[ev], np.abs(f["eta"] - leta[ev]), dc.FILL_DR)
-    out["pf_iso_abs"] = np.nan_to_num(f["pfIso03"], nan=0.0)
-    dr = _delta_r_features(
-        t_off, f["eta"], f["phi"], local.astype(np.int64), _offsets(counts_all), _flat(tracks.eta), _flat(tracks.phi),
-        _flat(tracks.pt), _offsets(ak.to_numpy(ak.num(jets.pt))), _flat(jets.eta), _flat(jets.phi), _flat(jets.pt),
-        OBJECT_CUTS.jet_pt, SOFT_JET_PT, NEIGHBOUR_TRACK_PT, dc.FILL_DR,
-    )
-    out["dr_jet30"], out["dr_jet15"], out["dr_track5_first"], out["dr_track5_second"] = dr.T
+    out["abs_deta_leading_jet"] = np.where(has_lead[ev], np.abs(eta - leta[ev]), dc.FILL_DR)
+    dr = _delta_r_jets(t_off, eta, phi, _offsets(ak.to_numpy(ak.num(jets.pt))), _flat(jets.eta), _flat(jets.phi),
+                       _flat(jets.pt), OBJECT_CUTS.jet_pt, SOFT_JET_PT, dc.FILL_DR)
+    out["dr_jet30"], out["dr_jet15"] = dr.T
     out["met"] = met_pt[ev]
-    return out, ev
 
 
 def feature_matrix(table: np.ndarray) -> np.ndarray:

@@ -349,7 +349,7 @@ class RegionProcessor(AnalysisProcessor):
             ev = chunk.events[selected]
             scores, best_origin, best = self.scorer.max_logits_and_best(
                 sel_c.tracks, cand, ev.PV, ev.OtherPV, ev.SV, sel_c.jets, sel_c.met_pt, sel_c.met_phi, chunk.era,
-                chunk.is_data)
+                chunk.is_data, **self._track_rows(chunk, c, selected))
             out["best_class"] = best_class(classes, ncand, best, chunk.is_data)
             finite = np.isfinite(scores).all(axis=1)
             if not finite.all():
@@ -362,6 +362,17 @@ class RegionProcessor(AnalysisProcessor):
         elif self.scorer is not None:
             chunk.notices.add(f"{chunk.dataset}: no helix covariance ({c.track_source}), track scores not evaluated")
         return out
+
+    def _track_rows(self, chunk: Chunk, c: Collections, selected: np.ndarray) -> dict:
+        """The scorer's per-chunk rows of described tracks (processors.softtrack.scoring.TrackRows),
+        shared by the jet energy scale variations of the chunk, as keyword arguments; none for
+        a scorer without them."""
+        if not hasattr(self.scorer, "track_rows"):
+            return {}
+        rows = chunk.cache.get("track_rows")
+        if rows is None:
+            rows = chunk.cache["track_rows"] = self.scorer.track_rows(ak.to_numpy(ak.num(c.tracks)))
+        return {"rows": rows, "events": np.flatnonzero(selected)}
 
     # -- fill ---------------------------------------------------------------------------------
     def fill(self, hists, chunk: Chunk, c: Collections, observables, selected, weights: EventWeights, cats,

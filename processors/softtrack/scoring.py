@@ -23,12 +23,21 @@ from analysis.softtrack.config import (
     N_SR_BINS_PER_CATEGORY,
     SR_LOGIT_EDGES,
 )
-from analysis.softtrack.features import FEATURE_NAMES, track_feature_table
+from analysis.softtrack.features import (
+    FEATURE_NAMES,
+    add_event_features,
+    track_feature_table,
+    track_vertex_features,
+)
 
 #: max logit of an event without candidate tracks
 NO_TRACK_LOGIT = -20.0
 #: the columns :meth:`TrackScorer.max_logits` passes to the refiner
 REFINER_INPUTS = ("pt", "dxyErr", "dzErr")
+
+
+def _flat(x) -> np.ndarray:
+    return np.ascontiguousarray(ak.to_numpy(ak.flatten(x)), dtype=np.float64)
 
 
 def signal_region(max_logits: np.ndarray, sr_edges: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -48,6 +57,54 @@ def signal_region(max_logits: np.ndarray, sr_edges: dict | None = None) -> tuple
         in_cat = (category == c) & (b >= 0) & finite
         sr[in_cat] = c * N_SR_BINS_PER_CATEGORY + np.minimum(b[in_cat], N_SR_BINS_PER_CATEGORY - 1)
     return category, sr
+
+
+class TrackRows:
+    """The rows of the candidate tracks of one chunk already described: their features that
+    depend only on the track and the vertices (:func:`analysis.softtrack.features.track_vertex_features`),
+    refined in simulation, by the track's index among all tracks of the chunk.
+
+    A jet energy scale variation changes the jets, p_T^miss, the selected events and the
+    candidates, not the tracks or the vertices: :meth:`TrackScorer.max_logits_and_best` with
+    a chunk's TrackRows computes those features and runs the refiner once per track of the
+    chunk, whatever the variations that select it, and only the features of the jets and
+    p_T^miss (and the classifier) per variation.
+
+    Parameters
+    ----------
+    counts : tracks per event of the chunk (all tracks of the collection the scorer is given,
+        before any event selection).
+    """
+
+    def __init__(self, counts: np.ndarray):
+        counts = np.asarray(counts, np.int64)
+        self.offsets = np.zeros(counts.size + 1, np.int64)
+        np.cumsum(counts, out=self.offsets[1:])
+        self.ids = np.zeros(0, np.int64)
+        self.rows: np.ndarray | None = None
+
+    def track_ids(self, events: np.ndarray, counts: np.ndarray) -> np.ndarray:
+        """Chunk-wide index of every track (flat) of the events ``events`` (indices into the
+        chunk, ascending) that hold ``counts`` tracks each."""
+        start = np.repeat(self.offsets[events] - np.concatenate([[0], np.cumsum(counts)[:-1]]), counts)
+        return start + np.arange(start.size)
+
+    def find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Positions in :attr:`rows` of ``ids`` and whether each is there."""
+        pos = np.searchsorted(self.ids, ids)
+        if not self.ids.size:
+            return pos, np.zeros(ids.size, bool)
+        return pos, self.ids[np.minimum(pos, self.ids.size - 1)] == ids
+
+    def add(self, ids: np.ndarray, rows: np.ndarray) -> None:
+        """Add the ``rows`` of the tracks ``ids`` (ascending: events and tracks in order)."""
+        if self.rows is None:  # the first variation: nothing to merge
+            self.ids, self.rows = ids, rows
+            return
+        ids = np.concatenate([self.ids, ids])
+        rows = rows if self.rows is None else np.concatenate([self.rows, rows])
+        order = np.argsort(ids, kind="stable")
+        self.ids, self.rows = ids[order], rows[order]
 
 
 class TrackScorer:
@@ -103,28 +160,71 @@ class TrackScorer:
                                                        era, is_data)
         return out, best_origin
 
+    def track_rows(self, counts: np.ndarray) -> TrackRows:
+        """An empty :class:`TrackRows` for a chunk of ``counts`` tracks per event."""
+        return TrackRows(counts)
+
+    def refine(self, table: np.ndarray) -> None:
+        """Replace pt, log10_dxy_err and log10_dz_err of the simulated tracks of the feature
+        table by their refined values (docs/physics.md sec. 7); nothing without a refiner."""
+        if self.refiner is None or not len(table):
+            return
+        flat = {"pt": table["pt"].astype(np.float32),  # the REFINER_INPUTS
+                "dxyErr": (10.0 ** table["log10_dxy_err"]).astype(np.float32),
+                "dzErr": (10.0 ** table["log10_dz_err"]).astype(np.float32)}
+        refined = self.refiner.refine(flat)
+        table["pt"] = refined["pt"]
+        table["log10_dxy_err"] = np.log10(np.maximum(refined["dxyErr"], 1e-6))
+        table["log10_dz_err"] = np.log10(np.maximum(refined["dzErr"], 1e-6))
+
+    def _described(self, rows: TrackRows, events, tracks, candidate, pv, other_pv, sv,
+                   is_data: bool) -> tuple[np.ndarray, np.ndarray]:
+        """The feature table of the candidates without the event features, from ``rows``
+        (the tracks not yet there described, refined and added first), and the event of
+        each row."""
+        counts = ak.to_numpy(ak.num(candidate))
+        cand = ak.to_numpy(ak.flatten(candidate))
+        ids = rows.track_ids(np.asarray(events, np.int64), counts)[cand]
+        _, found = rows.find(ids)
+        if not found.all():
+            new = np.zeros(cand.size, bool)
+            new[np.flatnonzero(cand)[~found]] = True
+            table, _ = track_vertex_features(tracks, ak.unflatten(new, counts), pv, other_pv, sv)
+            if not is_data:
+                self.refine(table)
+            rows.add(ids[~found], table)
+        pos, _ = rows.find(ids)
+        n_cand = ak.to_numpy(ak.sum(candidate, axis=1))
+        return rows.rows[pos], np.repeat(np.arange(counts.size), n_cand)
+
     def max_logits_and_best(self, tracks, candidate, pv, other_pv, sv, jets, met_pt, met_phi, era: str,
-                            is_data: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                            is_data: bool, rows: TrackRows | None = None,
+                            events: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """:meth:`max_logits` and, per event, the index of its highest-scoring track among
-        its candidate tracks (the largest logit over the three Delta m; -1: none)."""
+        its candidate tracks (the largest logit over the three Delta m; -1: none).
+
+        With ``rows`` (the chunk's :class:`TrackRows`) and ``events`` (the indices in the
+        chunk of the events given), the features of the tracks and vertices and the refined
+        values come from ``rows`` where a call for another variation of the chunk computed
+        them already: the same values as without (a test checks it)."""
         n = len(met_pt)
         out = np.full((n, len(CLASSIFIER_DMS)), NO_TRACK_LOGIT)
         best_origin = np.full(n, -1, np.int64)
         best_index = np.full(n, -1, np.int64)
         if n == 0 or ak.sum(candidate) == 0:
             return out, best_origin, best_index
-        table, event = track_feature_table(tracks, candidate, pv, other_pv, sv, jets, met_pt, met_phi)
-        if not is_data and self.refiner is not None:
-            flat = {"pt": table["pt"].astype(np.float32),  # the REFINER_INPUTS
-                    "dxyErr": (10.0 ** table["log10_dxy_err"]).astype(np.float32),
-                    "dzErr": (10.0 ** table["log10_dz_err"]).astype(np.float32)}
-            refined = self.refiner.refine(flat)
-            table["pt"] = refined["pt"]
-            table["log10_dxy_err"] = np.log10(np.maximum(refined["dxyErr"], 1e-6))
-            table["log10_dz_err"] = np.log10(np.maximum(refined["dzErr"], 1e-6))
+        if rows is None:
+            table, event = track_feature_table(tracks, candidate, pv, other_pv, sv, jets, met_pt, met_phi)
+            if not is_data:
+                self.refine(table)
+        else:
+            table, event = self._described(rows, events, tracks, candidate, pv, other_pv, sv, is_data)
+            cand = tracks[candidate]
+            add_event_features(table, event, _flat(cand.eta), _flat(cand.phi), jets, met_pt, met_phi)
         best = np.full(len(event), -np.inf)
-        for j, dm in enumerate(CLASSIFIER_DMS):
-            logit = self.classifier.signal_logit(table, dm, era)
+        logits = self.classifier.signal_logits(table, CLASSIFIER_DMS, era)  # one input matrix for the three
+        for j in range(len(CLASSIFIER_DMS)):
+            logit = logits[:, j]
             np.maximum.at(out[:, j], event, logit)
             best = np.maximum(best, logit)
         order = np.lexsort((best, event))  # per event ascending: the last is the best
