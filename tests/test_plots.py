@@ -55,3 +55,40 @@ def test_signal_benchmark_names_are_the_generated_datasets():
 
     assert set(style()["signals"]) == {signal_dataset_name(m, dm) for m, dm in SIGNAL_BENCHMARKS}
     assert all(signal_name(m, dm) == signal_dataset_name(m, dm) for m, dm in SIGNAL_BENCHMARKS)
+
+
+def _data_vs_mc(scale: float, seed: int):
+    """A falling p_T^miss spectrum: MC of 20 simulated events per expected event, data Poisson
+    of scale x MC."""
+    import hist
+
+    rng = np.random.default_rng(seed)
+    h = hist.Hist(hist.axis.StrCategory([], growth=True, name="dataset"),
+                  hist.axis.StrCategory([], growth=True, name="systematic"),
+                  hist.axis.Regular(60, 0, 1500, name="met"), storage=hist.storage.Weight())
+    expected = 2000 * np.exp(-np.asarray(h.axes["met"].centers) / 150.0)
+    centres = np.asarray(h.axes["met"].centers)
+    mc_counts = rng.poisson(20 * expected)  # simulated events of weight 1/20
+    h.fill(dataset="zjets_nunu_2018", systematic="nominal", met=np.repeat(centres, mc_counts),
+           weight=np.full(mc_counts.sum(), 0.05))
+    h.fill(dataset="data_met_2018", systematic="nominal", met=np.repeat(centres, rng.poisson(scale * expected)))
+    datasets = {"zjets_nunu_2018": {"process": "zjets_nunu", "era": "2018", "is_data": False},
+                "data_met_2018": {"process": "data_met", "era": "2018", "is_data": True}}
+    return h, datasets
+
+
+def test_data_mc_agreement_chi2_follows_its_distribution_in_the_tail():
+    """Data drawn from the MC prediction: chi2 within its spread over ndf bins, with the
+    tail's empty data bins under MC of a few events included (a Neyman chi2 gives several
+    times ndf there); data 20% above MC: far outside."""
+    from analysis.plotting import data_mc_agreement
+
+    chi2 = []
+    for seed in range(20):
+        a = data_mc_agreement(*_data_vs_mc(1.0, seed))
+        assert a["ndf"] > 15
+        chi2.append(a["chi2"] / a["ndf"])
+    assert 0.75 < np.mean(chi2) < 1.35
+    off = data_mc_agreement(*_data_vs_mc(1.2, 99))
+    assert off["chi2"] > off["ndf"] + 5 * np.sqrt(2 * off["ndf"])
+    assert abs(off["ratio"] - 1.2) < 0.05
