@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import awkward as ak
 import numpy as np
 
+from analysis.columnar import FlatColumns
 from analysis.contract import (
     HLT_JETHT,
     HLT_MET,
@@ -40,8 +41,9 @@ from analysis.softtrack.config import (
     TRACK_SF_CLASSES,
     SoftTrackConfig,
 )
+from analysis.softtrack.features import vertex_arrays
 from analysis.softtrack.labels import background_class_names, track_class_labels_jagged
-from analysis.softtrack.selection import baseline_steps, event_observables, noise_filters
+from analysis.softtrack.selection import baseline_steps, event_observables, lepton_counts, noise_filters
 from processors import collections as col
 from processors.base import AnalysisProcessor, Chunk, selection_from_steps
 from processors.histograms import fill_observables
@@ -285,8 +287,11 @@ class RegionProcessor(AnalysisProcessor):
 
     def observables(self, chunk: Chunk, c: Collections):
         cfg = self.config
+        # the lepton counts do not change with the jets: once per chunk for all variations
+        leptons = chunk.once("lepton_counts", (c.muons, c.electrons, c.photons, c.taus),
+                             lambda: lepton_counts(c.muons, c.electrons, c.photons, c.taus, cfg.objects))
         o = event_observables(c.jets, c.muons, c.electrons, c.photons, c.taus, c.met_pt, c.met_phi, chunk.era,
-                              cfg.objects, cfg.baseline, cfg.hem)
+                              cfg.objects, cfg.baseline, cfg.hem, leptons=leptons)
         events = chunk.events
         has_npv = "PV" in events.fields and "npvs" in events.PV.fields
         values = {name: getattr(o, name) for name in EVENT_OBSERVABLES}
@@ -343,7 +348,10 @@ class RegionProcessor(AnalysisProcessor):
         cand = obj.candidate_tracks_mask(sel_c.tracks, sel_c.jets, self.config.objects)
         ncand = ak.to_numpy(ak.sum(cand, axis=1))
         out = {"tracks": sel_c.tracks[cand], "n_candidates": ncand, "scores": None, "track_sf": 1.0}
-        classes = candidate_classes(chunk, selected, sel_c.tracks[cand])
+        # the class of a track does not depend on the variation: all tracks' once per chunk
+        everyone = np.ones(chunk.size, bool)
+        classes = chunk.once("track_classes", (c.tracks,), lambda: candidate_classes(chunk, everyone, c.tracks))
+        classes = classes[self._flat_tracks(chunk, c).ids(np.flatnonzero(selected), cand)]
         out["track_classes"] = classes
         if self.scorer is not None and c.track_source == "Track":
             ev = chunk.events[selected]
@@ -369,10 +377,19 @@ class RegionProcessor(AnalysisProcessor):
         a scorer without them."""
         if not hasattr(self.scorer, "track_rows"):
             return {}
-        rows = chunk.cache.get("track_rows")
-        if rows is None:
-            rows = chunk.cache["track_rows"] = self.scorer.track_rows(ak.to_numpy(ak.num(c.tracks)))
+        flat = self._flat_tracks(chunk, c)
+        events = chunk.events
+
+        def vertices():
+            return vertex_arrays(events.PV, events.OtherPV, events.SV)
+
+        rows = chunk.once("track_rows", (c.tracks,), lambda: self.scorer.track_rows(flat.counts, flat, vertices))
         return {"rows": rows, "events": np.flatnonzero(selected)}
+
+    @staticmethod
+    def _flat_tracks(chunk: Chunk, c: Collections) -> FlatColumns:
+        """The chunk's tracks (after the region's preselection) as flat columns, once per chunk."""
+        return chunk.once("flat_tracks", (c.tracks,), lambda: FlatColumns(c.tracks))
 
     # -- fill ---------------------------------------------------------------------------------
     def fill(self, hists, chunk: Chunk, c: Collections, observables, selected, weights: EventWeights, cats,
