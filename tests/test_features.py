@@ -115,7 +115,11 @@ def test_flat_track_rows_give_the_scores_of_the_straightforward_path(table):
     logits, best tracks and origins of the straightforward path, and the flat feature table
     of any tracks equals the jagged one row for row."""
     from analysis.columnar import FlatColumns
-    from analysis.softtrack.features import track_vertex_features, track_vertex_features_flat, vertex_arrays
+    from analysis.softtrack.features import (
+        track_vertex_features,
+        track_vertex_features_flat,
+        vertex_arrays,
+    )
     from processors.softtrack.scoring import TrackScorer
 
     ev, _, _, _ = table

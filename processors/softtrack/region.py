@@ -43,7 +43,12 @@ from analysis.softtrack.config import (
 )
 from analysis.softtrack.features import vertex_arrays
 from analysis.softtrack.labels import background_class_names, track_class_labels_jagged
-from analysis.softtrack.selection import baseline_steps, event_observables, lepton_counts, noise_filters
+from analysis.softtrack.selection import (
+    baseline_steps,
+    event_observables,
+    lepton_counts,
+    noise_filters,
+)
 from processors import collections as col
 from processors.base import AnalysisProcessor, Chunk, selection_from_steps
 from processors.histograms import fill_observables
