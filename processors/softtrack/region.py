@@ -194,6 +194,8 @@ class RegionProcessor(AnalysisProcessor):
     stream = "met"
     n_leptons = 0
     finite_inputs = FINITE_INPUTS
+    #: imported by the futures executor's forkserver before it forks workers (processors.preload)
+    preload_modules = ("models.softtrack.inference", "corrections.softtrack.apply")
     #: event-level corrections of this region (besides pileup and the track-class SFs)
     event_corrections: tuple[str, ...] = ("met_weight",)
 
