@@ -21,6 +21,15 @@ def offsets_from_counts(counts) -> np.ndarray:
     return off
 
 
+def count_per_event(mask: np.ndarray, counts) -> np.ndarray:
+    """How many of each event's items (events of ``counts`` items, flat ``mask`` over them)
+    are true: int64 per event (an empty event: 0)."""
+    off = offsets_from_counts(counts)
+    total = np.zeros(mask.size + 1, np.int64)
+    np.cumsum(mask, out=total[1:])
+    return total[off[1:]] - total[off[:-1]]
+
+
 def offsets(collection: ak.Array) -> np.ndarray:
     """Event offsets of a jagged awkward collection (its ``ak.num`` along axis 1)."""
     return offsets_from_counts(ak.to_numpy(ak.num(collection, axis=1)))

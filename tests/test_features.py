@@ -168,3 +168,26 @@ def test_flat_columns_ids_and_chunk_once():
     assert chunk.once("k", (a,), lambda: calls.append(1) or 2) == 1
     assert chunk.once("k", (b,), lambda: calls.append(1) or 3) == 3
     assert len(calls) == 2
+
+
+def test_flat_candidates_equal_the_jagged_mask(table):
+    """The candidate tracks from flat columns (per-track cuts once, DeltaR to the varied jets)
+    are the jagged candidate_tracks_mask, for selections and scaled jets."""
+    from analysis.columnar import FlatColumns, count_per_event, offsets_from_counts
+    from analysis.softtrack.objects import candidate_tracks_flat, track_quality
+
+    ev, _, _, _ = table
+    columns = FlatColumns(ev.Track)
+    quality = track_quality(columns)
+    rng = np.random.default_rng(5)
+    for k, sel in enumerate([np.ones(len(ev), bool), rng.random(len(ev)) < 0.3]):
+        e = ev[sel]
+        jets = ak.with_field(e.Jet, e.Jet.pt * (1.0 + 0.05 * k), "pt")
+        jagged = candidate_tracks_mask(e.Track, jets)
+        events = np.flatnonzero(sel)
+        every = columns.ids(events)
+        counts = columns.counts[events]
+        flat = candidate_tracks_flat(quality[every], offsets_from_counts(counts), columns.float64("eta")[every],
+                                     columns.float64("phi")[every], jets)
+        assert np.array_equal(flat, ak.to_numpy(ak.flatten(jagged)))
+        assert np.array_equal(count_per_event(flat, counts), ak.to_numpy(ak.sum(jagged, axis=1)))

@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import awkward as ak
 import numpy as np
 
-from analysis.columnar import FlatColumns
+from analysis.columnar import FlatColumns, offsets_from_counts, count_per_event
 from analysis.contract import (
     HLT_JETHT,
     HLT_MET,
@@ -352,13 +352,23 @@ class RegionProcessor(AnalysisProcessor):
         """Candidate tracks of the selected events and, with a scorer, their max logit per
         Delta m, the category, the signal region and the track-class weight."""
         sel_c = c.take(selected)
-        cand = obj.candidate_tracks_mask(sel_c.tracks, sel_c.jets, self.config.objects)
-        ncand = ak.to_numpy(ak.sum(cand, axis=1))
+        cuts = self.config.objects
+        # on the chunk's flat track columns: the per-track cuts once per chunk, the DeltaR to
+        # the (varied) jets per variation; the same mask as obj.candidate_tracks_mask
+        flat = self._flat_tracks(chunk, c)
+        quality = chunk.once("track_quality", (c.tracks,), lambda: obj.track_quality(flat, cuts))
+        events = np.flatnonzero(selected)
+        counts = flat.counts[events]
+        every = flat.ids(events)
+        cand_flat = obj.candidate_tracks_flat(quality[every], offsets_from_counts(counts), flat.float64("eta")[every],
+                                              flat.float64("phi")[every], sel_c.jets, cuts)
+        cand = ak.unflatten(cand_flat, counts)
+        ncand = count_per_event(cand_flat, counts)
         out = {"tracks": sel_c.tracks[cand], "n_candidates": ncand, "scores": None, "track_sf": 1.0}
         # the class of a track does not depend on the variation: all tracks' once per chunk
         everyone = np.ones(chunk.size, bool)
         classes = chunk.once("track_classes", (c.tracks,), lambda: candidate_classes(chunk, everyone, c.tracks))
-        classes = classes[self._flat_tracks(chunk, c).ids(np.flatnonzero(selected), cand)]
+        classes = classes[every[cand_flat]]
         out["track_classes"] = classes
         if self.scorer is not None and c.track_source == "Track":
             ev = chunk.events[selected]

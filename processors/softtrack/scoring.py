@@ -81,8 +81,10 @@ class TrackRows:
         counts = np.asarray(counts, np.int64)
         self.offsets = np.zeros(counts.size + 1, np.int64)
         np.cumsum(counts, out=self.offsets[1:])
+        #: the tracks described (chunk-wide indices) and their rows, in the order added
         self.ids = np.zeros(0, np.int64)
         self.rows: np.ndarray | None = None
+        self._position: np.ndarray | None = None  # track -> its row (-1: none), once one is added
         #: optional: the chunk's tracks as flat columns (analysis.columnar.FlatColumns) and a
         #: callable giving its vertices (analysis.softtrack.features.vertex_arrays of all its
         #: events): the tracks are then described from flat arrays of the whole chunk
@@ -107,20 +109,23 @@ class TrackRows:
 
     def find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions in :attr:`rows` of ``ids`` and whether each is there."""
-        pos = np.searchsorted(self.ids, ids)
-        if not self.ids.size:
-            return pos, np.zeros(ids.size, bool)
-        return pos, self.ids[np.minimum(pos, self.ids.size - 1)] == ids
+        if self._position is None:
+            return np.zeros(ids.size, np.int64), np.zeros(ids.size, bool)
+        pos = self._position[ids]
+        return pos, pos >= 0
 
     def add(self, ids: np.ndarray, rows: np.ndarray) -> None:
-        """Add the ``rows`` of the tracks ``ids`` (ascending: events and tracks in order)."""
-        if self.rows is None:  # the first variation: nothing to merge
+        """Add the ``rows`` of the tracks ``ids`` (none there yet): appended, their positions
+        noted in a map of every track of the chunk (no sorting)."""
+        if self._position is None:
+            self._position = np.full(int(self.offsets[-1]), -1, np.int64)
+        start = 0 if self.rows is None else len(self.rows)
+        self._position[ids] = np.arange(start, start + ids.size)
+        if self.rows is None:  # the first variation: nothing to append to
             self.ids, self.rows = ids, rows
             return
-        ids = np.concatenate([self.ids, ids])
-        rows = rows if self.rows is None else np.concatenate([self.rows, rows])
-        order = np.argsort(ids, kind="stable")
-        self.ids, self.rows = ids[order], rows[order]
+        self.ids = np.concatenate([self.ids, ids])
+        self.rows = np.concatenate([self.rows, rows])
 
 
 class TrackScorer:
