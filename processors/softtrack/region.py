@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 import awkward as ak
 import numpy as np
 
-from analysis.columnar import FlatColumns, offsets_from_counts, count_per_event
+from analysis.columnar import FlatColumns, count_per_event, offsets_from_counts
 from analysis.contract import (
     HLT_JETHT,
     HLT_MET,
