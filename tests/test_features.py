@@ -191,3 +191,20 @@ def test_flat_candidates_equal_the_jagged_mask(table):
                                      columns.float64("phi")[every], jets)
         assert np.array_equal(flat, ak.to_numpy(ak.flatten(jagged)))
         assert np.array_equal(count_per_event(flat, counts), ak.to_numpy(ak.sum(jagged, axis=1)))
+
+
+def test_chunk_track_classes_equal_the_candidates_classes(table):
+    """The background classes of every track of a chunk, computed once (track_class_codes),
+    indexed by a selection's candidates, are candidate_classes of that selection."""
+    from analysis.columnar import FlatColumns
+    from processors.base import Chunk
+    from processors.softtrack.region import candidate_classes, track_class_codes
+
+    ev, _, _, _ = table
+    chunk = Chunk(ev, {"dataset": "signal", "era": "2018", "is_data": False})
+    names, codes = track_class_codes(chunk, ev.Track)
+    columns = FlatColumns(ev.Track)
+    sel = np.random.default_rng(3).random(len(ev)) < 0.5
+    cand = candidate_tracks_mask(ev.Track[sel], ev.Jet[sel])
+    plain = candidate_classes(chunk, sel, ev.Track[sel][cand])
+    assert plain.size > 100 and np.array_equal(names[codes[columns.ids(np.flatnonzero(sel), cand)]], plain)

@@ -42,7 +42,12 @@ from analysis.softtrack.config import (
     SoftTrackConfig,
 )
 from analysis.softtrack.features import vertex_arrays
-from analysis.softtrack.labels import background_class_names, track_class_labels_jagged
+from analysis.softtrack.labels import (
+    BACKGROUND_CLASS_CODE_NAMES,
+    background_class_codes,
+    background_class_names,
+    track_class_labels_jagged,
+)
 from analysis.softtrack.selection import (
     baseline_steps,
     event_observables,
@@ -147,6 +152,29 @@ def candidate_classes(chunk: Chunk, selected: np.ndarray, tracks) -> np.ndarray:
     labels = ak.to_numpy(ak.flatten(track_class_labels_jagged(tracks.genPartIdx, events.GenPart[selected])))
     origins = ak.to_numpy(ak.flatten(tracks.genOrigin)) if "genOrigin" in tracks.fields else None
     return background_class_names(labels, origins)
+
+
+def track_class_codes(chunk: Chunk, tracks) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`candidate_classes` of every track of ``tracks`` (all events of the chunk) as
+    (names, codes): the class of track k is ``names[codes[k]]``; a selection's classes are
+    these indexed (a track's class depends on its own event only)."""
+    n = int(ak.sum(ak.num(tracks.pt)))
+    events = chunk.events
+    if chunk.is_data or "GenPart" not in events.fields or "genPartIdx" not in tracks.fields:
+        return np.array(["data" if chunk.is_data else "unknown"], dtype=object), np.zeros(n, np.int8)
+    labels = ak.to_numpy(ak.flatten(track_class_labels_jagged(tracks.genPartIdx, events.GenPart)))
+    origins = ak.to_numpy(ak.flatten(tracks.genOrigin)) if "genOrigin" in tracks.fields else None
+    return BACKGROUND_CLASS_CODE_NAMES, background_class_codes(labels, origins)
+
+
+def track_origins_flat(columns, ids: np.ndarray, is_data: bool) -> np.ndarray:
+    """:func:`track_origins` of the tracks ``ids`` of the chunk's flat columns."""
+    if is_data:
+        return np.full(ids.size, "data", dtype=object)
+    if "genOrigin" in columns:
+        names = np.array([ORIGIN_NAMES[i] for i in range(len(ORIGIN_NAMES))], dtype=object)
+        return names[columns["genOrigin"][ids].astype(np.int64)]
+    return np.full(ids.size, "unknown", dtype=object)
 
 
 def best_class(classes: np.ndarray, n_candidates: np.ndarray, best: np.ndarray, is_data: bool) -> np.ndarray:
@@ -366,9 +394,9 @@ class RegionProcessor(AnalysisProcessor):
         ncand = count_per_event(cand_flat, counts)
         out = {"tracks": sel_c.tracks[cand], "n_candidates": ncand, "scores": None, "track_sf": 1.0}
         # the class of a track does not depend on the variation: all tracks' once per chunk
-        everyone = np.ones(chunk.size, bool)
-        classes = chunk.once("track_classes", (c.tracks,), lambda: candidate_classes(chunk, everyone, c.tracks))
-        classes = classes[every[cand_flat]]
+        names, codes = chunk.once("track_classes", (c.tracks,), lambda: track_class_codes(chunk, c.tracks))
+        out["track_ids"] = every[cand_flat]
+        classes = names[codes[out["track_ids"]]]
         out["track_classes"] = classes
         if self.scorer is not None and c.track_source == "Track":
             ev = chunk.events[selected]
@@ -434,7 +462,8 @@ class RegionProcessor(AnalysisProcessor):
             if scores is not None:
                 self.fill_scores(hists, dataset, syst, cats, ws)
         if variation == "nominal":
-            self.fill_tracks(hists, dataset, cats["tracks"], weight[selected], chunk.is_data, cats["track_classes"])
+            self.fill_tracks(hists, dataset, self._flat_tracks(chunk, c), cats["track_ids"],
+                             np.repeat(weight[selected], cats["n_candidates"]), chunk.is_data, cats["track_classes"])
             self.fill_extra(chunk, c, observables["_event"], dict(c.steps), weight, hists)
 
     def fill_inputs(self, hists, chunk: Chunk, c: Collections, weights: EventWeights) -> None:
@@ -449,13 +478,23 @@ class RegionProcessor(AnalysisProcessor):
         weight = weights.weight()
         pre = np.logical_and.reduce([m for _, m in c.steps])
         cp = c.take(pre)
-        # the track-class fit's tracks: candidates not associated with a pileup vertex
-        cand = obj.candidate_tracks_mask(cp.tracks, cp.jets, self.config.objects) & obj.not_pileup_associated(cp.tracks)
-        tr = cp.tracks[cand]
-        w = ak.to_numpy(ak.flatten(ak.broadcast_arrays(weight[pre], tr.pt)[0]))
+        # the track-class fit's tracks: candidates not associated with a pileup vertex (on the
+        # chunk's flat columns: the values of candidate_tracks_mask & not_pileup_associated)
+        flat = self._flat_tracks(chunk, c)
+        cuts = self.config.objects
+        quality = chunk.once("track_quality", (c.tracks,), lambda: obj.track_quality(flat, cuts))
+        events_pre = np.flatnonzero(pre)
+        counts = flat.counts[events_pre]
+        every = flat.ids(events_pre)
+        cand = obj.candidate_tracks_flat(quality[every], offsets_from_counts(counts), flat.float64("eta")[every],
+                                         flat.float64("phi")[every], cp.jets, cuts)
+        if "vtxIdx" in flat:
+            cand &= flat["vtxIdx"][every] <= 0
+        ids = every[cand]
+        w = np.repeat(weight[pre], count_per_event(cand, counts))
         with np.errstate(divide="ignore"):
-            v = np.log10(np.abs(ak.to_numpy(ak.flatten(tr.dz)).astype(np.float64)))
-        origin = track_origins(tr, is_data, w.size)
+            v = np.log10(np.abs(flat["dz"][ids].astype(np.float64)))
+        origin = track_origins_flat(flat, ids, is_data)
         ok = np.isfinite(v)
         hists["track_log10_dz_presel"].fill(dataset=dataset, origin=origin[ok], track_log10_dz=v[ok], weight=w[ok])
         hists["n_events_presel"].fill(dataset=dataset, systematic="nominal", met=cp.met_pt, weight=weight[pre])
@@ -482,23 +521,28 @@ class RegionProcessor(AnalysisProcessor):
                     hists["max_logit_class"].fill(dataset=dataset, dm=f"{dm:g}", track_class=cls[has],
                                                   max_logit=scores[has, j], weight=ws[has])
 
-    def fill_tracks(self, hists, dataset, tracks, event_weight, is_data, classes=None):
-        w = ak.to_numpy(ak.flatten(ak.broadcast_arrays(event_weight, tracks.pt)[0]))
-        origin = track_origins(tracks, is_data, w.size)
+    def fill_tracks(self, hists, dataset, columns, ids, w, is_data, classes=None):
+        """The candidate-track histograms: the tracks ``ids`` of the chunk's flat ``columns``,
+        each with its event's weight ``w``."""
+        origin = track_origins_flat(columns, ids, is_data)
+
+        def _flat(name):
+            return columns[name][ids].astype(np.float64)
+
         if classes is not None:
             with np.errstate(divide="ignore"):
-                dz = np.log10(np.abs(_flat(tracks.dz)))
+                dz = np.log10(np.abs(_flat("dz")))
             ok = np.isfinite(dz)
             hists["track_log10_dz_class"].fill(dataset=dataset, track_class=classes[ok], track_log10_dz=dz[ok],
                                                weight=w[ok])
         with np.errstate(divide="ignore", invalid="ignore"):
             values = {
-                "track_pt": _flat(tracks.pt),
-                "track_log10_dz": np.log10(np.abs(_flat(tracks.dz))),
-                "track_log10_dxy": np.log10(np.abs(_flat(tracks.dxy))),
-                "track_log10_dxyerr": np.log10(_flat(tracks.dxyErr)),
-                "track_log10_dzerr": np.log10(_flat(tracks.dzErr)),
-                "track_log10_iso": np.log10(_flat(tracks.pfIso03)),
+                "track_pt": _flat("pt"),
+                "track_log10_dz": np.log10(np.abs(_flat("dz"))),
+                "track_log10_dxy": np.log10(np.abs(_flat("dxy"))),
+                "track_log10_dxyerr": np.log10(_flat("dxyErr")),
+                "track_log10_dzerr": np.log10(_flat("dzErr")),
+                "track_log10_iso": np.log10(_flat("pfIso03")),
             }
         for name, v in values.items():
             finite = np.isfinite(v)
