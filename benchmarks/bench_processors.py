@@ -147,6 +147,7 @@ def instrument(rec: Recorder) -> None:
     rec.wrap(scoring.TrackScorer, "max_logits_and_best", "inference")
     rec.wrap(scoring, "track_feature_table", "features")
     rec.wrap(scoring, "track_vertex_features", "features")
+    rec.wrap(scoring, "track_vertex_features_flat", "features")
     rec.wrap(scoring, "add_event_features", "features")
     rec.wrap(features, "impact_parameters", "helix")
     rec.wrap(OnnxModel, "__call__", "inference", on_model)

@@ -61,6 +61,15 @@ class Chunk:
                              f"{FILLED_BRANCHES[branch][1]:g} (coffea's {FILLED_BRANCHES[branch][0]} behaviour "
                              "needs it; nothing here reads it)")
 
+    def once(self, name: str, of: tuple, compute):
+        """The value of ``compute()`` for the objects ``of`` (compared by identity), computed
+        once per chunk and kept in :attr:`cache` under ``name``: the hooks of every variation
+        that passes the same objects (collections the variation does not change) share it."""
+        held = self.cache.get(name)
+        if held is None or len(held[0]) != len(of) or any(a is not b for a, b in zip(held[0], of, strict=True)):
+            held = self.cache[name] = (tuple(of), compute())
+        return held[1]
+
     @property
     def dataset(self) -> str:
         return self.metadata["dataset"]

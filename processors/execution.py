@@ -284,7 +284,10 @@ def _forkserver_context(proc: Any):
     import multiprocessing
 
     ctx = multiprocessing.get_context("forkserver")
-    modules = ["processors.execution", type(proc).__module__]
+    # imported once in the forkserver, inherited by every worker (processors.preload); a
+    # processor may name more (``preload_modules``: what its chunks import on first use)
+    modules = ["processors.execution", "processors.preload", type(proc).__module__,
+               *getattr(proc, "preload_modules", ())]
     ctx.set_forkserver_preload(modules)
     return ctx
 

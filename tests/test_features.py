@@ -107,3 +107,104 @@ def test_track_rows_give_the_scores_of_the_straightforward_path(table):
     logits = scorer.classifier.signal_logits(tab, CLASSIFIER_DMS, "2018")
     for j, dm in enumerate(CLASSIFIER_DMS):
         assert np.array_equal(logits[:, j], scorer.classifier.signal_logit(tab, dm, "2018"))
+
+
+def test_flat_track_rows_give_the_scores_of_the_straightforward_path(table):
+    """TrackRows that describe the tracks from the chunk's flat columns and vertex arrays
+    (analysis.columnar.FlatColumns, track_vertex_features_flat) give bit for bit the max
+    logits, best tracks and origins of the straightforward path, and the flat feature table
+    of any tracks equals the jagged one row for row."""
+    from analysis.columnar import FlatColumns
+    from analysis.softtrack.features import (
+        track_vertex_features,
+        track_vertex_features_flat,
+        vertex_arrays,
+    )
+    from processors.softtrack.scoring import TrackScorer
+
+    ev, _, _, _ = table
+    scorer = TrackScorer.from_directory(None)
+    rng = np.random.default_rng(11)
+    n = len(ev)
+    columns = FlatColumns(ev.Track)
+    rows = scorer.track_rows(columns.counts, columns, lambda: vertex_arrays(ev.PV, ev.OtherPV, ev.SV))
+    assert rows.flat
+    for k, sel in enumerate([rng.random(n) < 0.6, rng.random(n) < 0.6, np.ones(n, bool), rng.random(n) < 0.05]):
+        e = ev[sel]
+        jets = ak.with_field(e.Jet, e.Jet.pt * (1.0 - 0.02 * k), "pt")
+        cand = candidate_tracks_mask(e.Track, jets)
+        met = ak.to_numpy(e.MET.pt) * (1.0 + 0.01 * k)
+        args = (e.Track, cand, e.PV, e.OtherPV, e.SV, jets, met, ak.to_numpy(e.MET.phi), "2018", False)
+        plain = scorer.max_logits_and_best(*args)
+        shared = scorer.max_logits_and_best(*args, rows=rows, events=np.flatnonzero(sel))
+        for a, b in zip(plain, shared, strict=True):
+            assert np.array_equal(a, b)
+        # the table itself, for these candidates
+        jagged, jev = track_vertex_features(e.Track, cand, e.PV, e.OtherPV, e.SV)
+        ids = columns.ids(np.flatnonzero(sel), cand)
+        flat, fev = track_vertex_features_flat(columns, ids, vertex_arrays(ev.PV, ev.OtherPV, ev.SV))
+        assert np.array_equal(np.flatnonzero(sel)[jev], fev)
+        for name in FEATURE_NAMES:
+            assert np.array_equal(jagged[name], flat[name]), name
+
+
+def test_flat_columns_ids_and_chunk_once():
+    """FlatColumns: the ids of a selection index the flat columns as flattening the selected
+    collection does; Chunk.once computes once per identical objects."""
+    from analysis.columnar import FlatColumns
+    from processors.base import Chunk
+
+    coll = ak.zip({"x": ak.Array([[1.0, 2.0], [], [3.0, 4.0, 5.0], [6.0]])})
+    cols = FlatColumns(coll)
+    events = np.array([0, 2, 3])
+    mask = coll.x[events] > 1.5
+    assert np.array_equal(cols["x"][cols.ids(events, mask)], ak.to_numpy(ak.flatten(coll.x[events][mask])))
+    assert np.array_equal(cols["x"][cols.ids(events)], ak.to_numpy(ak.flatten(coll.x[events])))
+    assert np.array_equal(cols.event_of(cols.ids(events)), [0, 0, 2, 2, 2, 3])
+    chunk = Chunk(ak.Array([{"a": 1}]), {"dataset": "d", "era": "2018", "is_data": True})
+    calls = []
+    a, b = object(), object()
+    assert chunk.once("k", (a,), lambda: calls.append(1) or 1) == 1
+    assert chunk.once("k", (a,), lambda: calls.append(1) or 2) == 1
+    assert chunk.once("k", (b,), lambda: calls.append(1) or 3) == 3
+    assert len(calls) == 2
+
+
+def test_flat_candidates_equal_the_jagged_mask(table):
+    """The candidate tracks from flat columns (per-track cuts once, DeltaR to the varied jets)
+    are the jagged candidate_tracks_mask, for selections and scaled jets."""
+    from analysis.columnar import FlatColumns, count_per_event, offsets_from_counts
+    from analysis.softtrack.objects import candidate_tracks_flat, track_quality
+
+    ev, _, _, _ = table
+    columns = FlatColumns(ev.Track)
+    quality = track_quality(columns)
+    rng = np.random.default_rng(5)
+    for k, sel in enumerate([np.ones(len(ev), bool), rng.random(len(ev)) < 0.3]):
+        e = ev[sel]
+        jets = ak.with_field(e.Jet, e.Jet.pt * (1.0 + 0.05 * k), "pt")
+        jagged = candidate_tracks_mask(e.Track, jets)
+        events = np.flatnonzero(sel)
+        every = columns.ids(events)
+        counts = columns.counts[events]
+        flat = candidate_tracks_flat(quality[every], offsets_from_counts(counts), columns.float64("eta")[every],
+                                     columns.float64("phi")[every], jets)
+        assert np.array_equal(flat, ak.to_numpy(ak.flatten(jagged)))
+        assert np.array_equal(count_per_event(flat, counts), ak.to_numpy(ak.sum(jagged, axis=1)))
+
+
+def test_chunk_track_classes_equal_the_candidates_classes(table):
+    """The background classes of every track of a chunk, computed once (track_class_codes),
+    indexed by a selection's candidates, are candidate_classes of that selection."""
+    from analysis.columnar import FlatColumns
+    from processors.base import Chunk
+    from processors.softtrack.region import candidate_classes, track_class_codes
+
+    ev, _, _, _ = table
+    chunk = Chunk(ev, {"dataset": "signal", "era": "2018", "is_data": False})
+    names, codes = track_class_codes(chunk, ev.Track)
+    columns = FlatColumns(ev.Track)
+    sel = np.random.default_rng(3).random(len(ev)) < 0.5
+    cand = candidate_tracks_mask(ev.Track[sel], ev.Jet[sel])
+    plain = candidate_classes(chunk, sel, ev.Track[sel][cand])
+    assert plain.size > 100 and np.array_equal(names[codes[columns.ids(np.flatnonzero(sel), cand)]], plain)

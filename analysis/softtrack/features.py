@@ -172,19 +172,57 @@ def track_vertex_features(tracks, candidate, pv, other_pv, sv) -> tuple[np.ndarr
     counts_all = ak.to_numpy(ak.num(tracks.pt))
     sel_tracks = tracks[candidate]
     counts = ak.to_numpy(ak.num(sel_tracks.pt))
-    n = int(counts.sum())
     ev = np.repeat(np.arange(len(counts)), counts)
-    local = ak.to_numpy(ak.flatten(ak.local_index(tracks.pt)[candidate]))
+    local = ak.to_numpy(ak.flatten(ak.local_index(tracks.pt)[candidate])).astype(np.int64)
     f = {k: _flat(sel_tracks[k]) for k in TRACK_INPUTS}
-    tanl = np.sinh(f["eta"])
-    vtx_idx = f["vtxIdx"].astype(np.int64)
-    sv_idx = f["svIdx"].astype(np.int64)
+    neighbours = (_offsets(counts_all), _flat(tracks.eta), _flat(tracks.phi), _flat(tracks.pt))
+    return _track_vertex_table(f, ev, local, _offsets(counts), neighbours, vertex_arrays(pv, other_pv, sv)), ev
+
+
+def vertex_arrays(pv, other_pv, sv) -> dict:
+    """The vertices of a set of events as flat float64 arrays (and their event offsets), as
+    :func:`track_vertex_features` reads them: pv (x, y, z, cov (n, 6)), OtherPV (offsets,
+    x, y, z, cov) and SV (offsets, x, y, z; ``n_sv`` their number)."""
     pvx, pvy, pvz = (np.asarray(ak.to_numpy(pv[c]), np.float64) for c in ("x", "y", "z"))
     pv_cov = np.stack([np.asarray(ak.to_numpy(pv[c]), np.float64) for c in dc.VERTEX_COV_BRANCHES], 1)
     v_off = _offsets(ak.to_numpy(ak.num(other_pv.x)))
     vx, vy, vz = (_flat(other_pv[c]) for c in ("x", "y", "z"))
     v_cov = np.stack([_flat(other_pv[c]) for c in dc.VERTEX_COV_BRANCHES], 1) if vx.size else np.zeros((0, 6))
-    t_off = _offsets(counts)
+    n_sv = int(ak.count(sv.x))
+    out = {"pv": (pvx, pvy, pvz, pv_cov), "other": (v_off, vx, vy, vz, v_cov),
+           "sv_offsets": _offsets(ak.to_numpy(ak.num(sv.x))), "n_sv": n_sv}
+    if n_sv > 0:
+        out["sv"] = tuple(_flat(sv[c]) for c in ("x", "y", "z"))
+    return out
+
+
+def track_vertex_features_flat(columns, ids: np.ndarray, vertices: dict) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`track_vertex_features` of the tracks ``ids`` (indices among all tracks of a chunk,
+    ascending) from the chunk's flat track columns (``columns``: an
+    :class:`analysis.columnar.FlatColumns` of all its tracks) and its :func:`vertex_arrays`:
+    the same values, row for row, as the jagged function gives for these tracks (a test
+    checks it); the second return value is the event (index into the chunk) of each row."""
+    ids = np.asarray(ids, np.int64)
+    ev = columns.event_of(ids)
+    local = ids - columns.offsets[ev]
+    f = {k: np.ascontiguousarray(columns[k][ids], dtype=np.float64) for k in TRACK_INPUTS}
+    t_off = _offsets(np.bincount(ev, minlength=columns.counts.size))
+    neighbours = (columns.offsets, *(columns.float64(k) for k in ("eta", "phi", "pt")))
+    return _track_vertex_table(f, ev, local, t_off, neighbours, vertices), ev
+
+
+def _track_vertex_table(f: dict, ev: np.ndarray, local: np.ndarray, t_off: np.ndarray, neighbours: tuple,
+                        vertices: dict) -> np.ndarray:
+    """The table of :func:`track_vertex_features` from flat float64 columns ``f`` of the tracks
+    to describe (grouped by event: ``t_off`` their offsets over the events, ``ev`` the event of
+    each, ``local`` its index among all tracks of its event), ``neighbours`` (offsets, eta,
+    phi, pt of all tracks of the events) and the events' :func:`vertex_arrays`."""
+    n = ev.size
+    tanl = np.sinh(f["eta"])
+    vtx_idx = f["vtxIdx"].astype(np.int64)
+    sv_idx = f["svIdx"].astype(np.int64)
+    pvx, pvy, pvz, pv_cov = vertices["pv"]
+    v_off, vx, vy, vz, v_cov = vertices["other"]
     pu_k, other_k = _vertex_choices(t_off, f["refX"], f["refY"], f["refZ"], f["phi"], tanl, vtx_idx, pvz, v_off, vx, vy, vz)
 
     def combined_vertex(k_combined):
@@ -230,11 +268,11 @@ def track_vertex_features(tracks, candidate, pv, other_pv, sv) -> tuple[np.ndarr
     x, y, z, _, valid = choices["assoc"]
     out["delta_xy_pv_assoc_pv"] = np.where(valid, np.hypot(x - pvx[ev], y - pvy[ev]), dc.FILL_DISTANCE)
     out["delta_z_pv_assoc_pv"] = np.where(valid, np.abs(z - pvz[ev]), dc.FILL_DISTANCE)
-    s_off = _offsets(ak.to_numpy(ak.num(sv.x)))
-    has_sv = (sv_idx >= 0) & (ak.count(sv.x) > 0)
+    s_off, n_sv = vertices["sv_offsets"], vertices["n_sv"]
+    has_sv = (sv_idx >= 0) & (n_sv > 0)
     j = np.where(has_sv, s_off[ev] + sv_idx, 0)
-    if ak.count(sv.x) > 0:
-        svx, svy, svz = (_flat(sv[c]) for c in ("x", "y", "z"))
+    if n_sv > 0:
+        svx, svy, svz = vertices["sv"]
         out["delta_xy_pv_sv"] = np.where(has_sv, np.hypot(svx[j] - pvx[ev], svy[j] - pvy[ev]), dc.FILL_DISTANCE)
         out["delta_z_pv_sv"] = np.where(has_sv, np.abs(svz[j] - pvz[ev]), dc.FILL_DISTANCE)
     else:
@@ -242,10 +280,9 @@ def track_vertex_features(tracks, candidate, pv, other_pv, sv) -> tuple[np.ndarr
         out["delta_z_pv_sv"] = dc.FILL_DISTANCE
     out["pt"], out["abs_eta"] = f["pt"], np.abs(f["eta"])
     out["pf_iso_abs"] = np.nan_to_num(f["pfIso03"], nan=0.0)
-    dr = _delta_r_tracks(t_off, f["eta"], f["phi"], local.astype(np.int64), _offsets(counts_all), _flat(tracks.eta),
-                         _flat(tracks.phi), _flat(tracks.pt), NEIGHBOUR_TRACK_PT, dc.FILL_DR)
+    dr = _delta_r_tracks(t_off, f["eta"], f["phi"], local, *neighbours, NEIGHBOUR_TRACK_PT, dc.FILL_DR)
     out["dr_track5_first"], out["dr_track5_second"] = dr.T
-    return out, ev
+    return out
 
 
 def add_event_features(out: np.ndarray, ev: np.ndarray, eta: np.ndarray, phi: np.ndarray, jets, met_pt,

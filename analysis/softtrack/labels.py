@@ -125,18 +125,28 @@ def track_class_labels_jagged(track_gen_idx: ak.Array, genparts: ak.Array) -> ak
 BACKGROUND_CLASSES: tuple[str, ...] = ("pv", "spurious", "tau")
 
 
-def background_class_names(labels: np.ndarray, origins: np.ndarray | None) -> np.ndarray:
-    """Background class name of each track from its classifier class (:func:`track_class_labels`)
-    and its generator origin (analysis.contract.TRACK_ORIGINS codes; None: not stored)."""
+#: the names of :func:`background_class_codes`, by code
+BACKGROUND_CLASS_CODE_NAMES = np.array(["pv", "spurious", "tau", "signal"], dtype=object)
+
+
+def background_class_codes(labels: np.ndarray, origins: np.ndarray | None) -> np.ndarray:
+    """:func:`background_class_names` as small integers (int8), indices into
+    :data:`BACKGROUND_CLASS_CODE_NAMES`: cheap to keep for every track of a chunk."""
     from analysis.contract import TRACK_ORIGINS
 
     labels = np.asarray(labels, np.int64)
-    out = np.full(labels.size, "pv", dtype=object)
+    out = np.zeros(labels.size, np.int8)
     unmatched = labels == CLASS_SPURIOUS
     if origins is not None:
         origins = np.asarray(origins, np.int64)
         unmatched |= (origins == TRACK_ORIGINS["pileup"]) | (origins == TRACK_ORIGINS["spurious"])
-    out[unmatched] = "spurious"
-    out[labels == CLASS_TAU] = "tau"
-    out[labels == CLASS_SIGNAL] = "signal"
+    out[unmatched] = 1
+    out[labels == CLASS_TAU] = 2
+    out[labels == CLASS_SIGNAL] = 3
     return out
+
+
+def background_class_names(labels: np.ndarray, origins: np.ndarray | None) -> np.ndarray:
+    """Background class name of each track from its classifier class (:func:`track_class_labels`)
+    and its generator origin (analysis.contract.TRACK_ORIGINS codes; None: not stored)."""
+    return BACKGROUND_CLASS_CODE_NAMES[background_class_codes(labels, origins)]

@@ -135,6 +135,26 @@ def candidate_tracks_mask(tracks, jets, cuts=OBJECT_CUTS) -> ak.Array:
     return base & far_from(tracks, jets[jets.pt > cuts.jet_pt], cuts.track_jet_dr)
 
 
+def track_quality(columns, cuts=OBJECT_CUTS) -> np.ndarray:
+    """The part of :func:`candidate_tracks_mask` that depends on the track alone (all but the
+    DeltaR to the jets), on flat columns (``columns[name]``: e.g. an
+    :class:`analysis.columnar.FlatColumns` of the tracks): flat bool, the same values."""
+    return (columns["highPurity"] & columns["isPFcand"] & (columns["pt"] < cuts.track_pt_max)
+            & (np.abs(columns["eta"]) < cuts.track_eta) & (np.abs(columns["dz"]) < cuts.track_dz_max))
+
+
+def candidate_tracks_flat(quality: np.ndarray, t_off: np.ndarray, t_eta: np.ndarray, t_phi: np.ndarray, jets,
+                          cuts=OBJECT_CUTS) -> np.ndarray:
+    """:func:`candidate_tracks_mask` of flat tracks: ``quality`` their :func:`track_quality`,
+    ``t_off`` their offsets over the events of ``jets``, ``t_eta``, ``t_phi`` float64; flat
+    bool, the same values as the jagged function (a test checks it)."""
+    ref = jets[jets.pt > cuts.jet_pt]
+    b_off, b_eta, b_phi = _flat(ref)
+    if t_off.size != b_off.size:
+        raise ValueError(f"candidate_tracks_flat: {t_off.size - 1} events of tracks, {b_off.size - 1} of jets")
+    return quality & (_min_delta_r(t_off, t_eta, t_phi, b_off, b_eta, b_phi) > cuts.track_jet_dr)
+
+
 def not_pileup_associated(tracks) -> ak.Array:
     """Tracks not associated with a pileup vertex in reconstruction (Track_vtxIdx <= 0: the PV
     or none; all tracks where the association is not stored). Used by the track-class

@@ -55,9 +55,22 @@ def _np(x) -> np.ndarray:
     return ak.to_numpy(ak.fill_none(x, 0))
 
 
+def lepton_counts(muons, electrons, photons, taus, cuts=OBJECT_CUTS) -> dict[str, np.ndarray]:
+    """The numbers of isolated muons, electrons, photons and of selected taus per event (the
+    ``n_muons`` ... ``n_taus`` of :class:`EventObservables`): they do not depend on the jets or
+    p_T^miss, so a processor may compute them once for all its jet variations."""
+    return {"n_muons": _np(ak.num(obj.isolated_muons(muons, cuts))),
+            "n_electrons": _np(ak.num(obj.isolated_electrons(electrons, cuts))),
+            "n_photons": _np(ak.num(obj.isolated_photons(photons, cuts))),
+            "n_taus": _np(ak.num(obj.selected_taus(taus, cuts)))}
+
+
 def event_observables(jets, muons, electrons, photons, taus, met_pt, met_phi, era: str, cuts=OBJECT_CUTS,
-                      baseline=BASELINE_CUTS, hem=None) -> EventObservables:
+                      baseline=BASELINE_CUTS, hem=None, leptons: dict | None = None) -> EventObservables:
     """Event observables from collections (jets pT-ordered, any pT).
+
+    ``leptons``: the :func:`lepton_counts` of these muons, electrons, photons and taus when the
+    caller has them already (e.g. from another jet variation of the chunk); computed here if not.
 
     The jet quantities come from one numba pass over the flat jets (:func:`_jet_observables`),
     with the object definitions of :mod:`analysis.softtrack.objects`: selected jets (pT > 30 GeV,
@@ -83,9 +96,7 @@ def event_observables(jets, muons, electrons, photons, taus, met_pt, met_phi, er
     return EventObservables(
         met=met_pt, met_phi=met_phi, mht=f[0], mht_phi=f[1], ht=f[2], ht5=f[3], n_jets=i[0], n_btags=i[1],
         leading_jet_pt=f[4], leading_jet_eta=f[5], leading_jet_phi=f[6], min_dphi=f[7],
-        n_muons=_np(ak.num(obj.isolated_muons(muons, c))),
-        n_electrons=_np(ak.num(obj.isolated_electrons(electrons, c))),
-        n_photons=_np(ak.num(obj.isolated_photons(photons, c))), n_taus=_np(ak.num(obj.selected_taus(taus, c))),
+        **(lepton_counts(muons, electrons, photons, taus, c) if leptons is None else leptons),
         hem_veto=i[2].astype(bool),
     )
 

@@ -131,10 +131,21 @@ class ClassifierModel(OnnxModel):
         """logit(P(signal | ...)) for each Delta m of ``dms``: float64 (n, len(dms)). The input
         matrix is assembled once and only its Delta m column changes between the evaluations:
         row for row the inputs, and so the outputs, of :meth:`signal_logit` for each Delta m."""
-        feats = self._track_matrix(features)
-        n = feats.shape[0]
-        mat = np.concatenate([feats, np.zeros((n, 1), np.float32), era_one_hot(era, n)], axis=1)
-        column = feats.shape[1]
+        column = len(self.track_features)
+        if isinstance(features, np.ndarray) and features.dtype.names \
+                and all(n in features.dtype.names for n in self.track_features):
+            # a feature table: its columns copied once, straight into the input matrix
+            n = features.shape[0]
+            eras = era_one_hot(era, n)
+            mat = np.empty((n, column + 1 + eras.shape[1]), np.float32)
+            for j, name in enumerate(self.track_features):
+                mat[:, j] = features[name]
+            mat[:, column] = 0.0
+            mat[:, column + 1:] = eras
+        else:
+            feats = self._track_matrix(features)
+            n = feats.shape[0]
+            mat = np.concatenate([feats, np.zeros((n, 1), np.float32), era_one_hot(era, n)], axis=1)
         signal = TRACK_CLASSES.index("signal")
         out = np.empty((n, len(dms)))
         for j, dm in enumerate(dms):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, replace
 import awkward as ak
 import numpy as np
 
+from analysis.columnar import FlatColumns, count_per_event, offsets_from_counts
 from analysis.contract import (
     HLT_JETHT,
     HLT_MET,
@@ -40,8 +41,19 @@ from analysis.softtrack.config import (
     TRACK_SF_CLASSES,
     SoftTrackConfig,
 )
-from analysis.softtrack.labels import background_class_names, track_class_labels_jagged
-from analysis.softtrack.selection import baseline_steps, event_observables, noise_filters
+from analysis.softtrack.features import vertex_arrays
+from analysis.softtrack.labels import (
+    BACKGROUND_CLASS_CODE_NAMES,
+    background_class_codes,
+    background_class_names,
+    track_class_labels_jagged,
+)
+from analysis.softtrack.selection import (
+    baseline_steps,
+    event_observables,
+    lepton_counts,
+    noise_filters,
+)
 from processors import collections as col
 from processors.base import AnalysisProcessor, Chunk, selection_from_steps
 from processors.histograms import fill_observables
@@ -142,6 +154,29 @@ def candidate_classes(chunk: Chunk, selected: np.ndarray, tracks) -> np.ndarray:
     return background_class_names(labels, origins)
 
 
+def track_class_codes(chunk: Chunk, tracks) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`candidate_classes` of every track of ``tracks`` (all events of the chunk) as
+    (names, codes): the class of track k is ``names[codes[k]]``; a selection's classes are
+    these indexed (a track's class depends on its own event only)."""
+    n = int(ak.sum(ak.num(tracks.pt)))
+    events = chunk.events
+    if chunk.is_data or "GenPart" not in events.fields or "genPartIdx" not in tracks.fields:
+        return np.array(["data" if chunk.is_data else "unknown"], dtype=object), np.zeros(n, np.int8)
+    labels = ak.to_numpy(ak.flatten(track_class_labels_jagged(tracks.genPartIdx, events.GenPart)))
+    origins = ak.to_numpy(ak.flatten(tracks.genOrigin)) if "genOrigin" in tracks.fields else None
+    return BACKGROUND_CLASS_CODE_NAMES, background_class_codes(labels, origins)
+
+
+def track_origins_flat(columns, ids: np.ndarray, is_data: bool) -> np.ndarray:
+    """:func:`track_origins` of the tracks ``ids`` of the chunk's flat columns."""
+    if is_data:
+        return np.full(ids.size, "data", dtype=object)
+    if "genOrigin" in columns:
+        names = np.array([ORIGIN_NAMES[i] for i in range(len(ORIGIN_NAMES))], dtype=object)
+        return names[columns["genOrigin"][ids].astype(np.int64)]
+    return np.full(ids.size, "unknown", dtype=object)
+
+
 def best_class(classes: np.ndarray, n_candidates: np.ndarray, best: np.ndarray, is_data: bool) -> np.ndarray:
     """The class of each event's highest-scoring candidate track (``best``: its index among the
     event's candidates, -1 none: "data" in data, else "none")."""
@@ -187,6 +222,8 @@ class RegionProcessor(AnalysisProcessor):
     stream = "met"
     n_leptons = 0
     finite_inputs = FINITE_INPUTS
+    #: imported by the futures executor's forkserver before it forks workers (processors.preload)
+    preload_modules = ("models.softtrack.inference", "corrections.softtrack.apply")
     #: event-level corrections of this region (besides pileup and the track-class SFs)
     event_corrections: tuple[str, ...] = ("met_weight",)
 
@@ -285,8 +322,11 @@ class RegionProcessor(AnalysisProcessor):
 
     def observables(self, chunk: Chunk, c: Collections):
         cfg = self.config
+        # the lepton counts do not change with the jets: once per chunk for all variations
+        leptons = chunk.once("lepton_counts", (c.muons, c.electrons, c.photons, c.taus),
+                             lambda: lepton_counts(c.muons, c.electrons, c.photons, c.taus, cfg.objects))
         o = event_observables(c.jets, c.muons, c.electrons, c.photons, c.taus, c.met_pt, c.met_phi, chunk.era,
-                              cfg.objects, cfg.baseline, cfg.hem)
+                              cfg.objects, cfg.baseline, cfg.hem, leptons=leptons)
         events = chunk.events
         has_npv = "PV" in events.fields and "npvs" in events.PV.fields
         values = {name: getattr(o, name) for name in EVENT_OBSERVABLES}
@@ -340,10 +380,23 @@ class RegionProcessor(AnalysisProcessor):
         """Candidate tracks of the selected events and, with a scorer, their max logit per
         Delta m, the category, the signal region and the track-class weight."""
         sel_c = c.take(selected)
-        cand = obj.candidate_tracks_mask(sel_c.tracks, sel_c.jets, self.config.objects)
-        ncand = ak.to_numpy(ak.sum(cand, axis=1))
+        cuts = self.config.objects
+        # on the chunk's flat track columns: the per-track cuts once per chunk, the DeltaR to
+        # the (varied) jets per variation; the same mask as obj.candidate_tracks_mask
+        flat = self._flat_tracks(chunk, c)
+        quality = chunk.once("track_quality", (c.tracks,), lambda: obj.track_quality(flat, cuts))
+        events = np.flatnonzero(selected)
+        counts = flat.counts[events]
+        every = flat.ids(events)
+        cand_flat = obj.candidate_tracks_flat(quality[every], offsets_from_counts(counts), flat.float64("eta")[every],
+                                              flat.float64("phi")[every], sel_c.jets, cuts)
+        cand = ak.unflatten(cand_flat, counts)
+        ncand = count_per_event(cand_flat, counts)
         out = {"tracks": sel_c.tracks[cand], "n_candidates": ncand, "scores": None, "track_sf": 1.0}
-        classes = candidate_classes(chunk, selected, sel_c.tracks[cand])
+        # the class of a track does not depend on the variation: all tracks' once per chunk
+        names, codes = chunk.once("track_classes", (c.tracks,), lambda: track_class_codes(chunk, c.tracks))
+        out["track_ids"] = every[cand_flat]
+        classes = names[codes[out["track_ids"]]]
         out["track_classes"] = classes
         if self.scorer is not None and c.track_source == "Track":
             ev = chunk.events[selected]
@@ -369,10 +422,19 @@ class RegionProcessor(AnalysisProcessor):
         a scorer without them."""
         if not hasattr(self.scorer, "track_rows"):
             return {}
-        rows = chunk.cache.get("track_rows")
-        if rows is None:
-            rows = chunk.cache["track_rows"] = self.scorer.track_rows(ak.to_numpy(ak.num(c.tracks)))
+        flat = self._flat_tracks(chunk, c)
+        events = chunk.events
+
+        def vertices():
+            return vertex_arrays(events.PV, events.OtherPV, events.SV)
+
+        rows = chunk.once("track_rows", (c.tracks,), lambda: self.scorer.track_rows(flat.counts, flat, vertices))
         return {"rows": rows, "events": np.flatnonzero(selected)}
+
+    @staticmethod
+    def _flat_tracks(chunk: Chunk, c: Collections) -> FlatColumns:
+        """The chunk's tracks (after the region's preselection) as flat columns, once per chunk."""
+        return chunk.once("flat_tracks", (c.tracks,), lambda: FlatColumns(c.tracks))
 
     # -- fill ---------------------------------------------------------------------------------
     def fill(self, hists, chunk: Chunk, c: Collections, observables, selected, weights: EventWeights, cats,
@@ -400,7 +462,8 @@ class RegionProcessor(AnalysisProcessor):
             if scores is not None:
                 self.fill_scores(hists, dataset, syst, cats, ws)
         if variation == "nominal":
-            self.fill_tracks(hists, dataset, cats["tracks"], weight[selected], chunk.is_data, cats["track_classes"])
+            self.fill_tracks(hists, dataset, self._flat_tracks(chunk, c), cats["track_ids"],
+                             np.repeat(weight[selected], cats["n_candidates"]), chunk.is_data, cats["track_classes"])
             self.fill_extra(chunk, c, observables["_event"], dict(c.steps), weight, hists)
 
     def fill_inputs(self, hists, chunk: Chunk, c: Collections, weights: EventWeights) -> None:
@@ -415,13 +478,23 @@ class RegionProcessor(AnalysisProcessor):
         weight = weights.weight()
         pre = np.logical_and.reduce([m for _, m in c.steps])
         cp = c.take(pre)
-        # the track-class fit's tracks: candidates not associated with a pileup vertex
-        cand = obj.candidate_tracks_mask(cp.tracks, cp.jets, self.config.objects) & obj.not_pileup_associated(cp.tracks)
-        tr = cp.tracks[cand]
-        w = ak.to_numpy(ak.flatten(ak.broadcast_arrays(weight[pre], tr.pt)[0]))
+        # the track-class fit's tracks: candidates not associated with a pileup vertex (on the
+        # chunk's flat columns: the values of candidate_tracks_mask & not_pileup_associated)
+        flat = self._flat_tracks(chunk, c)
+        cuts = self.config.objects
+        quality = chunk.once("track_quality", (c.tracks,), lambda: obj.track_quality(flat, cuts))
+        events_pre = np.flatnonzero(pre)
+        counts = flat.counts[events_pre]
+        every = flat.ids(events_pre)
+        cand = obj.candidate_tracks_flat(quality[every], offsets_from_counts(counts), flat.float64("eta")[every],
+                                         flat.float64("phi")[every], cp.jets, cuts)
+        if "vtxIdx" in flat:
+            cand &= flat["vtxIdx"][every] <= 0
+        ids = every[cand]
+        w = np.repeat(weight[pre], count_per_event(cand, counts))
         with np.errstate(divide="ignore"):
-            v = np.log10(np.abs(ak.to_numpy(ak.flatten(tr.dz)).astype(np.float64)))
-        origin = track_origins(tr, is_data, w.size)
+            v = np.log10(np.abs(flat["dz"][ids].astype(np.float64)))
+        origin = track_origins_flat(flat, ids, is_data)
         ok = np.isfinite(v)
         hists["track_log10_dz_presel"].fill(dataset=dataset, origin=origin[ok], track_log10_dz=v[ok], weight=w[ok])
         hists["n_events_presel"].fill(dataset=dataset, systematic="nominal", met=cp.met_pt, weight=weight[pre])
@@ -448,23 +521,28 @@ class RegionProcessor(AnalysisProcessor):
                     hists["max_logit_class"].fill(dataset=dataset, dm=f"{dm:g}", track_class=cls[has],
                                                   max_logit=scores[has, j], weight=ws[has])
 
-    def fill_tracks(self, hists, dataset, tracks, event_weight, is_data, classes=None):
-        w = ak.to_numpy(ak.flatten(ak.broadcast_arrays(event_weight, tracks.pt)[0]))
-        origin = track_origins(tracks, is_data, w.size)
+    def fill_tracks(self, hists, dataset, columns, ids, w, is_data, classes=None):
+        """The candidate-track histograms: the tracks ``ids`` of the chunk's flat ``columns``,
+        each with its event's weight ``w``."""
+        origin = track_origins_flat(columns, ids, is_data)
+
+        def _flat(name):
+            return columns[name][ids].astype(np.float64)
+
         if classes is not None:
             with np.errstate(divide="ignore"):
-                dz = np.log10(np.abs(_flat(tracks.dz)))
+                dz = np.log10(np.abs(_flat("dz")))
             ok = np.isfinite(dz)
             hists["track_log10_dz_class"].fill(dataset=dataset, track_class=classes[ok], track_log10_dz=dz[ok],
                                                weight=w[ok])
         with np.errstate(divide="ignore", invalid="ignore"):
             values = {
-                "track_pt": _flat(tracks.pt),
-                "track_log10_dz": np.log10(np.abs(_flat(tracks.dz))),
-                "track_log10_dxy": np.log10(np.abs(_flat(tracks.dxy))),
-                "track_log10_dxyerr": np.log10(_flat(tracks.dxyErr)),
-                "track_log10_dzerr": np.log10(_flat(tracks.dzErr)),
-                "track_log10_iso": np.log10(_flat(tracks.pfIso03)),
+                "track_pt": _flat("pt"),
+                "track_log10_dz": np.log10(np.abs(_flat("dz"))),
+                "track_log10_dxy": np.log10(np.abs(_flat("dxy"))),
+                "track_log10_dxyerr": np.log10(_flat("dxyErr")),
+                "track_log10_dzerr": np.log10(_flat("dzErr")),
+                "track_log10_iso": np.log10(_flat("pfIso03")),
             }
         for name, v in values.items():
             finite = np.isfinite(v)

@@ -28,6 +28,7 @@ from analysis.softtrack.features import (
     add_event_features,
     track_feature_table,
     track_vertex_features,
+    track_vertex_features_flat,
 )
 
 #: max logit of an event without candidate tracks
@@ -76,12 +77,29 @@ class TrackRows:
         before any event selection).
     """
 
-    def __init__(self, counts: np.ndarray):
+    def __init__(self, counts: np.ndarray, columns=None, vertices=None):
         counts = np.asarray(counts, np.int64)
         self.offsets = np.zeros(counts.size + 1, np.int64)
         np.cumsum(counts, out=self.offsets[1:])
+        #: the tracks described (chunk-wide indices) and their rows, in the order added
         self.ids = np.zeros(0, np.int64)
         self.rows: np.ndarray | None = None
+        self._position: np.ndarray | None = None  # track -> its row (-1: none), once one is added
+        #: optional: the chunk's tracks as flat columns (analysis.columnar.FlatColumns) and a
+        #: callable giving its vertices (analysis.softtrack.features.vertex_arrays of all its
+        #: events): the tracks are then described from flat arrays of the whole chunk
+        self.columns = columns
+        self._vertices = vertices
+
+    @property
+    def flat(self) -> bool:
+        """Are the tracks described from the chunk's flat columns?"""
+        return self.columns is not None and self._vertices is not None
+
+    def vertices(self) -> dict:
+        if callable(self._vertices):
+            self._vertices = self._vertices()
+        return self._vertices
 
     def track_ids(self, events: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Chunk-wide index of every track (flat) of the events ``events`` (indices into the
@@ -91,20 +109,23 @@ class TrackRows:
 
     def find(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Positions in :attr:`rows` of ``ids`` and whether each is there."""
-        pos = np.searchsorted(self.ids, ids)
-        if not self.ids.size:
-            return pos, np.zeros(ids.size, bool)
-        return pos, self.ids[np.minimum(pos, self.ids.size - 1)] == ids
+        if self._position is None:
+            return np.zeros(ids.size, np.int64), np.zeros(ids.size, bool)
+        pos = self._position[ids]
+        return pos, pos >= 0
 
     def add(self, ids: np.ndarray, rows: np.ndarray) -> None:
-        """Add the ``rows`` of the tracks ``ids`` (ascending: events and tracks in order)."""
-        if self.rows is None:  # the first variation: nothing to merge
+        """Add the ``rows`` of the tracks ``ids`` (none there yet): appended, their positions
+        noted in a map of every track of the chunk (no sorting)."""
+        if self._position is None:
+            self._position = np.full(int(self.offsets[-1]), -1, np.int64)
+        start = 0 if self.rows is None else len(self.rows)
+        self._position[ids] = np.arange(start, start + ids.size)
+        if self.rows is None:  # the first variation: nothing to append to
             self.ids, self.rows = ids, rows
             return
-        ids = np.concatenate([self.ids, ids])
-        rows = rows if self.rows is None else np.concatenate([self.rows, rows])
-        order = np.argsort(ids, kind="stable")
-        self.ids, self.rows = ids[order], rows[order]
+        self.ids = np.concatenate([self.ids, ids])
+        self.rows = np.concatenate([self.rows, rows])
 
 
 class TrackScorer:
@@ -160,9 +181,10 @@ class TrackScorer:
                                                        era, is_data)
         return out, best_origin
 
-    def track_rows(self, counts: np.ndarray) -> TrackRows:
-        """An empty :class:`TrackRows` for a chunk of ``counts`` tracks per event."""
-        return TrackRows(counts)
+    def track_rows(self, counts: np.ndarray, columns=None, vertices=None) -> TrackRows:
+        """An empty :class:`TrackRows` for a chunk of ``counts`` tracks per event (with
+        ``columns`` and ``vertices``: described from the chunk's flat arrays, see TrackRows)."""
+        return TrackRows(counts, columns, vertices)
 
     def refine(self, table: np.ndarray) -> None:
         """Replace pt, log10_dxy_err and log10_dz_err of the simulated tracks of the feature
@@ -178,24 +200,31 @@ class TrackScorer:
         table["log10_dz_err"] = np.log10(np.maximum(refined["dzErr"], 1e-6))
 
     def _described(self, rows: TrackRows, events, tracks, candidate, pv, other_pv, sv,
-                   is_data: bool) -> tuple[np.ndarray, np.ndarray]:
+                   is_data: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The feature table of the candidates without the event features, from ``rows``
-        (the tracks not yet there described, refined and added first), and the event of
-        each row."""
+        (the tracks not yet there described, refined and added first), the event of each
+        row (index among the events given) and its track's index in the chunk."""
         counts = ak.to_numpy(ak.num(candidate))
         cand = ak.to_numpy(ak.flatten(candidate))
         ids = rows.track_ids(np.asarray(events, np.int64), counts)[cand]
         _, found = rows.find(ids)
         if not found.all():
-            new = np.zeros(cand.size, bool)
-            new[np.flatnonzero(cand)[~found]] = True
-            table, _ = track_vertex_features(tracks, ak.unflatten(new, counts), pv, other_pv, sv)
+            if rows.flat:
+                table, _ = track_vertex_features_flat(rows.columns, ids[~found], rows.vertices())
+            else:
+                new = np.zeros(cand.size, bool)
+                new[np.flatnonzero(cand)[~found]] = True
+                table, _ = track_vertex_features(tracks, ak.unflatten(new, counts), pv, other_pv, sv)
             if not is_data:
                 self.refine(table)
             rows.add(ids[~found], table)
         pos, _ = rows.find(ids)
-        n_cand = ak.to_numpy(ak.sum(candidate, axis=1))
-        return rows.rows[pos], np.repeat(np.arange(counts.size), n_cand)
+        passed = np.zeros(cand.size + 1, np.int64)
+        np.cumsum(cand, out=passed[1:])
+        bounds = np.zeros(counts.size + 1, np.int64)
+        np.cumsum(counts, out=bounds[1:])
+        n_cand = passed[bounds[1:]] - passed[bounds[:-1]]
+        return rows.rows[pos], np.repeat(np.arange(counts.size), n_cand), ids
 
     def max_logits_and_best(self, tracks, candidate, pv, other_pv, sv, jets, met_pt, met_phi, era: str,
                             is_data: bool, rows: TrackRows | None = None,
@@ -218,9 +247,13 @@ class TrackScorer:
             if not is_data:
                 self.refine(table)
         else:
-            table, event = self._described(rows, events, tracks, candidate, pv, other_pv, sv, is_data)
-            cand = tracks[candidate]
-            add_event_features(table, event, _flat(cand.eta), _flat(cand.phi), jets, met_pt, met_phi)
+            table, event, ids = self._described(rows, events, tracks, candidate, pv, other_pv, sv, is_data)
+            if rows.flat:
+                eta, phi = rows.columns.float64("eta")[ids], rows.columns.float64("phi")[ids]
+            else:
+                cand = tracks[candidate]
+                eta, phi = _flat(cand.eta), _flat(cand.phi)
+            add_event_features(table, event, eta, phi, jets, met_pt, met_phi)
         best = np.full(len(event), -np.inf)
         logits = self.classifier.signal_logits(table, CLASSIFIER_DMS, era)  # one input matrix for the three
         for j in range(len(CLASSIFIER_DMS)):
@@ -232,6 +265,9 @@ class TrackScorer:
         first_of_event = np.searchsorted(event, np.arange(n))  # event is sorted (flattened layout)
         best_index[event[order][last]] = order[last] - first_of_event[event[order][last]]
         if not is_data and "genOrigin" in tracks.fields:
-            origin = ak.to_numpy(ak.flatten(tracks.genOrigin[candidate])).astype(np.int64)
+            if rows is not None and rows.flat:
+                origin = rows.columns["genOrigin"][ids].astype(np.int64)
+            else:
+                origin = ak.to_numpy(ak.flatten(tracks.genOrigin[candidate])).astype(np.int64)
             best_origin[event[order][last]] = origin[order][last]
         return out, best_origin, best_index
