@@ -34,7 +34,7 @@ DEFAULT_DATA = ROOT / "data" / "generated" / "svj"
 DEFAULT_OUT = Path("outputs") / "svj"
 MODELS_DIR = ROOT / "models" / "svj"
 #: the default sample: events per background and per signal point (docs/svj.md); --quick: a quarter
-DEFAULT_BACKGROUND = {"qcd": 120000, "ttbar": 30000, "wjets": 16000, "zjets": 16000}
+DEFAULT_BACKGROUND = {"qcd": 160000, "ttbar": 12000, "wjets": 8000, "zjets": 8000}
 SIGNAL_POINTS = [(m, r) for m in (1000.0, 2000.0, 3000.0) for r in (0.3, 0.5, 0.7)]
 SIGNAL_EVENTS = 3000
 QUICK_SCALE = 0.25

@@ -175,3 +175,141 @@ class MDMMInequality(nn.Module):
     def forward(self, value: torch.Tensor) -> torch.Tensor:
         phi = self.target - value - self.slack.pow(2)
         return self.scale * (-self.lmbda * phi + 0.5 * self.damping * phi.pow(2))
+
+
+
+# --- the distance correlation of large batches in O(n log n) -------------------------------
+#
+# For 1D samples the O(n^2) double centring is not needed: with normalised weights w,
+#
+#   dCov^2 = S(x, y) - 2 sum_i w_i a_i b_i + (sum_i w_i a_i)(sum_i w_i b_i),
+#   a_i = sum_j w_j |x_i - x_j|,  b_i = sum_j w_j |y_i - y_j|,
+#   S(x, y) = sum_ij w_i w_j |x_i - x_j| |y_i - y_j|
+#
+# (the expansion of sum_ij w_i w_j A_ij B_ij; the unweighted case: Huo, Szekely, Technometrics
+# 58 (2016) 435). a_i is a cumulative sum in x order, S(x, x) = 2 Var_w(x), and S(x, y) is a
+# dominance sum: around each point i the others fall into four quadrants (x_j below/above
+# x_i, y_j below/above y_i), where |x_i - x_j| |y_i - y_j| is +-(x_i - x_j)(y_i - y_j); a
+# Fenwick tree over the y ranks, swept in x order, gives each quadrant's sums of w, w x, w y
+# and w x y. Ties fall into either quadrant, where their products vanish.
+
+_QUADRANT_KERNEL = None
+
+
+def _quadrant_kernel():
+    global _QUADRANT_KERNEL
+    if _QUADRANT_KERNEL is None:
+        import numba
+        import numpy as np
+
+        @numba.njit(cache=True)
+        def kernel(x, y, w):
+            n = x.size
+            ox = np.argsort(x, kind="mergesort")
+            oy = np.argsort(y, kind="mergesort")
+            ry = np.empty(n, np.int64)
+            for k in range(n):
+                ry[oy[k]] = k
+            vals = np.empty((4, n))
+            for i in range(n):
+                vals[0, i] = w[i]
+                vals[1, i] = w[i] * x[i]
+                vals[2, i] = w[i] * y[i]
+                vals[3, i] = w[i] * x[i] * y[i]
+            below = np.zeros((4, n))  # y_j < y_i, any x_j
+            acc = np.zeros(4)
+            for k in range(n):
+                i = oy[k]
+                for q in range(4):
+                    below[q, i] = acc[q]
+                    acc[q] += vals[q, i]
+            tree = np.zeros((4, n + 1))
+            left = np.zeros(4)
+            out = np.empty((4, 4, n))  # quadrant (LL, LU, RL, RU), sum (w, wx, wy, wxy), point
+            s = np.zeros(4)
+            for k in range(n):
+                i = ox[k]
+                s[:] = 0.0
+                r = ry[i]
+                while r > 0:
+                    for q in range(4):
+                        s[q] += tree[q, r]
+                    r -= r & (-r)
+                for q in range(4):
+                    out[0, q, i] = s[q]
+                    out[1, q, i] = left[q] - s[q]
+                    out[2, q, i] = below[q, i] - s[q]
+                    out[3, q, i] = acc[q] - vals[q, i] - left[q] - below[q, i] + s[q]
+                r = ry[i] + 1
+                while r <= n:
+                    for q in range(4):
+                        tree[q, r] += vals[q, i]
+                    r += r & (-r)
+                for q in range(4):
+                    left[q] += vals[q, i]
+            return out
+
+        _QUADRANT_KERNEL = kernel
+    return _QUADRANT_KERNEL
+
+
+class _PairProductSum(torch.autograd.Function):
+    """S(x, y) = sum_ij w_i w_j |x_i - x_j| |y_i - y_j| in O(n log n), differentiable in x and y
+    (the weights are constants)."""
+
+    @staticmethod
+    def forward(ctx, x, y, w):
+        import numpy as np
+
+        xn, yn, wn = (t.detach().cpu().double().numpy() for t in (x, y, w))
+        q = _quadrant_kernel()(np.ascontiguousarray(xn), np.ascontiguousarray(yn), np.ascontiguousarray(wn))
+        sign = np.array([1.0, -1.0, -1.0, 1.0])[:, None]  # concordant LL, RU; discordant LU, RL
+        W, X, Y, XY = q[:, 0], q[:, 1], q[:, 2], q[:, 3]  # (4 quadrants, n)
+        row = (sign * (xn * yn * W - xn * Y - yn * X + XY)).sum(axis=0)
+        # dS/dx_i = 2 w_i sum_j w_j sign(x_i - x_j) |y_i - y_j|; the same for y
+        sx = np.array([1.0, 1.0, -1.0, -1.0])[:, None]  # x_j below x_i in LL, LU
+        sy = np.array([1.0, -1.0, 1.0, -1.0])[:, None]  # y_j below y_i in LL, RL
+        gx = 2.0 * wn * (sx * sy * (yn * W - Y)).sum(axis=0)
+        gy = 2.0 * wn * (sx * sy * (xn * W - X)).sum(axis=0)
+        ctx.save_for_backward(torch.as_tensor(gx, dtype=x.dtype), torch.as_tensor(gy, dtype=y.dtype))
+        return torch.as_tensor((wn * row).sum(), dtype=x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad):
+        gx, gy = ctx.saved_tensors
+        return grad * gx, grad * gy, None
+
+
+def _abs_deviation_sums(v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """a_i = sum_j w_j |v_i - v_j| (normalised w) by a cumulative sum in sorted order."""
+    order = torch.argsort(v)
+    vs, ws = v[order], w[order]
+    below_w = torch.cumsum(ws, 0) - ws
+    below_wv = torch.cumsum(ws * vs, 0) - ws * vs
+    total_wv = (ws * vs).sum()
+    above_w = 1.0 - below_w - ws
+    above_wv = total_wv - below_wv - ws * vs
+    a_sorted = vs * below_w - below_wv + above_wv - vs * above_w
+    return torch.empty_like(a_sorted).scatter(0, order, a_sorted)
+
+
+def distance_correlation_fast(x: torch.Tensor, y: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`distance_correlation` (the same weighted V-statistic) in O(n log n) time and O(n)
+    memory, for the large DisCo batches of the ABCDisCoTEC training (the block comment above;
+    tested equal to the O(n^2) form and to ``dcor``, values and gradients)."""
+    x = x.reshape(-1)
+    y = y.reshape(-1)
+    w = torch.ones_like(x) if weights is None else weights.reshape(-1).to(x.dtype)
+    w = (w / w.sum()).detach()
+    a, b = _abs_deviation_sums(x, w), _abs_deviation_sums(y, w)
+    a_mean, b_mean = (w * a).sum(), (w * b).sum()
+
+    def var2(v):  # S(v, v) = 2 Var_w(v)
+        m = (w * v).sum()
+        return 2.0 * (w * (v - m) ** 2).sum()
+
+    dcov2 = _PairProductSum.apply(x, y, w) - 2.0 * (w * a * b).sum() + a_mean * b_mean
+    dvar_x = var2(x) - 2.0 * (w * a * a).sum() + a_mean**2
+    dvar_y = var2(y) - 2.0 * (w * b * b).sum() + b_mean**2
+    denom = torch.sqrt(torch.sqrt(dvar_x.clamp_min(1e-30) * dvar_y.clamp_min(1e-30)))
+    return torch.sqrt(dcov2.clamp_min(0.0)) / denom

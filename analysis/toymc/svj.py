@@ -14,7 +14,12 @@ particles) and ``SVJTruth_*`` (dark hadrons per event).
   filter on the reconstructed p_T^miss (known before the shower: docs/svj.md), the filter
   efficiency carried in the cross section;
 * ``wjets`` (W -> mu nu) and ``zjets`` (Z -> nu nu) with two recoiling partons, ``ttbar``
-  (t -> b W, W -> q q' or mu nu).
+  (t -> b W, W -> q q' or mu nu), kept above the same p_T^miss filter.
+
+QCD above the filter is also prescaled (kept with probability a = min(1, p_T^miss / 400 GeV),
+halved when a dijet parton's reconstructed p_T is below 150 GeV; genWeight x 1/a), optionally
+enriched in response tails (importance weights): both exact,
+decided before the shower, and tested unbiased in the preselection (tests/test_svj_toymc.py).
 
 The generator is a test fixture: a data source for commands, tests and benchmarks only.
 """
@@ -45,13 +50,14 @@ from .svj_shower import (
 )
 from .writer import TREE, write_root
 
-GENERATOR_VERSION = "svj-1"
+GENERATOR_VERSION = "svj-2"
 #: dark-sector masses (seed 003, "A Benchmark Model")
 M_CHI = 10.0
 M_DARK = 20.0
 #: PDG-style ids of the hard particles in GenPart (dark sector: the 49xxxxx convention)
 PDG_ZPRIME, PDG_DARK_QUARK = 4900023, 4900101
 PROCESSES = ("qcd", "ttbar", "wjets", "zjets", "svj")
+BACKGROUNDS = ("qcd", "ttbar", "wjets", "zjets")
 
 
 @dataclass(frozen=True)
@@ -115,9 +121,23 @@ class GeneratorSettings:
     #: generator filter of QCD on the reconstructed p_T^miss (GeV): below the preselection's
     #: R_T > 0.24 at M_T > 650 GeV (p_T^miss > 156 GeV)
     qcd_met_filter: float = 150.0
+    #: the same exact filter on ttbar, W+jets and Z+jets (their p_T^miss is known before the
+    #: shower too: neutrinos plus the visible responses); 0 switches it off
+    other_met_filter: float = 150.0
+    #: QCD above the filter kept with probability a = min(1, p_T^miss / qcd_met_accept_scale)
+    #: and weighted by 1/a (an exact prescale of the low p_T^miss events, decided before the
+    #: shower: the preselection efficiency grows with p_T^miss); 0 switches it off
+    qcd_met_accept_scale: float = 400.0
+    #: and, times this factor, when the softer of the two dijet partons has a reconstructed
+    #: p_T (response x p_T) below qcd_soft_parton_pt (the AK8 p_T cut; such events pass the
+    #: preselection 5x less often, docs/svj.md); 1 switches it off
+    qcd_soft_parton_accept: float = 0.5
+    qcd_soft_parton_pt: float = 150.0
     #: QCD enriched in mismeasured partons: the response tail drawn with this probability and
-    #: the events weighted back (genWeight = product of the partons' importance weights)
-    qcd_tail_probability: float = 0.45
+    #: the events weighted back (genWeight = product of the partons' importance weights). Off
+    #: by default (= Response.tail_probability): above the p_T^miss filter it leaves the
+    #: preselected fraction unchanged and halves the effective statistics (docs/svj.md)
+    qcd_tail_probability: float = 0.15
     #: ISR gluon: p_T = isr_pt_min + Exp(isr_pt_mean) GeV, |y| < isr_y_max
     isr_pt_min: float = 15.0
     isr_pt_mean: float = 60.0
@@ -308,8 +328,16 @@ def generate_hard(process: str, n: int, seed: int, settings: GeneratorSettings,
         iw = np.where((h.kind == LEPTON) | (h.kind == NEUTRINO), 1.0, iw)
         tried += batch
         keep = np.ones(batch, bool)
-        if process == "qcd":
-            keep = _reco_met(h, r) > settings.qcd_met_filter
+        accept = np.ones(batch)
+        if process in BACKGROUNDS:
+            met = _reco_met(h, r)
+            keep = met > (settings.qcd_met_filter if process == "qcd" else settings.other_met_filter)
+            if process == "qcd" and (settings.qcd_met_accept_scale > 0 or settings.qcd_soft_parton_accept < 1):
+                if settings.qcd_met_accept_scale > 0:
+                    accept = np.minimum(1.0, met / settings.qcd_met_accept_scale)
+                soft = (r[:, :2] * np.hypot(h.p[:, :2, 0], h.p[:, :2, 1])).min(axis=1) < settings.qcd_soft_parton_pt
+                accept = np.where(soft, settings.qcd_soft_parton_accept * accept, accept)
+                keep &= rng.random(batch) < accept
         idx = np.flatnonzero(keep)
         need = n - kept
         if idx.size >= need:  # the trials after the last event needed do not count
@@ -317,12 +345,13 @@ def generate_hard(process: str, n: int, seed: int, settings: GeneratorSettings,
             idx = idx[:need]
         parts.append(_select_hard(h, idx))
         resp_parts.append(r[idx])
-        weight_parts.append(iw[idx].prod(axis=1))
+        weight_parts.append(iw[idx].prod(axis=1) / accept[idx])
         kept += idx.size
     h = HardEvents(np.concatenate([x.p for x in parts]), np.concatenate([x.kind for x in parts]),
                    {k: np.concatenate([x.gen[k] for x in parts]) for k in parts[0].gen}, parts[0].xsec_pb)
     weights = np.concatenate(weight_parts)
-    # the weighted filter efficiency: E[w] = 1 over all trials, so sum_kept w / trials
+    # the weighted filter efficiency: E[w] = 1 over all trials (importance weights and 1/a of
+    # the prescale), so sum_kept w / trials
     eff = float(weights.sum() / tried)
     return h, np.concatenate(resp_parts), {"trials": int(tried), "filter_efficiency": eff, "gen_weight": weights}
 
@@ -445,8 +474,12 @@ def generate_events(process: str, n: int, seed: int, settings: GeneratorSettings
             "generation": {"trials": record["trials"], "filter_efficiency": record["filter_efficiency"],
                            "xsec_before_filter_pb": float(hard.xsec_pb)}}
     if process == "qcd":
-        meta["filter"] = (f"reconstructed p_T^miss > {s.qcd_met_filter:g} GeV (known before the shower); response "
-                          f"tails enriched to {s.qcd_tail_probability:g} per parton, weighted back in genWeight")
+        meta["filter"] = (f"reconstructed p_T^miss > {s.qcd_met_filter:g} GeV (known before the shower), kept with "
+                          f"probability min(1, p_T^miss / {s.qcd_met_accept_scale:g} GeV), x {s.qcd_soft_parton_accept:g} when "
+                          f"a dijet parton's reconstructed p_T < {s.qcd_soft_parton_pt:g} GeV; response "
+                          f"tails enriched to {s.qcd_tail_probability:g} per parton; both weighted back in genWeight")
+    elif process in BACKGROUNDS and s.other_met_filter > 0:
+        meta["filter"] = f"reconstructed p_T^miss > {s.other_met_filter:g} GeV (known before the shower)"
     if process == "svj":
         meta["m_zprime"] = float(m_zprime)
         meta["r_inv"] = float(shower.r_inv)
@@ -505,5 +538,5 @@ def generate_sample(out: Path, n_background: dict[str, int], signal_points: list
     return fileset
 
 
-__all__ = ["GeneratorSettings", "PROCESSES", "Response", "ShowerParams", "dataset_name",
+__all__ = ["BACKGROUNDS", "GeneratorSettings", "PROCESSES", "Response", "ShowerParams", "dataset_name",
            "generate_events", "generate_hard", "generate_sample"]
