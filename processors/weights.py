@@ -41,10 +41,10 @@ class EventWeights(Weights):
                     None if weightDown is None else factors["Down"].copy())
         self._factors[name] = factors
 
-    def product(self, include=None, replace: tuple[str, str] | None = None) -> np.ndarray:
-        """The ordered product of the factors in ``include`` (default: all), with factor
-        ``replace[0]`` taken in its variant ``replace[1]`` ("Up" or "Down")."""
-        names = list(self._factors) if include is None else [n for n in self._factors if n in include]
+    def product(self, include=None, replace: tuple[str, str] | None = None, exclude=()) -> np.ndarray:
+        """The ordered product of the factors in ``include`` (default: all) but those in
+        ``exclude``, with factor ``replace[0]`` taken in its variant ``replace[1]`` ("Up" or "Down")."""
+        names = [n for n in self._factors if (include is None or n in include) and n not in exclude]
         w = np.ones(self._weight.size)
         for name in names:
             which = replace[1] if replace is not None and replace[0] == name else "nominal"

@@ -206,6 +206,52 @@ def test_track_class_sf_recovers_injected_rates(dy_output):
     assert fit.thesis_ratio["pv"][0] < truth["pv"] - 2 * fit.thesis_ratio["pv"][1]
 
 
+PRESEL = {"hist_name": "track_log10_dz_presel", "events_name": "n_events_presel"}
+PRESEL_PILEUP = {"pileup_hist": "track_log10_dz_presel_pileup", "pileup_events": "n_events_presel_pileup"}
+
+
+def test_pileup_binned_inputs_hold_the_same_tracks_and_events(dy_output):
+    h, ds = dy_output["histograms"], dy_output["datasets"]
+    fine, coarse = h["track_log10_dz_presel"], h["track_log10_dz_presel_pileup"]
+    coarse_edges = coarse.axes["track_log10_dz"].edges
+    names = [n for n in derive.select_datasets(ds, ERA, is_data=False) if n in fine.axes["dataset"]]
+    assert f"dy_mumu_{ERA}" in names and set(coarse.axes["dataset"]) == set(names)
+    for name in names:
+        for origin in ("primary", "spurious", "pileup"):
+            by_ntrue = coarse[{"dataset": name, "origin": origin}].values(flow=True).sum(0)
+            f = fine[{"dataset": name, "origin": origin}]
+            # the fine log10|dz| bins summed into the coarse ones (flow included)
+            idx = np.searchsorted(coarse_edges, f.axes[0].edges[:-1] + 1e-9, side="right")
+            expect = np.bincount(np.concatenate([[0], idx, [coarse_edges.size]]), f.values(flow=True),
+                                 minlength=coarse_edges.size + 1)
+            np.testing.assert_allclose(by_ntrue, expect, rtol=1e-12, atol=1e-9)
+        events = h["n_events_presel"][{"dataset": name, "systematic": "nominal"}].values(flow=True).sum()
+        assert h["n_events_presel_pileup"][{"dataset": name}].values(flow=True).sum() == pytest.approx(events, rel=1e-12)
+
+
+def test_pileup_weighted_track_class_fit(dy_output):
+    h, ds = dy_output["histograms"], dy_output["datasets"]
+    # weights 1 everywhere: the weighted fit is the unweighted one with c = 1
+    flat = derive.PileupProfiles(PILEUP.edges, PILEUP.simulation,
+                                 {e: {s: PILEUP.simulation[e] for s in ("nominal", "up", "down")} for e in cfg.ERAS})
+    ones = derive.pileup_weight(flat, [ERA])
+    plain = derive.fit_track_classes(h, ds, ERA, None, **PRESEL)
+    weighted = derive.fit_track_classes(h, ds, ERA, ones, **PRESEL, **PRESEL_PILEUP)
+    assert weighted.pileup_weighted and not plain.pileup_weighted
+    assert weighted.pileup_norm == pytest.approx(1.0, abs=1e-12)
+    for cls in ("pv", "spurious"):
+        assert weighted.sf[cls] == pytest.approx(plain.sf[cls], rel=1e-6)
+    # the true profiles: the pileup template scales as the pileup (about 1 + the injected 4%),
+    # and the injected rates are recovered
+    fit = derive.fit_track_classes(h, ds, ERA, derive.pileup_weight(PILEUP, [ERA]), **PRESEL, **PRESEL_PILEUP)
+    assert fit.pileup_weighted and fit.pileup_norm == pytest.approx(PSEUDO_DATA.pileup_scale, abs=0.015)
+    for cls, value in (("pv", PSEUDO_DATA.pv_track_rate), ("spurious", PSEUDO_DATA.spurious_track_rate)):
+        assert abs(fit.pull(cls, value)) < 2.0, (cls, fit.sf[cls], fit.unc[cls])
+    # without the pileup-binned inputs the fit falls back to the c factor
+    other = derive.fit_track_classes(h, ds, ERA, derive.pileup_weight(PILEUP, [ERA]), **PRESEL)
+    assert not other.pileup_weighted and other.pileup_norm == pytest.approx(PSEUDO_DATA.pileup_scale, abs=0.01)
+
+
 def test_ptz_weights_close_met_spectrum(dy_output, written):
     path, _ = written
     corr = SoftTrackCorrections(path)

@@ -105,8 +105,10 @@ def build_corrections(dy: Mapping | None = None, signal: Mapping | None = None, 
         if result.ptz_fits:
             corrections.append(derive.ptz_weight(h, ds, result.ptz_fits))
         # the preselected cleaned-DY tracks (before the baseline) when the output has them:
-        # the same track population with far more events
-        names = ({"hist_name": "track_log10_dz_presel", "events_name": "n_events_presel"}
+        # the same track population with far more events; the simulated tracks and events
+        # weighted with the pileup weights where the output has them by true interactions
+        names = ({"hist_name": "track_log10_dz_presel", "events_name": "n_events_presel",
+                  "pileup_hist": "track_log10_dz_presel_pileup", "pileup_events": "n_events_presel_pileup"}
                  if "track_log10_dz_presel" in h and "n_events_presel" in h else {})
         result.track_fits = _fit_eras(lambda e: derive.fit_track_classes(h, ds, e, pileup, **names),
                                       derive.eras_of(ds), "track_class_sf", result)

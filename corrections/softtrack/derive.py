@@ -221,6 +221,8 @@ class TrackClassFit:
     ndf: int
     regions: dict[str, list[float]]
     thesis_ratio: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: the simulated templates were weighted track by track with the pileup weights
+    pileup_weighted: bool = False
 
     def pull(self, cls: str, truth: float) -> float:
         return (self.sf[cls] - truth) / self.unc[cls]
@@ -228,7 +230,7 @@ class TrackClassFit:
 
 def fit_track_classes(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Mapping], era: str,
                       pileup: cs.Correction | None = None, *, hist_name: str = "track_log10_dz",
-                      events_name: str = "met",
+                      events_name: str = "met", pileup_hist: str | None = None, pileup_events: str | None = None,
                       boundaries: Sequence[float] = cfg.TRACK_SF_LOG10DZ_EDGES) -> TrackClassFit:
     """Fit data = k (a PV + b spurious + c pileup) in coarse regions of log10|dz| (thesis sec. 6.2.1).
 
@@ -240,6 +242,13 @@ def fit_track_classes(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Map
         after the preselection) for the event yields and ``n_true_int`` for the pileup normalization.
     pileup : the pileup-weight correction; c is fixed to the pileup-track factor it
         implies (:func:`pileup_track_norm`); without it c = 1.
+    pileup_hist, pileup_events : the simulated tracks (axes dataset, origin, n_true_int,
+        track_log10_dz) and events (dataset, n_true_int) of ``hist_name`` and ``events_name``
+        by true interactions, without pileup weights. With ``pileup`` and both present, every
+        simulated template and the simulated event yield are weighted with the pileup weights
+        (c = 1: the pileup template is then the reweighted one, and so are the PV tracks,
+        whose rate not associated with a pileup vertex falls with the pileup);
+        ``pileup_norm`` reports the factor reweighting gave the pileup template.
     boundaries : log10(|dz|/cm) region boundaries (fine-bin edges).
 
     The simulated tracks are normalized to the data event yield (k = N_data / N_sim events),
@@ -257,18 +266,25 @@ def fit_track_classes(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Map
     origin_of = {"pv": cfg.TRACK_SF_CLASSES["pv"], "spurious": cfg.TRACK_SF_CLASSES["spurious"],
                  "pileup": cfg.TRACK_SF_PILEUP_ORIGIN}
     d, vd = (_region_sums(x, edges, boundaries) for x in summed(h, data, origin="data"))
-    tmpl, var = {}, {}
-    for key, origin in origin_of.items():
-        v, w2 = summed(h, sim, origin=origin) if origin in h.axes["origin"] else (np.zeros(len(edges) - 1),) * 2
-        tmpl[key], var[key] = _region_sums(v, edges, boundaries), _region_sums(w2, edges, boundaries)
     h_met = _require(hists, events_name, "the event yields of the track-class fit")
     n_data = summed(h_met, data, systematic="nominal")[0].sum()
-    n_sim = summed(h_met, sim, systematic="nominal")[0].sum()
+    weighted = pileup is not None and pileup_hist in hists and pileup_events in hists
+    if weighted:
+        tmpl, var, n_sim, c_reweighted, sim_dz = _pileup_weighted_templates(
+            hists[pileup_hist], hists[pileup_events], sim, era, pileup, origin_of, boundaries)
+    else:
+        tmpl, var = {}, {}
+        sim_dz = {}
+        for key, origin in origin_of.items():
+            v, w2 = summed(h, sim, origin=origin) if origin in h.axes["origin"] else (np.zeros(len(edges) - 1),) * 2
+            tmpl[key], var[key] = _region_sums(v, edges, boundaries), _region_sums(w2, edges, boundaries)
+            sim_dz[key] = (v, edges)
+        n_sim = summed(h_met, sim, systematic="nominal")[0].sum()
     if n_data <= 0 or n_sim <= 0:
         raise CorrectionError(f"era {era}: no selected events in data ({n_data}) or simulation ({n_sim})")
     k = n_data / n_sim
     c = 1.0
-    if pileup is not None:
+    if pileup is not None and not weighted:
         h_pu = _require(hists, "n_true_int", "the pileup normalization of the track-class fit")
         values = summed(h_pu, sim)[0]
         ax = h_pu.axes["n_true_int"]
@@ -299,12 +315,51 @@ def fit_track_classes(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Map
     thesis = {}
     for cls, bound, side in (("pv", cfg.TRACK_SF_THESIS_PV_LOG10DZ, 0), ("spurious", cfg.TRACK_SF_THESIS_SPURIOUS_LOG10DZ, 1)):
         dd = _region_sums(summed(h, data, origin="data")[0], edges, [bound])[side]
-        mc = sum(_region_sums(summed(h, sim, origin=o)[0], edges, [bound])[side] * (c if key == "pileup" else 1.0)
-                 for key, o in origin_of.items() if o in h.axes["origin"]) * k
+        mc = sum(_region_sums(*sim_dz[key], [bound])[side] * (c if key == "pileup" else 1.0) for key in origin_of) * k
         thesis[cls] = (float(dd / mc) if mc > 0 else float("nan"), float(np.sqrt(dd) / mc) if mc > 0 else float("nan"))
     regions = {"data": d.tolist(), **{key: (k * t).tolist() for key, t in tmpl.items()}}
-    return TrackClassFit(era, sf, unc, float(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])), c, k, float(m.fval),
-                         int(d.size - 2), regions, thesis)
+    return TrackClassFit(era, sf, unc, float(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1])),
+                         c_reweighted if weighted else c, k, float(m.fval), int(d.size - 2), regions, thesis,
+                         pileup_weighted=weighted)
+
+
+def _pileup_weighted_templates(h: hist.Hist, h_events: hist.Hist, sim: Sequence[str], era: str,
+                               pileup: cs.Correction, origin_of: Mapping[str, str], boundaries: Sequence[float]):
+    """The track-class fit's simulated templates, their variances and the simulated event
+    yield, each track and event weighted with its pileup weight (``h``: dataset, origin,
+    n_true_int, track_log10_dz; ``h_events``: dataset, n_true_int; unit n_true bins, as the
+    weights). Also the factor the reweighting gives the pileup template, and each class'
+    weighted log10|dz| values and edges (flow included)."""
+    ax = h.axes["n_true_int"]
+    if list(ax.edges) != list(h_events.axes["n_true_int"].edges):
+        raise CorrectionError("the pileup-binned tracks and events of the track-class fit have different "
+                              "n_true_int axes: fill both from the same processor")
+    # one weight per n_true bin, flow bins included (the correction clamps outside its range)
+    centres = np.concatenate([[ax.edges[0] - 0.5], ax.centers, [ax.edges[-1] + 0.5]])
+    w = np.asarray(pileup.to_evaluator().evaluate(era, centres, "nominal"))
+    edges = _edges_with_flow(h.axes["track_log10_dz"])
+    tmpl, var, raw, sim_dz = {}, {}, {}, {}
+    for key, origin in origin_of.items():
+        v = np.zeros((centres.size, len(edges) - 1))
+        w2 = np.zeros_like(v)
+        if origin in h.axes["origin"]:
+            for ds in sim:
+                if ds in h.axes["dataset"]:
+                    sub = h[{"dataset": ds, "origin": origin}]
+                    v += sub.values(flow=True)
+                    w2 += sub.variances(flow=True)
+        sim_dz[key] = (w @ v, edges)
+        tmpl[key] = _region_sums(w @ v, edges, boundaries)
+        var[key] = _region_sums(w**2 @ w2, edges, boundaries)
+        raw[key] = v.sum()
+    n_sim = 0.0
+    for ds in sim:
+        if ds in h_events.axes["dataset"]:
+            n_sim += float(w @ h_events[{"dataset": ds}].values(flow=True))
+    n_raw = sum(float(h_events[{"dataset": ds}].values(flow=True).sum()) for ds in sim if ds in h_events.axes["dataset"])
+    # per-event pileup-track rate after / before reweighting
+    factor = (tmpl["pileup"].sum() / n_sim) / (raw["pileup"] / n_raw) if raw["pileup"] > 0 and n_sim > 0 else 1.0
+    return tmpl, var, n_sim, float(factor), sim_dz
 
 
 def track_class_sf(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Mapping],
@@ -331,7 +386,10 @@ def track_class_sf(hists: Mapping[str, hist.Hist], datasets: Mapping[str, Mappin
         "the cleaned Drell-Yan data/simulation comparison of log10|dz|: template fit data = k (a PV + b "
         "spurious + c pileup) in the regions split at log10(|dz|/cm) = "
         f"{', '.join(f'{b:g}' for b in cfg.TRACK_SF_LOG10DZ_EDGES)}, with k the data/simulation event ratio "
-        "and c fixed by the pileup reweighting. up/down: +-1 statistical sigma. Results: " + "; ".join(lines)
+        + ("and the simulated tracks and events weighted with the pileup weights (c = 1; 'pileup norm' is the "
+           "factor this gave the pileup template)" if any(f.pileup_weighted for f in fits.values()) else
+           "and c fixed by the pileup reweighting")
+        + ". up/down: +-1 statistical sigma. Results: " + "; ".join(lines)
     )
     return _correction(
         "track_class_sf", desc,

@@ -9,7 +9,13 @@ from __future__ import annotations
 
 import hist
 
-from analysis.softtrack.config import CLASSIFIER_DMS, N_SIGNAL_REGIONS
+from analysis.softtrack.config import (
+    CLASSIFIER_DMS,
+    N_SIGNAL_REGIONS,
+    TRACK_SF_LOG10DZ_EDGES,
+    TRACK_SF_THESIS_PV_LOG10DZ,
+    TRACK_SF_THESIS_SPURIOUS_LOG10DZ,
+)
 from processors.histograms import HistogramSpec
 
 DM = hist.axis.StrCategory([f"{dm:g}" for dm in CLASSIFIER_DMS], name="dm", label="Delta m category (GeV)")
@@ -17,6 +23,12 @@ MET = hist.axis.Regular(60, 0, 1500, name="met", label=r"$p_T^{miss}$ [GeV]")
 PTZ = hist.axis.Regular(50, 0, 1000, name="ptz", label=r"generator $p_T(Z)$ [GeV]")
 LOG10_DZ = hist.axis.Regular(60, -5, 1, name="track_log10_dz", label=r"$\log_{10}|d_z|$ [cm]")
 MAX_LOGIT = hist.axis.Regular(64, -16, 16, name="max_logit", label="max logit")
+N_TRUE_INT = hist.axis.Regular(100, 0, 100, name="n_true_int", label="true interactions")
+#: the track-class fit's regions of log10|dz| (and the thesis' single-bin ones) as the coarse
+#: axis of its pileup-binned input
+LOG10_DZ_FIT = hist.axis.Variable(sorted({-5.0, 1.0, *TRACK_SF_LOG10DZ_EDGES, TRACK_SF_THESIS_PV_LOG10DZ,
+                                          TRACK_SF_THESIS_SPURIOUS_LOG10DZ}),
+                                  name="track_log10_dz", label=r"$\log_{10}|d_z|$ [cm]")
 
 #: per-event observables of the region processors, one histogram each (dataset, systematic)
 EVENT_HISTOGRAMS: tuple[HistogramSpec, ...] = (
@@ -44,14 +56,18 @@ TRACK_HISTOGRAMS: tuple[HistogramSpec, ...] = tuple(
     )
 )
 #: inputs of the corrections: generator pT(Z), candidate-track log10|dz| and the event count
-#: after the region's preselection (before the baseline), pT(Z) against p_T^miss, pileup
+#: after the region's preselection (before the baseline), pT(Z) against p_T^miss, pileup; in
+#: simulation the same tracks and events by true interactions too (in the fit's coarse |dz|
+#: regions), so that the track-class fit weights them with the pileup weights it is given
 CORRECTION_INPUT_HISTOGRAMS: tuple[HistogramSpec, ...] = (
     HistogramSpec("ptz_gen", (PTZ,), fill=None),
     HistogramSpec("track_log10_dz_presel", (LOG10_DZ,), categories=("dataset", "origin"), fill=None),
     HistogramSpec("n_events_presel", (MET,), fill=None),
+    HistogramSpec("track_log10_dz_presel_pileup", (N_TRUE_INT, LOG10_DZ_FIT), categories=("dataset", "origin"),
+                  fill=None),
+    HistogramSpec("n_events_presel_pileup", (N_TRUE_INT,), categories=("dataset",), fill=None),
     HistogramSpec("ptz_met", (PTZ, MET), categories=("dataset",), fill=None),
-    HistogramSpec("n_true_int", (hist.axis.Regular(100, 0, 100, name="n_true_int", label="true interactions"),),
-                  categories=("dataset",), fill=None),
+    HistogramSpec("n_true_int", (N_TRUE_INT,), categories=("dataset",), fill=None),
 )
 #: track scores: max logit per Delta m, the category's max logit in fine bins (nominal; the
 #: input of the signal-region boundaries) and the signal regions

@@ -498,6 +498,15 @@ class RegionProcessor(AnalysisProcessor):
         ok = np.isfinite(v)
         hists["track_log10_dz_presel"].fill(dataset=dataset, origin=origin[ok], track_log10_dz=v[ok], weight=w[ok])
         hists["n_events_presel"].fill(dataset=dataset, systematic="nominal", met=cp.met_pt, weight=weight[pre])
+        if not is_data and "Pileup" in events.fields:
+            # the same by true interactions, without a pileup weight this pass applies: the
+            # track-class fit weights them with the pileup weights it derives (in any pass)
+            w_pu = weights.product(exclude=("pileup",))[pre]
+            n_true = ak.to_numpy(events.Pileup.nTrueInt)[pre]
+            hists["track_log10_dz_presel_pileup"].fill(
+                dataset=dataset, origin=origin[ok], n_true_int=np.repeat(n_true, count_per_event(cand, counts))[ok],
+                track_log10_dz=v[ok], weight=np.repeat(w_pu, count_per_event(cand, counts))[ok])
+            hists["n_events_presel_pileup"].fill(dataset=dataset, n_true_int=n_true, weight=w_pu)
 
     def fill_scores(self, hists, dataset: str, syst: str, cats, ws: np.ndarray) -> None:
         scores, category, sr = cats["scores"], cats["category"], cats["sr"]
