@@ -42,6 +42,9 @@ DEFAULT_SIGNAL_MASSES = (100.0, 140.0, 200.0, 300.0)
 DEFAULT_SIGNAL_DM_INDICES = (0, 3, 6, 8)
 #: events per signal point and era, at the default number of background events (scaled with it)
 SIGNAL_EVENTS = 1000
+#: bootstrap replicas of the R&S templates for the closure's uncertainty: their statistical
+#: part is about as large as the seed bootstrap's (docs/physics.md sec. 14); 4 cost ~40 s
+RS_TEMPLATE_REPLICAS = 4
 
 
 def default_signal_points() -> list[tuple[float, float]]:
@@ -58,7 +61,8 @@ HELP = "the main job (what `python run.py` runs), with its options: --config, --
 
 def default_args() -> argparse.Namespace:
     return argparse.Namespace(data=DEFAULT_DATA, out=DEFAULT_OUT, events=None, seed=DEFAULT_SEED,
-                              executor="futures", workers=2, chunksize=20_000, quiet=False, config=None, quick=False)
+                              executor="futures", workers=2, chunksize=20_000, quiet=False, config=None, quick=False,
+                              rs_template_replicas=RS_TEMPLATE_REPLICAS)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -79,6 +83,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=d.workers, help=f"local workers (default {d.workers})")
     p.add_argument("--chunksize", type=int, default=d.chunksize, help=f"events per chunk (default {d.chunksize})")
     p.add_argument("--quiet", action="store_true", help="no progress output")
+    p.add_argument("--rs-template-replicas", type=int, default=d.rs_template_replicas,
+                   help="Poisson-bootstrap replicas of the R&S templates whose spread enters the closure's "
+                        f"uncertainty (default {d.rs_template_replicas}; 0: the seed bootstrap and the QCD "
+                        "simulation's statistics only)")
 
 
 class Stages:
@@ -228,7 +236,8 @@ def main(args) -> int:
     if scorer is not None:
         corrections, sr_notes = stages.run("signal-region corrections", sr_corrections_stage, built.cset, sig, dy,
                                            corr_path)
-    rs = stages.run("Rebalance and Smear (QCD)", rs_stage, fileset, out, opts, config)
+    rs = stages.run("Rebalance and Smear (QCD)", rs_stage, fileset, out, opts, config,
+                    getattr(args, "rs_template_replicas", RS_TEMPLATE_REPLICAS))
     limits = None
     if "sr" in sig["histograms"]:
         limits = stages.run("limits", limits_stage, sig, out, args.workers, corrections if scorer is not None else None)
@@ -340,7 +349,8 @@ def print_summary(summary: dict, sig: dict, stages: Stages) -> None:
     print_truth(summary["truth"], c)
     for ds, v in summary["rs"]["baseline_closure"].items():
         if "ratio" in v and v["ratio"] is not None:
-            c.print(f"R&S {ds}: predicted/simulated QCD in the seed-004 baseline = {v['ratio']:.2f} +- {v['uncertainty']:.2f}")
+            c.print(f"R&S {ds}: predicted/simulated QCD in the seed-004 baseline = {v['ratio']:.2f} +- "
+                    f"{v['uncertainty']:.2f}" + (" (templates' statistics included)" if "uncertainty_split" in v else ""))
     shipped = summary["corrections"]["shipped"]
     c.print(f"shipped corrections {shipped['file']}: "
             + ("the ones this job derived" if shipped["identical"] else "[yellow]differ from the ones this job derived[/]"))

@@ -380,3 +380,33 @@ def test_templates_reproduce_the_generator_response(quant_closure):
     for x, (tmpl, truth) in tot.items():
         print(f"P(r < {x}): templates {tmpl:.4g} truth {truth:.4g} (weighted jets)")
         assert tmpl == pytest.approx(truth, rel=0.3 if x < 0.5 else 0.1)
+
+
+def test_main_job_rs_stage_folds_in_the_template_replicas(closure, tmp_path):
+    """The main job's R&S stage: with template replicas the closure's ratio is unchanged and its
+    uncertainty grows by their spread (recorded with the other parts, the truth rows say so)."""
+    from analysis.errors import ConfigError
+    from processors.fileset import load_fileset
+    from processors.softtrack.stages import rs_stage
+    from processors.softtrack.truth_report import Injected, rs_rows
+
+    out, _ = closure
+    fileset = load_fileset(out / "sample_prediction" / "fileset.json")
+    plain = rs_stage(fileset, tmp_path / "plain", _opts(systematics=False), template_replicas=0)
+    folded = rs_stage(fileset, tmp_path / "folded", _opts(systematics=False), template_replicas=2)
+    assert plain["template_replicas"] == 0 and folded["template_replicas"] == 2
+    for table in ("baseline_closure", "search_closure"):
+        a, b = plain[table]["qcd_2018"], folded[table]["qcd_2018"]
+        assert b["ratio"] == pytest.approx(a["ratio"], rel=1e-12)
+        split = b["uncertainty_split"]
+        assert split["n_template_replicas"] == 2 and split["templates"] > 0
+        assert b["uncertainty"] > a["uncertainty"]
+        # predicted: bootstrap (+) templates; the ratio's: with the simulated statistics
+        pu = np.hypot(split["bootstrap"], split["templates"])
+        assert b["uncertainty"] == pytest.approx(b["ratio"] * np.hypot(pu / b["predicted"], split["simulated"] / b["simulated"]))
+        assert "uncertainty_split" not in a
+    rows = rs_rows(folded["search_closure"], "search", Injected())
+    assert "2 template replicas" in rows[0]["note"]
+    assert "no template replicas" in rs_rows(plain["search_closure"], "search", Injected())[0]["note"]
+    with pytest.raises(ConfigError, match="replicas"):
+        rs_stage(fileset, tmp_path / "bad", _opts(systematics=False), template_replicas=1)

@@ -88,26 +88,47 @@ def sr_corrections_stage(cset, sig: dict, dy: dict, path: Path):
     return SoftTrackCorrections(write_correction_set(cset, path)), notes
 
 
-def rs_stage(fileset: dict, out: Path, opts, config=None) -> dict:
+def rs_stage(fileset: dict, out: Path, opts, config=None, template_replicas: int = 0) -> dict:
     """R&S templates from simulated QCD and the prediction of QCD; the closure (predicted /
-    simulated) per era in the seed-004 baseline and in the search baseline (``config``: the soft-track configuration of both processors, default the code's)."""
+    simulated) per era in the seed-004 baseline and in the search baseline (``config``: the
+    soft-track configuration of both processors, default the code's). With
+    ``template_replicas`` >= 2 the prediction is repeated (nominal response) with that many
+    Poisson-bootstrap replicas of the templates and priors, and their spread, the templates'
+    statistical uncertainty, is added to the closure's (the rest: the seed bootstrap and the
+    simulated QCD's statistics)."""
+    from dataclasses import replace
+
     from coffea.util import save
 
-    from .rs_closure import summarize
+    from analysis.errors import ConfigError
+
+    from .rs_closure import add_template_uncertainty, predicted_yields, summarize
     from .run import build_rs_templates as build
     from .run import predict_rs as predict
 
+    if template_replicas < 0 or template_replicas == 1:
+        raise ConfigError(f"R&S template replicas must be 0 or >= 2 (a spread), got {template_replicas}")
     qcd = {k: v for k, v in fileset.items() if v["metadata"]["process"] == "qcd"}
     templates = out / "rs_templates.json.gz"
-    info = build(qcd, templates, opts, config=config)
+    info = build(qcd, templates, opts, config=config, replicas=template_replicas)
     pred = predict(qcd, opts, config=config, rs_templates=str(templates))
     with atomic_output(out / "rs_prediction.coffea") as tmp:
         save(pred, str(tmp))
+    ropts = replace(opts, systematics=False)
+    replicas = [predict(qcd, ropts, config=config, rs_templates=f, rs_n_bootstrap=2, rs_direct=False)
+                for f in info["replica_files"]]
     closure: dict[str, dict] = {"seed004": {}, "baseline": {}}
     for region, table in closure.items():
         for ds in sorted(qcd):
             try:
-                table[ds] = summarize(pred, ds, region)["baseline"]
+                result = summarize(pred, ds, region)
+                if replicas:
+                    add_template_uncertainty(result, [predicted_yields(r, ds, region) for r in replicas])
+                    result["baseline"]["uncertainty_split"] = dict(result["uncertainty_split"]["baseline"],
+                                                                   simulated=result["baseline_details"]["simulated_unc"],
+                                                                   n_template_replicas=len(replicas))
+                table[ds] = result["baseline"]
             except Exception as err:  # noqa: BLE001 - a sparse era: say why instead of failing the job
                 table[ds] = {"error": f"{type(err).__name__}: {err}"}
-    return {"templates": info["file"], "baseline_closure": closure["seed004"], "search_closure": closure["baseline"]}
+    return {"templates": info["file"], "template_replicas": len(replicas),
+            "baseline_closure": closure["seed004"], "search_closure": closure["baseline"]}

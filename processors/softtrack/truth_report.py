@@ -124,6 +124,11 @@ def rs_rows(closure: Mapping[str, Mapping[str, Any]], baseline: str, injected: I
         c = closure[dataset]
         era = dataset.rsplit("_", 1)[-1]
         note = c.get("error", "")
+        if not note:
+            split = c.get("uncertainty_split")
+            note = ("uncertainty: seed bootstrap, simulated QCD statistics and "
+                    f"{split['n_template_replicas']} template replicas" if split else
+                    "uncertainty: seed bootstrap and simulated QCD statistics (no template replicas)")
         rows.append(_row(f"R&S closure, {baseline}", era, c.get("ratio"), c.get("uncertainty"),
                          injected.rs_closure, note))
     return rows
