@@ -224,6 +224,34 @@ def onnx_sessions(rows) -> dict:
     return out
 
 
+def _spin(n: int) -> float:
+    x = 0.0
+    for i in range(n):
+        x += (i % 7) * 1e-9
+    return x
+
+
+def machine_scaling(tasks: int = 8, seconds: float = 0.5, repeat: int = 3) -> float:
+    """t(1 process) / t(2 processes) of pure CPU work in warmed-up process pools: what the
+    machine itself gives to two workers now (the ceiling of the processors' 2w/1w)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    t0 = time.perf_counter()
+    _spin(1_000_000)
+    n = int(1_000_000 * seconds / max(time.perf_counter() - t0, 1e-6))
+    ratios = []
+    for _ in range(repeat):
+        t = []
+        for workers in (1, 2):
+            with ProcessPoolExecutor(workers) as pool:
+                list(pool.map(_spin, [1] * workers))  # start the workers
+                t0 = time.perf_counter()
+                list(pool.map(_spin, [n] * tasks))
+                t.append(time.perf_counter() - t0)
+        ratios.append(t[0] / t[1])
+    return float(np.median(ratios))
+
+
 def codec_rates(fileset: dict, tmp: Path, repeat: int) -> list[tuple[str, float, float, float]]:
     """(codec, MB on disk, events/s, MB/s of uncompressed arrays) reading every branch of the
     signal-region background file rewritten with each codec."""
@@ -340,6 +368,9 @@ def main() -> None:
         print(f"{name:<9} {r['n']:>7} {r['branches']:>8} {r['rows']:>8} {r['n'] / r['tp']:>10.0f} "
               f"{r['n'] / r['tr']:>10.0f} {r['to']:>7.2f} {irr:>10.0f} {r['n'] / r['tp'] / irr:>10.2f} "
               f"{r['n'] / s1:>8.0f} {r['n'] / s2:>8.0f} {s1 / s2:>6.2f}")
+    if not args.no_scaling:
+        print(f"machine: pure CPU work in 2 processes runs {machine_scaling(repeat=args.repeat):.2f}x faster "
+              "than in 1 (the ceiling of 2w/1w)")
     print("\nproc: in-process (iterative executor, one core); irred: uproot alone reading the branches the "
           "processor reads, same chunks, plus ONNX Runtime alone on the rows it evaluates, same batches, one "
           "thread; 1w/2w: futures executor with 1 and 2 worker processes.")
