@@ -10,6 +10,8 @@ expensive part), it prints
   evaluating exactly the rows the processor sends to its models (recorded), in the same
   batches, one thread;
 * the ratio processor / irreducible and the scaling from 1 to 2 workers (futures executor);
+* the machine's own 2-process scaling of pure CPU work, in the same run (the ceiling of the
+  processors' 2w/1w on a shared machine);
 * a breakdown by stage (read, objects, selection, features, helix, inference, fill, and for
   rs rebalance and smear; exclusive times of the functions named in :data:`STAGES`);
 * the read rate of the generated files per compression codec (``--codecs``);
