@@ -229,3 +229,79 @@ def test_stages_on_a_toy_output(tmp_path):
     assert any(line.startswith("working point") for line in lines)
     summary["mt_edges"] = list(cfg.statistics.mt_edges)
     assert len(plot_all(summary, tmp_path)) == 4
+
+
+def _plane_dependent_background(rng, n_bkg, n_sig):
+    """Training data whose background has two independent discriminants f0, f1 in the signal
+    plane and strongly correlated ones (rho 0.9) in the validation plane, which the feature f2
+    (DeltaEta-like) tells apart: a tagger decorrelated on the whole background stays dependent
+    in the VP unless the VP has a DisCo term of its own."""
+    from models.svj.abcdiscotec import TrainingData
+
+    vp = rng.uniform(size=n_bkg) < 0.25
+    f = rng.normal(size=(n_bkg, 2))
+    f[vp, 1] = 0.9 * f[vp, 0] + np.sqrt(1 - 0.9**2) * f[vp, 1]
+    deta = np.where(vp, rng.uniform(2.2, 4.0, n_bkg), rng.uniform(0.0, 2.2, n_bkg))
+    fs = rng.normal(1.5, 1.0, size=(n_sig, 2))
+    deta_s = rng.uniform(0.0, 2.2, n_sig)
+    features = np.column_stack([np.concatenate([f[:, 0], fs[:, 0]]), np.concatenate([f[:, 1], fs[:, 1]]),
+                                np.concatenate([deta, deta_s])])
+    label = np.concatenate([np.zeros(n_bkg), np.ones(n_sig)])
+    mt = 650 + rng.exponential(400, n_bkg + n_sig)
+    return TrainingData(features, label, np.ones(n_bkg + n_sig), mt, features[:, 2],
+                        (features[:, 2] < 2.2).astype(float))
+
+
+def test_tagger_constraints_cover_every_term_and_the_vp_disco_decorrelates_the_vp():
+    """The computed terms are the constrained ones; the VP DisCo term removes a dependence of X
+    and Y that only the validation plane has (measured dCorr 0.41 without it, 0.07 with)."""
+    from dataclasses import replace
+
+    import dcor
+
+    from models.svj.abcdiscotec import (
+        ABCDisCoTECTraining,
+        constraint_names,
+        constraint_values,
+        predict_scores,
+        train_abcdiscotec,
+    )
+
+    rng = np.random.default_rng(7)
+    data = _plane_dependent_background(rng, 2000, 500)
+    base = ABCDisCoTECTraining(hidden=(16,), epochs=40, batch_size=2048, boundary_quantiles=(0.5, 0.7),
+                               mt_edges=(650.0, 900.0, 4000.0), threads=1)
+    # every term computed in a batch is a constrained name, and with several boundaries each
+    # closure term exists once per boundary
+    batch = data.tensors()
+    got = constraint_values(torch.rand(data.label.size, 2), batch, base, torch.as_tensor(base.mt_edges))
+    assert set(got) <= set(constraint_names(base))
+    assert {"disco_xy_vp", "closure_vp_q50", "closure_vp_q70", "shape_sp_1_q70"} <= set(got)
+
+    def vp_dcor(settings):
+        model, _ = train_abcdiscotec(data, settings)
+        s = predict_scores(model, data.features)
+        b = data.label < 0.5
+        return dcor.distance_correlation(s[b & ~(data.signal_plane > 0.5), 0].astype(np.float64),
+                                         s[b & ~(data.signal_plane > 0.5), 1].astype(np.float64))
+
+    without = vp_dcor(replace(base, eps_disco_xy_vp=None))
+    with_term = vp_dcor(base)
+    assert without > 0.2  # measured 0.41
+    assert with_term < 0.5 * without  # measured 0.07
+
+
+def test_tagger_seed_choice_is_the_best_validation_closure():
+    from models.svj.abcdiscotec import ABCDisCoTECTraining, predict_scores
+    from models.svj.training import closure_chi2, train_tagger_seeds
+
+    rng = np.random.default_rng(8)
+    train, validation = _plane_dependent_background(rng, 1500, 400), _plane_dependent_background(rng, 1500, 400)
+    settings = ABCDisCoTECTraining(hidden=(8,), epochs=10, batch_size=1024, mt_edges=(650.0, 900.0, 4000.0))
+    tagger, record = train_tagger_seeds(train, validation, settings, seeds=(3, 4), log=lambda s: None)
+    chi2 = {int(k): v["validation"]["chi2"] for k, v in record["seeds"].items()}
+    assert set(chi2) == {3, 4} and record["chosen_seed"] == min(chi2, key=chi2.get)
+    # the returned model is the chosen one, flattened: its validation chi2 is the recorded one
+    again = closure_chi2(predict_scores(tagger, validation.features), validation, settings.mt_edges)
+    assert again["chi2"] == pytest.approx(chi2[record["chosen_seed"]], rel=1e-9)
+    assert set(again) == {"chi2", "SP", "VP"} and len(again["SP"]) == 5

@@ -32,6 +32,12 @@ from .lundnet import LundNetTraining, predict, train_lundnet
 
 #: jets per class in LundNet's training (CPU budget; docs/svj.md)
 MAX_TRAIN_JETS = 12_000
+#: the tagger is trained from each of these seeds and the one that closes best on the
+#: validation split is kept: with a few thousand training background events the closure of
+#: one training on independent events scatters by about 10% from seed to seed (docs/svj.md)
+TAGGER_SEEDS = (1, 2, 3)
+#: the (X, Y) boundaries of that choice (flattened scores), in the signal and validation planes
+SELECTION_POINTS = ((0.3, 0.3), (0.5, 0.5), (0.7, 0.7), (0.3, 0.7), (0.7, 0.3))
 
 
 def merged_columns(columns: Mapping[str, list[dict]]) -> dict[str, dict[str, np.ndarray]]:
@@ -136,9 +142,54 @@ def background_dcor(scores: np.ndarray, data: TrainingData) -> dict[str, float]:
     }
 
 
+def closure_chi2(scores: np.ndarray, data: TrainingData, mt_edges, points=SELECTION_POINTS) -> dict[str, Any]:
+    """The ABCD non-closure of the background of ``data`` (flattened ``scores``) at each of the
+    boundaries ``points``, per plane, and its chi2 sum((delta / sigma)^2) over the points and
+    both planes (the tagger's choice among its seeds; the points share events, so this is a
+    figure of merit, not a chi2 with a known distribution)."""
+    from analysis.svj.abcd import closure, templates
+
+    b = data.label < 0.5
+    out: dict[str, Any] = {"chi2": 0.0}
+    for plane, pm in (("SP", data.signal_plane > 0.5), ("VP", data.signal_plane < 0.5)):
+        m = b & pm
+        deltas = []
+        for x0, y0 in points:
+            c = closure(templates(scores[m, 0], scores[m, 1], data.mt[m], data.weight[m], x0, y0, mt_edges))
+            deltas.append((c["total"], c["total_unc"]))
+            if np.isfinite(c["total"]) and c["total_unc"] > 0:
+                out["chi2"] += (c["total"] / c["total_unc"]) ** 2
+            else:
+                out["chi2"] = np.inf
+        out[plane] = deltas
+    return out
+
+
+def train_tagger_seeds(train: TrainingData, validation: TrainingData, settings: ABCDisCoTECTraining,
+                       seeds=TAGGER_SEEDS, log=print) -> tuple[FlatOnBackground, dict[str, Any]]:
+    """Train the tagger from each seed, flatten it on the training background and keep the one
+    with the smallest validation closure chi2 (:func:`closure_chi2`); returns it and, per
+    seed, the validation closure and the training history's last entry."""
+    best, record = None, {}
+    for seed in seeds:
+        model, history = train_abcdiscotec(train, replace(settings, seed=int(seed)))
+        flat = FlatOnBackground(model, background_knots(predict_logits(model, train.features), train.label,
+                                                        train.weight))
+        val = closure_chi2(predict_scores(flat, validation.features), validation, settings.mt_edges)
+        record[str(seed)] = {"validation": val, "history": history["history"][-1]}
+        log(f"tagger seed {seed}: validation closure chi2 {val['chi2']:.1f} (SP "
+            + ", ".join(f"{100 * d:+.0f}" for d, _ in val["SP"]) + "; VP "
+            + ", ".join(f"{100 * d:+.0f}" for d, _ in val["VP"]) + " %)")
+        if best is None or val["chi2"] < record[str(best[0])]["validation"]["chi2"]:
+            best = (seed, flat, history)
+    seed, flat, history = best
+    return flat, {"chosen_seed": int(seed), "seeds": record, "history": history["history"]}
+
+
 def train_all(output: Mapping[str, Any], out_dir: Path, config: SVJConfig | None = None,
               lund_settings: LundNetTraining | None = None,
-              tagger_settings: ABCDisCoTECTraining | None = None, log=print) -> dict[str, Any]:
+              tagger_settings: ABCDisCoTECTraining | None = None, log=print,
+              tagger_seeds=TAGGER_SEEDS) -> dict[str, Any]:
     """Train and export LundNet (``out_dir/lundnet.onnx``) and the tagger
     (``out_dir/abcdiscotec.onnx``) from a processor output made with ``lund_columns``; returns
     the metrics (AUC table, distance correlations with and without the constraints)."""
@@ -162,14 +213,14 @@ def train_all(output: Mapping[str, Any], out_dir: Path, config: SVJConfig | None
     auc = lundnet_auc_table(scores, cols, metas, split.test)
     log(f"LundNet AUC (test, vs QCD): {auc}; max |ONNX - torch| {onnx_check:.2g}")
     train = event_data(cols, metas, split.train)
+    validation = event_data(cols, metas, split.validation)
     test = event_data(cols, metas, split.test)
     log(f"ABCDisCoTEC: {int(train.label.sum())} signal and {int((1 - train.label).sum())} background events (train)")
-    tagger, tagger_history = train_abcdiscotec(train, tagger_settings)
+    tagger, tagger_history = train_tagger_seeds(train, validation, tagger_settings, tagger_seeds, log)
     plain, _ = train_abcdiscotec(train, replace(tagger_settings, constraints=False))
     # both flattened on the training background (monotone: the same ABCD regions)
-    raw_with = background_dcor(predict_scores(tagger, test.features), test)
+    raw_with = background_dcor(predict_scores(tagger.scores, test.features), test)
     raw_without = background_dcor(predict_scores(plain, test.features), test)
-    tagger = FlatOnBackground(tagger, background_knots(predict_logits(tagger, train.features), train.label, train.weight))
     plain = FlatOnBackground(plain, background_knots(predict_logits(plain, train.features), train.label, train.weight))
     with_disco = background_dcor(predict_scores(tagger, test.features), test)
     without = background_dcor(predict_scores(plain, test.features), test)
@@ -180,9 +231,11 @@ def train_all(output: Mapping[str, Any], out_dir: Path, config: SVJConfig | None
                "test_background_sigmoid_scores_with_constraints": raw_with,
                "test_background_sigmoid_scores_without_constraints": raw_without,
                "test_auc": test_auc, "history": tagger_history["history"][-3:],
+               "tagger_seed": tagger_history["chosen_seed"], "tagger_seeds": tagger_history["seeds"],
                "events": {"train_signal": int(train.label.sum()), "train_background": int((1 - train.label).sum())}}
-    export_tagger(tagger, out_dir / "abcdiscotec.onnx", EVENT_FEATURES, config=tagger_settings.as_dict(),
-                  metrics=metrics)
+    chosen = replace(tagger_settings, seed=tagger_history["chosen_seed"]).as_dict()
+    export_tagger(tagger, out_dir / "abcdiscotec.onnx", EVENT_FEATURES,
+                  config={**chosen, "seeds_tried": [int(x) for x in tagger_seeds]}, metrics=metrics)
     onnx_tagger = float(np.abs(EventTaggerModel(out_dir / "abcdiscotec.onnx")(test.features)
                                - predict_scores(tagger, test.features)).max())
     log(f"ABCDisCoTEC test background dCorr(X, Y) with constraints {with_disco['dcor_xy']:.4f} (sigmoid scores "
