@@ -170,6 +170,8 @@ def train_tagger_seeds(train: TrainingData, validation: TrainingData, settings: 
     """Train the tagger from each seed, flatten it on the training background and keep the one
     with the smallest validation closure chi2 (:func:`closure_chi2`); returns it and, per
     seed, the validation closure and the training history's last entry."""
+    if not seeds:
+        raise ValueError("train_tagger_seeds needs at least one seed (--tagger-seeds)")
     best, record = None, {}
     for seed in seeds:
         model, history = train_abcdiscotec(train, replace(settings, seed=int(seed)))
