@@ -305,3 +305,26 @@ def test_tagger_seed_choice_is_the_best_validation_closure():
     again = closure_chi2(predict_scores(tagger, validation.features), validation, settings.mt_edges)
     assert again["chi2"] == pytest.approx(chi2[record["chosen_seed"]], rel=1e-9)
     assert set(again) == {"chi2", "SP", "VP"} and len(again["SP"]) == 5
+
+
+def test_choose_point_relaxes_only_the_plateau():
+    from analysis.svj.abcd import PointMetrics, choose_point
+
+    wp = SVJConfig().working_point
+    rules = ("pvalue_plateau", "nonclosure", "pull", "signal_contamination", "finite")
+
+    def point(z, p, **fail):
+        return PointMetrics(0.1 * z, 0.5, z, p, 0.0, 0.1, 0.1, passes={r: not fail.get(r, False) for r in rules})
+
+    on_island = point(2.0, 0.95, pvalue_plateau=True)  # p >= 0.9 here, not on a plateau
+    low_p = point(5.0, 0.50, pvalue_plateau=True)  # fails the p-value rule at the point itself
+    not_closing = point(9.0, 0.99, pvalue_plateau=True, nonclosure=True)
+    chosen, failing, relaxed = choose_point([on_island, low_p, not_closing], wp)
+    assert chosen is None and failing == ["pvalue_plateau"] and relaxed is on_island
+    # a rule other than the plateau failing everywhere: nothing relaxed
+    chosen, failing, relaxed = choose_point([point(2.0, 0.95, pvalue_plateau=True, pull=True),
+                                             point(3.0, 0.99, pvalue_plateau=True, pull=True)], wp)
+    assert chosen is None and failing == ["pvalue_plateau", "pull"] and relaxed is None
+    # a point passing every rule is chosen, whatever the others
+    full = point(1.0, 0.97)
+    assert choose_point([on_island, full, not_closing], wp) == (full, [], None)

@@ -96,15 +96,20 @@ def analyze(output: Mapping[str, Any], cfg: SVJConfig | None = None, seed: int =
     sp, bkg = ev["sp"], ~ev["signal"]
     scan = grid_scan(ev["x"][sp], ev["y"][sp], ev["mt"][sp], ev["weight"][sp], ev["signal"][sp],
                      ev["signal_id"][sp], cfg.working_point, cfg.statistics)
-    wp = scan.chosen
-    if wp is None:
+    if scan.chosen is not None:
+        x0, y0, source = scan.chosen.x, scan.chosen.y, "scan"
+    elif scan.relaxed is not None:
+        # only the plateau fails everywhere: the best point passing the rest, said as such
+        x0, y0, source = scan.relaxed.x, scan.relaxed.y, "scan without the plateau rule"
+        log(f"no working point passes every rule (failing everywhere: {scan.failing_rules}); using "
+            f"({x0:.3f}, {y0:.3f}), the largest <Z> passing every other rule with p >= "
+            f"{cfg.working_point.min_chi2_pvalue:g} at the point itself")
+    else:
         # no point passes every rule: the configured working point, and the note says why
-        x0, y0 = cfg.working_point.x, cfg.working_point.y
+        x0, y0, source = cfg.working_point.x, cfg.working_point.y, "configured"
         log(f"no working point passes every rule (failing: {scan.failing_rules}); using the configured "
             f"({x0}, {y0})")
-    else:
-        x0, y0 = wp.x, wp.y
-    summary: dict[str, Any] = {"scan": scan.as_dict(), "working_point": {"x": x0, "y": y0},
+    summary: dict[str, Any] = {"scan": scan.as_dict(), "working_point": {"x": x0, "y": y0, "source": source},
                                "mt_edges": list(cfg.statistics.mt_edges)}
     n = scan.grid.size
     at = scan.points[int(np.argmin(np.abs(scan.grid - x0))) * n + int(np.argmin(np.abs(scan.grid - y0)))]
@@ -179,7 +184,8 @@ def print_summary(summary: dict[str, Any], echo=print) -> None:
     wp, m = summary["working_point"], summary["wp_metrics"]
     chosen = summary["scan"]["chosen"] is not None
     echo(f"working point (X, Y) = ({wp['x']:.3f}, {wp['y']:.3f})"
-         + ("" if chosen else f"  [no point passes every rule; failing: {summary['scan']['failing_rules']}]"))
+         + ("" if chosen else f"  [{wp['source']}: no point passes every rule; failing everywhere: "
+                               f"{summary['scan']['failing_rules']}]"))
     echo(f"  <Z> {m['z_mean']:.3g}   SR chi2 p-value {m['pvalue']:.3f} (plateau {m['plateau']})   "
          f"non-closure {100 * m['nonclosure']:+.2f}%   |pull| {m['pull']:.3f}   r_max {m['r_max']:.3f}   "
          f"points passing every rule: {summary['scan']['n_pass']}")
