@@ -120,10 +120,12 @@ def analyze(output: Mapping[str, Any], cfg: SVJConfig | None = None, seed: int =
     for plane, pm in (("SP", sp), ("VP", ~sp)):
         t = _templates(ev, bkg & pm, x0, y0, cfg)
         mc = closure(t)
-        replicas = [closure(pseudo_data(t, rng))["total"] for _ in range(PSEUDO_DATA_REPLICAS)]
+        replicas = np.array([closure(pseudo_data(t, rng))["total"] for _ in range(PSEUDO_DATA_REPLICAS)])
+        finite = replicas[np.isfinite(replicas)]  # a replica with an empty control region has none
         planes[plane] = {"mc": mc, "templates": t.as_dict(),
-                         "pseudo_data_total_mean": float(np.nanmean(replicas)),
-                         "pseudo_data_total_std": float(np.nanstd(replicas))}
+                         "pseudo_data_total_mean": float(finite.mean()) if finite.size else np.nan,
+                         "pseudo_data_total_std": float(finite.std()) if finite.size else np.nan,
+                         "pseudo_data_replicas_with_prediction": int(finite.size)}
     summary["closure"] = planes
     # the SP closure of each background alone (a cancellation between them shows here)
     summary["closure_by_process"] = {}
