@@ -321,6 +321,8 @@ def test_choose_point_relaxes_only_the_plateau():
     not_closing = point(9.0, 0.99, pvalue_plateau=True, nonclosure=True)
     chosen, failing, relaxed = choose_point([on_island, low_p, not_closing], wp)
     assert chosen is None and failing == ["pvalue_plateau"] and relaxed is on_island
+    strict = wp.model_copy(update={"relax_plateau": False})
+    assert choose_point([on_island, low_p, not_closing], strict) == (None, ["pvalue_plateau"], None)
     # a rule other than the plateau failing everywhere: nothing relaxed
     chosen, failing, relaxed = choose_point([point(2.0, 0.95, pvalue_plateau=True, pull=True),
                                              point(3.0, 0.99, pvalue_plateau=True, pull=True)], wp)

@@ -192,7 +192,7 @@ def choose_point(points: list[PointMetrics], wp: WorkingPoint
     plateau alone, the largest <Z> among the points passing every other rule with the p-value
     rule at the point itself (the plateau asks that the closure hold in the neighbourhood too;
     with the MC statistics of a small sample no 3 x 3 block may reach it while single points
-    do). Every other rule is never relaxed."""
+    do; ``wp.relax_plateau`` False turns this off). No other rule is ever relaxed."""
     passing = [p for p in points if all(p.passes.values())]
     if passing:
         return max(passing, key=lambda p: p.z_mean), [], None
@@ -200,7 +200,7 @@ def choose_point(points: list[PointMetrics], wp: WorkingPoint
     if not failing:
         return None, ["no point passes all rules at once (each rule alone is passed somewhere)"], None
     relaxed = None
-    if failing == ["pvalue_plateau"]:
+    if failing == ["pvalue_plateau"] and wp.relax_plateau:
         pointwise = [p for p in points if np.nan_to_num(p.pvalue, nan=0.0) >= wp.min_chi2_pvalue
                      and all(v for r, v in p.passes.items() if r != "pvalue_plateau")]
         relaxed = max(pointwise, key=lambda p: p.z_mean) if pointwise else None

@@ -72,6 +72,10 @@ class WorkingPoint(ConfigModel):
     max_signal_contamination: float = 0.35
     #: a point is "on a plateau" when its 8 neighbours also pass the p-value rule
     plateau_neighbours: int = 8
+    #: when no point is on a plateau but every other rule is passed somewhere, use the largest
+    #: <Z> passing the p-value rule at the point itself and every other rule (False: the
+    #: configured x, y; analysis.svj.abcd.choose_point)
+    relax_plateau: bool = True
 
 
 class Statistics(ConfigModel):
