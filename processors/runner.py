@@ -427,9 +427,33 @@ def _facility_cluster(opts: RunOptions):
     return cluster
 
 
+def _more_versions() -> dict:
+    """The versions of the other libraries a result can depend on (numba, ONNX Runtime,
+    correctionlib, scipy: absent ones are None) and the machine: the CPU's architecture and
+    the SIMD extensions NumPy dispatches to (ONNX Runtime's and numba's kernels also follow the
+    CPU, so two machines can differ in the last bits of floats and, through a cut, in events)."""
+    from importlib import metadata
+
+    out: dict = {}
+    for name in ("numba", "onnxruntime", "correctionlib", "scipy"):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    try:
+        from numpy._core._multiarray_umath import __cpu_features__
+
+        simd = sorted(k for k, v in __cpu_features__.items() if v)
+    except ImportError:  # private to NumPy: absent in some version
+        simd = None
+    out["machine"] = {"arch": platform.machine(), "simd": simd}
+    return out
+
+
 def provenance(proc: processor.ProcessorABC, opts: RunOptions) -> dict:
-    """Versions, options, the hash of the effective configuration, the processor's models
-    (``scorer.hashes()``) and corrections (path and names), and the time."""
+    """Versions (and the machine: :func:`_more_versions`), options, the hash of the effective
+    configuration, the processor's models (``scorer.hashes()``) and corrections (path and
+    names), and the time."""
     import awkward
     import coffea
     import hist
@@ -441,6 +465,7 @@ def provenance(proc: processor.ProcessorABC, opts: RunOptions) -> dict:
         "workers": opts.workers, "chunksize": opts.chunksize, "max_chunks": opts.max_chunks,
         "python": platform.python_version(), "coffea": coffea.__version__, "awkward": awkward.__version__,
         "uproot": uproot.__version__, "hist": hist.__version__, "numpy": numpy.__version__,
+        **_more_versions(),
         "config_hash": config_hash(config) if config is not None else None,
         "fingerprint": fingerprint(proc), "normalization": NORMALIZATION_RULE,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
