@@ -277,6 +277,13 @@ def test_tagger_constraints_cover_every_term_and_the_vp_disco_decorrelates_the_v
     got = constraint_values(torch.rand(data.label.size, 2), batch, base, torch.as_tensor(base.mt_edges))
     assert set(got) <= set(constraint_names(base))
     assert {"disco_xy_vp", "closure_vp_q50", "closure_vp_q70", "shape_sp_1_q70"} <= set(got)
+    # a batch without validation-plane background: no VP term rather than a NaN loss
+    sp_only = {k: v[batch["signal_plane"] > 0.5] for k, v in batch.items()}
+    got = constraint_values(torch.rand(len(sp_only["label"]), 2), sp_only, base, torch.as_tensor(base.mt_edges))
+    assert "disco_xy_vp" not in got and all(torch.isfinite(v) for k, v in got.items() if not k.endswith("_vp"))
+    for bad in ({"boundary_quantiles": ()}, {"boundary_quantiles": (0.7, 1.2)}, {"eps_disco_xy_vp": 0.0}):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ABCDisCoTECTraining(**bad)
 
     def vp_dcor(settings):
         model, _ = train_abcdiscotec(data, settings)

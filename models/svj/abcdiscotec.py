@@ -7,10 +7,12 @@ L_j <= epsilon_j (:class:`models.losses.MDMMInequality`), on the background of e
 mini-batch:
 
 * DisCo (weighted distance correlation, :func:`models.losses.distance_correlation`) of
-  (X, Y), (X, M_T), (Y, M_T), (X, DeltaEta), (Y, DeltaEta);
+  (X, Y), (X, M_T), (Y, M_T), (X, DeltaEta), (Y, DeltaEta), and (our addition) of (X, Y) on the
+  validation plane's background alone (``eps_disco_xy_vp``; docs/svj.md);
 * normalization closure C_k = |n_A n_D - n_B n_C| / (n_A n_D + n_B n_C) in the signal plane and
   in the validation plane, the regions' yields soft: n_A = sum w G(X - x0) G(Y - y0) etc. with
-  G(u) = sigmoid(kappa u), (x0, y0) a quantile of the batch's background scores;
+  G(u) = sigmoid(kappa u), (x0, y0) a quantile of the batch's background scores (one set of
+  terms per quantile in ``boundary_quantiles``);
 * shape closure C_k,i: the same per M_T bin i.
 
 Class weights rescaled to S/B = 3/2, mini-batches drawn with replacement (the talk's "5
@@ -139,6 +141,14 @@ class ABCDisCoTECTraining:
     eps_disco_xy_vp: float | None = 0.06
     mt_edges: tuple[float, ...] = field(default=(650.0, 800.0, 1000.0, 1300.0, 1800.0, 4000.0))
 
+    def __post_init__(self) -> None:
+        qs = tuple(float(q) for q in self.boundary_quantiles)
+        if not qs or len(set(qs)) != len(qs) or not all(0.0 < q < 1.0 for q in qs):
+            raise ValueError(f"boundary_quantiles must be distinct values in (0, 1), got {self.boundary_quantiles!r}")
+        self.boundary_quantiles = qs
+        if self.eps_disco_xy_vp is not None and not self.eps_disco_xy_vp > 0.0:
+            raise ValueError(f"eps_disco_xy_vp must be positive or None (no VP term), got {self.eps_disco_xy_vp!r}")
+
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
@@ -194,7 +204,7 @@ def constraint_values(scores: torch.Tensor, batch: dict[str, torch.Tensor], cfg:
         "disco_x_deta": distance_correlation_fast(x, deta, w),
         "disco_y_deta": distance_correlation_fast(y, deta, w),
     }
-    if cfg.eps_disco_xy_vp is not None:
+    if cfg.eps_disco_xy_vp is not None and int((~sp).sum()) >= 4:  # a batch without VP background has no term
         out["disco_xy_vp"] = distance_correlation_fast(x[~sp], y[~sp], w[~sp])
     for q in cfg.boundary_quantiles:
         x0 = torch.quantile(x.detach(), q).item()
