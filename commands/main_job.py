@@ -168,6 +168,13 @@ def load_scorer(stages: Stages):
 
 
 def main(args) -> int:
+    from processors.execution import persistent_workers
+
+    with persistent_workers():  # the passes share worker processes and open files
+        return _main(args)
+
+
+def _main(args) -> int:
     from coffea.util import save
 
     from analysis.configuration import config_hash

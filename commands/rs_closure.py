@@ -124,14 +124,15 @@ def run_closure(out: Path, events: int, seed: int, era: str = RS_CLOSURE_ERA, n_
 
 
 def main(args) -> int:
+    from processors.execution import persistent_workers
     from processors.runner import RunOptions
-
 
     opts = RunOptions(executor=args.executor, workers=args.workers, chunksize=args.chunksize,
                       status=not args.quiet, systematics=True)
     log = (lambda *a: None) if args.quiet else print
-    res = run_closure(args.out, args.events, args.seed, args.era, args.n_smear, args.n_bootstrap, opts,
-                      plots=not args.no_plots, log=log, template_replicas=args.template_replicas)
+    with persistent_workers():  # templates, prediction and replicas share workers and open files
+        res = run_closure(args.out, args.events, args.seed, args.era, args.n_smear, args.n_bootstrap, opts,
+                          plots=not args.no_plots, log=log, template_replicas=args.template_replicas)
     b = res["baseline"]
     d = res["baseline_details"]
     print(f"seed-004 baseline (hard MHT > 250 GeV): predicted {b['predicted']:.4g} +- {d['predicted_unc']:.2g}, "

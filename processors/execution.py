@@ -22,6 +22,13 @@ The merge is exact and does not depend on the executor, the number of workers or
 in which chunks finish: the outputs are accumulated on the client in the order of the tasks
 (the fileset's order), each as soon as all before it are in; at most ``window`` chunks are in
 flight, so at most that many wait in memory.
+
+Within :func:`persistent_workers` (the main jobs run every pass inside it) the futures
+backend keeps its worker processes from one run to the next, and every process that reads
+chunks keeps the local files it opened open (:class:`OpenFiles`): a later chunk of the same
+file, in the same run or a later one, skips opening it and reading its tree's metadata
+(0.25 s of the 0.7 s a 10-event chunk of the soft-track signal processor cost). A file
+replaced or changed on disk since is opened again. Outside it nothing is kept.
 """
 
 from __future__ import annotations
@@ -33,8 +40,9 @@ import sys
 import time
 import traceback
 import uuid
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -189,11 +197,11 @@ def _processor(proc: Any) -> Any:
     return _PROCESSORS[digest]
 
 
-def _open(task: Task, timeout: float | None):
+def _open(task: Task, timeout: float | None, **options):
     import uproot
 
     try:
-        kwargs = {} if timeout is None else {"timeout": timeout}
+        kwargs = dict(options) if timeout is None else dict(options, timeout=timeout)
         f = uproot.open({task.filename: None}, **kwargs)
     except Exception as err:
         kind, reason, transient = classify(err, task.filename)
@@ -207,13 +215,92 @@ def _open(task: Task, timeout: float | None):
     return f
 
 
+class OpenFiles:
+    """The local files one process keeps open between chunks (least recently used closed
+    first beyond ``size``), each with the identity it had on disk when opened (device, inode,
+    size, modification time): a file that no longer has it is closed and opened again. Files
+    are opened without uproot's array cache (a chunk reads each branch once; kept files would
+    hold up to 100 MB of arrays each); the object cache keeps the tree's metadata."""
+
+    def __init__(self, size: int = 128):
+        self.size = size
+        self._files: OrderedDict[str, tuple[tuple, Any]] = OrderedDict()
+
+    @staticmethod
+    def _identity(path: str) -> tuple | None:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+    def get(self, task: Task, timeout: float | None):
+        ident = self._identity(task.filename)
+        kept = self._files.pop(task.filename, None)
+        if kept is not None:
+            if kept[0] == ident and (not task.fileuuid or str(kept[1].file.uuid) == task.fileuuid):
+                self._files[task.filename] = kept
+                return kept[1]
+            kept[1].close()
+        f = _open(task, timeout, array_cache=None)
+        if ident is not None:
+            self._files[task.filename] = (ident, f)
+            while len(self._files) > self.size:
+                self._files.popitem(last=False)[1][1].close()
+        return f
+
+    def discard(self, filename: str) -> None:
+        kept = self._files.pop(filename, None)
+        if kept is not None:
+            kept[1].close()
+
+    def close(self) -> None:
+        while self._files:
+            self._files.popitem()[1][1].close()
+
+    def __len__(self) -> int:
+        return len(self._files)
+
+
+#: this process's kept files (None: nothing is kept; set within persistent_workers and in
+#: the workers of a kept pool)
+_OPEN_FILES: OpenFiles | None = None
+
+
+def _keep_files() -> None:
+    """Initializer of a kept pool's workers: keep the files they open."""
+    global _OPEN_FILES
+    _OPEN_FILES = OpenFiles()
+
+
+@contextmanager
+def _chunk_file(task: Task, timeout: float | None):
+    """The opened file of a chunk: a kept one (local, within persistent_workers) or one
+    opened for this chunk and closed after it. A failure discards a kept file, so that a
+    retry opens it again."""
+    if _OPEN_FILES is None or _is_remote(task.filename):
+        with _open(task, timeout) as f:
+            yield f
+        return
+    f = _OPEN_FILES.get(task, timeout)
+    try:
+        yield f
+    except BaseException:
+        _OPEN_FILES.discard(task.filename)
+        raise
+
+
+def _is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
 def _run_chunk(task: Task, proc: Any, settings: Settings) -> tuple[Any, float]:
     import awkward as ak
     from coffea.nanoevents import NanoEventsFactory
 
     from .schema import SoftTrackSchema
 
-    with _open(task, settings.timeout) as file:
+    with _chunk_file(task, settings.timeout) as file:
         events = NanoEventsFactory.from_root(
             file=file, treepath=task.treename, schemaclass=SoftTrackSchema, metadata=task.metadata(),
             mode="virtual", entry_start=task.entrystart, entry_stop=task.entrystop,
@@ -306,7 +393,14 @@ def _futures(tasks: list[Task], proc: Any, settings: Settings, workers: int) -> 
     queue, suspects = deque(tasks), deque()
     deaths: dict[int, int] = {}
     inflight: dict = {}
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+
+    def new_pool():
+        if _KEPT["depth"] == 0:
+            return ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+        return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_keep_files)
+
+    pool = _take_kept_pool(workers) or new_pool()
+    finished = False
     try:
         while queue or suspects or inflight:
             limit = 1 if suspects or any(t.index in deaths for t in inflight.values()) else 2 * workers
@@ -347,9 +441,57 @@ def _futures(tasks: list[Task], proc: Any, settings: Settings, workers: int) -> 
                         deaths.setdefault(task.index, 0)
                     suspects.append(task)
                 print(f"warning: a worker process died; {len(broken)} chunk(s) run again", file=sys.stderr)
-                pool = ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+                pool = new_pool()
+        finished = True
     finally:
+        # a pool is kept only after a run that ended normally (nothing of it still in flight)
+        if not (finished and _keep_pool(pool, workers)):
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+#: the futures pool kept between runs within persistent_workers: depth of nesting, the pool
+#: and its number of workers
+_KEPT: dict[str, Any] = {"depth": 0, "pool": None, "workers": 0}
+
+
+def _take_kept_pool(workers: int):
+    pool, _KEPT["pool"] = _KEPT["pool"], None
+    if pool is not None and _KEPT["workers"] != workers:
         pool.shutdown(wait=False, cancel_futures=True)
+        return None
+    return pool
+
+
+def _keep_pool(pool, workers: int) -> bool:
+    if _KEPT["depth"] == 0:
+        return False
+    _KEPT["pool"], _KEPT["workers"] = pool, workers
+    return True
+
+
+@contextmanager
+def persistent_workers():
+    """Keep worker processes and open files from one run to the next within this block (see
+    the module's docstring): the futures backend's pool (replaced if a run asks for another
+    number of workers, or after a run that ended with an error) and, in every process that
+    reads chunks (the client too with the iterative backend), the local files. Leaving the
+    outermost block shuts the pool down and closes the files. Results do not depend on it."""
+    global _OPEN_FILES
+    outermost = _KEPT["depth"] == 0
+    if outermost:
+        _OPEN_FILES = OpenFiles()
+    _KEPT["depth"] += 1
+    try:
+        yield
+    finally:
+        _KEPT["depth"] -= 1
+        if outermost:
+            pool, _KEPT["pool"] = _KEPT["pool"], None
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
+            files, _OPEN_FILES = _OPEN_FILES, None
+            if files is not None:
+                files.close()
 
 
 def _dask(tasks: list[Task], proc: Any, settings: Settings, client, window: int) -> Iterator[dict]:

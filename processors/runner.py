@@ -49,7 +49,7 @@ from analysis.errors import (
 )
 
 from .checkpoint import Checkpoints, FileInfoCache, chunk_key, default_cache_dir, fingerprint
-from .execution import Executed, Settings, Task, classify, describe_read_error, execute
+from .execution import Executed, Settings, Task, _is_remote, classify, describe_read_error, execute
 from .fileset import refuse_same_uuid
 
 EXECUTORS = ("futures", "iterative", "dask")
@@ -124,10 +124,6 @@ def check_options(opts: RunOptions) -> None:
 # -- checking the files ------------------------------------------------------------------------
 #: what the check learnt of each file that passed it in this process, by its cache key
 _CHECKED: dict[tuple, dict] = {}
-
-
-def _is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
 
 
 def _file_key(path: str, tree: str) -> tuple | None:

@@ -131,6 +131,97 @@ def test_file_check_kept_until_the_file_changes(fileset, tmp_path, monkeypatch):
     assert runner.inspect_file(str(copy), "Events") == (f"file {copy} not found", None)
 
 
+def test_kept_workers_and_files(fileset, tmp_path):
+    """Within persistent_workers the futures pool and the open files outlive a run: the same
+    worker processes serve the next run, whose outputs are those of fresh processes; a file
+    replaced on disk is read anew; leaving the block shuts the pool and closes the files."""
+    import os
+    import shutil
+
+    from processors import execution
+
+    fs = _subset(fileset, {"signal_m115_dm0p27_2018", "data_met_2018"})
+    opts = RunOptions(executor="futures", workers=2, chunksize=900, status=False)
+    ref = run_processor("signal", fs, opts)
+    assert execution._KEPT["pool"] is None and execution._OPEN_FILES is None  # nothing kept outside
+    with execution.persistent_workers():
+        a = run_processor("signal", fs, opts)
+        pool = execution._KEPT["pool"]
+        pids = set(pool._processes)
+        b = run_processor("signal", fs, opts)
+        assert execution._KEPT["pool"] is pool and set(pool._processes) == pids
+        _assert_same(ref, a)
+        _assert_same(ref, b)
+        # the iterative backend keeps the client's files: a replaced file is opened again
+        (path,) = fs["data_met_2018"]["files"]
+        copy = tmp_path / "data.root"
+        shutil.copy(path, copy)
+        one = {"data_met_2018": {**fs["data_met_2018"], "files": {str(copy): "Events"}}}
+        it = RunOptions(executor="iterative", chunksize=900, status=False, cache_dir="")
+        first = run_processor("signal", one, it)
+        assert str(copy) in execution._OPEN_FILES._files
+        other = fs["signal_m115_dm0p27_2018"]
+        (sig,) = other["files"]
+        shutil.copy(sig, tmp_path / "tmp.root")
+        os.replace(tmp_path / "tmp.root", copy)  # another file, another tree, at the same path
+        meta = {**other["metadata"]}
+        replaced = run_processor("signal", {"data_met_2018": {"files": {str(copy): "Events"}, "metadata": meta}}, it)
+        assert replaced["cutflow"] == run_processor("signal", {"data_met_2018": other}, it)["cutflow"]
+        assert replaced["cutflow"] != first["cutflow"]
+    assert execution._KEPT["pool"] is None and execution._OPEN_FILES is None
+    import time
+
+    deadline = time.monotonic() + 10
+    while any(os.path.exists(f"/proc/{pid}") for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in pids)  # the kept workers are gone
+
+
+class _RaisesInChunk:
+    """A processor whose chunks fail with an error of the code (fatal)."""
+
+    name = "raises"
+
+    def accepts(self, metadata):
+        return True
+
+    def process(self, events):
+        raise RuntimeError("a bug")
+
+    def postprocess(self, accumulator):
+        return accumulator
+
+
+def test_kept_pool_dropped_after_an_error_or_another_size(fileset):
+    """A run that stops with an error does not leave its pool for the next one; a run with
+    another number of workers gets a pool of that size."""
+    import sys
+
+    import cloudpickle
+
+    from analysis.errors import ProcessingError
+    from processors import execution
+    from processors.runner import run
+
+    fs = _subset(fileset, {"data_met_2018"})
+    opts = RunOptions(executor="futures", workers=2, chunksize=900, status=False)
+    cloudpickle.register_pickle_by_value(sys.modules[__name__])
+    try:
+        with execution.persistent_workers():
+            run_processor("signal", fs, opts)
+            kept = execution._KEPT["pool"]
+            assert kept is not None
+            with pytest.raises(ProcessingError, match="a bug"):
+                run(_RaisesInChunk(), fs, opts)
+            assert execution._KEPT["pool"] is None
+            run_processor("signal", fs, opts)
+            assert execution._KEPT["pool"] not in (None, kept)
+            run_processor("signal", fs, RunOptions(executor="futures", workers=1, chunksize=900, status=False))
+            assert execution._KEPT["workers"] == 1 and len(execution._KEPT["pool"]._processes) == 1
+    finally:
+        cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
+
+
 def test_missing_file_and_skip(fileset, tmp_path):
     fs = _subset(fileset, {"data_met_2018"})
     bad = {"files": {str(tmp_path / "missing.root"): "Events"}, "metadata": fs["data_met_2018"]["metadata"]}
