@@ -81,7 +81,8 @@ def _rebalance_kernel(pt, eta, phi, offsets, fit_mask, nbcat, eta_edges, pt_lo, 
         qy = np.empty(nfit)
         eb = np.empty(nfit, dtype=np.int64)
         q = 0
-        lead = 0
+        # int64, not the literal 0: typing _lbfgs with Literal[int](0) first compiled it twice
+        lead = np.int64(0)
         for j in range(a, b):
             if fit_mask[j]:
                 idx[q] = j
@@ -111,12 +112,14 @@ def _rebalance_kernel(pt, eta, phi, offsets, fit_mask, nbcat, eta_edges, pt_lo, 
                 lo_v[nfit + q] = -max_pull
                 hi_v[nfit + q] = max_pull
         x = np.zeros(npar)
-        x[:nfit] = starts[0]
+        for q in range(nfit):  # element by element: a slice assignment compiles numba's shape-error path (~5 s)
+            x[q] = starts[0, q]
         st, it, fv = _lbfgs(x, lo_v, hi_v, p, qx, qy, eb, lead, nbcat[e], tabs, max_iter, gtol,
                             ftol, m_mem, sp)
         for s in range(1, starts.shape[0]):
             xs = np.zeros(npar)
-            xs[:nfit] = starts[s]
+            for q in range(nfit):
+                xs[q] = starts[s, q]
             st_s, it_s, fv_s = _lbfgs(xs, lo_v, hi_v, p, qx, qy, eb, lead, nbcat[e], tabs,
                                       max_iter, gtol, ftol, m_mem, sp)
             it += it_s

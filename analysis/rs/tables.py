@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numba as nb
+import numpy as np
 
 
 @nb.njit(cache=True)
@@ -54,7 +55,7 @@ def _log_table(table, k, rc, c0, w, floor, v, u, tail=False):
     nrow = rc.shape[0]
     dfdv = 0.0
     if nrow == 1 or v <= rc[0]:
-        f, dfdu = _row(table, 0, k, c0, w, u, tail)
+        f, dfdu = _row(table, np.int64(0), k, c0, w, u, tail)  # not a literal: one compiled _row
     elif v >= rc[nrow - 1]:
         f, dfdu = _row(table, nrow - 1, k, c0, w, u, tail)
     else:
