@@ -456,8 +456,13 @@ _KEPT: dict[str, Any] = {"depth": 0, "pool": None, "workers": 0}
 
 
 def _take_kept_pool(workers: int):
+    """The kept pool if it has ``workers`` workers and none of them died while it waited
+    (killed, out of memory): otherwise None, and the kept one is shut down."""
     pool, _KEPT["pool"] = _KEPT["pool"], None
-    if pool is not None and _KEPT["workers"] != workers:
+    if pool is None:
+        return None
+    alive = not getattr(pool, "_broken", False) and all(p.is_alive() for p in (pool._processes or {}).values())
+    if _KEPT["workers"] != workers or not alive:
         pool.shutdown(wait=False, cancel_futures=True)
         return None
     return pool

@@ -194,7 +194,8 @@ class _RaisesInChunk:
 
 def test_kept_pool_dropped_after_an_error_or_another_size(fileset):
     """A run that stops with an error does not leave its pool for the next one; a run with
-    another number of workers gets a pool of that size."""
+    another number of workers gets a pool of that size; a pool whose worker died while it
+    waited is replaced."""
     import sys
 
     import cloudpickle
@@ -218,6 +219,18 @@ def test_kept_pool_dropped_after_an_error_or_another_size(fileset):
             assert execution._KEPT["pool"] not in (None, kept)
             run_processor("signal", fs, RunOptions(executor="futures", workers=1, chunksize=900, status=False))
             assert execution._KEPT["workers"] == 1 and len(execution._KEPT["pool"]._processes) == 1
+            # a kept worker killed while the pool waits: the next run starts a new pool
+            import os
+            import signal
+
+            kept = execution._KEPT["pool"]
+            (pid,) = kept._processes
+            os.kill(pid, signal.SIGKILL)
+            next(iter(kept._processes.values())).join(10)
+            again = run_processor("signal", fs, RunOptions(executor="futures", workers=1, chunksize=900,
+                                                           status=False))
+            assert execution._KEPT["pool"] is not kept
+            assert again["cutflow"] == run_processor("signal", fs, opts)["cutflow"]
     finally:
         cloudpickle.unregister_pickle_by_value(sys.modules[__name__])
 
