@@ -82,7 +82,11 @@ def stack_plot(h, datasets: dict, path: Path, systematic: str = "nominal", title
     axis = [ax for ax in h.axes if ax.name not in ("dataset", "systematic", "origin", stack_axis)][0]
     edges = axis.edges
     mplhep.style.use("CMS")
-    fig, (ax, rax) = plt.subplots(2, 1, figsize=(9, 9), gridspec_kw={"height_ratios": (3, 1)}, sharex=True)
+    # fixed margins (they hold the CMS style's labels) instead of a tight bounding box, which
+    # costs drawing the figure once more when saving it
+    fig, (ax, rax) = plt.subplots(2, 1, figsize=(9, 9), gridspec_kw={"height_ratios": (3, 1), "hspace": 0.06},
+                                  sharex=True)
+    fig.subplots_adjust(left=0.14, right=0.96, top=0.94, bottom=0.1)
     # first: mplhep measures the label by drawing the figure, cheap while it is still empty
     mplhep.cms.label(experiment_label, data=True, ax=ax, rlabel=title or "13 TeV")
     bkgs = [b for b in backgrounds if b in groups]
@@ -120,7 +124,7 @@ def stack_plot(h, datasets: dict, path: Path, systematic: str = "nominal", title
     ax.set_xlabel("")
     ax.legend(fontsize=13, ncol=2)
     with atomic_output(path) as tmp:
-        fig.savefig(tmp, dpi=90, bbox_inches="tight")
+        fig.savefig(tmp, dpi=90)
     plt.close(fig)
     return path
 

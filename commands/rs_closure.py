@@ -65,15 +65,14 @@ def run_closure(out: Path, events: int, seed: int, era: str = RS_CLOSURE_ERA, n_
                 template_replicas: int = RS_N_TEMPLATE_REPLICAS) -> dict:
     """The whole closure; returns the closure.json content (also written to ``out``).
 
-    With ``template_replicas`` > 0 the prediction is repeated (nominal response only) with that
-    many bootstrap replicas of the templates and priors, and their spread is added to the
-    prediction's uncertainty (:func:`add_template_uncertainty`)."""
-    from dataclasses import replace
-
+    With ``template_replicas`` > 0 the prediction is also made (nominal response only, in the
+    same pass) with that many bootstrap replicas of the templates and priors, and their spread
+    is added to the prediction's uncertainty (:func:`add_template_uncertainty`)."""
     from analysis.errors import ConfigError
     from analysis.toymc.writer import generate_samples
     from processors.output import save_output
     from processors.runner import RunOptions
+    from processors.softtrack.rs import RSPredictionProcessor
     from processors.softtrack.rs_closure import (
         add_template_uncertainty,
         closure_verdict,
@@ -100,18 +99,16 @@ def run_closure(out: Path, events: int, seed: int, era: str = RS_CLOSURE_ERA, n_
     log(f"templates from {tsum['template_pairs']} jet pairs and {tsum['template_lost_jets']} lost jets "
         f"-> {tfile} ({time.perf_counter() - t0:.0f} s)")
     output = predict(parts["prediction"], opts, rs_templates=str(tfile), rs_seed=seed, rs_n_smear=n_smear,
-                     rs_n_bootstrap=n_bootstrap, rs_direct=True)
+                     rs_n_bootstrap=n_bootstrap, rs_direct=True, rs_template_replicas=tsum["replica_files"])
     save_output(output, out / "prediction.coffea")
-    log(f"prediction done ({time.perf_counter() - t0:.0f} s)")
+    n_rep = len(tsum["replica_files"])
+    log(f"prediction{f' with {n_rep} template replicas' if n_rep else ''} done ({time.perf_counter() - t0:.0f} s)")
     dataset = f"qcd_{era}"
     result = summarize(output, dataset)
-    if tsum["replica_files"]:
-        ropts = replace(opts, systematics=False)
-        reps = [predicted_yields(predict(parts["prediction"], ropts, rs_templates=f, rs_seed=seed,
-                                         rs_n_smear=n_smear, rs_n_bootstrap=2, rs_direct=False), dataset)
-                for f in tsum["replica_files"]]
-        add_template_uncertainty(result, reps)
-        log(f"{len(reps)} template replicas done ({time.perf_counter() - t0:.0f} s)")
+    if n_rep:
+        add_template_uncertainty(result, [predicted_yields(output, dataset,
+                                                           systematic=RSPredictionProcessor.REPLICA.format(k))
+                                          for k in range(1, n_rep + 1)])
     result["verdict"] = closure_verdict(result)
     result["config"] = {"events_per_part": events, "seed": seed, "era": era, "n_smear": n_smear,
                         "n_bootstrap": n_bootstrap, "template_replicas": len(tsum["replica_files"]),

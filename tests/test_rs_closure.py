@@ -410,3 +410,36 @@ def test_main_job_rs_stage_folds_in_the_template_replicas(closure, tmp_path):
     assert "no template replicas" in rs_rows(plain["search_closure"], "search", Injected())[0]["note"]
     with pytest.raises(ConfigError, match="replicas"):
         rs_stage(fileset, tmp_path / "bad", _opts(systematics=False), template_replicas=1)
+
+
+def test_template_replicas_in_the_nominal_pass_equal_separate_passes(closure, tmp_path):
+    """The prediction processor with template replicas: each replica's yields are bit for bit
+    those of a pass of its own with the replica's templates, the nominal prediction is that of
+    a pass without replicas, and the standard histograms hold no replica."""
+    from processors.fileset import load_fileset
+    from processors.softtrack.rs import RSPredictionProcessor
+    from processors.softtrack.rs_closure import predicted_yields
+    from processors.softtrack.run import build_rs_templates, predict_rs
+
+    out, _ = closure
+    opts = _opts(chunksize=1500, systematics=False)
+    info = build_rs_templates(load_fileset(out / "sample_templates" / "fileset.json"), tmp_path / "t.json.gz", opts,
+                              replicas=2)
+    fileset = load_fileset(out / "sample_prediction" / "fileset.json")
+    kw = {"rs_n_smear": 5, "rs_n_bootstrap": 2}
+    folded = predict_rs(fileset, opts, rs_templates=info["file"], rs_template_replicas=info["replica_files"], **kw)
+    plain = predict_rs(fileset, opts, rs_templates=info["file"], **kw)
+    for region in ("seed004", "baseline"):
+        nominal = predicted_yields(folded, "qcd_2018", region)
+        assert nominal["baseline"] > 0
+        for obs, values in predicted_yields(plain, "qcd_2018", region).items():
+            np.testing.assert_array_equal(nominal[obs], values)
+        for k, f in enumerate(info["replica_files"], 1):
+            alone = predict_rs(fileset, opts, rs_templates=f, rs_direct=False, **kw)
+            got = predicted_yields(folded, "qcd_2018", region, RSPredictionProcessor.REPLICA.format(k))
+            for obs, values in predicted_yields(alone, "qcd_2018", region).items():
+                np.testing.assert_array_equal(got[obs], values)
+            assert any(not np.array_equal(got[obs], nominal[obs]) for obs in got), "a replica is the nominal"
+    assert list(folded["histograms"]["met"].axes["systematic"]) == ["nominal"]
+    with pytest.raises(Exception, match="list of template files"):
+        predict_rs(fileset, opts, rs_templates=info["file"], rs_template_replicas=info["replica_files"][0])

@@ -315,6 +315,33 @@ class _SeedJets:
         self.local = ak.to_numpy(ak.flatten(ak.local_index(jets)[mask])).astype(np.int64)
 
 
+def _read_templates(path: str) -> bytes:
+    if not os.path.isfile(path):
+        raise InputFileError(f"R&S template file '{path}' does not exist: build it with python run.py rs-templates")
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except OSError as err:
+        raise InputFileError(f"cannot read R&S template file '{path}': {err.strerror or err}; "
+                             "build it with python run.py rs-templates") from None
+
+
+def _parse_templates(data: bytes, sha256: str, path: str) -> tuple[rs.JetResponseTemplates, rs.RebalancePriors]:
+    """Templates and priors from the bytes of ``path`` read on the client, checked against
+    their sha256."""
+    digest = hashlib.sha256(data).hexdigest()
+    if digest != sha256:
+        raise ConfigError(f"the R&S templates of '{path}' arrived altered (sha256 {digest[:12]} "
+                          f"instead of {sha256[:12]}): rerun the job")
+    try:
+        text = (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode("utf-8")
+        return rs.from_correctionset(text)
+    except (OSError, EOFError, UnicodeDecodeError, ValueError, KeyError, CorrectionError) as err:
+        raise ConfigError(f"R&S template file '{path}' cannot be read ({type(err).__name__}: "
+                          f"{str(err).splitlines()[0] if str(err) else ''}): build it again with "
+                          "python run.py rs-templates") from None
+
+
 def _rs_mask(jets, pt_min: float):
     return rs_jet_mask(jets.pt, jets.eta, pt_min)
 
@@ -354,12 +381,23 @@ class RSPredictionProcessor(RegionProcessor):
     rs_max_rebalanced_mht : float
         Rebalanced events above max(this hard MHT (GeV), the prior's RS_REJECT_PRIOR_QUANTILE
         at the event's H_T) are dropped (seed 004 sec. 2.5).
+    rs_template_replicas : sequence of str
+        Files of Poisson-bootstrap replicas of the templates (``build_rs_templates`` with
+        replicas): each seed event is rebalanced and smeared with each of them as well (the
+        same random streams as the nominal prediction), filling the ``rs_<obs>`` histograms
+        with systematic ``template_replica<k>`` (k = 1, 2, ...); their spread is the templates'
+        statistical uncertainty (rs_closure.add_template_uncertainty). In the pass of the
+        nominal prediction, the events read and selected once, the replicas' yields are those
+        of a separate pass with each replica's templates (the same fits and random streams).
 
     Output: ``histograms`` (the standard histograms of processors/histograms.py for the search
     baseline, dataset ``<dataset>_rs`` for the prediction with systematics nominal/coreUp/
     tailUp, ``<dataset>`` for the direct events; plus ``rs_<obs>``, ``rs_bootstrap_<obs>``,
     ``rs_response`` and ``rs_counters``), ``cutflow``, ``chunks``, ``notices``.
     """
+
+    #: systematic name of the k-th template replica's prediction (k >= 1)
+    REPLICA = "template_replica{}"
 
     name = "rs"
     stream = "jetht"
@@ -368,7 +406,7 @@ class RSPredictionProcessor(RegionProcessor):
     def __init__(self, config=None, lumi_fb=None, systematics: bool = True, *, rs_templates=None,
                  rs_seed: int = RS_PREDICTION_SEED, rs_n_smear: int = RS_N_SMEAR,
                  rs_n_bootstrap: int = RS_N_BOOTSTRAP, rs_direct: bool = True,
-                 rs_max_rebalanced_mht: float = RS_MAX_REBALANCED_MHT):
+                 rs_max_rebalanced_mht: float = RS_MAX_REBALANCED_MHT, rs_template_replicas=()):
         super().__init__(config, lumi_fb=lumi_fb, scorer=None, systematics=systematics)
         if rs_templates is None:
             raise ConfigError("the rs processor needs R&S templates: pass --rs-templates FILE "
@@ -376,52 +414,48 @@ class RSPredictionProcessor(RegionProcessor):
         if int(rs_n_smear) < 1 or int(rs_n_bootstrap) < 2:
             raise ConfigError(f"need rs_n_smear >= 1 and rs_n_bootstrap >= 2, got {rs_n_smear}, {rs_n_bootstrap}")
         self.rs_templates = str(rs_templates)
-        if not os.path.isfile(self.rs_templates):
-            raise InputFileError(f"R&S template file '{self.rs_templates}' does not exist: build it with "
-                                 "python run.py rs-templates")
-        try:
-            with open(self.rs_templates, "rb") as f:
-                self._templates_bytes = f.read()
-        except OSError as err:
-            raise InputFileError(f"cannot read R&S template file '{self.rs_templates}': {err.strerror or err}; "
-                                 "build it with python run.py rs-templates") from None
+        self._templates_bytes = _read_templates(self.rs_templates)
         self.rs_templates_sha256 = hashlib.sha256(self._templates_bytes).hexdigest()
+        if isinstance(rs_template_replicas, (str, os.PathLike)):
+            raise ConfigError("rs_template_replicas is a list of template files, got one path")
+        self.rs_template_replicas = tuple(str(f) for f in rs_template_replicas)
+        self._replica_bytes = [_read_templates(f) for f in self.rs_template_replicas]
+        self.rs_template_replicas_sha256 = tuple(hashlib.sha256(b).hexdigest() for b in self._replica_bytes)
         self.rs_seed = int(rs_seed)
         self.rs_n_smear = int(rs_n_smear)
         self.rs_n_bootstrap = int(rs_n_bootstrap)
         self.rs_direct = bool(rs_direct)
         self.rs_max_rebalanced_mht = float(rs_max_rebalanced_mht)
         self._inputs = None
+        self._replica_inputs = None
 
     def __getstate__(self):
         state = dict(self.__dict__)
-        state["_inputs"] = None  # the templates travel as bytes + sha256, parsed lazily on the worker
+        # the templates travel as bytes + sha256, parsed lazily on the worker
+        state["_inputs"] = state["_replica_inputs"] = None
         return state
 
     def validate(self, fileset) -> None:
         """Parse the templates on the client before any chunk runs (a corrupt file stops the
         run with one message naming it)."""
         self.inputs()
+        self.replica_inputs()
 
     def inputs(self) -> dict[str, tuple[rs.JetResponseTemplates, rs.RebalancePriors]]:
         """Templates and priors per response variation (parsed once per worker from the bytes
         read on the client, after checking their sha256)."""
         if self._inputs is None:
-            data = self._templates_bytes
-            digest = hashlib.sha256(data).hexdigest()
-            if digest != self.rs_templates_sha256:
-                raise ConfigError(f"the R&S templates of '{self.rs_templates}' arrived altered (sha256 {digest[:12]} "
-                                  f"instead of {self.rs_templates_sha256[:12]}): rerun the job")
-            try:
-                text = (gzip.decompress(data) if data[:2] == b"\x1f\x8b" else data).decode("utf-8")
-                templates, priors = rs.from_correctionset(text)
-            except (OSError, EOFError, UnicodeDecodeError, ValueError, KeyError, CorrectionError) as err:
-                raise ConfigError(f"R&S template file '{self.rs_templates}' cannot be read ({type(err).__name__}: "
-                                  f"{str(err).splitlines()[0] if str(err) else ''}): build it again with "
-                                  "python run.py rs-templates") from None
+            templates, priors = _parse_templates(self._templates_bytes, self.rs_templates_sha256, self.rs_templates)
             self._inputs = {name: (rs.vary_response(templates, **kw) if kw else templates, priors)
                             for name, kw in RS_VARIATIONS.items()}
         return self._inputs
+
+    def replica_inputs(self) -> list[tuple[rs.JetResponseTemplates, rs.RebalancePriors]]:
+        """Templates and priors of each template replica (parsed once per worker)."""
+        if self._replica_inputs is None:
+            self._replica_inputs = [_parse_templates(b, h, f) for b, h, f in zip(
+                self._replica_bytes, self.rs_template_replicas_sha256, self.rs_template_replicas, strict=True)]
+        return self._replica_inputs
 
     def _cuts(self):
         cfg = self.config
@@ -469,9 +503,9 @@ class RSPredictionProcessor(RegionProcessor):
         nb = rs.bjet_count(seeds.pt, seeds.eta, seeds.btag, seeds.offsets, **_btag(self.config.objects))
         file_id = _file_id(meta)
         boot = rs.bootstrap_weights(self.rs_seed, file_id, entry, self.rs_n_bootstrap)
-        variations = RS_VARIATIONS if self.systematics else {"nominal": {}}
-        for syst in variations:
-            templates, priors = self.inputs()[syst]
+        variations = [(s, *self.inputs()[s]) for s in (RS_VARIATIONS if self.systematics else ("nominal",))]
+        variations += [(self.REPLICA.format(k), *inputs) for k, inputs in enumerate(self.replica_inputs(), 1)]
+        for syst, templates, priors in variations:
             reb = rs.rebalance(seeds.pt, seeds.eta, seeds.phi, seeds.offsets, nb, templates, priors,
                                max_rebalanced_mht=self.rs_max_rebalanced_mht, pt_min=self.config.objects.jet_pt_rs)
             keep = reb.keep & seed_ok
@@ -521,10 +555,11 @@ class RSPredictionProcessor(RegionProcessor):
         pre += [("rebalanced_kept", int(keep.sum()), float(weight[keep].sum())),
                 ("smeared", n_smeared, w_smeared), ("skim_mht", b.weight.size, float(b.weight.sum()))]
         self._fill(hists, flows if syst == "nominal" else None, pred, syst, o, b.weight, None,
-                   boot[ev] if syst == "nominal" else None, pre=pre)
+                   boot[ev] if syst == "nominal" else None, pre=pre, standard=syst in RS_VARIATIONS)
 
-    def _fill(self, hists, flows, dataset, syst, o, weight, steps, boot, pre=()):
-        """Fill the standard histograms (search baseline) and the R&S region histograms."""
+    def _fill(self, hists, flows, dataset, syst, o, weight, steps, boot, pre=(), standard=True):
+        """Fill the R&S region histograms and (``standard``) the standard histograms of the
+        search baseline."""
         n = len(o.met)
         base_mask = np.ones(n, bool)
         if steps is not None:  # direct events: seed-level steps apply event by event
@@ -545,7 +580,7 @@ class RSPredictionProcessor(RegionProcessor):
             w = weight[sel]
             values = {"met": o.met, "mht": o.mht, "ht": o.ht, "n_jets": o.n_jets,
                       "leading_jet_pt": o.leading_jet_pt, "min_dphi": o.min_dphi}
-            if region == "baseline":
+            if region == "baseline" and standard:
                 for name in EVENT_OBSERVABLES:
                     hists[name].fill(dataset=dataset, systematic=syst, **{name: values[name][sel]}, weight=w)
             for name in RS_CLOSURE_BINS:

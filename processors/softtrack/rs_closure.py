@@ -75,12 +75,13 @@ def summarize(output: dict, dataset: str, region: str = "seed004") -> dict:
     return result
 
 
-def predicted_yields(output: dict, dataset: str, region: str = "seed004") -> dict:
-    """Nominal R&S prediction in ``region`` (as :func:`summarize`; default the seed-004
-    baseline): per closure bin of each observable and the total (overflow included), from a
-    prediction output."""
+def predicted_yields(output: dict, dataset: str, region: str = "seed004", systematic: str = "nominal") -> dict:
+    """R&S prediction in ``region`` (as :func:`summarize`; default the seed-004 baseline) for
+    ``systematic`` (default the nominal one; a template replica's,
+    ``RSPredictionProcessor.REPLICA.format(k)``): per closure bin of each observable and the
+    total (overflow included), from a prediction output."""
     h = output["histograms"]
-    sel = {"dataset": dataset + PREDICTION_SUFFIX, "region": region, "systematic": "nominal"}
+    sel = {"dataset": dataset + PREDICTION_SUFFIX, "region": region, "systematic": systematic}
     out = {obs: h[f"rs_{obs}"][sel].values() for obs in RS_CLOSURE_BINS}
     out["baseline"] = float(h["rs_mht"][sel].values(flow=True).sum())
     return out

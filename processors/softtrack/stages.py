@@ -92,16 +92,15 @@ def rs_stage(fileset: dict, out: Path, opts, config=None, template_replicas: int
     """R&S templates from simulated QCD and the prediction of QCD; the closure (predicted /
     simulated) per era in the seed-004 baseline and in the search baseline (``config``: the
     soft-track configuration of both processors, default the code's). With
-    ``template_replicas`` >= 2 the prediction is repeated (nominal response) with that many
-    Poisson-bootstrap replicas of the templates and priors, and their spread, the templates'
+    ``template_replicas`` >= 2 the prediction is made (nominal response, in the same pass) with
+    that many Poisson-bootstrap replicas of the templates and priors as well, and their spread, the templates'
     statistical uncertainty, is added to the closure's (the rest: the seed bootstrap and the
     simulated QCD's statistics)."""
-    from dataclasses import replace
-
     from coffea.util import save
 
     from analysis.errors import ConfigError
 
+    from .rs import RSPredictionProcessor
     from .rs_closure import add_template_uncertainty, predicted_yields, summarize
     from .run import build_rs_templates as build
     from .run import predict_rs as predict
@@ -111,19 +110,18 @@ def rs_stage(fileset: dict, out: Path, opts, config=None, template_replicas: int
     qcd = {k: v for k, v in fileset.items() if v["metadata"]["process"] == "qcd"}
     templates = out / "rs_templates.json.gz"
     info = build(qcd, templates, opts, config=config, replicas=template_replicas)
-    pred = predict(qcd, opts, config=config, rs_templates=str(templates))
+    # the replicas in the same pass: the events read once, their fits started from the nominal one
+    pred = predict(qcd, opts, config=config, rs_templates=str(templates), rs_template_replicas=info["replica_files"])
     with atomic_output(out / "rs_prediction.coffea") as tmp:
         save(pred, str(tmp))
-    ropts = replace(opts, systematics=False)
-    replicas = [predict(qcd, ropts, config=config, rs_templates=f, rs_n_bootstrap=2, rs_direct=False)
-                for f in info["replica_files"]]
+    replicas = [RSPredictionProcessor.REPLICA.format(k) for k in range(1, len(info["replica_files"]) + 1)]
     closure: dict[str, dict] = {"seed004": {}, "baseline": {}}
     for region, table in closure.items():
         for ds in sorted(qcd):
             try:
                 result = summarize(pred, ds, region)
                 if replicas:
-                    add_template_uncertainty(result, [predicted_yields(r, ds, region) for r in replicas])
+                    add_template_uncertainty(result, [predicted_yields(pred, ds, region, r) for r in replicas])
                     result["baseline"]["uncertainty_split"] = dict(result["uncertainty_split"]["baseline"],
                                                                    simulated=result["baseline_details"]["simulated_unc"],
                                                                    n_template_replicas=len(replicas))
