@@ -3,6 +3,8 @@ efficiency, injected data/simulation differences, file structure and reproducibi
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import uproot
@@ -243,12 +245,18 @@ def test_same_seed_same_arrays_different_seed_differs():
 
 
 def test_files_reproducible(tmp_path):
-    """Same request, same bytes of every branch, whether samples are made in 1 or 2 processes."""
-    from analysis.toymc.writer import generate_samples
+    """Same request, same bytes of every branch and the same fileset, whether samples are made
+    in 1 or 2 processes (which generate an enriched sample first)."""
+    from analysis.toymc.processes import Enrichment, SamplePlan
+    from analysis.toymc.writer import FILESET, generate_samples
 
+    plans = {"ttjets": SamplePlan((120.0, 300.0, np.inf), (1.0, 1.0), Enrichment((("search_like", 1),), rest=3))}
     for sub, workers in (("a", 1), ("b", 2)):
-        generate_samples(tmp_path / sub, ["2016"], ["signal", "data_jetht"], [(140.0, 0.58)], 200, 3, workers=workers)
-    for name in ("signal_m140_dm0p58_2016.root", "data_jetht_2016.root"):
+        generate_samples(tmp_path / sub, ["2016"], ["signal", "data_jetht", "ttjets"], [(140.0, 0.58)], 200, 3,
+                         workers=workers, plans=plans)
+    fa, fb = ((tmp_path / sub / FILESET).read_text().replace(str(tmp_path / sub), "") for sub in "ab")
+    assert fa == fb and list(json.loads(fa)) == ["signal_m140_dm0p58_2016", "data_jetht_2016", "ttjets_2016"]
+    for name in ("signal_m140_dm0p58_2016.root", "data_jetht_2016.root", "ttjets_2016.root"):
         ta = uproot.open(tmp_path / "a" / name)["Events"].arrays(library="np")
         tb = uproot.open(tmp_path / "b" / name)["Events"].arrays(library="np")
         for k in ta:

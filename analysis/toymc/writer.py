@@ -218,8 +218,17 @@ def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress
 
             pool = ProcessPoolExecutor(min(workers, len(tasks)), mp_context=multiprocessing.get_context("spawn"))
             with pool:
-                results = pool.map(_generate_one, tasks)
-                _collect(results, fileset, records, len(tasks), progress)
+                # the samples of most trials first (the others fill the workers' tails), collected
+                # in the order of the request
+                futures = {i: pool.submit(_generate_one, tasks[i]) for i in sorted(
+                    range(len(tasks)), key=lambda i: -_trials_per_event(plans.get(jobs[i][1])))}
+                try:
+                    _collect((futures[i].result() for i in range(len(tasks))), fileset, records, len(tasks),
+                             progress)
+                except BaseException:  # a failed sample stops the others not started
+                    for f in futures.values():
+                        f.cancel()
+                    raise
         else:
             _collect(map(_generate_one, tasks), fileset, records, len(tasks), progress)
         fileset_text = json.dumps(fileset, indent=1)
@@ -239,6 +248,11 @@ def generate_samples(out: Path, eras, procs, points, n: int, seed: int, progress
         raise
     _finish(staging, out)
     return fileset
+
+
+def _trials_per_event(plan) -> float:
+    """Trials generated per kept event, at least: the prescale of an enriched plan's rest."""
+    return float(plan.enrichment.rest) if plan is not None and plan.enrichment is not None else 1.0
 
 
 def _sample_files(out: Path) -> list[str]:
