@@ -175,6 +175,8 @@ def main(args) -> int:
 
 
 def _main(args) -> int:
+    from dataclasses import replace
+
     from coffea.util import save
 
     from analysis.configuration import config_hash
@@ -215,7 +217,11 @@ def _main(args) -> int:
     scorer = load_scorer(stages)
 
     def process(region: str, corrections=None, tag: str = "", sr_edges=None):
-        result = run_region(region, fileset, opts, config, scorer=scorer, corrections=corrections, sr_edges=sr_edges)
+        # the uncorrected passes feed the derivations, which read nominal histograms only:
+        # without the variations (their nominal histograms and cutflows are the same)
+        run_opts = opts if corrections is not None else replace(opts, systematics=False)
+        result = run_region(region, fileset, run_opts, config, scorer=scorer, corrections=corrections,
+                            sr_edges=sr_edges)
         with atomic_output(out / f"{region}{tag}.coffea") as tmp:
             save(result, str(tmp))
         return result

@@ -69,6 +69,39 @@ def test_chunking_invariance_fast(fileset):
     _assert_same(a, b)
 
 
+@pytest.mark.parametrize("region", ["signal", "dy"])
+def test_nominal_does_not_depend_on_the_variations(fileset, region):
+    """Without the variations (the main job's uncorrected passes, whose derivations read the
+    nominal histograms only) every nominal histogram and the cutflow are bit for bit those of
+    a run with them, with the classifier's scores filled."""
+    from processors.softtrack.scoring import TrackScorer
+
+    names = {"signal": {"signal_m115_dm0p27_2018", "zjets_nunu_2018", "data_met_2018"},
+             "dy": {"dy_mumu_2018", "ttjets_2018", "data_singlemuon_2018"}}[region]
+    fs = _subset(fileset, names)
+    kw = {"scorer": TrackScorer.from_directory(None)}
+    full = run_processor(region, fs, RunOptions(executor="iterative", chunksize=900, status=False), **kw)
+    bare = run_processor(region, fs, RunOptions(executor="iterative", chunksize=900, status=False,
+                                                systematics=False), **kw)
+    assert full["cutflow"] == bare["cutflow"]
+    assert set(full["histograms"]) == set(bare["histograms"])
+    if region == "signal":
+        assert bare["histograms"]["max_logit"].sum().value > 0
+    varied = [n for n, h in full["histograms"].items() if "systematic" in h.axes.name and len(h.axes["systematic"]) > 1]
+    assert {"met", "sr" if region == "signal" else "met"} <= set(varied)
+    for name, h in bare["histograms"].items():
+        ref = full["histograms"][name]
+        if "systematic" in h.axes.name and len(h.axes["systematic"]):  # (empty: nothing filled)
+            assert list(h.axes["systematic"]) == ["nominal"], name
+            ref = ref[{"systematic": "nominal"}]
+            h = h[{"systematic": "nominal"}]
+        assert list(h.axes["dataset"]) == list(ref.axes["dataset"]), name
+        view, ref_view = h.view(flow=True), ref.view(flow=True)
+        for field in (("value", "variance") if view.dtype.names else (None,)):
+            np.testing.assert_array_equal(view[field] if field else view, ref_view[field] if field else ref_view,
+                                          err_msg=name)
+
+
 def test_no_event_lost(fileset):
     import uproot
 
