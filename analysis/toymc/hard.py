@@ -70,6 +70,15 @@ class _Builder:
             np.copyto(self.f[k][:, slot], v, where=True if where is None else where)
         self.mask[:, slot] |= True if where is None else where
 
+    def set_rows(self, slot, rows, p4, pdg, status, mother=-1):
+        """:meth:`set` for the events ``rows`` alone, ``p4`` and array values given for
+        those rows (a slot that few events fill: no four-vector arithmetic for the others)."""
+        pt, eta, phi, m = _p4_fields(*p4)
+        for k, v in {"pt": pt, "eta": eta, "phi": phi, "mass": m, "pdgId": pdg, "status": status,
+                     "mother": mother}.items():
+            self.f[k][rows, slot] = v
+        self.mask[rows, slot] = True
+
     def build(self) -> Jagged:
         """The kept slots of every event, in slot order; a mother slot becomes the local index of
         the last kept slot at or before it (the mother itself where it is kept), -1 stays -1."""
@@ -314,8 +323,9 @@ def _b_neutrinos(b: _Builder, slots_b, slot_nu0, rng):
         sel = b.mask[:, sb] & (rng.random(b.n) < 0.2)
         frac = rng.uniform(0.05, 0.4, b.n)
         pt = b.f["pt"][:, sb]
-        p4 = from_ptetaphim(pt * frac, b.f["eta"][:, sb], b.f["phi"][:, sb], 0.0)
-        b.set(slot_nu0 + k, p4, np.where(b.f["pdgId"][:, sb] > 0, 14, -14), 1, mother=-1, where=sel)
+        rows = np.flatnonzero(sel)
+        p4 = from_ptetaphim(pt[rows] * frac[rows], b.f["eta"][rows, sb], b.f["phi"][rows, sb], 0.0)
+        b.set_rows(slot_nu0 + k, rows, p4, np.where(b.f["pdgId"][rows, sb] > 0, 14, -14), 1)
         b.f["pt"][:, sb] = np.where(sel, pt * (1 - frac), pt)
 
 
@@ -386,9 +396,11 @@ def generate_qcd(n: int, pv, rng, pt_range=None) -> HardEvents:
     b = _Builder(n, 5, pv)
     nu = mask & (flav == 5) & (rng.random((n, 5)) < 0.25)
     frac = rng.uniform(0.05, 0.4, (n, 5))
-    for j in range(5):
-        p4 = from_ptetaphim(jet_pt[:, j] * frac[:, j], jet_eta[:, j], jet_phi[:, j], 0.0)
-        b.set(j, p4, np.where(rng.random(n) < 0.5, 14, -14), 1, where=nu[:, j])
+    for j in range(5):  # ~1% of the jets: the four-vectors of those alone
+        sign = np.where(rng.random(n) < 0.5, 14, -14)
+        rows = np.flatnonzero(nu[:, j])
+        p4 = from_ptetaphim(jet_pt[rows, j] * frac[rows, j], jet_eta[rows, j], jet_phi[rows, j], 0.0)
+        b.set_rows(j, rows, p4, sign[rows], 1)
     jet_pt = np.where(nu, jet_pt * (1 - frac), jet_pt)
     # GenPart[0] must exist: the outgoing partons' system is not stored, so store a proton
     # remnant marker? No: store the two leading partons as status-23 entries (pdgId 21).
