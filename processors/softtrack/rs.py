@@ -383,12 +383,11 @@ class RSPredictionProcessor(RegionProcessor):
         at the event's H_T) are dropped (seed 004 sec. 2.5).
     rs_template_replicas : sequence of str
         Files of Poisson-bootstrap replicas of the templates (``build_rs_templates`` with
-        replicas): each seed event is rebalanced and smeared with each of them as well (the
-        same random streams as the nominal prediction), filling the ``rs_<obs>`` histograms
-        with systematic ``template_replica<k>`` (k = 1, 2, ...); their spread is the templates'
-        statistical uncertainty (rs_closure.add_template_uncertainty). In the pass of the
-        nominal prediction, the events read and selected once, the replicas' yields are those
-        of a separate pass with each replica's templates (the same fits and random streams).
+        replicas). Each seed event is also rebalanced and smeared with each of them, with the
+        random streams of the nominal prediction, filling the ``rs_<obs>`` histograms with
+        systematic ``template_replica<k>`` (k = 1, 2, ...): the yields a pass of its own with
+        that replica's templates would give, the events read once. Their spread is the
+        templates' statistical uncertainty (rs_closure.add_template_uncertainty).
 
     Output: ``histograms`` (the standard histograms of processors/histograms.py for the search
     baseline, dataset ``<dataset>_rs`` for the prediction with systematics nominal/coreUp/
