@@ -770,3 +770,41 @@ def test_smearing_draws_the_azimuth_resolution(inputs):
     assert abs(d.std() / 0.04 - 1) < 0.02 and abs(d.mean()) < 0.001
     plain = rs.smear(pt, np.zeros(2 * n), phi, off, inputs[1], seed=3, file_id="f", entry=np.arange(n), n_smear=2)
     np.testing.assert_array_equal(plain.phi, np.tile(phi[:2], 2 * n))
+
+
+@pytest.mark.parametrize("directions", [False, True])
+def test_smear_skimmed_keeps_exactly_what_smear_and_the_mht_skim_keep(seeds, inputs, rebalanced, directions):
+    """The fused smear-and-skim kernel: bit for bit the events :func:`rs.smear` makes whose
+    hard MHT (:func:`rs.hard_mht`) passes the skim, with their sources, seed events, weights
+    and the pre-skim totals, in batches."""
+    _, templates, _ = inputs
+    if directions:
+        templates = _with_directions(templates)
+    n = 3000
+    off = seeds["offsets"][: n + 1]
+    pt, eta, phi = (a[: off[-1]] for a in (rebalanced.pt, seeds["eta"], rebalanced.phi))
+    keep = rebalanced.keep[:n].copy()
+    keep[::7] = False
+    entry = np.arange(n, dtype=np.int64) * 3 + 11
+    weight = np.random.default_rng(4).uniform(0.5, 2.0, n)
+    kw = {"seed": 5, "file_id": "f.root", "n_smear": 20}
+    cut = {"mht_pt_min": 30.0, "mht_eta_max": 2.4, "skim_mht": 60.0}
+    batches = list(rs.smear_skimmed(pt, eta, phi, off, keep, templates, entry=entry, event_weight=weight,
+                                    batch_events=1000, **kw, **cut))
+    assert len(batches) == 3
+    got = {f: np.concatenate([getattr(b, f) for b, _, _ in batches]) for f in ("pt", "eta", "phi", "source",
+                                                                             "event_index", "weight")}
+    sm = rs.smear(pt, eta, phi, off, templates, entry=entry, keep=keep, event_weight=weight, **kw)
+    mht = rs.hard_mht(sm.pt, sm.eta, sm.phi, sm.offsets, cut["mht_pt_min"], cut["mht_eta_max"])["mht"]
+    passed = mht > cut["skim_mht"]
+    assert 0.01 < passed.mean() < 0.9
+    jets = np.repeat(passed, np.diff(sm.offsets))
+    sel = np.flatnonzero(keep)
+    src = np.concatenate([np.arange(off[e], off[e + 1]) for e in np.repeat(sel, kw["n_smear"])])
+    for field, ref in (("pt", sm.pt[jets]), ("eta", sm.eta[jets]), ("phi", sm.phi[jets]), ("source", src[jets]),
+                       ("event_index", sm.event_index[passed]), ("weight", sm.weight[passed])):
+        assert got[field].tobytes() == ref.tobytes(), field
+    counts = np.concatenate([np.diff(b.offsets) for b, _, _ in batches])
+    np.testing.assert_array_equal(counts, np.diff(sm.offsets)[passed])
+    assert sum(k for _, _, k in batches) == sm.weight.size
+    assert sum(w for _, w, _ in batches) == pytest.approx(sm.weight.sum(), rel=1e-12)

@@ -195,6 +195,8 @@ def test_closure_json_structure(closure):
 
 
 def test_counters_and_cutflow_are_surfaced(closure):
+    from processors.softtrack.rs import RSPredictionProcessor
+
     out, result = closure
     c = result["counters"]["nominal"]
     assert set(c) >= {"events", "converged", "too_few_jets", "nan_input", "mht_too_large", "kept",
@@ -203,7 +205,10 @@ def test_counters_and_cutflow_are_surfaced(closure):
     assert c["kept"] + c["too_few_jets"] + c["nan_input"] + c["mht_too_large"] + (c["events"] - c["converged"]
             - c["too_few_jets"] - c["nan_input"]) == c["events"]
     assert c["smeared_events"] <= 20 * c["kept"]
-    assert set(result["counters"]) == {"nominal", "coreUp", "tailUp"}
+    # the response variations and the template replicas predicted in the same pass
+    replicas = {RSPredictionProcessor.REPLICA.format(k) for k in range(1, result["config"]["template_replicas"] + 1)}
+    assert result["config"]["template_replicas"] > 0
+    assert set(result["counters"]) == {"nominal", "coreUp", "tailUp"} | replicas
 
 
 def test_rebalancing_restores_truth(quant_closure):

@@ -11,14 +11,54 @@ from dataclasses import dataclass
 import numba as nb
 import numpy as np
 
-from analysis.columnar import offsets_from_counts
 from analysis.errors import ConfigError
 from analysis.rs.arrays import _as_f8, _as_offsets
 from analysis.rs.defaults import RS_N_SMEAR, RS_PREDICTION_SKIM_MHT, RS_SMEAR_BATCH_EVENTS
-from analysis.rs.mht import hard_mht
 from analysis.rs.rng import _MASK64, _STREAM_SMEAR, _draw, _event_keys, file_key
 from analysis.rs.tables import _find_bin
 from analysis.rs.templates import JetResponseTemplates
+
+
+@nb.njit(cache=True, inline="always")
+def _smear_jet(key, k, j, p, ae, f, cdf, rc, eta_edges, r0, rw, sphi):
+    """The smeared (pT, phi) of jet j (rebalanced pT p, |eta| ae, azimuth f) in smearing k of
+    the event of ``key``: the response by inverse CDF from the template row, linear within
+    the response bin; the linear interpolation in pT (sec. 2.5) sampled exactly as the mixture
+    of the two neighbouring pT rows; with ``sphi`` the azimuth Gaussian with the resolution of
+    the same (pT, |eta|) row (Box-Muller)."""
+    nrow = rc.shape[0]
+    nr = cdf.shape[2] - 1
+    u_row = _draw(key, k, j, 0)
+    u = _draw(key, k, j, 1)
+    if nrow == 1 or p <= rc[0]:
+        row = 0
+    elif p >= rc[nrow - 1]:
+        row = nrow - 1
+    else:
+        row = 0
+        while rc[row + 1] <= p:
+            row += 1
+        if u_row < (p - rc[row]) / (rc[row + 1] - rc[row]):
+            row += 1
+    eb = _find_bin(eta_edges, ae)
+    lo = 0
+    hi = nr
+    while hi - lo > 1:
+        mid = (lo + hi) >> 1
+        if cdf[row, eb, mid] <= u:
+            lo = mid
+        else:
+            hi = mid
+    c0 = cdf[row, eb, lo]
+    dc = cdf[row, eb, lo + 1] - c0
+    frac = (u - c0) / dc if dc > 0.0 else 0.5
+    pt_out = p * (r0 + (lo + frac) * rw)
+    if sphi.shape[0] > 0:
+        u1 = max(_draw(key, k, j, 2), 1e-300)
+        u2 = _draw(key, k, j, 3)
+        f += sphi[row, eb] * math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
+        f = math.atan2(math.sin(f), math.cos(f))
+    return pt_out, f
 
 
 @nb.njit(cache=True)
@@ -27,10 +67,7 @@ def _smear_kernel(pt, offsets, abseta, sel, out_off, n_smear, keys, cdf, rc, eta
     n_out = out_off[out_off.shape[0] - 1]
     out_pt = np.empty(n_out)
     out_phi = np.empty(n_out)
-    smear_dir = sphi.shape[0] > 0
     src = np.empty(n_out, dtype=np.int64)
-    nrow = rc.shape[0]
-    nr = cdf.shape[2] - 1
     r0 = r_edges[0]
     rw = r_edges[1] - r_edges[0]
     for s in range(sel.shape[0]):
@@ -40,43 +77,71 @@ def _smear_kernel(pt, offsets, abseta, sel, out_off, n_smear, keys, cdf, rc, eta
         for k in range(n_smear):
             o = out_off[s * n_smear + k]
             for j in range(nj):
-                u_row = _draw(keys[s], k, j, 0)
-                u = _draw(keys[s], k, j, 1)
-                p = pt[a + j]
-                # linear interpolation between pT bins = mixture of the neighbouring pdfs
-                if nrow == 1 or p <= rc[0]:
-                    row = 0
-                elif p >= rc[nrow - 1]:
-                    row = nrow - 1
-                else:
-                    row = 0
-                    while rc[row + 1] <= p:
-                        row += 1
-                    if u_row < (p - rc[row]) / (rc[row + 1] - rc[row]):
-                        row += 1
-                eb = _find_bin(eta_edges, abseta[a + j])
-                lo = 0
-                hi = nr
-                while hi - lo > 1:
-                    mid = (lo + hi) >> 1
-                    if cdf[row, eb, mid] <= u:
-                        lo = mid
-                    else:
-                        hi = mid
-                c0 = cdf[row, eb, lo]
-                dc = cdf[row, eb, lo + 1] - c0
-                frac = (u - c0) / dc if dc > 0.0 else 0.5
-                out_pt[o + j] = p * (r0 + (lo + frac) * rw)
+                out_pt[o + j], out_phi[o + j] = _smear_jet(keys[s], k, j, pt[a + j], abseta[a + j], phi[a + j],
+                                                           cdf, rc, eta_edges, r0, rw, sphi)
                 src[o + j] = a + j
-                f = phi[a + j]
-                if smear_dir:
-                    # Gaussian azimuth (Box-Muller), the resolution of the same (pT, |eta|) row
-                    u1 = max(_draw(keys[s], k, j, 2), 1e-300)
-                    u2 = _draw(keys[s], k, j, 3)
-                    f += sphi[row, eb] * math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)
-                    f = math.atan2(math.sin(f), math.cos(f))
-                out_phi[o + j] = f
     return out_pt, out_phi, src
+
+
+@nb.njit(cache=True)
+def _smear_skim_kernel(pt, offsets, eta, sel, n_smear, keys, cdf, rc, eta_edges, r_edges, phi, sphi,
+                       mht_pt_min, mht_eta_max, skim_mht):
+    """:func:`_smear_kernel` followed by the hard-MHT skim (``analysis.rs.mht``, the same sums
+    in the same order), without storing the smeared events that fail it: a first pass
+    smears each event into a scratch buffer and keeps the (event, smearing) pairs that
+    pass, a second smears those again (the same draws) into the output. Returns the
+    passing pairs' seed positions in ``sel`` and smearings, their jet offsets, and the
+    jets' pT, phi and flat seed index."""
+    r0 = r_edges[0]
+    rw = r_edges[1] - r_edges[0]
+    max_nj = 0
+    for s in range(sel.shape[0]):
+        max_nj = max(max_nj, offsets[sel[s] + 1] - offsets[sel[s]])
+    buf_pt = np.empty(max_nj)
+    buf_phi = np.empty(max_nj)
+    passed = np.zeros(sel.shape[0] * n_smear, dtype=np.bool_)
+    n_pass = 0
+    n_jets = 0
+    for s in range(sel.shape[0]):
+        a = offsets[sel[s]]
+        nj = offsets[sel[s] + 1] - a
+        for k in range(n_smear):
+            mx = 0.0
+            my = 0.0
+            for j in range(nj):
+                buf_pt[j], buf_phi[j] = _smear_jet(keys[s], k, j, pt[a + j], abs(eta[a + j]), phi[a + j],
+                                                   cdf, rc, eta_edges, r0, rw, sphi)
+                if buf_pt[j] > mht_pt_min and abs(eta[a + j]) < mht_eta_max:
+                    mx -= buf_pt[j] * math.cos(buf_phi[j])
+                    my -= buf_pt[j] * math.sin(buf_phi[j])
+            if math.sqrt(mx * mx + my * my) > skim_mht:
+                passed[s * n_smear + k] = True
+                n_pass += 1
+                n_jets += nj
+    pos = np.empty(n_pass, dtype=np.int64)
+    rep = np.empty(n_pass, dtype=np.int64)
+    out_off = np.zeros(n_pass + 1, dtype=np.int64)
+    out_pt = np.empty(n_jets)
+    out_phi = np.empty(n_jets)
+    src = np.empty(n_jets, dtype=np.int64)
+    q = 0
+    o = 0
+    for s in range(sel.shape[0]):
+        a = offsets[sel[s]]
+        nj = offsets[sel[s] + 1] - a
+        for k in range(n_smear):
+            if not passed[s * n_smear + k]:
+                continue
+            pos[q] = s
+            rep[q] = k
+            for j in range(nj):
+                out_pt[o + j], out_phi[o + j] = _smear_jet(keys[s], k, j, pt[a + j], abs(eta[a + j]), phi[a + j],
+                                                           cdf, rc, eta_edges, r0, rw, sphi)
+                src[o + j] = a + j
+            o += nj
+            q += 1
+            out_off[q] = o
+    return pos, rep, out_off, out_pt, out_phi, src
 
 
 @dataclass(frozen=True, eq=False)
@@ -235,35 +300,35 @@ def smear_skimmed(
     |eta| < ``mht_eta_max``, the analysis' hard-MHT jets) > ``skim_mht``.
 
     The random numbers depend only on (seed, file, entry, replica, jet) (:func:`smear`), so
-    batching does not change the result. Yields ``(batch, smeared_weight, n_smeared)``: the
+    batching does not change the result; the events are those :func:`smear` makes and
+    :func:`analysis.rs.hard_mht` keeps, bit for bit, without storing the ~90% the skim drops
+    (one kernel, :func:`_smear_skim_kernel`). Yields ``(batch, smeared_weight, n_smeared)``: the
     skimmed events and the total weight and number of smeared events of the batch before the
     skim (for the cutflow).
     """
-    p = np.asarray(rebalanced_pt, dtype=np.float64)
-    off = np.asarray(offsets, dtype=np.int64)
-    ent = np.asarray(entry, dtype=np.int64)
+    if int(n_smear) < 1:
+        raise ConfigError(f"n_smear must be >= 1, got {n_smear}")
+    n_smear = int(n_smear)
+    p = _as_f8("pt", rebalanced_pt)
+    eta = _as_f8("eta", eta)
+    phi = _as_f8("phi", phi)
+    off = _as_offsets("offsets", offsets, p.size)
     n_ev = off.size - 1
-    ew = np.ones(n_ev) if event_weight is None else np.asarray(event_weight, dtype=np.float64)
+    ent = _entries(entry, n_ev)
+    ew = np.ones(n_ev) if event_weight is None else _as_f8("event_weight", event_weight)
     kept = np.flatnonzero(np.asarray(keep, dtype=bool))
-    eta = np.asarray(eta, dtype=np.float64)
-    phi = np.asarray(phi, dtype=np.float64)
+    fkey = np.uint64(file_key(file_id))
+    rows, nodes = templates.pt_nodes()
+    sphi = (np.zeros((0, 0)) if templates.phi_resolution is None
+            else np.ascontiguousarray(templates.phi_resolution[rows]))
+    cdf = np.ascontiguousarray(templates.cdf[rows])
     for start in range(0, kept.size, max(int(batch_events), 1)):
         sel = kept[start:start + batch_events]
-        counts = off[sel + 1] - off[sel]
-        sub_off = offsets_from_counts(counts)
-        src = np.repeat(off[sel] - sub_off[:-1], counts) + np.arange(sub_off[-1])
-        sm = smear(p[src], eta[src], phi[src], sub_off, templates, seed=seed, file_id=file_id,
-                      entry=ent[sel], n_smear=n_smear, event_weight=ew[sel])
-        info = hard_mht(sm.pt, sm.eta, sm.phi, sm.offsets, mht_pt_min, mht_eta_max)
-        with np.errstate(invalid="ignore"):
-            passed = np.flatnonzero(info["mht"] > skim_mht)
-        cnt = np.diff(sm.offsets)[passed]
-        out_off = offsets_from_counts(cnt)
-        jets = np.repeat(sm.offsets[passed] - out_off[:-1], cnt) + np.arange(out_off[-1])
-        # smear() keeps the jet order of each event: the source jet is found by position
-        local = jets - np.repeat(sm.offsets[passed], cnt)
-        seed_ev = sel[sm.event_index[passed]]
-        source = np.repeat(off[seed_ev], cnt) + local
-        batch = SmearedBatch(sm.pt[jets], sm.eta[jets], sm.phi[jets], source, out_off, seed_ev,
-                             sm.weight[passed])
-        yield batch, float(sm.weight.sum()), int(sm.weight.size)
+        keys = _event_keys(np.uint64(int(seed) & _MASK64), fkey, _STREAM_SMEAR, ent[sel])
+        pos, _, out_off, pt_s, phi_s, source = _smear_skim_kernel(
+            p, off, eta, sel.astype(np.int64), n_smear, keys, cdf, nodes, templates.eta_edges,
+            templates.response_edges, phi, sphi, float(mht_pt_min), float(mht_eta_max), float(skim_mht))
+        w = ew[sel] / n_smear
+        batch = SmearedBatch(pt_s, eta[source], phi_s, source, out_off, sel[pos], w[pos])
+        # the weight and number of the smeared events before the skim, as smear() makes them
+        yield batch, float(np.repeat(w, n_smear).sum()), int(sel.size * n_smear)
