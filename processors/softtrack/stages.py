@@ -92,10 +92,10 @@ def rs_stage(fileset: dict, out: Path, opts, config=None, template_replicas: int
     """R&S templates from simulated QCD and the prediction of QCD; the closure (predicted /
     simulated) per era in the seed-004 baseline and in the search baseline (``config``: the
     soft-track configuration of both processors, default the code's). With
-    ``template_replicas`` >= 2 the prediction is made (nominal response, in the same pass) with
-    that many Poisson-bootstrap replicas of the templates and priors as well, and their spread, the templates'
-    statistical uncertainty, is added to the closure's (the rest: the seed bootstrap and the
-    simulated QCD's statistics)."""
+    ``template_replicas`` >= 2 the prediction is also made (nominal response, in the same
+    pass) with that many Poisson-bootstrap replicas of the templates and priors, and their
+    spread, the templates' statistical uncertainty, is added to the closure's (the rest: the
+    seed bootstrap and the simulated QCD's statistics)."""
     from coffea.util import save
 
     from analysis.errors import ConfigError
@@ -110,7 +110,7 @@ def rs_stage(fileset: dict, out: Path, opts, config=None, template_replicas: int
     qcd = {k: v for k, v in fileset.items() if v["metadata"]["process"] == "qcd"}
     templates = out / "rs_templates.json.gz"
     info = build(qcd, templates, opts, config=config, replicas=template_replicas)
-    # the replicas in the same pass: the events read once, their fits started from the nominal one
+    # the replicas in the same pass: the events read and selected once
     pred = predict(qcd, opts, config=config, rs_templates=str(templates), rs_template_replicas=info["replica_files"])
     with atomic_output(out / "rs_prediction.coffea") as tmp:
         save(pred, str(tmp))
