@@ -88,7 +88,7 @@ def test_nominal_does_not_depend_on_the_variations(fileset, region):
     if region == "signal":
         assert bare["histograms"]["max_logit"].sum().value > 0
     varied = [n for n, h in full["histograms"].items() if "systematic" in h.axes.name and len(h.axes["systematic"]) > 1]
-    assert {"met", "sr" if region == "signal" else "met"} <= set(varied)
+    assert "met" in varied and (region != "signal" or "sr" in varied)
     for name, h in bare["histograms"].items():
         ref = full["histograms"][name]
         if "systematic" in h.axes.name and len(h.axes["systematic"]):  # (empty: nothing filled)

@@ -421,6 +421,7 @@ def test_template_replicas_in_the_nominal_pass_equal_separate_passes(closure, tm
     """The prediction processor with template replicas: each replica's yields are bit for bit
     those of a pass of its own with the replica's templates, the nominal prediction is that of
     a pass without replicas, and the standard histograms hold no replica."""
+    from analysis.errors import ConfigError
     from processors.fileset import load_fileset
     from processors.softtrack.rs import RSPredictionProcessor
     from processors.softtrack.rs_closure import predicted_yields
@@ -446,5 +447,13 @@ def test_template_replicas_in_the_nominal_pass_equal_separate_passes(closure, tm
                 np.testing.assert_array_equal(got[obs], values)
             assert any(not np.array_equal(got[obs], nominal[obs]) for obs in got), "a replica is the nominal"
     assert list(folded["histograms"]["met"].axes["systematic"]) == ["nominal"]
-    with pytest.raises(Exception, match="list of template files"):
+    # other chunks: the same replica yields (up to the order of the sums)
+    rechunked = predict_rs(fileset, _opts(chunksize=2500, systematics=False), rs_templates=info["file"],
+                           rs_template_replicas=info["replica_files"], **kw)
+    for k in (1, 2):
+        a = predicted_yields(folded, "qcd_2018", "seed004", RSPredictionProcessor.REPLICA.format(k))
+        b = predicted_yields(rechunked, "qcd_2018", "seed004", RSPredictionProcessor.REPLICA.format(k))
+        for obs in a:
+            np.testing.assert_allclose(a[obs], b[obs], rtol=1e-12, atol=1e-12)
+    with pytest.raises(ConfigError, match="list of template files"):
         predict_rs(fileset, opts, rs_templates=info["file"], rs_template_replicas=info["replica_files"][0])

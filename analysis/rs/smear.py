@@ -88,18 +88,13 @@ def _smear_skim_kernel(pt, offsets, eta, sel, n_smear, keys, cdf, rc, eta_edges,
                        mht_pt_min, mht_eta_max, skim_mht):
     """:func:`_smear_kernel` followed by the hard-MHT skim (``analysis.rs.mht``, the same sums
     in the same order), without storing the smeared events that fail it: a first pass
-    smears each event into a scratch buffer and keeps the (event, smearing) pairs that
-    pass, a second smears those again (the same draws) into the output. Returns the
-    passing pairs' seed positions in ``sel`` and smearings, their jet offsets, and the
-    jets' pT, phi and flat seed index."""
+    smears every (event, smearing) and keeps the pairs that pass, a second smears those
+    again (the same draws) into the output. Returns the passing pairs' positions in ``sel``,
+    their jet offsets, and the jets' pT, phi and flat seed index."""
     r0 = r_edges[0]
     rw = r_edges[1] - r_edges[0]
-    max_nj = 0
-    for s in range(sel.shape[0]):
-        max_nj = max(max_nj, offsets[sel[s] + 1] - offsets[sel[s]])
-    buf_pt = np.empty(max_nj)
-    buf_phi = np.empty(max_nj)
-    passed = np.zeros(sel.shape[0] * n_smear, dtype=np.bool_)
+    pos = np.empty(sel.shape[0] * n_smear, dtype=np.int64)
+    rep = np.empty(sel.shape[0] * n_smear, dtype=np.int64)
     n_pass = 0
     n_jets = 0
     for s in range(sel.shape[0]):
@@ -109,39 +104,32 @@ def _smear_skim_kernel(pt, offsets, eta, sel, n_smear, keys, cdf, rc, eta_edges,
             mx = 0.0
             my = 0.0
             for j in range(nj):
-                buf_pt[j], buf_phi[j] = _smear_jet(keys[s], k, j, pt[a + j], abs(eta[a + j]), phi[a + j],
-                                                   cdf, rc, eta_edges, r0, rw, sphi)
-                if buf_pt[j] > mht_pt_min and abs(eta[a + j]) < mht_eta_max:
-                    mx -= buf_pt[j] * math.cos(buf_phi[j])
-                    my -= buf_pt[j] * math.sin(buf_phi[j])
+                pj, fj = _smear_jet(keys[s], k, j, pt[a + j], abs(eta[a + j]), phi[a + j],
+                                    cdf, rc, eta_edges, r0, rw, sphi)
+                if pj > mht_pt_min and abs(eta[a + j]) < mht_eta_max:
+                    mx -= pj * math.cos(fj)
+                    my -= pj * math.sin(fj)
             if math.sqrt(mx * mx + my * my) > skim_mht:
-                passed[s * n_smear + k] = True
+                pos[n_pass] = s
+                rep[n_pass] = k
                 n_pass += 1
                 n_jets += nj
-    pos = np.empty(n_pass, dtype=np.int64)
-    rep = np.empty(n_pass, dtype=np.int64)
     out_off = np.zeros(n_pass + 1, dtype=np.int64)
     out_pt = np.empty(n_jets)
     out_phi = np.empty(n_jets)
     src = np.empty(n_jets, dtype=np.int64)
-    q = 0
     o = 0
-    for s in range(sel.shape[0]):
+    for q in range(n_pass):
+        s = pos[q]
         a = offsets[sel[s]]
         nj = offsets[sel[s] + 1] - a
-        for k in range(n_smear):
-            if not passed[s * n_smear + k]:
-                continue
-            pos[q] = s
-            rep[q] = k
-            for j in range(nj):
-                out_pt[o + j], out_phi[o + j] = _smear_jet(keys[s], k, j, pt[a + j], abs(eta[a + j]), phi[a + j],
-                                                           cdf, rc, eta_edges, r0, rw, sphi)
-                src[o + j] = a + j
-            o += nj
-            q += 1
-            out_off[q] = o
-    return pos, rep, out_off, out_pt, out_phi, src
+        for j in range(nj):
+            out_pt[o + j], out_phi[o + j] = _smear_jet(keys[s], rep[q], j, pt[a + j], abs(eta[a + j]), phi[a + j],
+                                                       cdf, rc, eta_edges, r0, rw, sphi)
+            src[o + j] = a + j
+        o += nj
+        out_off[q + 1] = o
+    return pos[:n_pass].copy(), out_off, out_pt, out_phi, src
 
 
 @dataclass(frozen=True, eq=False)
@@ -325,7 +313,7 @@ def smear_skimmed(
     for start in range(0, kept.size, max(int(batch_events), 1)):
         sel = kept[start:start + batch_events]
         keys = _event_keys(np.uint64(int(seed) & _MASK64), fkey, _STREAM_SMEAR, ent[sel])
-        pos, _, out_off, pt_s, phi_s, source = _smear_skim_kernel(
+        pos, out_off, pt_s, phi_s, source = _smear_skim_kernel(
             p, off, eta, sel.astype(np.int64), n_smear, keys, cdf, nodes, templates.eta_edges,
             templates.response_edges, phi, sphi, float(mht_pt_min), float(mht_eta_max), float(skim_mht))
         w = ew[sel] / n_smear
