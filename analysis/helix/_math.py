@@ -3,7 +3,8 @@
 fdlibm-style sin, cos and atan (~1 ulp, faster than the libm calls numba makes), the angle
 wrapping into [-pi, pi), tan(lambda) = sinh(eta) with |eta| clipped at :data:`ETA_CLIP`,
 the pT floor of the helix radius and the radius of a pT = 1 GeV track in a given field.
-All are inlined into the kernels of :mod:`analysis.helix`.
+The kernels of :mod:`analysis.helix` call them and LLVM inlines the calls; numba's own
+inlining (``inline="always"``) cost seconds of compilation per kernel, for the same code.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def radius_constant_cm(bfield: float = BFIELD_TESLA) -> float:
     return R1_CM * BFIELD_TESLA / bfield
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _wrap_angle(a: float) -> float:
     """Angle wrapped into [-pi, pi)."""
     return a - _TWO_PI * np.floor((a + _PI) / _TWO_PI)
@@ -56,7 +57,7 @@ _C5 = 2.08757232129817482790e-09
 _C6 = -1.13596475577881948265e-11
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _sincos(x):
     """(sin x, cos x); libm beyond |x| = 1e5 rad, where the two-term reduction ends."""
     if not abs(x) < _SINCOS_REDUCTION_MAX:
@@ -97,7 +98,7 @@ _ATAN_MID = 0.6875
 _PIO2 = 0.5 * np.pi
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _atan_unit(x):
     """atan(x) for |x| <= 1."""
     ax = abs(x)
@@ -123,7 +124,7 @@ def _atan_unit(x):
     return res if x >= 0.0 else -res
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _atan2(y, x):
     """atan2(y, x) in (-pi, pi] for finite, not both zero, arguments."""
     if abs(y) <= abs(x):
@@ -135,7 +136,7 @@ def _atan2(y, x):
     return _PIO2 - a if y > 0.0 else -_PIO2 - a
 
 
-@nb.njit(cache=True, inline="always")
+@nb.njit(cache=True)
 def _tan_lambda(eta):
     """tan(lambda) = sinh(eta) with |eta| clipped at ETA_CLIP; via one exp (absolute error
     ~1e-16 near eta = 0, which is all the helix needs)."""
