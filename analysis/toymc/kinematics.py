@@ -66,7 +66,9 @@ def two_body_decay(parent, m, m1, m2, rng: np.random.Generator):
     p = two_body_momentum(m, m1, m2) * np.ones(n)
     cos_t = rng.uniform(-1.0, 1.0, n)
     ph = rng.uniform(-np.pi, np.pi, n)
-    masses = tuple(np.broadcast_to(np.asarray(mass, np.float64), (n,)) for mass in (m1, m2))
+    # own writable copies: one compiled signature of the kernel for scalar and per-parent
+    # masses (a broadcast view is a read-only array of another layout, compiled once more each)
+    masses = tuple(np.array(np.broadcast_to(np.asarray(mass, np.float64), (n,))) for mass in (m1, m2))
     out = np.empty((8, n))
     _decay_in_lab(p, cos_t, np.cos(ph), np.sin(ph), *masses, *(np.asarray(c, np.float64) for c in parent), out)
     return tuple(out[:4]), tuple(out[4:])
