@@ -250,7 +250,10 @@ def _main(args) -> int:
     if scorer is not None:
         corrections, sr_notes = stages.run("signal-region corrections", sr_corrections_stage, built.cset, sig, dy,
                                            corr_path)
-    rs = stages.run("Rebalance and Smear (QCD)", rs_stage, fileset, out, opts, config,
+    # the closure reads the nominal prediction and the template replicas: the response
+    # variations coreUp and tailUp (two more fits and smearings per event) are for rs-closure
+    # and rs-predict, the main job reports none of them
+    rs = stages.run("Rebalance and Smear (QCD)", rs_stage, fileset, out, replace(opts, systematics=False), config,
                     getattr(args, "rs_template_replicas", RS_TEMPLATE_REPLICAS))
     limits = None
     if "sr" in sig["histograms"]:
