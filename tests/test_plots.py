@@ -40,6 +40,31 @@ def test_plots_do_not_depend_on_the_number_of_workers(tmp_path):
     assert "| all |" in (tmp_path / "std" / "x_cutflow.md").read_text()
 
 
+def test_experiment_label_sits_above_the_axes_in_one_line():
+    """The CMS label: "CMS", the experiment label after it (not overlapping), the right label
+    at the right edge, all above the axes and inside the figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from analysis.plotting import experiment_text
+
+    fig, ax = plt.subplots(figsize=(9, 9))
+    fig.subplots_adjust(left=0.14, right=0.96, top=0.94, bottom=0.1)
+    experiment_text(ax, "Toy", "13 TeV")
+    renderer = fig.canvas.get_renderer()
+    boxes = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    assert set(boxes) == {"CMS", "Toy", "13 TeV"}
+    frame, page = ax.get_window_extent(renderer), fig.bbox
+    cms, toy, right = boxes["CMS"], boxes["Toy"], boxes["13 TeV"]
+    assert cms.x0 == frame.x0 and cms.x1 < toy.x0 < cms.x1 + 20 and toy.x1 < right.x0
+    assert abs(right.x1 - frame.x1) < 1
+    for b in boxes.values():
+        assert frame.y1 <= b.y0 and b.y1 <= page.y1
+    plt.close(fig)
+
+
 def test_plots_cli_rejects_bad_workers(tmp_path, capsys):
     import run
 
