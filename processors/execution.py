@@ -391,7 +391,9 @@ def _futures(tasks: list[Task], proc: Any, settings: Settings, workers: int) -> 
 
     payload = cloudpickle.dumps(proc)
     ctx = _forkserver_context(proc)
-    queue, suspects = deque(tasks), deque()
+    # the largest chunks first, so that the last ones to finish are small and no worker waits
+    # long at the end (the outputs are folded in the tasks' order, whatever order they finish in)
+    queue, suspects = deque(sorted(tasks, key=lambda t: -t.size)), deque()
     deaths: dict[int, int] = {}
     inflight: dict = {}
 
