@@ -43,8 +43,9 @@ DEFAULT_SIGNAL_DM_INDICES = (0, 3, 6, 8)
 #: events per signal point and era, at the default number of background events (scaled with it)
 SIGNAL_EVENTS = 1000
 #: bootstrap replicas of the R&S templates for the closure's uncertainty: their statistical
-#: part is about as large as the seed bootstrap's (docs/physics.md sec. 14); 4 cost ~50 s
-#: (the main job from an empty data/ directory: 329 s)
+#: part is about as large as the seed bootstrap's (docs/physics.md sec. 14); each is one more
+#: fit and smearing per seed event, 4 cost ~65 s of the 91 s R&S stage (the main job from an
+#: empty data/ directory: 334 s)
 RS_TEMPLATE_REPLICAS = 4
 
 
