@@ -62,8 +62,9 @@ def group_by_process(h, datasets: dict, systematic: str | None = "nominal", sign
 
 def experiment_text(ax, label: str, rlabel: str, fontsize: float | None = None) -> None:
     """The CMS-style label above ``ax``: bold "CMS" and ``label`` in italics on the left,
-    ``rlabel`` on the right (the sizes of mplhep's ``cms.label``: 1.3 and 1/1.1 of the font size). mplhep's ``cms.label`` draws the whole figure to place them (a
-    third of a plot's time); here only the width of "CMS" is measured."""
+    ``rlabel`` on the right, in the sizes of mplhep's ``cms.label`` (1.3 and 1/1.1 of the font
+    size). ``cms.label`` draws the whole figure to place them, a third of a plot's time; here
+    only the width of "CMS" is measured."""
     import matplotlib as mpl
     from matplotlib.transforms import offset_copy
 
