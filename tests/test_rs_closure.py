@@ -417,6 +417,38 @@ def test_main_job_rs_stage_folds_in_the_template_replicas(closure, tmp_path):
         rs_stage(fileset, tmp_path / "bad", _opts(systematics=False), template_replicas=1)
 
 
+def test_nominal_prediction_does_not_depend_on_the_response_variations(closure, tmp_path):
+    """The main job predicts without coreUp and tailUp (it reports neither): the nominal
+    prediction, its seed bootstrap, the direct events, the closure and the cutflow are bit for
+    bit those of a pass with the variations, which differ from the nominal one."""
+    from processors.fileset import load_fileset
+    from processors.softtrack.rs_closure import predicted_yields, summarize
+    from processors.softtrack.run import build_rs_templates, predict_rs
+
+    out, _ = closure
+    info = build_rs_templates(load_fileset(out / "sample_templates" / "fileset.json"), tmp_path / "t.json.gz",
+                              _opts(chunksize=1500, systematics=False))
+    fileset = load_fileset(out / "sample_prediction" / "fileset.json")
+    kw = {"rs_templates": info["file"], "rs_n_smear": 5, "rs_n_bootstrap": 3}
+    full = predict_rs(fileset, _opts(chunksize=1500, systematics=True), **kw)
+    nominal = predict_rs(fileset, _opts(chunksize=1500, systematics=False), **kw)
+    assert list(full["histograms"]["met"].axes["systematic"]) == ["nominal", "coreUp", "tailUp"]
+    assert list(nominal["histograms"]["met"].axes["systematic"]) == ["nominal"]
+    for region in ("seed004", "baseline"):
+        a, b = predicted_yields(full, "qcd_2018", region), predicted_yields(nominal, "qcd_2018", region)
+        assert a["baseline"] > 0
+        for obs in a:
+            np.testing.assert_array_equal(a[obs], b[obs])
+        varied = predicted_yields(full, "qcd_2018", region, "coreUp")
+        assert any(not np.array_equal(varied[obs], a[obs]) for obs in a), "coreUp is the nominal"
+        sa, sb = summarize(full, "qcd_2018", region), summarize(nominal, "qcd_2018", region)
+        assert sa["baseline"] == sb["baseline"] and sa["bins"] == sb["bins"]
+    for name, h in nominal["histograms"].items():
+        if name.startswith("rs_bootstrap_"):
+            np.testing.assert_array_equal(h.values(flow=True), full["histograms"][name].values(flow=True))
+    assert full["cutflow"] == nominal["cutflow"]
+
+
 def test_template_replicas_in_the_nominal_pass_equal_separate_passes(closure, tmp_path):
     """The prediction processor with template replicas: each replica's yields are bit for bit
     those of a pass of its own with the replica's templates, the nominal prediction is that of
